@@ -1,0 +1,105 @@
+"""The training objective: a weighted sum of losses built from ``config.losses``.
+
+``config.losses`` maps an entry name to a ConfigDict with a ``weight``, an optional ``name`` (the
+registry name; the entry name when absent, so two entries can use the same loss with different
+settings) and the loss's hyper-parameters::
+
+    config.losses.sup_ap = ConfigDict(dict(weight=0.9, tau=0.01, rho=100.0))
+    config.losses.calibration = ConfigDict(dict(weight=0.1, pos_margin=0.9, neg_margin=0.6))
+
+Losses with learnable parameters (proxies, class weights) get them from :func:`init_loss_params`;
+they live in the train state under ``loss_params[entry]`` and the optimizer treats them as their own
+parameter group (``loss/<entry>/...``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+
+from suprank_jax.losses.inputs import LossInputs
+
+__all__ = ["LossDef", "entries", "init_loss_params", "weighted_loss"]
+
+
+@dataclasses.dataclass(frozen=True)
+class LossDef:
+  """A registered loss.
+
+  Attributes:
+    fn: ``fn(inputs: LossInputs, params, **hyper_parameters) -> scalar``.
+    init_params: ``init(rng, *, embed_dim, num_classes, **hyper_parameters) -> pytree`` for losses with
+      learnable parameters, else None.
+  """
+
+  fn: Callable[..., jax.Array]
+  init_params: Callable[..., Any] | None = None
+
+
+def _accepted(fn, kwargs):
+  """The subset of ``kwargs`` that ``fn`` takes by keyword (all of them if it takes **kwargs)."""
+  params = inspect.signature(fn).parameters
+  if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+    return dict(kwargs)
+  return {k: v for k, v in kwargs.items() if k in params}
+
+
+def entries(losses_config: Mapping[str, Any], registry: Mapping[str, LossDef]):
+  """Validated ``(entry, loss_def, weight, hyper_parameters)`` tuples of ``config.losses``.
+
+  Raises:
+    ValueError: naming the entry for an unknown loss, a missing weight, or a hyper-parameter the
+      loss does not take.
+  """
+  if not losses_config:
+    raise ValueError("config.losses is empty: give at least one loss, e.g. config.losses.sup_ap.weight=1.0")
+  result = []
+  for entry, cfg in losses_config.items():
+    cfg = dict(cfg)
+    name = cfg.pop("name", entry)
+    if name not in registry:
+      raise ValueError(f"config.losses.{entry}: unknown loss {name!r}; valid names: {sorted(registry)}")
+    if "weight" not in cfg:
+      raise ValueError(f"config.losses.{entry}: missing 'weight'")
+    weight = float(cfg.pop("weight"))
+    loss_def = registry[name]
+    taken = _accepted(loss_def.fn, cfg)
+    unknown = sorted(set(cfg) - set(taken))
+    if unknown:
+      valid = [p for p in inspect.signature(loss_def.fn).parameters if p not in ("inputs", "params")]
+      raise ValueError(f"config.losses.{entry}: {name!r} takes no hyper-parameter {unknown}; valid: {valid}")
+    result.append((entry, loss_def, weight, cfg))
+  return result
+
+
+def init_loss_params(rng, losses_config, registry, *, embed_dim: int, num_classes_per_level):
+  """Initial learnable loss parameters, ``{entry: pytree}`` for the losses that have some."""
+  params = {}
+  for i, (entry, loss_def, _, hp) in enumerate(entries(losses_config, registry)):
+    if loss_def.init_params is None:
+      continue
+    level = hp.get("hierarchy_level", 0)
+    num_classes = tuple(num_classes_per_level) if isinstance(level, str) else int(num_classes_per_level[level])
+    kwargs = _accepted(loss_def.init_params, {**hp, "embed_dim": embed_dim, "num_classes": num_classes,
+                                              "num_classes_per_level": tuple(num_classes_per_level)})
+    params[entry] = loss_def.init_params(jax.random.fold_in(rng, i), **kwargs)
+  return params
+
+
+def weighted_loss(loss_params, inputs: LossInputs, losses_config, registry):
+  """The weighted sum of the configured losses on ``inputs``.
+
+  Returns:
+    ``(total, logs)`` where ``logs[entry]`` is each loss's unweighted value (float32 scalars).
+  """
+  total = jnp.zeros((), jnp.float32)
+  logs = {}
+  for entry, loss_def, weight, hp in entries(losses_config, registry):
+    value = loss_def.fn(inputs, loss_params.get(entry), **hp).astype(jnp.float32)
+    logs[entry] = value
+    total = total + weight * value
+  return total, logs

@@ -1,0 +1,44 @@
+"""A small convolutional embedding network for the embedded digits data set (8x8 grey images).
+
+Two 3x3 convolutions, a 2x2 max-pool, a hidden dense layer and a linear projection to ``embed_dim``,
+followed by L2 normalisation: the size of network the ROADMAP digits demo of the reference trains.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+__all__ = ["ConvNet"]
+
+
+class ConvNet(nn.Module):
+  """Tiny conv net: ``[B, H, W, C]`` images -> ``[B, embed_dim]`` unit-norm embeddings.
+
+  Attributes:
+    embed_dim: size of the embedding.
+    width: channels of the first convolution (the second has twice as many).
+    hidden_dim: size of the hidden dense layer.
+    normalize: L2-normalise the output.
+    dtype: computation dtype (parameters stay float32; the output is float32).
+  """
+
+  embed_dim: int = 64
+  width: int = 32
+  hidden_dim: int = 256
+  normalize: bool = True
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, images, *, train: bool = False):
+    del train  # no dropout or batch norm
+    x = images.astype(self.dtype)
+    x = nn.relu(nn.Conv(self.width, (3, 3), padding=1, dtype=self.dtype, name="conv1")(x))
+    x = nn.relu(nn.Conv(2 * self.width, (3, 3), padding=1, dtype=self.dtype, name="conv2")(x))
+    x = nn.max_pool(x, (2, 2), strides=(2, 2))
+    x = x.reshape(x.shape[0], -1)
+    x = nn.relu(nn.Dense(self.hidden_dim, dtype=self.dtype, name="hidden")(x))
+    x = nn.Dense(self.embed_dim, dtype=self.dtype, name="projection")(x).astype(jnp.float32)
+    if self.normalize:
+      x = x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+    return x

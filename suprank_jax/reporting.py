@@ -1,0 +1,107 @@
+"""Run reporting: metrics as JSON lines, TensorBoard event files, and a progress line with ETA.
+
+Only process 0 writes (``jax.process_index() == 0``); other processes get a writer that does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from typing import Mapping
+
+import jax
+import numpy as np
+
+__all__ = ["MetricWriter", "Progress", "format_table"]
+
+
+def _to_float(value):
+  value = np.asarray(value)
+  return float(value) if value.size == 1 else None
+
+
+class MetricWriter:
+  """Writes scalars to ``workdir/metrics.jsonl`` and TensorBoard (``workdir/tensorboard``).
+
+  Each JSON line is ``{"step": int, "split": str, "<name>": float, ...}``.
+  """
+
+  def __init__(self, workdir: str, *, enabled: bool | None = None, tensorboard: bool = True):
+    self.enabled = jax.process_index() == 0 if enabled is None else enabled
+    self._jsonl = None
+    self._tb = None
+    if not self.enabled:
+      return
+    os.makedirs(workdir, exist_ok=True)
+    self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+    if tensorboard:
+      from tensorboardX import SummaryWriter  # imported lazily: it is slow to import
+      self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+  def write_scalars(self, step: int, scalars: Mapping[str, object], *, split: str = "train"):
+    if not self.enabled:
+      return
+    values = {k: v for k, v in ((k, _to_float(v)) for k, v in scalars.items()) if v is not None}
+    self._jsonl.write(json.dumps({"step": int(step), "split": split, **values}) + "\n")
+    self._jsonl.flush()
+    if self._tb is not None:
+      for k, v in values.items():
+        self._tb.add_scalar(f"{split}/{k}", v, int(step))
+
+  def write_text(self, tag: str, text: str, step: int = 0):
+    if self.enabled and self._tb is not None:
+      self._tb.add_text(tag, text, step)
+
+  def close(self):
+    if self._jsonl is not None:
+      self._jsonl.close()
+      self._jsonl = None
+    if self._tb is not None:
+      self._tb.close()
+      self._tb = None
+
+
+class Progress:
+  """Steps per second and ETA from the steps done since the first call to :meth:`update`."""
+
+  def __init__(self, total_steps: int, start_step: int = 0):
+    self.total_steps = total_steps
+    self._t0 = None
+    self._s0 = start_step
+
+  def update(self, step: int) -> dict:
+    now = time.perf_counter()
+    if self._t0 is None:
+      self._t0, self._s0 = now, step
+      return {}
+    elapsed = now - self._t0
+    steps_per_sec = (step - self._s0) / elapsed if elapsed > 0 else math.nan
+    eta = (self.total_steps - step) / steps_per_sec if steps_per_sec > 0 else math.nan
+    return {"steps_per_sec": steps_per_sec, "eta_sec": eta}
+
+
+def format_duration(seconds: float) -> str:
+  if not math.isfinite(seconds):
+    return "?"
+  seconds = int(round(seconds))
+  return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def log(message: str):
+  """Prints on process 0 only, flushed at once (progress must show while a run is going)."""
+  if jax.process_index() == 0:
+    print(message, file=sys.stdout, flush=True)
+
+
+def format_table(rows: Mapping[str, Mapping[str, float]], columns) -> str:
+  """A small fixed-width table: one row per entry of ``rows``, one column per metric key."""
+  name_width = max([len("model")] + [len(r) for r in rows])
+  widths = [max(len(c), 8) for c in columns]
+  lines = ["  ".join([f"{'model':<{name_width}}"] + [f"{c:>{w}}" for c, w in zip(columns, widths)])]
+  for name, metrics in rows.items():
+    cells = [f"{metrics[c]:>{w}.4f}" if c in metrics else f"{'-':>{w}}" for c, w in zip(columns, widths)]
+    lines.append("  ".join([f"{name:<{name_width}}"] + cells))
+  return "\n".join(lines)

@@ -1,0 +1,278 @@
+"""Training and evaluation loop: ``train_and_evaluate(config, workdir)``.
+
+The train step is a module-level function over one state pytree (:class:`TrainState`), bound with
+``functools.partial`` and jit-compiled over a data-parallel mesh: the batch is sharded on ``'data'``,
+the state is replicated, and the losses see the whole global batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import os
+import sys
+import time
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import yaml
+from absl import app, flags
+from ml_collections import config_flags
+
+from suprank_jax import checkpoint, losses, optim, parallel, reporting
+from suprank_jax.evaluation import evaluator as evaluator_lib
+from suprank_jax.input_pipeline import pipeline, sources
+from suprank_jax.losses import combine
+from suprank_jax.losses.inputs import batch_inputs
+from suprank_jax.models import build_model
+
+__all__ = ["TrainState", "train_step", "train_and_evaluate", "create_state"]
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a run needs to continue exactly: a single pytree, saved as one checkpoint."""
+
+  step: jax.Array
+  params: Any
+  batch_stats: Any
+  loss_params: Any
+  opt_state: Any
+  rng: jax.Array
+
+  def trainable(self):
+    return {"model": self.params, "loss": self.loss_params}
+
+  def variables(self):
+    """Model variables for ``model.apply``."""
+    return {"params": self.params, **({"batch_stats": self.batch_stats} if self.batch_stats else {})}
+
+
+def create_state(rng, *, model, tx, sample_images, losses_config, registry, num_classes_per_level) -> TrainState:
+  """A fresh state: model and loss parameters initialised from ``rng``."""
+  model_rng, loss_rng, state_rng = jax.random.split(rng, 3)
+  variables = model.init(model_rng, sample_images, train=False)
+  params = variables["params"]
+  embed_dim = jax.eval_shape(lambda v: model.apply(v, sample_images, train=False), variables).shape[-1]
+  loss_params = combine.init_loss_params(loss_rng, losses_config, registry, embed_dim=embed_dim,
+                                         num_classes_per_level=num_classes_per_level)
+  trainable = {"model": params, "loss": loss_params}
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    batch_stats=variables.get("batch_stats", {}), loss_params=loss_params,
+                    opt_state=tx.init(trainable), rng=state_rng)
+
+
+def _global_norm(tree):
+  leaves = jax.tree.leaves(tree)
+  return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in leaves)) if leaves else jnp.zeros(())
+
+
+def train_step(state: TrainState, batch, *, model, losses_config, registry, tx, schedules):
+  """One optimisation step on a global batch.
+
+  Args:
+    state: the train state.
+    batch: ``{"images": [B, H, W, C], "labels": [B, L] int32, ...}`` (global arrays).
+    model: the Linen module.
+    losses_config: ``config.losses``.
+    registry: the loss registry (``losses.LOSSES``).
+    tx: the optax transformation over ``state.trainable()``.
+    schedules: ``{group: schedule}`` learning rates, for logging.
+
+  Returns:
+    ``(new_state, metrics)``: scalars for the loss, each loss term, the L2 norms of the gradients,
+    parameters and updates, and the learning rate of each group.
+  """
+  rng = jax.random.fold_in(state.rng, state.step)
+  has_batch_stats = bool(state.batch_stats)
+
+  def loss_of(trainable):
+    variables = {"params": trainable["model"], **({"batch_stats": state.batch_stats} if has_batch_stats else {})}
+    out = model.apply(variables, batch["images"], train=True, rngs={"dropout": rng},
+                      mutable=["batch_stats"] if has_batch_stats else False)
+    embeddings, new_vars = out if has_batch_stats else (out, {})
+    total, terms = combine.weighted_loss(trainable["loss"], batch_inputs(embeddings, batch["labels"]),
+                                         losses_config, registry)
+    return total, (terms, new_vars.get("batch_stats", state.batch_stats))
+
+  trainable = state.trainable()
+  (loss, (terms, batch_stats)), grads = jax.value_and_grad(loss_of, has_aux=True)(trainable)
+  updates, opt_state = tx.update(grads, state.opt_state, trainable)
+  trainable = optax.apply_updates(trainable, updates)
+  metrics = {"loss": loss, **{f"loss/{k}": v for k, v in terms.items()},
+             "l2_grads": _global_norm(grads), "l2_params": _global_norm(trainable["model"]),
+             "l2_updates": _global_norm(updates),
+             **{f"lr/{k}": s(state.step) for k, s in schedules.items()}}
+  new_state = state.replace(step=state.step + 1, params=trainable["model"], loss_params=trainable["loss"],
+                            batch_stats=batch_stats, opt_state=opt_state)
+  return new_state, metrics
+
+
+def _write_config(config, workdir):
+  with open(os.path.join(workdir, "config.yaml"), "w") as f:
+    yaml.safe_dump(config.to_dict(), f, sort_keys=False)
+
+
+def _num_classes_per_level(source) -> tuple[int, ...]:
+  labels = np.asarray(source.labels)
+  return tuple(int(labels[:, i].max()) + 1 for i in range(labels.shape[1]))
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, log=reporting.log):
+  """Trains ``config``'s model, evaluating before, during and after training.
+
+  Args:
+    config: an experiment config (``get_config()`` of a ``configs/*.py`` file).
+    workdir: output folder: checkpoints, ``config.yaml``, ``metrics.jsonl``, TensorBoard files and
+      ``summary.json``. A run finds its own checkpoints here and resumes from the latest.
+    log: progress printer.
+
+  Returns:
+    ``(state, summary)`` where ``summary = {"initial": metrics or None, "final": metrics, ...}``.
+  """
+  workdir = os.path.abspath(workdir)
+  os.makedirs(workdir, exist_ok=True)
+  registry = losses.LOSSES
+  combine.entries(config.losses, registry)  # validates the loss names and hyper-parameters early
+  mesh = parallel.make_mesh()
+  parallel.check_batch_size(config.input.global_batch_size, mesh)
+
+  train_source = sources.get_source(config.input, "train")
+  model = build_model(config.model)
+  tx, schedules = optim.make_optimizer(config.optim, config.total_steps)
+  sample = pipeline.sample_images(config.input, train_source)
+  make_state = functools.partial(
+      create_state, model=model, tx=tx, sample_images=sample, losses_config=config.losses, registry=registry,
+      num_classes_per_level=_num_classes_per_level(train_source))
+  replicated = parallel.replicated(mesh)
+  state = jax.jit(make_state, out_shardings=replicated)(jax.random.PRNGKey(config.seed))
+
+  if jax.process_index() == 0:
+    _write_config(config, workdir)
+  writer = reporting.MetricWriter(workdir, tensorboard=config.tensorboard)
+  ckpt = checkpoint.CheckpointManager(os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints)
+
+  # Resume order: this workdir's latest checkpoint, then config.resume, then a fresh start
+  # (pretrained backbone weights are loaded by the model's init when config.model asks for them).
+  restored = ckpt.restore_latest(checkpoint.abstract_like(state), log=log)
+  if restored is None and config.resume:
+    restored = checkpoint.CheckpointManager(config.resume).restore_latest(checkpoint.abstract_like(state), log=log)
+    if restored is None:
+      raise ValueError(f"config.resume={config.resume!r} holds no readable checkpoint")
+  if restored is not None:
+    start_step, state, _ = restored
+    log(f"resumed from step {start_step}")
+  start_step = int(state.step)
+
+  evaluators = {name: evaluator_lib.Evaluator(name, eval_cfg, config.input, model=model, mesh=mesh)
+                for name, eval_cfg in config.evals.items()}
+
+  def evaluate(step):
+    results = {}
+    for name, ev in evaluators.items():
+      t0 = time.perf_counter()
+      metrics = ev.run(state)
+      writer.write_scalars(step, metrics, split=name)
+      log(f"[eval {name} @ step {step}] " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()
+                                                       if isinstance(v, float)) + f" ({time.perf_counter() - t0:.1f}s)")
+      results[name] = metrics
+    return results
+
+  summary = {"initial": evaluate(0) if start_step == 0 else None, "start_step": start_step}
+
+  step_fn = jax.jit(
+      functools.partial(train_step, model=model, losses_config=config.losses, registry=registry, tx=tx,
+                        schedules=schedules),
+      in_shardings=(replicated, parallel.data_sharding(mesh)), out_shardings=(replicated, replicated),
+      donate_argnums=(0,))
+  batches = pipeline.make_train_iterator(
+      config.input, train_source, seed=config.seed, start_step=start_step, total_steps=config.total_steps,
+      process_index=jax.process_index(), process_count=jax.process_count())
+  progress = reporting.Progress(config.total_steps, start_step)
+  pending, window_start = [], start_step
+  t_start = time.perf_counter()
+  for step in range(start_step, config.total_steps):
+    batch = parallel.global_batch(next(batches), mesh)
+    state, metrics = step_fn(state, batch)
+    pending.append(metrics)
+    done = step + 1
+    if done % config.log_every_steps == 0 or done == config.total_steps:
+      host = jax.device_get(pending)
+      losses_seen = np.array([m["loss"] for m in host])
+      if not np.all(np.isfinite(losses_seen)):
+        bad = window_start + int(np.argmin(np.isfinite(losses_seen)))
+        raise FloatingPointError(f"non-finite loss at step {bad} (checked steps {window_start}..{done - 1}); "
+                                 "lower config.optim.learning_rate or check the data")
+      mean = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
+      mean.update(progress.update(done))
+      writer.write_scalars(done, mean)
+      log(f"step {done}/{config.total_steps}  loss {mean['loss']:.4f}  "
+          + (f"{mean['steps_per_sec']:.1f} steps/s  ETA {reporting.format_duration(mean['eta_sec'])}"
+             if "steps_per_sec" in mean else "(compiling)"))
+      pending, window_start = [], done
+    if done % config.checkpoint_every_steps == 0 or done == config.total_steps:
+      ckpt.save(done, state, {"step": done, "config": config.to_json_best_effort()})
+    if config.eval_every_steps and done % config.eval_every_steps == 0 and done != config.total_steps:
+      evaluate(done)
+  summary["train_seconds"] = time.perf_counter() - t_start
+  summary["final"] = evaluate(int(state.step))
+  ckpt.close()
+  writer.close()
+  if hasattr(batches, "close"):
+    batches.close()
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "summary.json"), "w") as f:
+      json.dump(summary, f, indent=1, default=float)
+  return state, summary
+
+
+def summary_table(summary, columns=None) -> str:
+  """The untrained/trained table printed at the end of a run."""
+  rows = {}
+  for when, label in (("initial", "untrained"), ("final", "trained")):
+    for name, metrics in (summary.get(when) or {}).items():
+      rows[f"{label} ({name})"] = metrics
+  columns = columns or evaluator_lib.HEADLINE_METRICS
+  return reporting.format_table(rows, columns)
+
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Experiment config file (e.g. suprank_jax/configs/digits.py).",
+                                lock_config=True)
+flags.DEFINE_string("workdir", None, "Output folder: checkpoints, metrics, TensorBoard, config.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def _check_workdir(workdir: str):
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    probe = os.path.join(workdir, ".write_test")
+    with open(probe, "w") as f:
+      f.write("ok")
+    os.remove(probe)
+  except OSError as e:
+    sys.exit(f"error: --workdir={workdir!r} is not writable ({e.strerror}); choose a folder you can write to")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  _check_workdir(FLAGS.workdir)
+  try:
+    _, summary = train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  except ValueError as e:  # configuration and data errors carry a message naming what to fix
+    if os.environ.get("SUPRANK_TRACEBACK"):
+      raise
+    sys.exit(f"error: {e}\n(set SUPRANK_TRACEBACK=1 for the full traceback)")
+  reporting.log("\n" + summary_table(summary))
+
+
+if __name__ == "__main__":
+  app.run(main)
