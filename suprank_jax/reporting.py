@@ -23,6 +23,11 @@ def _to_float(value):
   return float(value) if value.size == 1 else None
 
 
+def _tensorboard_tag(name: str) -> str:
+  """TensorBoard allows ``[A-Za-z0-9_.\-/]`` in tags: ``R@1`` becomes ``R_at_1``."""
+  return "".join(c if c.isalnum() or c in "_.-/" else ("_at_" if c == "@" else "_") for c in name)
+
+
 class MetricWriter:
   """Writes scalars to ``workdir/metrics.jsonl`` and TensorBoard (``workdir/tensorboard``).
 
@@ -49,7 +54,7 @@ class MetricWriter:
     self._jsonl.flush()
     if self._tb is not None:
       for k, v in values.items():
-        self._tb.add_scalar(f"{split}/{k}", v, int(step))
+        self._tb.add_scalar(_tensorboard_tag(f"{split}/{k}"), v, int(step))
 
   def write_text(self, tag: str, text: str, step: int = 0):
     if self.enabled and self._tb is not None:

@@ -23,7 +23,7 @@ import ml_collections
 import numpy as np
 import optax
 import yaml
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from suprank_jax import checkpoint, losses, optim, parallel, reporting
@@ -264,6 +264,7 @@ def _check_workdir(workdir: str):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   _check_workdir(FLAGS.workdir)
   try:
     _, summary = train_and_evaluate(FLAGS.config, FLAGS.workdir)

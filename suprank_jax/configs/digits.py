@@ -38,7 +38,7 @@ def get_config(arg: str | None = None):
   config.optim.schedule = "cosine"
 
   config.evals.test.batch_size = 512
-  config.evals.test.metrics.levels = (0,)
+  config.evals.test.metrics.recall_at = (1, 10)
 
   if args.smoke:
     config.total_steps = 20

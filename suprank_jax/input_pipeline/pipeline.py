@@ -1,0 +1,296 @@
+"""``config.input`` to per-process batches: training iterator, evaluation batches, resume.
+
+Training: one grain element per step (ECOSYSTEM.md §1)::
+
+  grain.MapDataset.range(total_steps).map(load_batch)[start_step:].to_iter_dataset()
+
+where ``load_batch(step)`` asks the class-aware sampler (``samplers.py``) for the step's *global*
+batch of indices, keeps this process's contiguous slice, loads and augments those images. The
+augmentation of the item in position ``j`` of the global batch of step ``s`` draws from
+``numpy.random.default_rng([seed, s, j])``. So a batch is a pure function of ``(config, seed, step)``,
+the same whatever ``num_workers`` and whatever the number of processes (their slices concatenate to
+the global batch).
+
+Resume / checkpointable iterator state: the state is the step. A run restored at step ``k`` calls
+``make_train_iterator(..., start_step=k)`` and sees exactly the batches ``k, k+1, ...`` of an
+uninterrupted run; no grain iterator state needs saving (grain's multiprocess state depends on the
+worker count, ECOSYSTEM.md §1, while the step does not).
+
+Evaluation: ``make_eval_batches`` covers a split once, in order, in fixed-size padded batches with a
+``mask`` (1 = real item). Padding rows have zero images, zero labels and ``index = -1``.
+
+Corrupt or missing images raise :class:`sources.ImageLoadError` naming the file. With
+``config.input.skip_corrupt_images = True`` they are logged (with a running count per process)
+instead: in training, the bad item is replaced by an item of the same batch with the same class
+(any loaded item if none), labels included; in evaluation its pixels are zeros (it stays in the
+metrics).
+
+Worker processes (``num_workers > 0``) use grain's ``mp_prefetch``; they read absl flags, so outside
+``absl.app.run`` (tests, notebooks) this module marks the flags as parsed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterator
+
+import grain
+import ml_collections
+import numpy as np
+
+from suprank_jax.input_pipeline import samplers, sources, transforms
+
+__all__ = [
+    "default_config", "make_batch_sampler", "steps_per_epoch", "make_train_iterator", "make_eval_batches",
+    "sample_images", "load_train_batch",
+]
+
+_LOG = logging.getLogger(__name__)
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """Every key the input pipeline reads, with defaults for the embedded digits data set."""
+  c = ml_collections.ConfigDict()
+  # Data set: a name in sources.DATASETS, its folder, and extra loader arguments.
+  c.dataset = "digits"
+  c.data_dir = ""
+  c.dataset_kwargs = ml_collections.ConfigDict()
+  c.train_split = "train"
+  # 'raw': read the original folder layout; 'tfds': a prepared TFDS/ArrayRecord data set under
+  # data_dir (official or written by convert.py), named tfds_name ('' = the default for dataset).
+  c.source_format = "raw"
+  c.tfds_name = ""
+  # Sampler: 'm_per_class' or 'hierarchical' (samplers.py).
+  c.sampler = "m_per_class"
+  c.global_batch_size = 120
+  c.samples_per_class = 12  # digits: 10 classes x 12; the papers use 4 on SOP-scale data
+  c.class_level = 0  # the level whose classes get samples_per_class images each
+  c.super_class_level = 1  # hierarchical sampler only
+  c.super_classes_per_batch = 2  # hierarchical sampler only
+  c.batches_per_super_tuple = 4  # hierarchical sampler only
+  # Preprocessing (transforms.py). image_size = 0 keeps the source size (digits: 8x8x1).
+  c.image_size = 0
+  c.random_resized_crop = False
+  c.crop_scale = (0.16, 1.0)
+  c.crop_ratio = (0.75, 1.33)
+  c.horizontal_flip = False
+  c.max_shift_px = 0
+  c.normalization = "unit"  # 'unit' (x / 255) or 'imagenet'
+  c.eval_resize = "none"  # 'none', 'resize_center_crop', 'resize', 'resize_shorter'
+  c.eval_resize_size = 0  # shorter side before the center crop ('resize_center_crop')
+  # Loading: worker processes (0 = in the main process), reader threads, batches prefetched.
+  c.num_workers = 0
+  c.num_threads = 1
+  c.prefetch_batches = 2
+  c.skip_corrupt_images = False
+  return c
+
+
+def make_batch_sampler(input_config: Any, source: sources.Source, *, seed: int) -> samplers.BatchSampler:
+  """The step -> global batch indices map of ``input_config.sampler`` over ``source.labels``."""
+  name = input_config.sampler
+  common = dict(batch_size=int(input_config.global_batch_size), samples_per_class=int(input_config.samples_per_class))
+  if name == "m_per_class":
+    kwargs = dict(level=int(input_config.class_level))
+  elif name == "hierarchical":
+    kwargs = dict(inner_level=int(input_config.class_level), outer_level=int(input_config.super_class_level),
+                  super_classes_per_batch=int(input_config.super_classes_per_batch),
+                  batches_per_super_tuple=int(input_config.batches_per_super_tuple))
+  else:
+    raise ValueError(f"unknown config.input.sampler {name!r}; valid: {sorted(samplers.SAMPLERS)}")
+  return samplers.make_batch_sampler(name, source.labels, seed=seed, **common, **kwargs)
+
+
+def steps_per_epoch(input_config: Any, source: sources.Source) -> int:
+  """Training steps in one epoch of the sampler (fixed for a data set and config)."""
+  return make_batch_sampler(input_config, source, seed=0).steps_per_epoch
+
+
+class _SkipCounter:
+  count = 0
+
+
+def _load_or_none(source: sources.Source, i: int, skip: bool):
+  try:
+    return source.load_image(int(i))
+  except sources.ImageLoadError as e:
+    if not skip:
+      raise
+    _SkipCounter.count += 1
+    _LOG.warning("skipping a bad image (%d so far in this process): %s", _SkipCounter.count, e)
+    return None
+
+
+def _check_shapes(images, where):
+  shapes = {x.shape for x in images}
+  if len(shapes) > 1:
+    raise ValueError(f"{where}: images of different shapes {sorted(shapes)} in one batch; set "
+                     "config.input.image_size (and eval_resize) so that every image gets the same size")
+
+
+class _TrainBatchLoader:
+  """``step -> {'images', 'labels', 'index'}`` for one process (picklable for grain workers)."""
+
+  def __init__(self, input_config, source, *, seed, process_index, process_count):
+    self.source = source
+    self.sampler = make_batch_sampler(input_config, source, seed=seed)
+    self.transform = transforms.make_train_transform(input_config)
+    self.seed = int(seed)
+    self.skip = bool(input_config.skip_corrupt_images)
+    self.process_index = process_index
+    self.process_count = process_count
+    batch = int(input_config.global_batch_size)
+    samplers.process_slice(np.zeros(batch), process_index=process_index, process_count=process_count)
+    self.offset = batch // process_count * process_index
+
+  def __call__(self, step):
+    step = int(step)
+    local = samplers.process_slice(self.sampler(step), process_index=self.process_index,
+                                   process_count=self.process_count)
+    labels = self.source.labels[local]
+    raw = [_load_or_none(self.source, i, self.skip) for i in local]
+    index = local.copy()
+    bad = [j for j, x in enumerate(raw) if x is None]
+    if bad:
+      good = [j for j, x in enumerate(raw) if x is not None]
+      if not good:
+        raise sources.ImageLoadError(f"{self.source.name}: every image of step {step}'s batch failed to load")
+      labels = labels.copy()
+      for j in bad:
+        same = [g for g in good if labels[g, 0] == labels[j, 0]]
+        k = (same or good)[0]
+        raw[j], labels[j], index[j] = raw[k], labels[k], index[k]
+    images = []
+    for j, image in enumerate(raw):
+      rng = np.random.default_rng([self.seed, step, self.offset + j])
+      images.append(self.transform(image, rng))
+    _check_shapes(images, f"{self.source.name} step {step}")
+    return {"images": np.stack(images).astype(np.float32), "labels": labels.astype(np.int32),
+            "index": index.astype(np.int32)}
+
+
+def load_train_batch(input_config: Any, source: sources.Source, step: int, *, seed: int, process_index: int = 0,
+                     process_count: int = 1) -> dict[str, np.ndarray]:
+  """The batch of one step, without grain (what the iterator yields at ``step``)."""
+  return _TrainBatchLoader(input_config, source, seed=seed, process_index=process_index,
+                           process_count=process_count)(step)
+
+
+def _ensure_flags_parsed():
+  from absl import flags  # pylint: disable=g-import-not-at-top
+
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()
+
+
+def _to_iterator(ds: grain.MapDataset, input_config: Any):
+  read = grain.ReadOptions(num_threads=max(1, int(input_config.num_threads)),
+                           prefetch_buffer_size=max(1, int(input_config.prefetch_batches)))
+  it_ds = ds.to_iter_dataset(read)
+  if int(input_config.num_workers) > 0:
+    _ensure_flags_parsed()
+    it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(
+        num_workers=int(input_config.num_workers),
+        per_worker_buffer_size=max(1, int(input_config.prefetch_batches))))
+  return iter(it_ds)
+
+
+def make_train_iterator(input_config: Any, source: sources.Source, *, seed: int, start_step: int, total_steps: int,
+                        process_index: int = 0, process_count: int = 1) -> Iterator[dict[str, np.ndarray]]:
+  """Training batches for steps ``start_step .. total_steps - 1``.
+
+  Args:
+    input_config: ``config.input`` (see :func:`default_config`).
+    source: the training split.
+    seed: run seed (sampler shuffles and augmentation).
+    start_step: first step to yield (the restored step when resuming).
+    total_steps: the run's number of steps.
+    process_index: this process (``jax.process_index()``).
+    process_count: number of processes; ``global_batch_size`` must be divisible by it.
+
+  Returns:
+    A grain iterator (call ``close()`` when done if ``num_workers > 0``) of dicts with
+    ``images`` float32 ``[local_batch, H, W, C]``, ``labels`` int32 ``[local_batch, L]`` and
+    ``index`` int32 ``[local_batch]`` (row of ``source``), ``local_batch = global_batch_size /
+    process_count``.
+  """
+  if not 0 <= start_step <= total_steps:
+    raise ValueError(f"start_step={start_step} must be in [0, total_steps={total_steps}]")
+  load = _TrainBatchLoader(input_config, source, seed=seed, process_index=process_index,
+                           process_count=process_count)
+  ds = grain.MapDataset.range(total_steps).map(load)[start_step:]
+  return _to_iterator(ds, input_config)
+
+
+class _EvalBatchLoader:
+  """``batch number -> padded batch`` for one process."""
+
+  def __init__(self, input_config, source, *, batch_size, process_index, process_count, item_shape):
+    self.source = source
+    self.transform = transforms.make_eval_transform(input_config)
+    self.skip = bool(input_config.skip_corrupt_images)
+    self.batch_size = batch_size
+    self.start = batch_size * process_index
+    self.global_batch = batch_size * process_count
+    self.item_shape = item_shape
+
+  def __call__(self, g):
+    positions = int(g) * self.global_batch + self.start + np.arange(self.batch_size)
+    mask = positions < len(self.source)
+    images = np.zeros((self.batch_size, *self.item_shape), np.float32)
+    labels = np.zeros((self.batch_size, self.source.num_levels), np.int32)
+    for j in np.flatnonzero(mask):
+      raw = _load_or_none(self.source, positions[j], self.skip)
+      if raw is not None:
+        image = self.transform(raw)
+        if image.shape != self.item_shape:
+          raise ValueError(f"{self.source.location(int(positions[j]))}: preprocessed shape {image.shape} differs "
+                           f"from {self.item_shape}; set config.input.eval_resize so that all images match")
+        images[j] = image
+      labels[j] = self.source.labels[positions[j]]
+    index = np.where(mask, positions, -1).astype(np.int32)
+    return {"images": images, "labels": labels, "index": index, "mask": mask.astype(np.int32)}
+
+
+def make_eval_batches(input_config: Any, source: sources.Source, *, batch_size: int, process_index: int = 0,
+                      process_count: int = 1) -> Iterator[dict[str, np.ndarray]]:
+  """Padded fixed-size batches covering ``source`` once, in order.
+
+  Global batch ``g`` holds items ``g * G .. (g + 1) * G - 1`` with ``G = batch_size * process_count``;
+  process ``p`` gets the ``p``-th contiguous block of ``batch_size``. Every process yields the same
+  number of batches, ``ceil(len(source) / G)``.
+
+  Args:
+    input_config: ``config.input``.
+    source: the split to cover.
+    batch_size: per-process batch size.
+    process_index: this process.
+    process_count: number of processes.
+
+  Yields:
+    ``images`` float32 ``[batch_size, H, W, C]``, ``labels`` int32 ``[batch_size, L]``, ``index``
+    int32 ``[batch_size]`` (``-1`` on padding) and ``mask`` int32 ``[batch_size]`` (1 = real item).
+  """
+  if batch_size < 1:
+    raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+  if process_count < 1 or not 0 <= process_index < process_count:
+    raise ValueError(f"bad process_index={process_index} for process_count={process_count}")
+  if len(source) == 0:
+    return
+  item_shape = sample_images(input_config, source).shape[1:]
+  load = _EvalBatchLoader(input_config, source, batch_size=batch_size, process_index=process_index,
+                          process_count=process_count, item_shape=item_shape)
+  num_batches = -(-len(source) // (batch_size * process_count))
+  it = _to_iterator(grain.MapDataset.range(num_batches).map(load), input_config)
+  try:
+    yield from it
+  finally:
+    if hasattr(it, "close"):
+      it.close()
+
+
+def sample_images(input_config: Any, source: sources.Source) -> np.ndarray:
+  """float32 ``[1, H, W, C]``: the first item after evaluation preprocessing (for model init)."""
+  if len(source) == 0:
+    raise ValueError(f"{source.name} is empty")
+  return transforms.make_eval_transform(input_config)(source.load_image(0))[None].astype(np.float32)

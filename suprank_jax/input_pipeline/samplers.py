@@ -1,0 +1,286 @@
+"""Class-aware batch samplers: pure numpy, deterministic in ``(seed, epoch)``.
+
+Each sampler returns the *global* batches of one epoch as indices ``[num_batches, batch_size]``;
+:func:`process_slice` cuts process ``p``'s contiguous share out of a global batch, so the global
+batch is the same whatever the number of processes. :class:`BatchSampler` maps a training step to
+its global batch (``epoch, b = divmod(step, steps_per_epoch)``), so the data position is a pure
+function of the step.
+
+M-per-class (:func:`m_per_class_batches`), for ``batch_size = C x M`` (``C`` classes, ``M`` images
+each; classes from ``labels[:, level]``):
+
+1. Each class of ``n`` images is shuffled and cut into ``max(1, n // M)`` chunks of ``M`` distinct
+   images; the ``n mod M`` leftover images sit out this epoch (a fresh shuffle next epoch). A class
+   with fewer than ``M`` images gives one chunk: all its images plus ``M - n`` draws *with
+   replacement* from them (so it appears with repeated images).
+2. The epoch has ``num_batches = total_chunks // C`` batches. Each batch takes one chunk from each
+   of ``C`` distinct classes, drawn without replacement with probability proportional to the
+   chunks each class has left, so every chunk is used about once per epoch. When fewer than ``C``
+   classes have chunks left, the missing classes are drawn uniformly among the others and give a
+   fresh random chunk.
+3. Inside a batch, the ``M`` images of a class are consecutive (block order = draw order).
+
+Unlike the reference's ``MPerClassSampler`` (which skips classes with fewer than ``M`` images),
+every class is used; the batch count per epoch is fixed so that steps map to epochs.
+
+Hierarchical (:func:`hierarchical_batches`, the ``HierarchicalSampler`` of pytorch-metric-learning
+used by the reference): for every tuple of ``super_classes_per_batch`` super-classes (all
+combinations of the ``outer_level`` labels), ``batches_per_super_tuple`` batches are built; each
+batch gives ``batch_size / super_classes_per_batch`` slots to every super-class of its tuple, filled
+by ``M`` images (with replacement only if a class has fewer than ``M``) from each of the first
+classes of a fresh shuffle of that super-class's ``inner_level`` classes. A super-class with too few
+classes cycles through them again (classes repeat, each time with a new draw), so every batch has
+exactly ``batch_size`` items. The batch is then shuffled, and so is the list of batches.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Callable
+
+import numpy as np
+
+__all__ = [
+    "m_per_class_batches", "m_per_class_num_batches", "hierarchical_batches", "hierarchical_num_batches",
+    "process_slice", "BatchSampler", "SAMPLERS", "make_batch_sampler",
+]
+
+# Tags mixed into the seed so that different samplers never share a random stream.
+_M_PER_CLASS_TAG = 1
+_HIERARCHICAL_TAG = 2
+
+
+def _epoch_rng(seed: int, epoch: int, tag: int) -> np.random.Generator:
+  if seed < 0 or epoch < 0:
+    raise ValueError(f"seed and epoch must be >= 0, got seed={seed}, epoch={epoch}")
+  return np.random.default_rng([int(seed), int(epoch), tag])
+
+
+def _check_batch(batch_size: int, samples_per_class: int, groups: int = 1):
+  if samples_per_class < 1:
+    raise ValueError(f"samples_per_class must be >= 1, got {samples_per_class}")
+  if batch_size < 1 or batch_size % (samples_per_class * groups):
+    what = "samples_per_class" if groups == 1 else f"samples_per_class x super_classes_per_batch ({groups})"
+    raise ValueError(f"batch_size={batch_size} must be a positive multiple of {what} = {samples_per_class * groups}")
+
+
+def _class_members(class_labels: np.ndarray) -> list[np.ndarray]:
+  """Indices of each class ``0..K-1`` (classes are the sorted unique labels)."""
+  order = np.argsort(class_labels, kind="stable")
+  _, starts = np.unique(class_labels[order], return_index=True)
+  return np.split(order, starts[1:])
+
+
+def _level(labels: np.ndarray, level: int) -> np.ndarray:
+  labels = np.asarray(labels)
+  if labels.ndim == 1:
+    labels = labels[:, None]
+  if labels.ndim != 2 or not -labels.shape[1] <= level < labels.shape[1]:
+    raise ValueError(f"labels of shape {labels.shape} have no level {level}")
+  return labels[:, level]
+
+
+def _draw(rng: np.random.Generator, members: np.ndarray, size: int) -> np.ndarray:
+  """``size`` members, distinct when there are enough."""
+  return rng.choice(members, size=size, replace=len(members) < size)
+
+
+def m_per_class_num_batches(labels: np.ndarray, *, batch_size: int, samples_per_class: int = 4,
+                            level: int = 0) -> int:
+  """Batches per epoch of :func:`m_per_class_batches` (the same for every epoch)."""
+  _check_batch(batch_size, samples_per_class)
+  classes_per_batch = batch_size // samples_per_class
+  counts = np.array([len(m) for m in _class_members(_level(labels, level))])
+  if classes_per_batch > len(counts):
+    raise ValueError(f"batch_size={batch_size} with samples_per_class={samples_per_class} needs "
+                     f"{classes_per_batch} classes per batch but the labels have only {len(counts)}")
+  return int(np.maximum(1, counts // samples_per_class).sum() // classes_per_batch)
+
+
+def m_per_class_batches(labels: np.ndarray, *, batch_size: int, samples_per_class: int = 4, seed: int = 0,
+                        epoch: int = 0, level: int = 0) -> np.ndarray:
+  """The global batches of one epoch of M-per-class sampling (see the module docstring).
+
+  Args:
+    labels: ``[N]`` or ``[N, L]`` integer labels.
+    batch_size: global batch size ``C x M``.
+    samples_per_class: ``M``.
+    seed: run seed.
+    epoch: epoch number (a new shuffle per epoch).
+    level: which column of ``labels`` defines the classes.
+
+  Returns:
+    int64 ``[num_batches, batch_size]`` indices into ``labels``.
+  """
+  num_batches = m_per_class_num_batches(labels, batch_size=batch_size, samples_per_class=samples_per_class,
+                                        level=level)
+  m = samples_per_class
+  classes_per_batch = batch_size // m
+  members = _class_members(_level(labels, level))
+  rng = _epoch_rng(seed, epoch, _M_PER_CLASS_TAG)
+  chunks = []
+  for idx in members:
+    if len(idx) >= m:
+      chunks.append(rng.permutation(idx)[:len(idx) // m * m].reshape(-1, m))
+    else:
+      chunks.append(np.concatenate([rng.permutation(idx), rng.choice(idx, m - len(idx))])[None])
+  remaining = np.array([len(c) for c in chunks], np.int64)
+  used = np.zeros_like(remaining)
+  num_classes = len(members)
+  out = np.empty((num_batches, batch_size), np.int64)
+  for b in range(num_batches):
+    available = np.flatnonzero(remaining)
+    if len(available) >= classes_per_batch:
+      chosen = rng.choice(available, size=classes_per_batch, replace=False,
+                          p=remaining[available] / remaining[available].sum())
+      refill = np.zeros(0, np.int64)
+    else:
+      others = np.setdiff1d(np.arange(num_classes), available)
+      chosen = available
+      refill = rng.choice(others, size=classes_per_batch - len(available), replace=False)
+    row = [chunks[c][used[c]] for c in chosen] + [_draw(rng, members[c], m) for c in refill]
+    used[chosen] += 1
+    remaining[chosen] -= 1
+    out[b] = np.concatenate(row)
+  return out
+
+
+def _nested_groups(labels: np.ndarray, inner_level: int, outer_level: int):
+  """``{super_class: [member indices of each (super_class, class) pair]}``."""
+  inner, outer = _level(labels, inner_level), _level(labels, outer_level)
+  pair = np.stack([outer, inner], axis=1)
+  uniq, inverse = np.unique(pair, axis=0, return_inverse=True)
+  members = _class_members(inverse.reshape(-1))
+  groups: dict[int, list[np.ndarray]] = {}
+  for (sup, _), idx in zip(uniq, members):
+    groups.setdefault(int(sup), []).append(idx)
+  return groups
+
+
+def hierarchical_num_batches(labels: np.ndarray, *, batch_size: int, samples_per_class: int = 4,
+                             super_classes_per_batch: int = 2, batches_per_super_tuple: int = 4,
+                             inner_level: int = 0, outer_level: int = 1) -> int:
+  """Batches per epoch of :func:`hierarchical_batches`: ``comb(S, k) x batches_per_super_tuple``."""
+  _check_batch(batch_size, samples_per_class, super_classes_per_batch)
+  if batches_per_super_tuple < 1:
+    raise ValueError(f"batches_per_super_tuple must be >= 1, got {batches_per_super_tuple}")
+  num_super = len(np.unique(_level(labels, outer_level)))
+  if super_classes_per_batch > num_super:
+    raise ValueError(f"super_classes_per_batch={super_classes_per_batch} but level {outer_level} has only "
+                     f"{num_super} classes")
+  del inner_level
+  return math.comb(num_super, super_classes_per_batch) * batches_per_super_tuple
+
+
+def hierarchical_batches(labels: np.ndarray, *, batch_size: int, samples_per_class: int = 4,
+                         super_classes_per_batch: int = 2, batches_per_super_tuple: int = 4, seed: int = 0,
+                         epoch: int = 0, inner_level: int = 0, outer_level: int = 1) -> np.ndarray:
+  """The global batches of one epoch of hierarchical sampling (see the module docstring).
+
+  Args:
+    labels: ``[N, L]`` integer labels.
+    batch_size: global batch size, a multiple of ``samples_per_class x super_classes_per_batch``.
+    samples_per_class: ``M``.
+    super_classes_per_batch: super-classes (``outer_level``) per batch.
+    batches_per_super_tuple: batches built from each tuple of super-classes.
+    seed: run seed.
+    epoch: epoch number.
+    inner_level: the level whose classes get ``M`` images each.
+    outer_level: the super-class level.
+
+  Returns:
+    int64 ``[comb(S, super_classes_per_batch) * batches_per_super_tuple, batch_size]``.
+  """
+  num_batches = hierarchical_num_batches(
+      labels, batch_size=batch_size, samples_per_class=samples_per_class,
+      super_classes_per_batch=super_classes_per_batch, batches_per_super_tuple=batches_per_super_tuple,
+      outer_level=outer_level)
+  groups = _nested_groups(labels, inner_level, outer_level)
+  classes_per_super = batch_size // super_classes_per_batch // samples_per_class
+  rng = _epoch_rng(seed, epoch, _HIERARCHICAL_TAG)
+  out = np.empty((num_batches, batch_size), np.int64)
+  b = 0
+  for combo in itertools.combinations(sorted(groups), super_classes_per_batch):
+    for _ in range(batches_per_super_tuple):
+      row = []
+      for sup in combo:
+        classes = groups[sup]
+        order = np.concatenate([rng.permutation(len(classes))
+                                for _ in range(-(-classes_per_super // len(classes)))])[:classes_per_super]
+        row.extend(_draw(rng, classes[c], samples_per_class) for c in order)
+      out[b] = rng.permutation(np.concatenate(row))
+      b += 1
+  return out[rng.permutation(num_batches)]
+
+
+def process_slice(batch: np.ndarray, *, process_index: int = 0, process_count: int = 1) -> np.ndarray:
+  """Process ``process_index``'s contiguous share of the last axis of a global batch."""
+  size = batch.shape[-1]
+  if process_count < 1 or not 0 <= process_index < process_count:
+    raise ValueError(f"bad process_index={process_index} for process_count={process_count}")
+  if size % process_count:
+    raise ValueError(f"global batch size {size} is not divisible by process_count={process_count}")
+  local = size // process_count
+  return batch[..., process_index * local:(process_index + 1) * local]
+
+
+SAMPLERS: dict[str, tuple[Callable[..., np.ndarray], Callable[..., int]]] = {
+    "m_per_class": (m_per_class_batches, m_per_class_num_batches),
+    "hierarchical": (hierarchical_batches, hierarchical_num_batches),
+}
+
+
+class BatchSampler:
+  """Maps a training step to its global batch of indices ``[batch_size]``.
+
+  ``epoch, b = divmod(step, steps_per_epoch)``; the epoch's batches are computed once and cached
+  (the last two epochs), so the result depends only on the step, never on the history of calls.
+
+  Args:
+    epoch_fn: ``epoch -> [steps_per_epoch, batch_size]``.
+    steps_per_epoch: batches per epoch.
+  """
+
+  def __init__(self, epoch_fn: Callable[[int], np.ndarray], steps_per_epoch: int):
+    if steps_per_epoch < 1:
+      raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
+    self.epoch_fn = epoch_fn
+    self.steps_per_epoch = int(steps_per_epoch)
+    self._cache: dict[int, np.ndarray] = {}
+
+  def epoch_batches(self, epoch: int) -> np.ndarray:
+    batches = self._cache.get(epoch)
+    if batches is None:
+      batches = self.epoch_fn(epoch)
+      if batches.shape[0] != self.steps_per_epoch:
+        raise RuntimeError(f"sampler gave {batches.shape[0]} batches, expected {self.steps_per_epoch}")
+      if len(self._cache) >= 2:
+        self._cache.pop(min(self._cache))
+      self._cache[epoch] = batches
+    return batches
+
+  def __call__(self, step: int) -> np.ndarray:
+    if step < 0:
+      raise ValueError(f"step must be >= 0, got {step}")
+    epoch, b = divmod(int(step), self.steps_per_epoch)
+    return self.epoch_batches(epoch)[b]
+
+
+def make_batch_sampler(name: str, labels: np.ndarray, *, batch_size: int, seed: int, **kwargs) -> BatchSampler:
+  """A :class:`BatchSampler` for sampler ``name`` in :data:`SAMPLERS` (``kwargs`` go to it).
+
+  Raises:
+    ValueError: unknown name (lists the valid ones) or bad arguments.
+  """
+  if name not in SAMPLERS:
+    raise ValueError(f"unknown sampler {name!r}; valid: {sorted(SAMPLERS)}")
+  batches_fn, count_fn = SAMPLERS[name]
+  count_kwargs = {k: v for k, v in kwargs.items() if k != "epoch"}
+  steps = count_fn(labels, batch_size=batch_size, **count_kwargs)
+  labels = np.asarray(labels)
+
+  def epoch_fn(epoch):
+    return batches_fn(labels, batch_size=batch_size, seed=seed, epoch=epoch, **kwargs)
+
+  return BatchSampler(epoch_fn, steps)

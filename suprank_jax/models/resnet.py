@@ -1,0 +1,254 @@
+"""ResNet-18/34/50/101 backbones in the torchvision layout, with the retrieval head.
+
+The parameter tree mirrors torchvision's state-dict keys (``layer1/0/conv1/kernel`` for
+``layer1.0.conv1.weight``, ``layer1/0/downsample/0`` for the projection shortcut), so
+``convert.py`` maps weights by name. Convolutions use explicit PyTorch padding (``'SAME'`` with
+stride 2 pads differently from PyTorch), batch norm has eps 1e-5 and momentum 0.9 (PyTorch's 0.1).
+
+Batch norm is either trainable (batch statistics in training, running averages updated) or frozen
+(``freeze_batch_norm=True``: the running statistics are always used and never updated, and the
+scale and bias get no gradient). Both keep ``scale``/``bias`` in ``params`` and ``mean``/``var``
+in ``batch_stats``, so checkpoints and converted weights fit either.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from suprank_jax.models.heads import RetrievalHead
+
+__all__ = [
+    "RESNET_LAYERS",
+    "FrozenBatchNorm",
+    "ResNet",
+    "RetrievalResNet",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+]
+
+# depth -> (block kind, blocks per stage), as torchvision.
+RESNET_LAYERS = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+}
+
+_BN_EPS = 1e-5
+_BN_MOMENTUM = 0.9  # flax convention: running = momentum * running + (1 - momentum) * batch
+# torchvision's conv init: kaiming normal, fan_out, relu gain.
+_CONV_INIT = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+
+
+def _dtype(dtype: Any) -> jnp.dtype:
+  return jnp.dtype(dtype)
+
+
+class FrozenBatchNorm(nn.Module):
+  """Batch norm with fixed statistics and affine parameters (same variables as ``nn.BatchNorm``).
+
+  ``y = (x - mean) / sqrt(var + eps) * scale + bias`` with the stored running statistics, whatever
+  ``train`` is; ``scale`` and ``bias`` sit behind ``stop_gradient``.
+  """
+
+  epsilon: float = _BN_EPS
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    features = x.shape[-1]
+    scale = self.param("scale", nn.initializers.ones, (features,), jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros, (features,), jnp.float32)
+    mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((features,), jnp.float32)).value
+    var = self.variable("batch_stats", "var", lambda: jnp.ones((features,), jnp.float32)).value
+    # Folded into one multiply-add, computed in float32 and applied in the compute dtype.
+    mul = jax.lax.stop_gradient(scale * jax.lax.rsqrt(var + self.epsilon))
+    add = jax.lax.stop_gradient(bias) - mean * mul
+    return x * mul.astype(self.dtype) + add.astype(self.dtype)
+
+
+def _norm(frozen: bool, train: bool, dtype, name: str):
+  if frozen:
+    return FrozenBatchNorm(dtype=dtype, name=name)
+  return nn.BatchNorm(use_running_average=not train, momentum=_BN_MOMENTUM, epsilon=_BN_EPS, dtype=dtype,
+                      param_dtype=jnp.float32, name=name)
+
+
+def _conv(features, kernel, stride, dtype, name):
+  pad = kernel // 2
+  return nn.Conv(features, (kernel, kernel), strides=(stride, stride), padding=((pad, pad), (pad, pad)),
+                 use_bias=False, kernel_init=_CONV_INIT, dtype=dtype, param_dtype=jnp.float32, name=name)
+
+
+class _Downsample(nn.Module):
+  """The projection shortcut, named ``downsample/0`` (conv) and ``downsample/1`` (bn) as torchvision."""
+
+  features: int
+  stride: int
+  frozen_bn: bool
+  dtype: Any
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    x = _conv(self.features, 1, self.stride, self.dtype, "0")(x)
+    return _norm(self.frozen_bn, train, self.dtype, "1")(x)
+
+
+class _BasicBlock(nn.Module):
+  planes: int
+  stride: int
+  frozen_bn: bool
+  dtype: Any
+  expansion = 1
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    residual = x
+    y = _conv(self.planes, 3, self.stride, self.dtype, "conv1")(x)
+    y = nn.relu(_norm(self.frozen_bn, train, self.dtype, "bn1")(y))
+    y = _conv(self.planes, 3, 1, self.dtype, "conv2")(y)
+    y = _norm(self.frozen_bn, train, self.dtype, "bn2")(y)
+    if self.stride != 1 or x.shape[-1] != self.planes:
+      residual = _Downsample(self.planes, self.stride, self.frozen_bn, self.dtype, name="downsample")(x, train)
+    return nn.relu(y + residual)
+
+
+class _Bottleneck(nn.Module):
+  """torchvision's Bottleneck (ResNet v1.5: the stride sits on the 3x3 convolution)."""
+
+  planes: int
+  stride: int
+  frozen_bn: bool
+  dtype: Any
+  expansion = 4
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    out_features = self.planes * self.expansion
+    residual = x
+    y = _conv(self.planes, 1, 1, self.dtype, "conv1")(x)
+    y = nn.relu(_norm(self.frozen_bn, train, self.dtype, "bn1")(y))
+    y = _conv(self.planes, 3, self.stride, self.dtype, "conv2")(y)
+    y = nn.relu(_norm(self.frozen_bn, train, self.dtype, "bn2")(y))
+    y = _conv(out_features, 1, 1, self.dtype, "conv3")(y)
+    y = _norm(self.frozen_bn, train, self.dtype, "bn3")(y)
+    if self.stride != 1 or x.shape[-1] != out_features:
+      residual = _Downsample(out_features, self.stride, self.frozen_bn, self.dtype, name="downsample")(x, train)
+    return nn.relu(y + residual)
+
+
+class _Stage(nn.Module):
+  """``layerN``: blocks named ``0``, ``1``, ... as in torchvision's ``nn.Sequential``."""
+
+  block: str
+  planes: int
+  num_blocks: int
+  stride: int
+  frozen_bn: bool
+  dtype: Any
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    block_cls = _BasicBlock if self.block == "basic" else _Bottleneck
+    for i in range(self.num_blocks):
+      x = block_cls(self.planes, self.stride if i == 0 else 1, self.frozen_bn, self.dtype, name=str(i))(x, train)
+    return x
+
+
+class ResNet(nn.Module):
+  """torchvision ResNet without the classifier: ``[B, H, W, 3] -> [B, H/32, W/32, C]`` feature map.
+
+  Attributes:
+    depth: 18, 34, 50 or 101.
+    width: channels of the stem and first stage (64 in torchvision; smaller only for tests).
+    freeze_batch_norm: frozen batch norm (see the module docstring).
+    dtype: computation dtype; parameters stay float32.
+  """
+
+  depth: int = 50
+  width: int = 64
+  freeze_batch_norm: bool = True
+  dtype: Any = jnp.float32
+
+  @property
+  def num_features(self) -> int:
+    block, _ = RESNET_LAYERS[self.depth]
+    return self.width * 8 * (4 if block == "bottleneck" else 1)
+
+  @nn.compact
+  def __call__(self, images, *, train: bool = False):
+    if self.depth not in RESNET_LAYERS:
+      raise ValueError(f"ResNet depth={self.depth} is not supported; valid: {sorted(RESNET_LAYERS)}")
+    dtype = _dtype(self.dtype)
+    block, layers = RESNET_LAYERS[self.depth]
+    x = images.astype(dtype)
+    x = _conv(self.width, 7, 2, dtype, "conv1")(x)
+    x = nn.relu(_norm(self.freeze_batch_norm, train, dtype, "bn1")(x))
+    x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+    for i, num_blocks in enumerate(layers):
+      x = _Stage(block, self.width * 2 ** i, num_blocks, 1 if i == 0 else 2, self.freeze_batch_norm, dtype,
+                 name=f"layer{i + 1}")(x, train)
+    return x
+
+
+class RetrievalResNet(nn.Module):
+  """ResNet backbone plus retrieval head: ``[B, H, W, 3] -> [B, embed_dim]`` float32 embeddings.
+
+  Parameters live under ``backbone`` (torchvision names) and ``head`` (``projection``, ``gem_p``).
+
+  Attributes:
+    depth: 18, 34, 50 or 101.
+    embed_dim: projection size; 0 for none (the embedding is then the pooled features).
+    pooling: 'avg' (or 'default'), 'gem', 'gem_frozen', 'max', 'avgmax'.
+    gem_p: initial GeM exponent.
+    layer_norm: affine-free LayerNorm on the pooled features (the ``resnet_ln`` configs).
+    normalize: 'always', 'test' or 'never' (L2 normalisation of the output).
+    freeze_batch_norm: frozen batch norm (statistics and affine parameters fixed).
+    dtype: 'float32' or 'bfloat16' computation in the backbone; parameters and output stay float32.
+    width: stem width (64; smaller only for tests).
+    pretrained_path: read by ``convert.load_pretrained`` after init, not by the module.
+  """
+
+  depth: int = 50
+  embed_dim: int = 512
+  pooling: str = "avg"
+  gem_p: float = 3.0
+  layer_norm: bool = False
+  normalize: str = "always"
+  freeze_batch_norm: bool = True
+  dtype: Any = "float32"
+  width: int = 64
+  pretrained_path: str = ""
+
+  @nn.compact
+  def __call__(self, images, *, train: bool = False, l2_normalize_output: bool | None = None):
+    """Embeds ``images [B, H, W, 3]``; ``l2_normalize_output`` overrides ``normalize`` when not None."""
+    if images.ndim != 4:
+      raise ValueError(f"images must be [batch, height, width, channels]; got shape {images.shape}")
+    pooling = "avg" if self.pooling == "default" else self.pooling
+    if pooling == "token":
+      raise ValueError("config.model.pooling='token' is for transformer backbones; ResNet needs a spatial pooling")
+    features = ResNet(self.depth, self.width, self.freeze_batch_norm, self.dtype, name="backbone")(images, train=train)
+    head = RetrievalHead(self.embed_dim, pooling, self.gem_p, self.layer_norm, self.normalize, name="head")
+    return head(features, train=train, l2_normalize_output=l2_normalize_output)
+
+
+def _factory(depth: int):
+  def make(**kwargs) -> RetrievalResNet:
+    return RetrievalResNet(depth=depth, **kwargs)
+
+  make.__name__ = f"resnet{depth}"
+  make.__doc__ = f"ResNet-{depth} retrieval network; keyword arguments are ``RetrievalResNet``'s attributes."
+  return make
+
+
+resnet18 = _factory(18)
+resnet34 = _factory(34)
+resnet50 = _factory(50)
+resnet101 = _factory(101)

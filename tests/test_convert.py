@@ -1,0 +1,68 @@
+"""Tests of the TF-free ArrayRecord converter and of reading TFDS data sets back as sources."""
+
+import os
+
+import numpy as np
+import pytest
+
+from suprank_jax.input_pipeline import convert, pipeline, sources
+from tests.test_sources import make_cub, make_sop
+
+
+def _tfds_config(data_dir, dataset, **kw):
+  c = pipeline.default_config()
+  c.update(dict(dataset=dataset, data_dir=data_dir, source_format="tfds"), **kw)
+  return c
+
+
+def test_converted_sop_reads_back_like_the_raw_folder(tmp_path):
+  raw_dir = make_sop(str(tmp_path / "raw"))
+  out = str(tmp_path / "tfds")
+  path = convert.main(["--dataset", "sop", "--data_dir", raw_dir, "--output_dir", out])
+  assert path == os.path.join(out, "suprank_sop", "1.0.0")
+  assert any(f.startswith("suprank_sop-train.array_record") for f in os.listdir(path))
+  cache = str(tmp_path / "cache")
+  for split in ("train", "test"):
+    raw = sources.sop(raw_dir, split)
+    converted = sources.tfds_source("sop", out, split, cache_dir=cache)
+    assert converted.level_names == raw.level_names
+    np.testing.assert_array_equal(converted.labels, raw.labels)  # raw order restored
+    for i in range(len(raw)):
+      np.testing.assert_array_equal(converted.load_image(i), raw.load_image(i))  # same JPEG bytes
+  # The second read uses the label cache.
+  assert len(os.listdir(cache)) == 2
+  via_config = sources.get_source(_tfds_config(out, "sop"), "test")
+  np.testing.assert_array_equal(via_config.labels, sources.sop(raw_dir, "test").labels)
+
+
+def test_converted_digits_keep_one_channel_and_train(tmp_path):
+  out = str(tmp_path / "tfds")
+  convert.convert("digits", "", out, splits=["test"])
+  converted = sources.tfds_source("digits", out, "test", cache_dir=str(tmp_path / "cache"))
+  raw = sources.digits("", "test")
+  np.testing.assert_array_equal(converted.labels, raw.labels)
+  for i in (0, 1, 500):
+    np.testing.assert_array_equal(converted.load_image(i), raw.images[i])  # PNG is lossless
+  batches = list(pipeline.make_train_iterator(pipeline.default_config(), converted, seed=0, start_step=0,
+                                              total_steps=1))
+  assert batches[0]["images"].shape == (120, 8, 8, 1)
+
+
+def test_converted_cub_can_be_read_under_another_name(tmp_path):
+  raw_dir = make_cub(str(tmp_path / "raw"))
+  out = str(tmp_path / "tfds")
+  convert.convert("cub", raw_dir, out, name="my_cub")
+  source = sources.get_source(_tfds_config(out, "cub", tfds_name="my_cub"), "test")
+  np.testing.assert_array_equal(source.labels, sources.cub(raw_dir, "test").labels)
+
+
+def test_a_missing_tfds_data_set_names_the_folder_and_how_to_prepare_it(tmp_path):
+  with pytest.raises(FileNotFoundError, match="suprank_sop.*not prepared.*convert"):
+    sources.tfds_source("sop", str(tmp_path), "train", tfds_name="suprank_sop")
+
+
+def test_convert_reports_a_missing_image(tmp_path):
+  raw_dir = make_sop(str(tmp_path / "raw"))
+  os.remove(os.path.join(raw_dir, "lamp_final/12_1.JPG"))
+  with pytest.raises(sources.ImageLoadError, match="12_1.JPG"):
+    convert.convert("sop", raw_dir, str(tmp_path / "tfds"))

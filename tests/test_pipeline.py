@@ -1,0 +1,156 @@
+"""Tests of the training iterator and evaluation batches on the embedded digits set."""
+
+import collections
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from suprank_jax.input_pipeline import pipeline, sources
+
+
+@pytest.fixture(scope="module")
+def train_source():
+  return sources.digits("", "train")
+
+
+def _config(**overrides):
+  c = pipeline.default_config()
+  c.update(overrides)
+  return c
+
+
+def _take(config, source, *, start_step, total_steps, seed=0, process_index=0, process_count=1):
+  it = pipeline.make_train_iterator(config, source, seed=seed, start_step=start_step, total_steps=total_steps,
+                                    process_index=process_index, process_count=process_count)
+  batches = [{k: np.array(v) for k, v in b.items()} for b in it]
+  if hasattr(it, "close"):
+    it.close()
+  return batches
+
+
+def _assert_batches_equal(a, b):
+  assert len(a) == len(b)
+  for x, y in zip(a, b):
+    assert x.keys() == y.keys()
+    for k in x:
+      np.testing.assert_array_equal(x[k], y[k], err_msg=k)
+
+
+def test_digits_splits_are_stratified_disjoint_and_match_sklearn():
+  bunch = load_digits()
+  train, test = sources.digits("", "train"), sources.digits("", "test")
+  assert len(train) + len(test) == 1797
+  assert train.images.shape[1:] == (8, 8, 1) and train.images.dtype == np.uint8
+  # Every second image of each digit, in load_digits order, goes to train.
+  for d in range(10):
+    members = np.flatnonzero(bunch.target == d)
+    expected_train = bunch.images[members[0::2]]
+    got = train.images[train.labels[:, 0] == d, ..., 0]
+    np.testing.assert_array_equal(got, np.round(expected_train * 255 / 16).astype(np.uint8))
+    assert len(test.images[test.labels[:, 0] == d]) == len(members) // 2
+  shape_of_digit = {0: 0, 6: 0, 8: 0, 9: 0, 1: 1, 4: 1, 7: 1, 2: 2, 3: 2, 5: 2}
+  for src in (train, test):
+    assert src.level_names == ("digit", "shape")
+    assert all(shape_of_digit[d] == s for d, s in src.labels.tolist())
+    assert src.num_classes == (10, 3)
+
+
+def test_get_source_lists_valid_names_for_an_unknown_dataset():
+  with pytest.raises(ValueError, match="digits"):
+    sources.get_source(_config(dataset="mnist_typo"), "train")
+
+
+def test_train_batches_have_m_images_per_class_and_source_pixels(train_source):
+  config = _config(global_batch_size=40, samples_per_class=4)
+  batches = _take(config, train_source, start_step=0, total_steps=3)
+  assert len(batches) == 3
+  for b in batches:
+    assert b["images"].shape == (40, 8, 8, 1) and b["images"].dtype == np.float32
+    assert b["labels"].shape == (40, 2) and b["labels"].dtype == np.int32
+    assert b["index"].dtype == np.int32
+    np.testing.assert_array_equal(b["labels"], train_source.labels[b["index"]])
+    np.testing.assert_allclose(b["images"], train_source.images[b["index"]] / 255.0, rtol=1e-6)
+    assert set(collections.Counter(b["labels"][:, 0].tolist()).values()) == {4}
+
+
+def test_resumed_iterator_yields_the_tail_of_an_uninterrupted_run(train_source):
+  config = _config(max_shift_px=1)
+  full = _take(config, train_source, start_step=0, total_steps=17, seed=3)
+  # 17 steps cross two epoch boundaries (7 steps per epoch).
+  assert pipeline.steps_per_epoch(config, train_source) == 7
+  for k in (1, 7, 12):
+    _assert_batches_equal(_take(config, train_source, start_step=k, total_steps=17, seed=3), full[k:])
+
+
+def test_different_seeds_give_different_streams(train_source):
+  a = _take(_config(), train_source, start_step=0, total_steps=2, seed=0)
+  b = _take(_config(), train_source, start_step=0, total_steps=2, seed=1)
+  assert not np.array_equal(a[0]["index"], b[0]["index"])
+
+
+@pytest.mark.parametrize("process_count", [2, 4])
+def test_process_shards_concatenate_to_the_global_batch(train_source, process_count):
+  config = _config(max_shift_px=1)
+  full = _take(config, train_source, start_step=2, total_steps=5)
+  shards = [_take(config, train_source, start_step=2, total_steps=5, process_index=p, process_count=process_count)
+            for p in range(process_count)]
+  merged = [{k: np.concatenate([s[i][k] for s in shards]) for k in full[0]} for i in range(len(full))]
+  _assert_batches_equal(merged, full)
+  assert shards[0][0]["images"].shape[0] == 120 // process_count
+
+
+def test_random_shift_moves_each_image_by_at_most_one_pixel(train_source):
+  config = _config(max_shift_px=1)
+  (batch,) = _take(config, train_source, start_step=0, total_steps=1)
+  shifted_any = False
+  for image, i in zip(batch["images"], batch["index"]):
+    original = train_source.images[i, ..., 0] / 255.0
+    padded = np.pad(original, 1)
+    # Shifting by (dy, dx) with zero fill equals a window of the zero-padded original.
+    matches = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+               if np.allclose(image[..., 0], padded[1 - dy:9 - dy, 1 - dx:9 - dx], atol=1e-6)]
+    assert matches, f"image {i} is not a shift of its source"
+    shifted_any |= (0, 0) not in matches
+  assert shifted_any
+
+
+def test_start_step_outside_the_run_is_rejected(train_source):
+  with pytest.raises(ValueError, match="start_step"):
+    pipeline.make_train_iterator(_config(), train_source, seed=0, start_step=11, total_steps=10)
+
+
+@pytest.mark.parametrize("process_count", [1, 3])
+def test_eval_batches_cover_every_item_once_in_order_with_a_mask(process_count):
+  source = sources.digits("", "test")  # 896 items
+  config = _config()
+  per_process = [list(pipeline.make_eval_batches(config, source, batch_size=100, process_index=p,
+                                                 process_count=process_count))
+                 for p in range(process_count)]
+  num_batches = -(-896 // (100 * process_count))
+  assert all(len(batches) == num_batches for batches in per_process)
+  seen = []
+  for g in range(num_batches):
+    for p in range(process_count):
+      b = per_process[p][g]
+      assert b["images"].shape == (100, 8, 8, 1)
+      mask = b["mask"].astype(bool)
+      assert np.all(b["index"][~mask] == -1)
+      real = b["index"][mask]
+      np.testing.assert_array_equal(b["labels"][mask], source.labels[real])
+      np.testing.assert_allclose(b["images"][mask], source.images[real] / 255.0, rtol=1e-6)
+      assert not b["images"][~mask].any()
+      seen.extend(real.tolist())
+  assert seen == list(range(896))
+
+
+def test_sample_images_has_the_model_input_shape(train_source):
+  sample = pipeline.sample_images(_config(), train_source)
+  assert sample.shape == (1, 8, 8, 1) and sample.dtype == np.float32
+
+
+def test_worker_processes_give_the_same_batches(train_source):
+  config = _config(max_shift_px=1)
+  reference = _take(config, train_source, start_step=4, total_steps=9)
+  config.num_workers = 2
+  _assert_batches_equal(_take(config, train_source, start_step=4, total_steps=9), reference)
