@@ -24,7 +24,7 @@ def _to_float(value):
 
 
 def _tensorboard_tag(name: str) -> str:
-  """TensorBoard allows ``[A-Za-z0-9_.\-/]`` in tags: ``R@1`` becomes ``R_at_1``."""
+  r"""TensorBoard allows ``[A-Za-z0-9_.\-/]`` in tags: ``R@1`` becomes ``R_at_1``."""
   return "".join(c if c.isalnum() or c in "_.-/" else ("_at_" if c == "@" else "_") for c in name)
 
 

@@ -144,7 +144,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, log=r
   mesh = parallel.make_mesh()
   parallel.check_batch_size(config.input.global_batch_size, mesh)
 
-  train_source = sources.get_source(config.input, "train")
+  train_source = sources.get_source(config.input, config.input.train_split)
   model = build_model(config.model)
   tx, schedules = optim.make_optimizer(config.optim, config.total_steps)
   sample = pipeline.sample_images(config.input, train_source)
@@ -261,6 +261,16 @@ def _check_workdir(workdir: str):
     sys.exit(f"error: --workdir={workdir!r} is not writable ({e.strerror}); choose a folder you can write to")
 
 
+def _parse_flags(argv):
+  """absl's parser, plus one-line errors for bad ``--config.*`` overrides (ml_collections raises plain
+  AttributeError/KeyError/TypeError/ValueError from inside the flag parser)."""
+  try:
+    return app.parse_flags_with_usage(argv)
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    message = str(e).replace("\\n", " ").replace("\n", " ").replace("\\", "").replace("'", "").strip("\" ")
+    sys.exit(f"error: bad config override: {message}")
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -276,4 +286,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

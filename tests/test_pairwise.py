@@ -108,16 +108,17 @@ def test_corrected_semihard_triplet_matches_brute_force(golden, x64):
   for margin in (0.05, 0.3):
     expected = _numpy_semihard_corrected(emb, labels[:, 0], margin)
     assert expected > 0
-    value = pairwise.triplet_embedding_loss(batch_inputs(jnp.asarray(emb), jnp.asarray(labels)), margin=margin,
-                                            semihard=True, include_self=False)
+    fn = jax.jit(functools.partial(pairwise.triplet_embedding_loss, margin=margin, semihard=True,
+                                   include_self=False))
+    value = fn(batch_inputs(jnp.asarray(emb), jnp.asarray(labels)))
     np.testing.assert_allclose(value, expected, rtol=1e-10)
 
 
 def test_corrected_semihard_triplet_has_a_nonzero_gradient(golden, x64):
   _, arrays = golden("triplet_semihard_batch")
   labels = jnp.asarray(arrays["labels"])
-  fn = lambda e: pairwise.triplet_embedding_loss(batch_inputs(e, labels), semihard=True, include_self=False,
-                                                 margin=0.3)
+  fn = jax.jit(lambda e: pairwise.triplet_embedding_loss(batch_inputs(e, labels), semihard=True,
+                                                         include_self=False, margin=0.3))
   grad = jax.grad(fn)(jnp.asarray(arrays["embeddings"]))
   assert np.abs(grad).max() > 1e-3
   jax.test_util.check_grads(fn, (jnp.asarray(arrays["embeddings"]),), order=1, modes=["rev"], eps=1e-6)

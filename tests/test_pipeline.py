@@ -154,3 +154,31 @@ def test_worker_processes_give_the_same_batches(train_source):
   reference = _take(config, train_source, start_step=4, total_steps=9)
   config.num_workers = 2
   _assert_batches_equal(_take(config, train_source, start_step=4, total_steps=9), reference)
+
+
+def test_random_resized_crop_box_respects_scale_and_ratio():
+  from suprank_jax.input_pipeline import transforms
+  rng = np.random.default_rng(0)
+  for _ in range(200):
+    top, left, h, w = transforms.random_resized_crop_box(rng, 300, 500, scale=(0.16, 1.0), ratio=(0.75, 1.33))
+    assert 0 <= top and top + h <= 300 and 0 <= left and left + w <= 500
+    if (h, w) != (300, 300 * 1.33) and h * w < 300 * 500:  # not the fallback crop
+      assert 0.16 * 0.97 <= h * w / (300 * 500) <= 1.0
+      assert 0.75 * 0.97 <= w / h <= 1.33 * 1.03
+
+
+def test_imagenet_preprocessing_shapes_and_normalisation():
+  from suprank_jax.input_pipeline import transforms
+  config = _config(image_size=224, random_resized_crop=True, horizontal_flip=True, normalization="imagenet",
+                   eval_resize="resize_center_crop", eval_resize_size=256)
+  image = np.full((300, 500, 3), 128, np.uint8)
+  train = transforms.make_train_transform(config)(image, np.random.default_rng(0))
+  evaluated = transforms.make_eval_transform(config)(image)
+  assert train.shape == evaluated.shape == (224, 224, 3)
+  expected = (128 / 255 - transforms.IMAGENET_MEAN) / transforms.IMAGENET_STD
+  np.testing.assert_allclose(evaluated[100, 100], expected, rtol=1e-5)
+  # Resize 256 (shorter side) then center crop: a 300x500 image becomes 256x426, cropped to 224.
+  ramp = np.tile(np.arange(500, dtype=np.uint8)[None, :, None] // 2, (300, 1, 3))
+  out = transforms.center_crop(transforms.resize_shorter(ramp, 256), 224)
+  assert out.shape == (224, 224, 3)
+  assert abs(int(out[0, 112, 0]) - 125) <= 2  # the center column of the ramp stays in the center

@@ -11,8 +11,9 @@ from suprank_jax.losses import ranks
 from tests.conftest import assert_close_to_reference
 
 
-def _grad_of_weighted_sum(fn, x, weights):
-  return jax.grad(lambda v: jnp.sum(weights * fn(v)))(x)
+def _value_and_grad(fn, x, weights):
+  """``fn(x)`` and ``d sum(weights * fn(x)) / dx`` in one compiled call (eager ops compile one by one)."""
+  return jax.jit(lambda v: (fn(v), jax.grad(lambda u: jnp.sum(weights * fn(u)))(v)))(x)
 
 
 # ---------------------------------------------------------------------------------------------- golden
@@ -24,9 +25,8 @@ def test_tau_sigmoid_and_heaviside_match_reference(golden, x64, dtype):
   x = jnp.asarray(arrays["x"], dtype)
   rtol = 1e-5 if dtype == "float32" else 1e-12
   for tau, key in ((0.01, "tau0p01"), (1.0, "tau1p0")):
-    fn = functools.partial(ranks.tau_sigmoid, tau=tau)
-    assert_close_to_reference(fn(x), arrays[f"tau_sigmoid_{key}"], rtol=rtol, name=key)
-    grad = _grad_of_weighted_sum(fn, x, 1.0)
+    value, grad = _value_and_grad(functools.partial(ranks.tau_sigmoid, tau=tau), x, 1.0)
+    assert_close_to_reference(value, arrays[f"tau_sigmoid_{key}"], rtol=rtol, name=key)
     assert_close_to_reference(grad, arrays[f"grad_tau_sigmoid_{key}"], rtol=rtol, name=f"grad {key}")
   np.testing.assert_array_equal(ranks.heaviside(x), arrays["heaviside"])
   np.testing.assert_array_equal(jax.grad(lambda v: jnp.sum(ranks.heaviside(v)))(x), 0.0)
@@ -49,16 +49,14 @@ def test_step_rank_and_step_hrank_batched_match_reference(golden, x64, dtype):
   lower = target[:, :, None] > target[:, None, :]  # x[q, i, j] = s_qj - s_qi
   rtol = 1e-5 if dtype == "float32" else 1e-12
   for name, variant in hp["step_rank_variants"].items():
-    fn = functools.partial(ranks.step_rank, lower=lower, **variant)
-    assert_close_to_reference(fn(x), arrays[f"step_rank_{name}"], rtol=rtol, name=name)
-    assert_close_to_reference(_grad_of_weighted_sum(fn, x, weights), arrays[f"grad_step_rank_{name}"], rtol=rtol,
-                              name=f"grad {name}")
+    value, grad = _value_and_grad(functools.partial(ranks.step_rank, lower=lower, **variant), x, weights)
+    assert_close_to_reference(value, arrays[f"step_rank_{name}"], rtol=rtol, name=name)
+    assert_close_to_reference(grad, arrays[f"grad_step_rank_{name}"], rtol=rtol, name=f"grad {name}")
   higher = target[:, :, None] < target[:, None, :]
   for name, variant in hp["step_hrank_variants"].items():
-    fn = functools.partial(ranks.step_hrank, higher=higher, **variant)
-    assert_close_to_reference(fn(x), arrays[f"step_hrank_{name}"], rtol=rtol, name=name)
-    assert_close_to_reference(_grad_of_weighted_sum(fn, x, weights), arrays[f"grad_step_hrank_{name}"], rtol=rtol,
-                              name=f"grad {name}")
+    value, grad = _value_and_grad(functools.partial(ranks.step_hrank, higher=higher, **variant), x, weights)
+    assert_close_to_reference(value, arrays[f"step_hrank_{name}"], rtol=rtol, name=name)
+    assert_close_to_reference(grad, arrays[f"grad_step_hrank_{name}"], rtol=rtol, name=f"grad {name}")
 
 
 def test_step_rank_general_form_matches_reference(golden, x64):
@@ -71,12 +69,13 @@ def test_step_rank_general_form_matches_reference(golden, x64):
   row_target = target[target > 0][:, None]
   lower = target[None, :] < row_target
   for name, variant in hp["step_rank_variants"].items():
-    fn = functools.partial(ranks.step_rank, lower=lower, **variant)
-    assert_close_to_reference(fn(x), arrays[f"step_rank_{name}"], rtol=1e-12, name=name)
-    assert_close_to_reference(_grad_of_weighted_sum(fn, x, weights), arrays[f"grad_step_rank_{name}"], rtol=1e-12)
+    value, grad = _value_and_grad(functools.partial(ranks.step_rank, lower=lower, **variant), x, weights)
+    assert_close_to_reference(value, arrays[f"step_rank_{name}"], rtol=1e-12, name=name)
+    assert_close_to_reference(grad, arrays[f"grad_step_rank_{name}"], rtol=1e-12, name=f"grad {name}")
   fn = functools.partial(ranks.step_hrank, higher=target[None, :] > row_target, **hp["step_hrank"])
-  assert_close_to_reference(fn(x), arrays["step_hrank_gamma0p5"], rtol=1e-12)
-  assert_close_to_reference(_grad_of_weighted_sum(fn, x, weights), arrays["grad_step_hrank_gamma0p5"], rtol=1e-12)
+  value, grad = _value_and_grad(fn, x, weights)
+  assert_close_to_reference(value, arrays["step_hrank_gamma0p5"], rtol=1e-12)
+  assert_close_to_reference(grad, arrays["grad_step_hrank_gamma0p5"], rtol=1e-12)
 
 
 # -------------------------------------------------------------------------------------------- properties
@@ -121,13 +120,13 @@ def test_item_ranks_in_chunks_equal_dense_ranks_and_gradients():
   def dense(s):
     return jnp.take_along_axis(ranks.approx_ranks(s, levels, where=where, **steps), index, -1)
 
-  expected = dense(scores)
   w = jnp.asarray(rng.normal(size=(3, 7)), jnp.float32)
-  expected_grad = jax.grad(lambda s: jnp.sum(w * dense(s)))(scores)
+  expected, expected_grad = _value_and_grad(dense, scores, w)
   for block in (10**9, 3 * 7 * 8, 3 * 2 * 256):  # one block; scanned chunks of 8; split items
     fn = functools.partial(ranks.item_ranks, item_index=index, levels=levels, where=where, pair_block=block, **steps)
-    np.testing.assert_allclose(fn(scores), expected, rtol=1e-6)
-    np.testing.assert_allclose(jax.grad(lambda s: jnp.sum(w * fn(s)))(scores), expected_grad, rtol=1e-5, atol=1e-6)
+    value, grad = _value_and_grad(fn, scores, w)
+    np.testing.assert_allclose(value, expected, rtol=1e-6)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-5, atol=1e-6)
 
 
 def test_gather_items_puts_relevant_items_first_in_index_order():
@@ -146,7 +145,7 @@ def test_safe_reduce_leaves_invalid_queries_out_without_nan():
   grad = jax.grad(lambda v: ranks.safe_reduce(v, where=jnp.zeros(3, bool)))(jnp.ones(3))
   np.testing.assert_array_equal(grad, 0.0)
   assert np.isnan(ranks.safe_reduce(values, where=jnp.ones(3, bool)))  # a real NaN propagates
-  np.testing.assert_array_equal(ranks.safe_reduce(values, where=where, reduce_fn=None), [0.2, 0.0, 0.6])
+  np.testing.assert_allclose(ranks.safe_reduce(values, where=where, reduce_fn=None), [0.2, 0.0, 0.6], rtol=1e-6)
   assert float(ranks.safe_reduce(values, where=where, reduce_fn=jnp.sum)) == pytest.approx(0.8)
 
 

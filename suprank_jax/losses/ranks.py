@@ -26,6 +26,7 @@ block of items against all items, in chunks, which is what the losses use.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Callable
 
 import jax
@@ -107,7 +108,7 @@ def suprank_surrogate(x, *, tau: float = 0.01, rho: float = 100.0, delta: float 
   if delta is None:
     return jnp.where(x > 0, rho * x + offset, sig)
   if offset is None:
-    offset = float(jax.nn.sigmoid(min(max(delta / tau, -50.0), 50.0))) + start
+    offset = 1.0 / (1.0 + math.exp(-min(max(delta / tau, -50.0), 50.0))) + start
   linear = rho * (x - delta) + offset
   return jnp.where(x <= 0, sig, jnp.where(x <= delta, start + sig, linear))
 

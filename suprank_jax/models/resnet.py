@@ -76,8 +76,8 @@ class FrozenBatchNorm(nn.Module):
 def _norm(frozen: bool, train: bool, dtype, name: str):
   if frozen:
     return FrozenBatchNorm(dtype=dtype, name=name)
-  return nn.BatchNorm(use_running_average=not train, momentum=_BN_MOMENTUM, epsilon=_BN_EPS, dtype=dtype,
-                      param_dtype=jnp.float32, name=name)
+  return nn.BatchNorm(use_running_average=not train, momentum=_BN_MOMENTUM, epsilon=_BN_EPS,
+                      use_fast_variance=False, dtype=dtype, param_dtype=jnp.float32, name=name)
 
 
 def _conv(features, kernel, stride, dtype, name):

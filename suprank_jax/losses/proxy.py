@@ -1,0 +1,372 @@
+"""Proxy (classification-style) losses with learnable class weights: normalised softmax (cluster loss),
+ArcFace, ProxyNCA++ and CSL.
+
+Each loss has a pure function ``(embeddings, labels, proxies, ...)``, an initialiser
+``<name>_init_params(rng, *, embed_dim, num_classes, ...) -> {'weight' | 'proxies': [C, D]}`` that draws
+the parameters like the reference, and an embedding-level adapter
+``<name>_embedding_loss(inputs, params, *, hierarchy_level=..., include_self=True, ...)``. The adapters
+use the queries only: these losses do not take reference embeddings (``takes_ref_embeddings`` is False
+in the reference, or absent for ProxyNCA++), so the reference set of ``inputs`` and ``include_self``
+are ignored, and the reference trainer never combines them with the cross-batch memory.
+
+Class labels must lie in ``[0, num_classes)``; this cannot be checked on traced values (an
+out-of-range label gets a zero target row, i.e. a wrong but finite loss). Everything is computed in
+float32 at least.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+
+from suprank_jax.losses.inputs import LossInputs
+
+__all__ = [
+    "cluster_loss",
+    "cluster_init_params",
+    "cluster_embedding_loss",
+    "arcface_loss",
+    "arcface_init_params",
+    "arcface_embedding_loss",
+    "proxy_nca_pp_loss",
+    "proxy_nca_pp_init_params",
+    "proxy_nca_pp_embedding_loss",
+    "csl_loss",
+    "csl_init_params",
+    "csl_embedding_loss",
+]
+
+_NORM_EPS = 1e-12
+
+
+def _l2_normalize(x):
+  # x / max(|x|, eps) (torch's F.normalize), with a finite gradient at x = 0.
+  sq = jnp.sum(x * x, axis=-1, keepdims=True)
+  return x * jax.lax.rsqrt(jnp.maximum(sq, _NORM_EPS**2))
+
+
+def _as_float(*arrays):
+  dtype = jnp.float32
+  for a in arrays:
+    dtype = jnp.promote_types(dtype, a.dtype)
+  return [a.astype(dtype) for a in arrays]
+
+
+def _check(embeddings, labels, proxies, name, *, label_ndim=1):
+  if embeddings.ndim != 2:
+    raise ValueError(f"{name}: embeddings must be [batch, dim], got shape {embeddings.shape}")
+  if not jnp.issubdtype(embeddings.dtype, jnp.floating):
+    raise ValueError(f"{name}: embeddings must be floating point, got {embeddings.dtype}")
+  if labels.ndim != label_ndim or labels.shape[0] != embeddings.shape[0]:
+    want = "[batch]" if label_ndim == 1 else "[batch, num_levels]"
+    raise ValueError(f"{name}: labels must be {want} for embeddings {embeddings.shape}, got {labels.shape}")
+  if not jnp.issubdtype(labels.dtype, jnp.integer):
+    raise ValueError(f"{name}: labels must be integers, got {labels.dtype}")
+  if proxies.ndim != 2 or proxies.shape[1] != embeddings.shape[1]:
+    raise ValueError(f"{name}: proxies must be [num_proxies, {embeddings.shape[1]}], got {proxies.shape}")
+
+
+def _cross_entropy(logits, labels):
+  """Mean softmax cross-entropy with integer targets (torch ``nn.CrossEntropyLoss()``)."""
+  one_hot = jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
+  return jnp.mean(jax.nn.logsumexp(logits, axis=-1) - jnp.sum(one_hot * logits, axis=-1))
+
+
+def _class_column(inputs: LossInputs, hierarchy_level, name):
+  if isinstance(hierarchy_level, str) or not isinstance(hierarchy_level, int):
+    raise ValueError(f"{name}: hierarchy_level must be an int label column, got {hierarchy_level!r}")
+  if not 0 <= hierarchy_level < inputs.labels.shape[1]:
+    raise ValueError(f"{name}: hierarchy_level={hierarchy_level} is out of range for labels with "
+                     f"{inputs.labels.shape[1]} levels")
+  return inputs.labels[:, hierarchy_level]
+
+
+def _num_classes(num_classes, name):
+  # combine.init_loss_params passes a tuple (one count per level) for multi-level losses.
+  if isinstance(num_classes, Sequence):
+    num_classes = num_classes[0]
+  if int(num_classes) != num_classes or num_classes < 1:
+    raise ValueError(f"{name}: num_classes must be a positive integer, got {num_classes!r}")
+  return int(num_classes)
+
+
+def _linear_init(rng, shape):
+  """torch nn.Linear's weight init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+  bound = 1.0 / math.sqrt(shape[1])
+  return jax.random.uniform(rng, shape, jnp.float32, -bound, bound)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Normalised softmax ("cluster loss").
+
+
+def cluster_loss(embeddings, labels, weight, *, temperature: float = 0.05, num_centers: int = 1,
+                 temperature_centers: float = 0.1):
+  """Normalised softmax with temperature (reference ``ClusterLoss``).
+
+  .. math:: \\mathcal{L} = \\operatorname{CE}\\big(x W_n^\\top / T, y\\big),
+            \\qquad W_n = W / \\lVert W \\rVert_{rows}
+
+  Embeddings are not re-normalised. With ``num_centers = K > 1``, ``weight`` has ``C K`` rows (class
+  ``c``, centre ``k`` at row ``c K + k``) and the class logit is the softmax(``/ temperature_centers``)
+  -weighted mean of its centres' logits.
+
+  Args:
+    embeddings: ``[batch, dim]``.
+    labels: ``[batch]`` class indices in ``[0, C)``.
+    weight: ``[C * num_centers, dim]`` class weights (unnormalised parameter).
+    temperature: softmax temperature.
+    num_centers: centres per class.
+    temperature_centers: temperature of the soft assignment to centres.
+
+  Returns:
+    Scalar mean cross-entropy.
+
+  References:
+    Zhai & Wu, "Classification is a Strong Baseline for Deep Metric Learning", BMVC 2019.
+  """
+  _check(embeddings, labels, weight, "cluster_loss")
+  if weight.shape[0] % num_centers:
+    raise ValueError(f"cluster_loss: weight rows ({weight.shape[0]}) must be a multiple of num_centers "
+                     f"({num_centers})")
+  embeddings, weight = _as_float(embeddings, weight)
+  logits = embeddings @ _l2_normalize(weight).T
+  if num_centers > 1:
+    logits = logits.reshape(logits.shape[0], -1, num_centers)
+    logits = jnp.sum(logits * jax.nn.softmax(logits / temperature_centers, axis=-1), axis=-1)
+  return _cross_entropy(logits / temperature, labels)
+
+
+def cluster_init_params(rng, *, embed_dim: int, num_classes, num_centers: int = 1):
+  """``{'weight': [num_classes * num_centers, embed_dim]}`` drawn like torch ``nn.Linear``."""
+  num_classes = _num_classes(num_classes, "cluster_init_params")
+  return {"weight": _linear_init(rng, (num_classes * num_centers, embed_dim))}
+
+
+def cluster_embedding_loss(inputs: LossInputs, params, *, hierarchy_level: int = 0, include_self: bool = True,
+                           temperature: float = 0.05, num_centers: int = 1, temperature_centers: float = 0.1):
+  """:func:`cluster_loss` on the queries, classes from label column ``hierarchy_level``."""
+  del include_self
+  labels = _class_column(inputs, hierarchy_level, "cluster_embedding_loss")
+  return cluster_loss(inputs.embeddings, labels, params["weight"], temperature=temperature,
+                      num_centers=num_centers, temperature_centers=temperature_centers)
+
+
+# ----------------------------------------------------------------------------------------------------
+# ArcFace.
+
+
+def arcface_loss(embeddings, labels, weight, *, scale: float = 30.0, margin: float = 0.5,
+                 easy_margin: bool = False, ls_eps: float = 0.0):
+  """ArcFace, additive angular margin (reference ``ArcFaceLoss``).
+
+  .. math::
+
+    \\cos\\theta_{ic} = \\hat x_i \\cdot \\hat w_c, \\quad
+    \\phi = \\cos(\\theta + m) \\text{ if } \\cos\\theta > \\cos(\\pi - m)
+            \\text{ else } \\cos\\theta - m \\sin(\\pi - m)
+
+  The target logit uses ``phi``, the others ``cos``; all are multiplied by ``scale`` and fed to the
+  cross-entropy. ``easy_margin`` uses ``phi`` only where ``cos > 0``. ``ls_eps`` smooths the one-hot
+  mixing mask (not the cross-entropy target), as in the reference.
+
+  Args:
+    embeddings: ``[batch, dim]`` (normalised inside).
+    labels: ``[batch]`` class indices.
+    weight: ``[C, dim]`` class weights (normalised inside).
+    scale: ``s``.
+    margin: ``m`` (radians).
+    easy_margin: see above.
+    ls_eps: label smoothing of the mixing mask.
+
+  Returns:
+    Scalar mean cross-entropy.
+
+  References:
+    Deng et al., "ArcFace: Additive Angular Margin Loss for Deep Face Recognition", CVPR 2019.
+  """
+  _check(embeddings, labels, weight, "arcface_loss")
+  embeddings, weight = _as_float(embeddings, weight)
+  cosine = _l2_normalize(embeddings) @ _l2_normalize(weight).T
+  sine_sq = jnp.clip(1.0 - cosine**2, 0.0, 1.0)
+  # sqrt with a zero (not infinite) gradient at 0: only |cos| = 1 differs from the reference.
+  sine = jnp.where(sine_sq > 0, jnp.sqrt(jnp.where(sine_sq > 0, sine_sq, 1.0)), 0.0)
+  phi = cosine * math.cos(margin) - sine * math.sin(margin)
+  if easy_margin:
+    phi = jnp.where(cosine > 0, phi, cosine)
+  else:
+    phi = jnp.where(cosine > math.cos(math.pi - margin), phi, cosine - math.sin(math.pi - margin) * margin)
+  one_hot = jax.nn.one_hot(labels, cosine.shape[-1], dtype=cosine.dtype)
+  if ls_eps > 0:
+    one_hot = (1 - ls_eps) * one_hot + ls_eps / cosine.shape[-1]
+  logits = scale * (one_hot * phi + (1.0 - one_hot) * cosine)
+  return _cross_entropy(logits, labels)
+
+
+def arcface_init_params(rng, *, embed_dim: int, num_classes):
+  """``{'weight': [num_classes, embed_dim]}`` drawn like torch ``nn.Linear``."""
+  return {"weight": _linear_init(rng, (_num_classes(num_classes, "arcface_init_params"), embed_dim))}
+
+
+def arcface_embedding_loss(inputs: LossInputs, params, *, hierarchy_level: int = 0, include_self: bool = True,
+                           scale: float = 30.0, margin: float = 0.5, easy_margin: bool = False,
+                           ls_eps: float = 0.0):
+  """:func:`arcface_loss` on the queries (reference config keys ``s`` -> ``scale``, ``m`` -> ``margin``)."""
+  del include_self
+  labels = _class_column(inputs, hierarchy_level, "arcface_embedding_loss")
+  return arcface_loss(inputs.embeddings, labels, params["weight"], scale=scale, margin=margin,
+                      easy_margin=easy_margin, ls_eps=ls_eps)
+
+
+# ----------------------------------------------------------------------------------------------------
+# ProxyNCA++.
+
+
+def proxy_nca_pp_loss(embeddings, labels, proxies, *, scale: float = 3.0):
+  """ProxyNCA++ (reference ``ProxyNCAppLoss``, one-hot targets).
+
+  .. math:: \\mathcal{L} = -\\frac{1}{B} \\sum_i \\log
+            \\operatorname{softmax}_c\\big(-\\lVert s \\hat x_i - s \\hat p_c \\rVert^2\\big)_{y_i}
+
+  The squared distance is computed as ``|x|^2 + |p|^2 - 2 x.p`` clamped at 0, like the reference;
+  ``scale = sqrt(1 / T)`` (``T = 1/9`` in the paper).
+
+  Args:
+    embeddings: ``[batch, dim]``.
+    labels: ``[batch]`` class indices.
+    proxies: ``[C, dim]``.
+    scale: see above.
+
+  Returns:
+    Scalar loss.
+
+  References:
+    Teh et al., "ProxyNCA++: Revisiting and Revitalizing Proxy Neighborhood Component Analysis",
+    ECCV 2020.
+  """
+  _check(embeddings, labels, proxies, "proxy_nca_pp_loss")
+  embeddings, proxies = _as_float(embeddings, proxies)
+  x = scale * _l2_normalize(embeddings)
+  p = scale * _l2_normalize(proxies)
+  dist = jnp.sum(x * x, -1, keepdims=True) + jnp.sum(p * p, -1)[None, :] - 2.0 * x @ p.T
+  return _cross_entropy(-jnp.maximum(dist, 0.0), labels)
+
+
+def proxy_nca_pp_init_params(rng, *, embed_dim: int, num_classes):
+  """``{'proxies': [num_classes, embed_dim]}`` ~ N(0, 1) / 8, like the reference."""
+  num_classes = _num_classes(num_classes, "proxy_nca_pp_init_params")
+  return {"proxies": jax.random.normal(rng, (num_classes, embed_dim), jnp.float32) / 8.0}
+
+
+def proxy_nca_pp_embedding_loss(inputs: LossInputs, params, *, hierarchy_level: int = 0,
+                                include_self: bool = True, scale: float = 3.0):
+  """:func:`proxy_nca_pp_loss` on the queries."""
+  del include_self
+  labels = _class_column(inputs, hierarchy_level, "proxy_nca_pp_embedding_loss")
+  return proxy_nca_pp_loss(inputs.embeddings, labels, params["proxies"], scale=scale)
+
+
+# ----------------------------------------------------------------------------------------------------
+# CSL.
+
+
+def _masked_logsumexp(x, mask):
+  """logsumexp over ``mask`` per row; ``-inf`` (with a zero gradient) for an empty row."""
+  any_ = jnp.any(mask, axis=-1)
+  peak = jnp.max(jnp.where(mask, x, -jnp.inf), axis=-1)
+  peak = jax.lax.stop_gradient(jnp.where(any_, peak, 0.0))
+  # Mask before exp so that large masked-out entries cannot overflow into a NaN gradient.
+  total = jnp.sum(jnp.exp(jnp.where(mask, x - peak[:, None], -jnp.inf)), axis=-1)
+  return jnp.where(any_, peak + jnp.log(jnp.where(any_, total, 1.0)), -jnp.inf)
+
+
+def _torch_softplus(x):
+  """torch's F.softplus (threshold 20): exactly ``x`` above 20, where softplus(x) - x < 2.1e-9."""
+  return jnp.where(x > 20.0, x, jax.nn.softplus(jnp.minimum(x, 20.0)))
+
+
+def csl_loss(embeddings, labels, proxies, proxy_labels, *, margins: Sequence[float] = (0.25, 0.35, 0.45),
+             scale: float = 32.0, reduce_type: str = "sum"):
+  """CSL hierarchical proxy loss with one margin per level (reference ``CSLLoss``).
+
+  With ``s_ip = x_i . \\hat p_p`` (embeddings not normalised) and ``S^l_i`` the proxies that share
+  query ``i``'s label on level ``l``:
+
+  .. math::
+
+    \\mathcal{L}_l = \\frac{1}{B} \\sum_i \\operatorname{softplus}\\Big(
+        \\operatorname{LSE}_{p \\notin S^l_i}(\\gamma s_{ip}) + \\operatorname{LSE}_{p \\in S^0_i}(-\\gamma s_{ip})
+        + \\gamma m_l\\Big)
+
+  (the positive term always uses the finest level), reduced over levels by ``reduce_type``.
+
+  Args:
+    embeddings: ``[batch, dim]``.
+    labels: ``[batch, L]`` integer labels.
+    proxies: ``[P, dim]`` proxy weights (normalised inside).
+    proxy_labels: ``[P, L]`` the label row of each proxy (the reference's ``register_labels``: the
+      sorted unique label rows of the training set).
+    margins: ``L`` margins, one per level.
+    scale: ``gamma``.
+    reduce_type: ``'sum'``, ``'mean'`` or ``'none'`` (per-level losses, ``[L]``).
+
+  Returns:
+    Scalar loss (``[L]`` for ``'none'``).
+
+  References:
+    Sun et al., "Dynamic Metric Learning: Towards a Scalable Metric Space to Accommodate Multiple
+    Semantic Scales", CVPR 2021.
+  """
+  _check(embeddings, labels, proxies, "csl_loss", label_ndim=2)
+  proxy_labels = jnp.asarray(proxy_labels)
+  num_levels = labels.shape[1]
+  if proxy_labels.shape != (proxies.shape[0], num_levels):
+    raise ValueError(f"csl_loss: proxy_labels must be [{proxies.shape[0]}, {num_levels}] (one label row per "
+                     f"proxy, as many levels as labels {labels.shape}), got {proxy_labels.shape}")
+  if len(margins) != num_levels:
+    raise ValueError(f"csl_loss: {len(margins)} margins {tuple(margins)} for labels with {num_levels} levels")
+  if reduce_type not in ("sum", "mean", "none"):
+    raise ValueError(f"csl_loss: unknown reduce_type {reduce_type!r}; valid: 'sum', 'mean', 'none'")
+  embeddings, proxies = _as_float(embeddings, proxies)
+  sim = scale * (embeddings @ _l2_normalize(proxies).T)
+  same = labels[:, None, :] == proxy_labels[None, :, :]  # [B, P, L]
+  lse_pos = _masked_logsumexp(-sim, same[..., 0])
+  losses = jnp.stack([
+      jnp.mean(_torch_softplus(_masked_logsumexp(sim, ~same[..., level]) + lse_pos + margins[level] * scale))
+      for level in range(num_levels)
+  ])
+  if reduce_type == "sum":
+    return jnp.sum(losses)
+  if reduce_type == "mean":
+    return jnp.mean(losses)
+  return losses
+
+
+def csl_init_params(rng, *, embed_dim: int, num_classes):
+  """``{'weight': [num_classes, embed_dim]}`` drawn like torch ``nn.Linear``, one proxy per finest class.
+
+  ``num_classes`` may be the per-level tuple; its first entry (the finest level) is used.
+  """
+  return {"weight": _linear_init(rng, (_num_classes(num_classes, "csl_init_params"), embed_dim))}
+
+
+def csl_embedding_loss(inputs: LossInputs, params, *, hierarchy_level: str = "MULTI", include_self: bool = True,
+                       proxy_labels=None, margins: Sequence[float] = (0.25, 0.35, 0.45), scale: float = 32.0,
+                       reduce_type: str = "sum"):
+  """:func:`csl_loss` on the queries, all label levels.
+
+  ``proxy_labels`` (``[P, L]``, the label row of every finest class, sorted by class id) is required:
+  it comes from the training set, not from the batch.
+  """
+  del include_self
+  if hierarchy_level != "MULTI":
+    raise ValueError(f"csl_embedding_loss uses every label level: hierarchy_level must be 'MULTI', got "
+                     f"{hierarchy_level!r}")
+  if proxy_labels is None:
+    raise ValueError("csl_embedding_loss needs proxy_labels=[num_proxies, num_levels], the label row of each "
+                     "finest class of the training set")
+  return csl_loss(inputs.embeddings, inputs.labels, params["weight"], proxy_labels, margins=margins, scale=scale,
+                  reduce_type=reduce_type)

@@ -1,0 +1,110 @@
+"""End-to-end trainer tests on the embedded digits data: smoke run, exact resume, data parallelism, CLI errors."""
+
+import functools
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from suprank_jax import losses, optim, parallel, train
+from suprank_jax.configs import digits
+from suprank_jax.input_pipeline import pipeline, sources
+from suprank_jax.models import build_model
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _tiny_config(total_steps):
+  config = digits.get_config()
+  config.total_steps = total_steps
+  config.log_every_steps = 2
+  config.checkpoint_every_steps = 3
+  config.tensorboard = False
+  config.model.width = 8
+  config.model.hidden_dim = 32
+  config.model.embed_dim = 16
+  config.input.global_batch_size = 40
+  config.input.samples_per_class = 4
+  return config
+
+
+def test_smoke_run_writes_outputs_and_summary(tmp_path):
+  state, summary = train.train_and_evaluate(_tiny_config(4), str(tmp_path), log=lambda *_: None)
+  assert int(state.step) == 4
+  for key in ("initial", "final"):
+    metrics = summary[key]["test"]
+    assert 0.0 <= metrics["mAP@R_level0"] <= 1.0 and metrics["num_queries"] == 896
+  assert os.path.exists(tmp_path / "config.yaml") and os.path.exists(tmp_path / "summary.json")
+  lines = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  train_lines = [l for l in lines if l["split"] == "train"]
+  assert [l["step"] for l in train_lines] == [2, 4]
+  assert all(np.isfinite(l["loss"]) and "loss/sup_ap" in l and "l2_grads" in l for l in train_lines)
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["3", "4"]
+  assert "trained (test)" in train.summary_table(summary)
+
+
+def _constant_lr_config(total_steps):
+  # A constant rate makes the first 3 steps of a 3-step run those of a 6-step run: the 3-step run then
+  # stands for a 6-step run killed after its step-3 checkpoint.
+  config = _tiny_config(total_steps)
+  config.optim.schedule = "constant"
+  config.evals.test.metrics.multi_level_metrics = ()
+  return config
+
+
+def test_killed_run_resumes_exactly(tmp_path):
+  straight, _ = train.train_and_evaluate(_constant_lr_config(6), str(tmp_path / "straight"), log=lambda *_: None)
+  train.train_and_evaluate(_constant_lr_config(3), str(tmp_path / "resumed"), log=lambda *_: None)
+  messages = []
+  resumed, summary = train.train_and_evaluate(_constant_lr_config(6), str(tmp_path / "resumed"),
+                                              log=messages.append)
+  assert summary["start_step"] == 3 and summary["initial"] is None
+  assert any("resumed from step 3" in m for m in messages)
+  jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)),
+               straight.params, resumed.params)
+  jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)),
+               straight.opt_state, resumed.opt_state)
+
+
+def test_train_step_on_sharded_batch_equals_single_device():
+  config = _tiny_config(1)
+  source = sources.get_source(config.input, "train")
+  batch = next(pipeline.make_train_iterator(config.input, source, seed=0, start_step=0, total_steps=1))
+  model = build_model(config.model)
+  tx, schedules = optim.make_optimizer(config.optim, 10)
+  make = functools.partial(train.create_state, model=model, tx=tx, sample_images=batch["images"][:1],
+                           losses_config=config.losses, registry=losses.LOSSES, num_classes_per_level=(10, 3))
+  step = functools.partial(train.train_step, model=model, losses_config=config.losses, registry=losses.LOSSES,
+                           tx=tx, schedules=schedules)
+  mesh = parallel.make_mesh()
+  assert mesh.size == 8  # tests/conftest.py fakes 8 CPU devices
+  sharded_state, sharded = jax.jit(step)(make(jax.random.PRNGKey(0)), parallel.global_batch(batch, mesh))
+  single_state, single = jax.jit(step)(make(jax.random.PRNGKey(0)), jax.device_put(batch, jax.devices()[0]))
+  np.testing.assert_allclose(sharded["loss"], single["loss"], rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+               sharded_state.params, single_state.params)
+
+
+def _cli(*args):
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  return subprocess.run([sys.executable, "-m", "suprank_jax.train", *args], capture_output=True, text=True,
+                        cwd=REPO, env=env, timeout=300)
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--workdir", "{tmp}"], "--config"),
+    (["--config", "suprank_jax/configs/digits.py", "--workdir", "{tmp}", "--config.optim.learnig_rate=1"],
+     "learnig_rate"),
+    (["--config", "suprank_jax/configs/digits.py", "--workdir", "/proc/forbidden"], "is not writable"),
+    (["--config", "suprank_jax/configs/digits.py", "--workdir", "{tmp}", "--config.losses.sup_ap.weight=1",
+      "--config.input.dataset=nope"], "valid"),
+])
+def test_bad_command_lines_stop_with_one_clear_message(tmp_path, args, expected):
+  result = _cli(*[a.format(tmp=tmp_path) for a in args])
+  assert result.returncode != 0
+  assert expected in result.stderr
+  assert "Traceback" not in result.stderr
