@@ -203,9 +203,13 @@ def _train_step_outputs(model, variables, images):
 
 
 def _bn_leaves(tree):
-  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-  return {jax.tree_util.keystr(p): np.asarray(v) for p, v in flat
-          if any(str(getattr(k, "key", "")).startswith("bn") or str(getattr(k, "key", "")) == "1" for k in p)}
+  """Leaves of the norm layers: ``.../bnN/{scale,bias}`` and ``.../downsample/1/{scale,bias}``."""
+  out = {}
+  for path, v in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    keys = [str(k.key) for k in path]
+    if keys[-2].startswith("bn") or keys[-3:-1] == ["downsample", "1"]:
+      out["/".join(keys)] = np.asarray(v)
+  return out
 
 
 def test_frozen_batch_norm_keeps_statistics_and_affine_parameters_fixed():
@@ -216,7 +220,8 @@ def test_frozen_batch_norm_keeps_statistics_and_affine_parameters_fixed():
   for a, b in zip(jax.tree.leaves(stats), jax.tree.leaves(variables["batch_stats"])):
     np.testing.assert_array_equal(a, b)
   bn_grads = _bn_leaves(grads["backbone"])
-  assert len(bn_grads) == 2 * (1 + 2 * 8 + 3)  # scale and bias of every norm layer
+  # Scale and bias of every norm layer: the stem, two per basic block, three downsample shortcuts.
+  assert len(bn_grads) == 2 * (1 + 2 * 8 + 3)
   for name, g in bn_grads.items():
     assert not np.any(g), name
   assert np.any(np.asarray(grads["backbone"]["conv1"]["kernel"]))

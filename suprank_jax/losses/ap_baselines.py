@@ -153,17 +153,18 @@ def softbin_ap_loss(scores, positives, *, where=None, num_bins: int = 20, min_sc
     raise ValueError(f"softbin_ap_loss: max_score ({max_score}) must exceed min_score ({min_score})")
   scores, pos, valid = _masks(scores, positives, where)
   slope = (num_bins - 1) / (max_score - min_score)
-  # The reference's two lines per bin, a s + b, in its affine form (so that a score exactly on a bin
-  # edge, like the self score 1.0 in batch mode, takes the same branch), the outer half-lines of the
-  # end bins replaced by 1.
+  # The reference's two lines per bin, in its affine form a s + b (same rounding at the bin edges),
+  # the outer half-lines of the end bins replaced by 1.
   k = jnp.arange(num_bins)
   falling_bias = jnp.asarray(slope * min_score + (num_bins - k), scores.dtype)
   rising_bias = jnp.asarray((2 - num_bins + k) - slope * min_score, scores.dtype)
   s = scores[:, None, :]  # [B, 1, M] against [bins]
   falling = jnp.where(k[:, None] == 0, 1.0, -slope * s + falling_bias[:, None])
   rising = jnp.where(k[:, None] == num_bins - 1, 1.0, slope * s + rising_bias[:, None])
+  # At a kink the gradient follows torch: min splits ties evenly (as jnp.minimum does), and
+  # clamp(min=0) passes the gradient at exactly 0 (jax.nn.relu does not). This matters for the self
+  # score 1.0 of batch mode, which sits on the kink between bins 0 and 1.
   tent = jnp.minimum(falling, rising)
-  # torch's clamp(min=0) passes the gradient at exactly 0 (jax.nn.relu does not).
   weights = jnp.where(tent >= 0, tent, 0.0)  # [B, bins, M]
   all_mass = jnp.sum(jnp.where(valid[:, None, :], weights, 0.0), axis=-1)  # [B, bins]
   pos_mass = jnp.sum(jnp.where(pos[:, None, :], weights, 0.0), axis=-1)
