@@ -29,7 +29,7 @@ from ml_collections import config_flags
 from suprank_jax import checkpoint, losses, optim, parallel, reporting
 from suprank_jax.evaluation import evaluator as evaluator_lib
 from suprank_jax.input_pipeline import pipeline, sources
-from suprank_jax.losses import combine
+from suprank_jax.losses import combine, xbm
 from suprank_jax.losses.inputs import batch_inputs
 from suprank_jax.models import build_model
 
@@ -45,6 +45,7 @@ class TrainState:
   batch_stats: Any
   loss_params: Any
   opt_state: Any
+  memory: Any  # xbm.XBMState, or {} without a cross-batch memory
   rng: jax.Array
 
   def trainable(self):
@@ -55,8 +56,10 @@ class TrainState:
     return {"params": self.params, **({"batch_stats": self.batch_stats} if self.batch_stats else {})}
 
 
-def create_state(rng, *, model, tx, sample_images, losses_config, registry, num_classes_per_level) -> TrainState:
-  """A fresh state: model and loss parameters initialised from ``rng``."""
+def create_state(rng, *, model, tx, sample_images, losses_config, registry, num_classes_per_level,
+                 memory_size: int = 0) -> TrainState:
+  """A fresh state: model and loss parameters initialised from ``rng``, an empty memory of
+  ``memory_size`` slots (none when 0)."""
   model_rng, loss_rng, state_rng = jax.random.split(rng, 3)
   variables = model.init(model_rng, sample_images, train=False)
   params = variables["params"]
@@ -64,9 +67,10 @@ def create_state(rng, *, model, tx, sample_images, losses_config, registry, num_
   loss_params = combine.init_loss_params(loss_rng, losses_config, registry, embed_dim=embed_dim,
                                          num_classes_per_level=num_classes_per_level)
   trainable = {"model": params, "loss": loss_params}
+  memory = xbm.xbm_init(memory_size, embed_dim, len(num_classes_per_level)) if memory_size else {}
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     batch_stats=variables.get("batch_stats", {}), loss_params=loss_params,
-                    opt_state=tx.init(trainable), rng=state_rng)
+                    opt_state=tx.init(trainable), memory=memory, rng=state_rng)
 
 
 def _global_norm(tree):
@@ -74,7 +78,8 @@ def _global_norm(tree):
   return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in leaves)) if leaves else jnp.zeros(())
 
 
-def train_step(state: TrainState, batch, *, model, losses_config, registry, tx, schedules):
+def train_step(state: TrainState, batch, *, model, losses_config, registry, tx, schedules, memory_config=None,
+               steps_per_epoch: int = 1, loss_context=None):
   """One optimisation step on a global batch.
 
   Args:
@@ -85,6 +90,11 @@ def train_step(state: TrainState, batch, *, model, losses_config, registry, tx, 
     registry: the loss registry (``losses.LOSSES``).
     tx: the optax transformation over ``state.trainable()``.
     schedules: ``{group: schedule}`` learning rates, for logging.
+    memory_config: ``config.xbm`` when the state holds a cross-batch memory: the detached batch is
+      enqueued first, then each reference-set loss mixes its batch and memory values once the
+      epoch (counted from 1) reaches ``activate_epoch`` (the reference trainer's rule).
+    steps_per_epoch: to turn the step into an epoch for the memory's activation.
+    loss_context: data-set constants for the losses (e.g. CSL's ``proxy_labels``).
 
   Returns:
     ``(new_state, metrics)``: scalars for the loss, each loss term, the L2 norms of the gradients,
@@ -98,12 +108,20 @@ def train_step(state: TrainState, batch, *, model, losses_config, registry, tx, 
     out = model.apply(variables, batch["images"], train=True, rngs={"dropout": rng},
                       mutable=["batch_stats"] if has_batch_stats else False)
     embeddings, new_vars = out if has_batch_stats else (out, {})
-    total, terms = combine.weighted_loss(trainable["loss"], batch_inputs(embeddings, batch["labels"]),
-                                         losses_config, registry)
-    return total, (terms, new_vars.get("batch_stats", state.batch_stats))
+    memory_inputs, memory, active = None, state.memory, False
+    if memory_config is not None:
+      memory_inputs, memory = xbm.xbm_step(state.memory, embeddings, batch["labels"])
+      active = xbm.xbm_active(state.step, steps_per_epoch=steps_per_epoch, activate=memory_config.activate_epoch)
+    total, terms = combine.weighted_loss(
+        trainable["loss"], batch_inputs(embeddings, batch["labels"]), losses_config, registry,
+        memory=memory_inputs, memory_active=active,
+        memory_factor=memory_config.factor if memory_config is not None else 1.0,
+        memory_factor_true_loss=memory_config.factor_true_loss if memory_config is not None else 1.0,
+        rng=jax.random.fold_in(rng, 1), context=loss_context)
+    return total, (terms, new_vars.get("batch_stats", state.batch_stats), memory)
 
   trainable = state.trainable()
-  (loss, (terms, batch_stats)), grads = jax.value_and_grad(loss_of, has_aux=True)(trainable)
+  (loss, (terms, batch_stats, memory)), grads = jax.value_and_grad(loss_of, has_aux=True)(trainable)
   updates, opt_state = tx.update(grads, state.opt_state, trainable)
   trainable = optax.apply_updates(trainable, updates)
   metrics = {"loss": loss, **{f"loss/{k}": v for k, v in terms.items()},
@@ -111,7 +129,7 @@ def train_step(state: TrainState, batch, *, model, losses_config, registry, tx, 
              "l2_updates": _global_norm(updates),
              **{f"lr/{k}": s(state.step) for k, s in schedules.items()}}
   new_state = state.replace(step=state.step + 1, params=trainable["model"], loss_params=trainable["loss"],
-                            batch_stats=batch_stats, opt_state=opt_state)
+                            batch_stats=batch_stats, opt_state=opt_state, memory=memory)
   return new_state, metrics
 
 
@@ -123,6 +141,13 @@ def _write_config(config, workdir):
 def _num_classes_per_level(source) -> tuple[int, ...]:
   labels = np.asarray(source.labels)
   return tuple(int(labels[:, i].max()) + 1 for i in range(labels.shape[1]))
+
+
+def _loss_context(source) -> dict:
+  """Data-set constants some losses take: ``proxy_labels`` ``[C, L]``, the labels of each finest class."""
+  labels = np.asarray(source.labels)
+  first = np.unique(labels[:, 0], return_index=True)[1]
+  return {"proxy_labels": jnp.asarray(labels[first], jnp.int32)}
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, log=reporting.log):
@@ -150,7 +175,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, log=r
   sample = pipeline.sample_images(config.input, train_source)
   make_state = functools.partial(
       create_state, model=model, tx=tx, sample_images=sample, losses_config=config.losses, registry=registry,
-      num_classes_per_level=_num_classes_per_level(train_source))
+      num_classes_per_level=_num_classes_per_level(train_source), memory_size=config.xbm.size)
   replicated = parallel.replicated(mesh)
   state = jax.jit(make_state, out_shardings=replicated)(jax.random.PRNGKey(config.seed))
 
@@ -189,7 +214,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, log=r
 
   step_fn = jax.jit(
       functools.partial(train_step, model=model, losses_config=config.losses, registry=registry, tx=tx,
-                        schedules=schedules),
+                        schedules=schedules, memory_config=config.xbm if config.xbm.size else None,
+                        steps_per_epoch=pipeline.steps_per_epoch(config.input, train_source),
+                        loss_context=_loss_context(train_source)),
       in_shardings=(replicated, parallel.data_sharding(mesh)), out_shardings=(replicated, replicated),
       donate_argnums=(0,))
   batches = pipeline.make_train_iterator(

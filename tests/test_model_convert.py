@@ -5,17 +5,24 @@ state-dict names, initialise them randomly, and compare their features with the 
 models. They are skipped when torch is absent (CI installs the CPU wheel: ``pip install torch==2.13.0``).
 """
 
-import os
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 import safetensors.numpy
 
 from suprank_jax.models import build_model, default_config
 from suprank_jax.models.convert import convert_state_dict, load_pretrained, load_state_dict
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fast_compile():
+  """XLA's CPU optimisations dominate the compile time here; numerics stay float32."""
+  previous = jax.config.read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", True)
+  yield
+  jax.config.update("jax_disable_most_optimizations", previous)
 
 
 def _torch_layout(variables, scope="backbone"):

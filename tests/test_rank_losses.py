@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax import test_util as jax_test_util
 
 from suprank_jax.losses import ap, hap, ndcg, ranks, recall
 from suprank_jax.losses.inputs import batch_inputs, memory_inputs
@@ -59,33 +60,66 @@ def _steps(family, kwargs):
   return (ranks.heaviside, lower), (ranks.heaviside, higher)
 
 
+_PURE = {
+    "supap": lambda s, l, r, w, hp: ap.sup_ap_loss(s, l, where=w, reduce_fn=None, **hp),
+    "smoothap": lambda s, l, r, w, hp: ap.smooth_ap_loss(s, l, where=w, reduce_fn=None, **hp),
+    "suphap": lambda s, l, r, w, hp: hap.sup_hap_loss(s, l, r, where=w, reduce_fn=None, **hp),
+    "smoothhap": lambda s, l, r, w, hp: hap.smooth_hap_loss(s, l, r, where=w, reduce_fn=None, **hp),
+    "suprecall": lambda s, l, r, w, hp: recall.sup_recall_loss(s, l, where=w, reduce_fn=None, **hp),
+    "smoothrecall": lambda s, l, r, w, hp: recall.smooth_recall_loss(s, l, where=w, reduce_fn=None, **hp),
+    "supndcg": lambda s, l, r, w, hp: ndcg.sup_ndcg_loss(s, l, where=w, reduce_fn=None, **hp),
+    "smoothndcg": lambda s, l, r, w, hp: ndcg.smooth_ndcg_loss(s, l, where=w, reduce_fn=None, **hp),
+}
+
+
 def _check_case(golden, name, dtype, rtol):
   case, arrays = golden(name)
   family, kwargs, make = _setup(case, arrays)
   fn = EMBEDDING_LOSSES[family]
-  embeddings = jnp.asarray(arrays["embeddings"], dtype)
-  loss, grad = jax.jit(jax.value_and_grad(lambda e: fn(make(e), **kwargs)))(embeddings)
-  assert loss.dtype == dtype
-  assert_close_to_reference(loss, arrays["loss"], rtol=rtol, name="loss")
-  assert_close_to_reference(grad, arrays["grad_embeddings"], rtol=rtol, name="grad_embeddings")
-
-  scores, levels, rel, where = ranks.rank_loss_inputs(make(embeddings), hierarchy_level=kwargs["hierarchy_level"])
   (step, lower), (plus_step, higher) = _steps(family, kwargs)
-  rank = ranks.approx_ranks(scores, levels, where=where, step_fn=step, lower_step_fn=lower)
-  if "rank" in arrays:
-    assert_close_to_reference(rank, arrays["rank"], rtol=rtol, name="rank")
-  if "rank_plus" in arrays:
-    rank_plus = ranks.approx_rank_plus(scores, levels, rel, where=where, step_fn=plus_step, higher_step_fn=higher)
-    assert_close_to_reference(rank_plus, arrays["rank_plus"], rtol=rtol, name="rank_plus")
+  pure_hp = {k: v for k, v in kwargs.items() if k != "hierarchy_level"}
+
+  @jax.jit
+  def everything(e):
+    # One compiled call per case: eager ops compile one by one and dominate the test time.
+    loss, grad = jax.value_and_grad(lambda v: fn(make(v), **kwargs))(e)
+    scores, levels, rel, where = ranks.rank_loss_inputs(make(e), hierarchy_level=kwargs["hierarchy_level"])
+    out = dict(loss=loss, grad_embeddings=grad, levels=levels, relevances=rel,
+               per_query_score=1.0 - _PURE[family](scores, levels, rel, where, pure_hp))
+    out["rank"] = ranks.approx_ranks(scores, levels, where=where, step_fn=step, lower_step_fn=lower)
+    if "rank_plus" in arrays:
+      out["rank_plus"] = ranks.approx_rank_plus(scores, levels, rel, where=where, step_fn=plus_step,
+                                                higher_step_fn=higher)
+    return out
+
+  out = jax.device_get(everything(jnp.asarray(arrays["embeddings"], dtype)))
+  assert out["loss"].dtype == dtype
+  # The reference computes the NDCG ideal-rank terms in float32 (golden README): ~1e-7 there.
+  score_rtol = max(rtol, 1e-6) if "ndcg" in family else rtol
+  for key in ("loss", "per_query_score"):
+    assert_close_to_reference(out[key], arrays[key], rtol=score_rtol, name=key)
+  assert_close_to_reference(out["grad_embeddings"], arrays["grad_embeddings"], rtol=score_rtol, name="grad")
+  for key in ("rank", "rank_plus"):
+    if key in arrays:
+      assert_close_to_reference(out[key], arrays[key], rtol=rtol, name=key)
+  positives = out["levels"] > 0
   if "rank_of_positives" in arrays:
-    positives = np.asarray(levels) > 0
-    got = np.asarray(rank)[positives].reshape(positives.shape[0], -1)  # index order, equal counts
+    got = out["rank"][positives].reshape(positives.shape[0], -1)  # index order, equal counts
     assert_close_to_reference(got, arrays["rank_of_positives"], rtol=rtol, name="rank_of_positives")
   if "dcg_terms" in arrays:
-    dcg = (2.0 ** np.asarray(levels, np.float64) - 1) / np.log2(1 + np.asarray(rank, np.float64))
+    dcg = (2.0 ** out["levels"].astype(np.float64) - 1) / np.log2(1 + out["rank"].astype(np.float64))
     assert_close_to_reference(dcg, arrays["dcg_terms"], rtol=rtol, name="dcg_terms")
-  if "relevances" in arrays and family not in ("supndcg", "smoothndcg"):
-    assert_close_to_reference(rel, arrays["relevances"], rtol=1e-6, name="relevances")
+  elif "relevances" in arrays:  # NDCG's relevances feed an unused normaliser of the reference
+    assert_close_to_reference(out["relevances"], arrays["relevances"], rtol=1e-6, name="relevances")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fast_compiles():
+  # These tests compile many small programs once each: XLA optimisations cost more than they save.
+  previous = jax.config.read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", True)
+  yield
+  jax.config.update("jax_disable_most_optimizations", previous)
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -95,31 +129,7 @@ def test_matches_reference_in_float32(golden, name):
 
 @pytest.mark.parametrize("name", CASES)
 def test_matches_reference_in_float64(golden, x64, name):
-  # The reference computes the NDCG ideal-rank terms in float32 (golden README): ~1e-7 there.
-  rtol = 1e-6 if "ndcg" in name else 1e-9
-  _check_case(golden, name, jnp.float64, rtol=rtol)
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_per_query_scores_match_reference(golden, x64, name):
-  case, arrays = golden(name)
-  family, kwargs, make = _setup(case, arrays)
-  scores, levels, rel, where = ranks.rank_loss_inputs(make(jnp.asarray(arrays["embeddings"])),
-                                                      hierarchy_level=kwargs["hierarchy_level"])
-  hp = {k: v for k, v in kwargs.items() if k not in ("hierarchy_level", "max_positives")}
-  pure = {
-      "supap": lambda: ap.sup_ap_loss(scores, levels, where=where, reduce_fn=None, **hp),
-      "smoothap": lambda: ap.smooth_ap_loss(scores, levels, where=where, reduce_fn=None, **hp),
-      "suphap": lambda: hap.sup_hap_loss(scores, levels, rel, where=where, reduce_fn=None, **hp),
-      "smoothhap": lambda: hap.smooth_hap_loss(scores, levels, rel, where=where, reduce_fn=None, **hp),
-      "suprecall": lambda: recall.sup_recall_loss(scores, levels, where=where, reduce_fn=None, **hp),
-      "smoothrecall": lambda: recall.smooth_recall_loss(scores, levels, where=where, reduce_fn=None, **hp),
-      "supndcg": lambda: ndcg.sup_ndcg_loss(scores, levels, where=where, reduce_fn=None, **hp),
-      "smoothndcg": lambda: ndcg.smooth_ndcg_loss(scores, levels, where=where, reduce_fn=None, **hp),
-  }[family]
-  per_query_loss = jax.jit(pure)()
-  rtol = 1e-6 if "ndcg" in name else 1e-9
-  assert_close_to_reference(1.0 - per_query_loss, arrays["per_query_score"], rtol=rtol, name="per_query_score")
+  _check_case(golden, name, jnp.float64, rtol=1e-9)
 
 
 # ------------------------------------------------------------------------------------------------ oracles
@@ -203,13 +213,23 @@ def test_sup_hap_equals_dense_batch_cubed_oracle_under_jit(smooth):
   fn = hap.smooth_hap_loss if smooth else hap.sup_hap_loss
   oracle = functools.partial(_dense_hap_oracle, levels=levels, rel=rel, where=where, smooth=smooth)
   expected, expected_grad = jax.value_and_grad(oracle)(scores)
-  # Traced relevances: the positives bound is chosen at run time (lax.switch over static sizes).
-  got, grad = jax.jit(jax.value_and_grad(lambda s, l, r, w: fn(s, l, r, where=w)))(scores, levels, rel, where)
-  np.testing.assert_allclose(got, expected, rtol=1e-5)
-  np.testing.assert_allclose(grad, expected_grad, rtol=1e-4, atol=1e-6)
-  # A too small max_positives falls back to the exact full path instead of truncating.
-  small = jax.jit(lambda s: fn(s, levels, rel, where=where, max_positives=2))(scores)
-  np.testing.assert_allclose(small, expected, rtol=1e-5)
+  count = int(jnp.max(jnp.sum(rel > 0, -1)))
+  for max_positives in (None, count):  # traced relevances: all M items, or the gathered block
+    got, grad = jax.jit(jax.value_and_grad(lambda s, l, r, w: fn(s, l, r, where=w, max_positives=max_positives)))(
+        scores, levels, rel, where)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-4, atol=1e-6)
+
+
+def test_too_small_max_positives_gives_nan_under_jit_and_raises_eagerly(capsys):
+  scores, levels, _ = _random_batch(4, b=4, m=12)
+  rel = _pop_relevance(levels, None)
+  value = jax.jit(lambda s, l, r: hap.sup_hap_loss(s, l, r, max_positives=2))(scores, levels, rel)
+  jax.effects_barrier()
+  assert np.isnan(value)
+  assert "max_positives=2" in capsys.readouterr().out
+  with pytest.raises(ValueError, match="max_positives=2"):
+    hap.sup_hap_loss(scores, levels, rel, max_positives=2)
 
 
 def test_sup_ap_equals_dense_oracle_with_memory_sized_chunks():
@@ -244,8 +264,8 @@ def test_masked_items_equal_sliced_items(name):
   keep = 14
   where = jnp.broadcast_to(jnp.arange(20) < keep, (6, 20))
   rel = _pop_relevance(levels, where)
-  masked = ALL_PURE[name](scores, levels, rel, where=where)
-  sliced = ALL_PURE[name](scores[:, :keep], levels[:, :keep], _pop_relevance(levels[:, :keep], None))
+  masked = jax.jit(lambda *a: ALL_PURE[name](*a[:3], where=a[3]))(scores, levels, rel, where)
+  sliced = jax.jit(ALL_PURE[name])(scores[:, :keep], levels[:, :keep], _pop_relevance(levels[:, :keep], None))
   np.testing.assert_allclose(masked, sliced, rtol=1e-6)
 
 
@@ -254,7 +274,7 @@ def test_all_masked_gives_finite_value_and_gradient(name):
   scores, levels, _ = _random_batch(8, b=4, m=10)
   where = jnp.zeros((4, 10), bool)
   rel = jnp.zeros((4, 10))
-  value, grad = jax.value_and_grad(lambda s: ALL_PURE[name](s, levels, rel, where=where))(scores)
+  value, grad = jax.jit(jax.value_and_grad(lambda s: ALL_PURE[name](s, levels, rel, where=where)))(scores)
   assert float(value) == 0.0
   assert np.all(np.isfinite(grad))
 
@@ -276,17 +296,18 @@ def test_ties_give_the_dense_oracle_value():
   scores = jnp.asarray(rng.integers(0, 4, (5, 12)) / 10.0, jnp.float32)  # exact ties, also with self
   levels = jnp.asarray(rng.integers(0, 3, (5, 12)), jnp.int32)
   rel = _pop_relevance(levels, None)
-  expected = _dense_hap_oracle(scores, levels, rel, jnp.ones((5, 12), bool))
-  np.testing.assert_allclose(hap.sup_hap_loss(scores, levels, rel), expected, rtol=1e-6)
+  expected = jax.jit(_dense_hap_oracle)(scores, levels, rel, jnp.ones((5, 12), bool))
+  np.testing.assert_allclose(jax.jit(hap.sup_hap_loss)(scores, levels, rel), expected, rtol=1e-6)
 
 
 def test_recall_handles_unequal_positive_counts():
   scores, levels, _ = _random_batch(11, b=10, m=30)
   positives = np.asarray(levels == 2)
   assert len(set(positives.sum(-1).tolist())) > 1
-  got = np.asarray(recall.sup_recall_loss(scores, positives, reduce_fn=None, at_k=(1, 4)))
-  rank = np.asarray(ranks.approx_ranks(scores, jnp.asarray(positives, jnp.int32), step_fn=ranks.heaviside,
-                                       lower_step_fn=ranks.suprank_surrogate), np.float64)
+  got = np.asarray(recall.sup_recall_loss(scores, positives, reduce_fn=None, at_k=(1, 4)))  # eager: gathered
+  rank = np.asarray(jax.jit(functools.partial(ranks.approx_ranks, step_fn=ranks.heaviside,
+                                              lower_step_fn=ranks.suprank_surrogate))(
+                                                  scores, jnp.asarray(positives, jnp.int32)), np.float64)
   for q in range(10):
     n = positives[q].sum()
     if n == 0:
@@ -315,15 +336,15 @@ def test_single_sample_classes_and_include_self(name):
   fn = {"sup_ap": ap.sup_ap_embedding_loss, "sup_hap": hap.sup_hap_embedding_loss}[name]
   emb, labels = _embedding_batch(12, LABELS)
   inputs = batch_inputs(emb, labels)
-  with_self = fn(inputs)
-  without_self, grad = jax.value_and_grad(lambda e: fn(batch_inputs(e, labels), include_self=False))(emb)
+  with_self = jax.jit(fn)(inputs)
+  without_self, grad = jax.jit(jax.value_and_grad(lambda e: fn(batch_inputs(e, labels), include_self=False)))(emb)
   assert np.isfinite(float(with_self)) and np.isfinite(float(without_self))
   assert np.all(np.isfinite(grad))
   # include_self=False equals the dense oracle with the diagonal removed and positive-less queries left out.
   scores, levels, _, _ = ranks.rank_loss_inputs(inputs, hierarchy_level=0 if name == "sup_ap" else "multi")
   where = ~jnp.eye(len(LABELS), dtype=bool)
   rel = levels.astype(jnp.float32) if name == "sup_ap" else _pop_relevance(levels, where)
-  per_query = np.asarray(_dense_hap_oracle(scores, levels, rel, where, reduce=False))
+  per_query = np.asarray(jax.jit(functools.partial(_dense_hap_oracle, reduce=False))(scores, levels, rel, where))
   valid = np.asarray(jnp.sum(jnp.where(where, rel, 0), -1) > 0)
   assert name == "sup_hap" or valid.sum() == 6  # the single-sample classes have no positive
   assert float(without_self) == pytest.approx(per_query[valid].mean(), rel=1e-5)
@@ -333,17 +354,17 @@ def test_memory_with_the_batch_as_memory_equals_batch_mode():
   emb, labels = _embedding_batch(13, LABELS)
   for fn in (ap.sup_ap_embedding_loss, hap.sup_hap_embedding_loss, recall.smooth_recall_embedding_loss,
              ndcg.sup_ndcg_embedding_loss):
-    batch = fn(batch_inputs(emb, labels))
-    memory = fn(memory_inputs(emb, labels, emb, labels))
+    batch = jax.jit(fn)(batch_inputs(emb, labels))
+    memory = jax.jit(fn)(memory_inputs(emb, labels, emb, labels))
     np.testing.assert_allclose(memory, batch, rtol=1e-6)
 
 
 def test_memory_queries_without_positives_are_left_out():
   emb, labels = _embedding_batch(14, LABELS)
   memory, memory_labels = emb[:6], labels[:6]  # no item of classes 3, 4, 5
-  loss = ap.sup_ap_embedding_loss(memory_inputs(emb, labels, memory, memory_labels))
-  grad = jax.grad(lambda e: ap.sup_ap_embedding_loss(memory_inputs(e, labels, memory, memory_labels)))(emb)
-  kept = ap.sup_ap_embedding_loss(memory_inputs(emb[:6], labels[:6], memory, memory_labels))
+  loss, grad = jax.jit(jax.value_and_grad(
+      lambda e: ap.sup_ap_embedding_loss(memory_inputs(e, labels, memory, memory_labels))))(emb)
+  kept = jax.jit(ap.sup_ap_embedding_loss)(memory_inputs(emb[:6], labels[:6], memory, memory_labels))
   assert float(loss) == pytest.approx(float(kept), rel=1e-6)
   assert np.all(np.isfinite(grad)) and np.all(np.asarray(grad)[6:] == 0.0)
 
@@ -354,17 +375,17 @@ def test_invalid_memory_slots_are_ignored():
   memory = jnp.concatenate([emb, junk])
   memory_labels = jnp.concatenate([labels, labels[:3]])
   where = jnp.arange(12) < 9
-  got = hap.sup_hap_embedding_loss(memory_inputs(emb, labels, memory, memory_labels, where))
-  expected = hap.sup_hap_embedding_loss(memory_inputs(emb, labels, emb, labels))
+  got = jax.jit(hap.sup_hap_embedding_loss)(memory_inputs(emb, labels, memory, memory_labels, where))
+  expected = jax.jit(hap.sup_hap_embedding_loss)(memory_inputs(emb, labels, emb, labels))
   np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 
 def test_bfloat16_embeddings_are_computed_in_float32():
   emb, labels = _embedding_batch(16, LABELS)
   low = emb.astype(jnp.bfloat16)
-  loss = ap.sup_ap_embedding_loss(batch_inputs(low, labels))
+  loss = jax.jit(ap.sup_ap_embedding_loss)(batch_inputs(low, labels))
   assert loss.dtype == jnp.float32
-  expected = ap.sup_ap_embedding_loss(batch_inputs(low.astype(jnp.float32), labels))
+  expected = jax.jit(ap.sup_ap_embedding_loss)(batch_inputs(low.astype(jnp.float32), labels))
   np.testing.assert_allclose(loss, expected, rtol=1e-6)
 
 
@@ -388,5 +409,5 @@ def test_shape_and_level_mismatch_raise_at_trace_time():
 def test_smooth_ap_gradient_matches_finite_differences(x64):
   scores, levels, _ = _random_batch(17, b=3, m=8)
   positives = levels == 2
-  jax.test_util.check_grads(lambda s: ap.smooth_ap_loss(s, positives, tau=0.5), (scores.astype(jnp.float64),),
+  jax_test_util.check_grads(lambda s: ap.smooth_ap_loss(s, positives, tau=0.5), (scores.astype(jnp.float64),),
                             order=1, modes=("rev",))

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 
@@ -108,3 +109,34 @@ def test_bad_command_lines_stop_with_one_clear_message(tmp_path, args, expected)
   assert result.returncode != 0
   assert expected in result.stderr
   assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("name", sorted(losses.LOSSES))
+@pytest.mark.parametrize("memory", [False, True], ids=["batch", "xbm"])
+def test_every_registered_loss_trains_a_step(name, memory):
+  if memory and not losses.LOSSES[name].uses_reference:
+    pytest.skip(f"{name} takes no reference set: the memory does not change it")
+  config = _tiny_config(1)
+  # Hyper-parameters without a default that fits two-level digits.
+  overrides = {"csl": {"margins": (0.25, 0.45)}}
+  config.losses = ml_collections.ConfigDict({name: {"weight": 1.0, **overrides.get(name, {})}})
+  config.xbm.size = 80 if memory else 0
+  config.xbm.activate_epoch = 1
+  source = sources.get_source(config.input, "train")
+  batch = next(pipeline.make_train_iterator(config.input, source, seed=0, start_step=0, total_steps=1))
+  model = build_model(config.model)
+  tx, schedules = optim.make_optimizer(config.optim, 10)
+  state = train.create_state(jax.random.PRNGKey(0), model=model, tx=tx, sample_images=batch["images"][:1],
+                             losses_config=config.losses, registry=losses.LOSSES, num_classes_per_level=(10, 3),
+                             memory_size=config.xbm.size)
+  step = jax.jit(functools.partial(
+      train.train_step, model=model, losses_config=config.losses, registry=losses.LOSSES, tx=tx,
+      schedules=schedules, memory_config=config.xbm if memory else None, steps_per_epoch=7,
+      loss_context=train._loss_context(source)))
+  before = jax.tree.map(np.asarray, state.params)
+  state, metrics = step(state, batch)
+  assert np.isfinite(float(metrics["loss"])), name
+  changed = jax.tree.leaves(jax.tree.map(lambda a, b: bool(np.any(a != np.asarray(b))), before, state.params))
+  assert any(changed), f"{name}: no parameter moved"
+  if memory:
+    assert int(np.sum(state.memory.where)) == 40

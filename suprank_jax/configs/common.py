@@ -43,6 +43,12 @@ def base_config() -> ml_collections.ConfigDict:
   config.input = pipeline.default_config()
   config.model = ml_collections.ConfigDict()
   config.losses = ml_collections.ConfigDict()
+  # Cross-batch memory (XBM): size 0 disables it. Reference configs: activate at epoch 5, both factors 1.
+  config.xbm = ml_collections.ConfigDict()
+  config.xbm.size = 0
+  config.xbm.activate_epoch = 5
+  config.xbm.factor = 1.0  # weight of the memory loss
+  config.xbm.factor_true_loss = 1.0  # weight of the batch loss
   config.optim = optim.default_config()
   config.evals = ml_collections.ConfigDict()
   config.evals.test = eval_config("test")

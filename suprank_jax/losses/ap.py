@@ -11,8 +11,10 @@ for binary relevances is the plain count). The hierarchical versions (H-AP) are 
 
 Only relevant items need a rank: they are gathered into a padded ``[B, P]`` block and ranked against
 all ``M`` items (``[B, P, M]`` instead of the reference's ``[B, M, M]``), in chunks of the items
-axis; ``P`` is the smallest of a few static sizes that holds every row's relevant items (see
-:func:`suprank_jax.losses.ranks.dispatch_on_count`), or ``max_positives`` when given.
+axis. ``P`` must be static (:func:`suprank_jax.losses.ranks.static_item_count`): ``max_positives``
+when given (under ``jit`` give the sampler's bound, e.g. the samples per class; a row with more
+relevant items makes the loss NaN and prints why), else the exact count when the labels are concrete,
+else ``M`` (exact, ``O(B M^2)``).
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ def ap_family_loss(scores, levels, relevances, *, where=None, step_fn: Callable 
     where: optional ``[B, M]`` bool, items that exist.
     step_fn / lower_step_fn: rank steps for equal-or-higher / lower level items.
     plus_step_fn / higher_step_fn: rank+ steps for equal-or-lower / higher level items.
-    max_positives: static bound on relevant items per row (None: chosen automatically).
+    max_positives: static bound on relevant items per row (see the module docstring).
     reduce_fn: reduction over queries; None returns ``[B]`` per-query losses. Queries with no
       relevant item are left out (value 0).
     pair_block: memory budget, see :func:`suprank_jax.losses.ranks.item_ranks`.
@@ -96,12 +98,13 @@ def ap_family_loss(scores, levels, relevances, *, where=None, step_fn: Callable 
   count = jnp.max(jnp.sum(relevances > 0, axis=-1))
   fn = functools.partial(_ap_sums, step_fn=step_fn, lower_step_fn=lower_step_fn, plus_step_fn=plus_step_fn,
                          higher_step_fn=higher_step_fn, pair_block=pair_block)
-  sums = ranks_lib.dispatch_on_count(fn, count, scores.shape[-1], max_positives, scores, levels, relevances,
-                                     where)
+  size = ranks_lib.static_item_count(count, scores.shape[-1], max_positives)
+  sums = fn(size, scores, levels, relevances, where)
   norm = jnp.sum(relevances, axis=-1)
   has_positive = norm > 0
   score = sums / jnp.where(has_positive, norm, 1.0)
-  return ranks_lib.safe_reduce(1.0 - score, where=has_positive, reduce_fn=reduce_fn)
+  loss = ranks_lib.safe_reduce(1.0 - score, where=has_positive, reduce_fn=reduce_fn)
+  return ranks_lib.guard_item_count(loss, count, size, "ap_family_loss")
 
 
 def _binary(positives, where):
@@ -128,7 +131,7 @@ def sup_ap_loss(scores, positives, *, where=None, tau: float = 0.01, rho: float 
     positives: ``[B, M]`` bool or 0/1, relevant items.
     where: optional ``[B, M]`` bool, items that exist.
     tau, rho, delta, start, offset: :func:`~suprank_jax.losses.ranks.suprank_surrogate`.
-    max_positives: static bound on positives per row (None: chosen automatically).
+    max_positives: static bound on positives per row (see the module docstring).
     reduce_fn: reduction over queries (None: ``[B]`` per-query losses).
 
   Returns:

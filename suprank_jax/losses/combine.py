@@ -10,6 +10,11 @@ settings) and the loss's hyper-parameters::
 Losses with learnable parameters (proxies, class weights) get them from :func:`init_loss_params`;
 they live in the train state under ``loss_params[entry]`` and the optimizer treats them as their own
 parameter group (``loss/<entry>/...``).
+
+With a cross-batch memory, every loss that takes a reference set (``LossDef.uses_reference``) is
+combined with its memory counterpart as the reference trainer does (``xbm.with_memory``):
+``(f_t * batch_loss + f * memory_loss) / (f_t + f)`` once the memory is active; proxy losses and
+FastAP keep their batch loss.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any, Callable, Mapping
 import jax
 import jax.numpy as jnp
 
+from suprank_jax.losses import xbm
 from suprank_jax.losses.inputs import LossInputs
 
 __all__ = ["LossDef", "entries", "init_loss_params", "weighted_loss"]
@@ -34,10 +40,13 @@ class LossDef:
     fn: ``fn(inputs: LossInputs, params, **hyper_parameters) -> scalar``.
     init_params: ``init(rng, *, embed_dim, num_classes, **hyper_parameters) -> pytree`` for losses with
       learnable parameters, else None.
+    uses_reference: whether the loss ranks queries against a reference set (and so gets a memory term
+      with a cross-batch memory).
   """
 
   fn: Callable[..., jax.Array]
   init_params: Callable[..., Any] | None = None
+  uses_reference: bool = True
 
 
 def _accepted(fn, kwargs):
@@ -90,16 +99,40 @@ def init_loss_params(rng, losses_config, registry, *, embed_dim: int, num_classe
   return params
 
 
-def weighted_loss(loss_params, inputs: LossInputs, losses_config, registry):
+def weighted_loss(loss_params, inputs: LossInputs, losses_config, registry, *, memory: LossInputs | None = None,
+                  memory_active=False, memory_factor: float = 1.0, memory_factor_true_loss: float = 1.0,
+                  rng=None, context: Mapping[str, Any] | None = None):
   """The weighted sum of the configured losses on ``inputs``.
+
+  Args:
+    loss_params: ``{entry: pytree}`` learnable loss parameters.
+    inputs: batch-mode inputs.
+    losses_config: ``config.losses``.
+    registry: name -> :class:`LossDef`.
+    memory: memory-mode inputs (cross-batch memory), or None.
+    memory_active: bool (may be traced): whether the memory term is used yet.
+    memory_factor: weight ``f`` of the memory loss.
+    memory_factor_true_loss: weight ``f_t`` of the batch loss.
+    rng: a PRNG key for random losses (black-box AP); each entry gets its own fold.
+    context: data-set constants a loss may take by keyword (e.g. ``proxy_labels`` for CSL); given to
+      the losses whose signature has them and whose config does not set them.
 
   Returns:
     ``(total, logs)`` where ``logs[entry]`` is each loss's unweighted value (float32 scalars).
   """
   total = jnp.zeros((), jnp.float32)
   logs = {}
-  for entry, loss_def, weight, hp in entries(losses_config, registry):
-    value = loss_def.fn(inputs, loss_params.get(entry), **hp).astype(jnp.float32)
-    logs[entry] = value
-    total = total + weight * value
+  for i, (entry, loss_def, weight, hp) in enumerate(entries(losses_config, registry)):
+    extra = dict(context or {})
+    if rng is not None:
+      extra["rng"] = jax.random.fold_in(rng, i)
+    kwargs = {**_accepted(loss_def.fn, {k: v for k, v in extra.items() if k not in hp}), **hp}
+    params = loss_params.get(entry)
+    if memory is not None and loss_def.uses_reference:
+      value = xbm.with_memory(loss_def.fn, inputs, memory, params, active=memory_active, factor=memory_factor,
+                              factor_true_loss=memory_factor_true_loss, **kwargs)
+    else:
+      value = loss_def.fn(inputs, params, **kwargs)
+    logs[entry] = value.astype(jnp.float32)
+    total = total + weight * logs[entry]
   return total, logs

@@ -60,7 +60,7 @@ def sup_hap_loss(scores, levels, relevances, *, where=None, tau: float = 0.01, r
     where: optional ``[B, M]`` bool, items that exist.
     tau, rho, delta, start, offset: :func:`~suprank_jax.losses.ranks.suprank_surrogate`.
     with_hrank, beta, leak, gamma: :func:`~suprank_jax.losses.ranks.hrank_surrogate` in rank+.
-    max_positives: static bound on relevant items per row (None: automatic).
+    max_positives: static bound on relevant items per row (see :mod:`suprank_jax.losses.ap`).
     reduce_fn: reduction over queries (None: ``[B]`` per-query losses).
 
   Returns:

@@ -55,10 +55,12 @@ def _ndcg_loss(scores, levels, *, where, step_fn, lower_step_fn, max_positives, 
   levels = jnp.where(where, levels.astype(jnp.int32), 0)
   count = jnp.max(jnp.sum(levels > 0, axis=-1))
   fn = functools.partial(_ndcg_sums, step_fn=step_fn, lower_step_fn=lower_step_fn, pair_block=pair_block)
-  dcg, idcg = ranks_lib.dispatch_on_count(fn, count, scores.shape[-1], max_positives, scores, levels, where)
+  size = ranks_lib.static_item_count(count, scores.shape[-1], max_positives)
+  dcg, idcg = fn(size, scores, levels, where)
   has_gain = idcg > 0
   ndcg = dcg / jnp.where(has_gain, idcg, 1.0)
-  return ranks_lib.safe_reduce(1.0 - ndcg, where=has_gain, reduce_fn=reduce_fn)
+  loss = ranks_lib.safe_reduce(1.0 - ndcg, where=has_gain, reduce_fn=reduce_fn)
+  return ranks_lib.guard_item_count(loss, count, size, "ndcg loss")
 
 
 def sup_ndcg_loss(scores, levels, *, where=None, tau: float = 0.01, rho: float = 100.0,
@@ -75,7 +77,7 @@ def sup_ndcg_loss(scores, levels, *, where=None, tau: float = 0.01, rho: float =
     levels: ``[B, M]`` integer levels (gains ``2**levels - 1``).
     where: optional ``[B, M]`` bool, items that exist.
     tau, rho, delta, start, offset: :func:`~suprank_jax.losses.ranks.suprank_surrogate`.
-    max_positives: static bound on items of non-zero level per row (None: automatic).
+    max_positives: static bound on items of non-zero level per row (see :mod:`suprank_jax.losses.ap`).
     reduce_fn: reduction over queries (None: ``[B]``).
 
   Returns:

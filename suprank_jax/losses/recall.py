@@ -58,9 +58,12 @@ def _recall_loss(scores, positives, *, where, at_k, temp, step_fn, lower_step_fn
   num_pos = jnp.sum(levels, axis=-1)
   fn = functools.partial(_recall_sums, at_k=at_k, temp=temp, step_fn=step_fn, lower_step_fn=lower_step_fn,
                          pair_block=pair_block)
-  sums = ranks_lib.dispatch_on_count(fn, jnp.max(num_pos), scores.shape[-1], max_positives, scores, levels, where)
+  count = jnp.max(num_pos)
+  size = ranks_lib.static_item_count(count, scores.shape[-1], max_positives)
+  sums = fn(size, scores, levels, where)
   recall = sums / len(at_k)
-  return ranks_lib.safe_reduce(1.0 - recall, where=num_pos > 0, reduce_fn=reduce_fn)
+  loss = ranks_lib.safe_reduce(1.0 - recall, where=num_pos > 0, reduce_fn=reduce_fn)
+  return ranks_lib.guard_item_count(loss, count, size, "recall loss")
 
 
 def sup_recall_loss(scores, positives, *, where=None, at_k: Sequence[int] = _AT_K, temp: float = 1.0,
@@ -103,7 +106,7 @@ def smooth_recall_loss(scores, positives, *, where=None, at_k: Sequence[int] = _
 
   >>> scores = jnp.array([[0.9, 0.8, 0.1]])
   >>> round(float(smooth_recall_loss(scores, jnp.array([[1, 1, 0]]), at_k=(2,))), 3)
-  0.269
+  0.384
   """
   sig = functools.partial(ranks_lib.tau_sigmoid, tau=tau)
   return _recall_loss(scores, positives, where=where, at_k=at_k, temp=temp, step_fn=sig, lower_step_fn=None,

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
-import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
