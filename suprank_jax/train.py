@@ -32,6 +32,7 @@ from suprank_jax.input_pipeline import pipeline, sources
 from suprank_jax.losses import combine, xbm
 from suprank_jax.losses.inputs import batch_inputs
 from suprank_jax.models import build_model
+from suprank_jax.models import convert as model_convert
 
 __all__ = ["TrainState", "train_step", "train_and_evaluate", "create_state"]
 
@@ -71,6 +72,13 @@ def create_state(rng, *, model, tx, sample_images, losses_config, registry, num_
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     batch_stats=variables.get("batch_stats", {}), loss_params=loss_params,
                     opt_state=tx.init(trainable), memory=memory, rng=state_rng)
+
+
+def load_pretrained(state: TrainState, model_config, tx) -> TrainState:
+  """``state`` with the backbone of ``model_config.pretrained_path`` and a fresh optimizer state."""
+  variables = model_convert.load_pretrained(jax.device_get(state.variables()), model_config)
+  state = state.replace(params=variables["params"], batch_stats=variables.get("batch_stats", state.batch_stats))
+  return state.replace(opt_state=tx.init(state.trainable()))
 
 
 def _global_norm(tree):
@@ -184,8 +192,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, log=r
   writer = reporting.MetricWriter(workdir, tensorboard=config.tensorboard)
   ckpt = checkpoint.CheckpointManager(os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints)
 
-  # Resume order: this workdir's latest checkpoint, then config.resume, then a fresh start
-  # (pretrained backbone weights are loaded by the model's init when config.model asks for them).
+  # Resume order: this workdir's latest checkpoint, then config.resume, then a fresh start (with the
+  # pretrained backbone of config.model.pretrained_path when set).
   restored = ckpt.restore_latest(checkpoint.abstract_like(state), log=log)
   if restored is None and config.resume:
     restored = checkpoint.CheckpointManager(config.resume).restore_latest(checkpoint.abstract_like(state), log=log)
@@ -194,6 +202,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, log=r
   if restored is not None:
     start_step, state, _ = restored
     log(f"resumed from step {start_step}")
+  elif config.model.get("pretrained_path"):
+    state = jax.device_put(load_pretrained(state, config.model, tx), replicated)
+    log(f"loaded pretrained weights from {config.model.pretrained_path}")
   start_step = int(state.step)
 
   evaluators = {name: evaluator_lib.Evaluator(name, eval_cfg, config.input, model=model, mesh=mesh)
@@ -240,7 +251,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, log=r
       mean = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
       mean.update(progress.update(done))
       writer.write_scalars(done, mean)
-      log(f"step {done}/{config.total_steps}  loss {mean['loss']:.4f}  "
+      log(f"step {done}/{config.total_steps}  loss {mean['loss']:.4g}  "
           + (f"{mean['steps_per_sec']:.1f} steps/s  ETA {reporting.format_duration(mean['eta_sec'])}"
              if "steps_per_sec" in mean else "(compiling)"))
       pending, window_start = [], done

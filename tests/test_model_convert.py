@@ -172,6 +172,29 @@ def test_load_pretrained_error_names_config_key(tiny_resnet, tmp_path):
     load_pretrained(target, config)
 
 
+def test_trainer_loads_pretrained_backbone_into_state_and_resets_optimizer(tiny_resnet, tmp_path):
+  import optax
+
+  from suprank_jax import train
+
+  config, _, source, target = tiny_resnet
+  path = str(tmp_path / "w.safetensors")
+  safetensors.numpy.save_file(_torch_layout(source), path)
+  config.pretrained_path = path
+  tx = optax.adam(1e-3)
+  trainable = {"model": target["params"], "loss": {}}
+  # An optimizer state that has seen a step (non-zero moments), which the load must reset.
+  opt_state = tx.update(jax.tree.map(jnp.ones_like, trainable), tx.init(trainable), trainable)[1]
+  state = train.TrainState(step=jnp.zeros((), jnp.int32), params=target["params"],
+                           batch_stats=target["batch_stats"], loss_params={}, opt_state=opt_state, memory={},
+                           rng=jax.random.PRNGKey(0))
+  loaded = train.load_pretrained(state, config, tx)
+  _assert_trees_equal(loaded.params["backbone"], source["params"]["backbone"])
+  _assert_trees_equal(loaded.batch_stats["backbone"], source["batch_stats"]["backbone"])
+  _assert_trees_equal(loaded.params["head"], target["params"]["head"])
+  assert all(float(jnp.abs(x).max()) == 0.0 for x in jax.tree.leaves(loaded.opt_state[0].mu))
+
+
 def test_distillation_token_and_its_position_are_dropped():
   config = default_config("deit_small")
   config.depth = 1
