@@ -22,16 +22,17 @@ GOLDEN = [
     ("xbm_loss_memory", pairwise.xbm_contrastive_embedding_loss, dict(margin=0.5)),
     ("triplet_batch", pairwise.triplet_embedding_loss, dict(margin=0.05)),
     ("triplet_memory", pairwise.triplet_embedding_loss, dict(margin=0.05)),
-    ("triplet_semihard_batch", pairwise.triplet_embedding_loss, dict(margin=0.05, semihard=True)),
+    ("triplet_semihard_batch", pairwise.triplet_embedding_loss, dict(margin=0.05, semihard=True,
+                                                                      include_self=True)),
 ]
 
 ADAPTERS = {
     "calibration": pairwise.calibration_embedding_loss,
     "xbm_contrastive": pairwise.xbm_contrastive_embedding_loss,
     "triplet": pairwise.triplet_embedding_loss,
+    "triplet_semihard_reference": functools.partial(pairwise.triplet_embedding_loss, semihard=True,
+                                                    include_self=True),
     "triplet_semihard": functools.partial(pairwise.triplet_embedding_loss, semihard=True),
-    "triplet_semihard_corrected": functools.partial(pairwise.triplet_embedding_loss, semihard=True,
-                                                    include_self=False),
 }
 
 
@@ -102,14 +103,13 @@ def _numpy_semihard_corrected(emb, labels, margin):
   return np.mean(terms) if terms else 0.0
 
 
-def test_corrected_semihard_triplet_matches_brute_force(golden, x64):
+def test_semihard_triplet_default_is_the_corrected_miner_matching_brute_force(golden, x64):
   _, arrays = golden("triplet_semihard_batch")
   emb, labels = arrays["embeddings"], arrays["labels"]
   for margin in (0.05, 0.3):
     expected = _numpy_semihard_corrected(emb, labels[:, 0], margin)
     assert expected > 0
-    fn = jax.jit(functools.partial(pairwise.triplet_embedding_loss, margin=margin, semihard=True,
-                                   include_self=False))
+    fn = jax.jit(functools.partial(pairwise.triplet_embedding_loss, margin=margin, semihard=True))
     value = fn(batch_inputs(jnp.asarray(emb), jnp.asarray(labels)))
     np.testing.assert_allclose(value, expected, rtol=1e-10)
 
@@ -117,8 +117,7 @@ def test_corrected_semihard_triplet_matches_brute_force(golden, x64):
 def test_corrected_semihard_triplet_has_a_nonzero_gradient(golden, x64):
   _, arrays = golden("triplet_semihard_batch")
   labels = jnp.asarray(arrays["labels"])
-  fn = jax.jit(lambda e: pairwise.triplet_embedding_loss(batch_inputs(e, labels), semihard=True,
-                                                         include_self=False, margin=0.3))
+  fn = jax.jit(lambda e: pairwise.triplet_embedding_loss(batch_inputs(e, labels), semihard=True, margin=0.3))
   grad = jax.grad(fn)(jnp.asarray(arrays["embeddings"]))
   assert np.abs(grad).max() > 1e-3
   jax.test_util.check_grads(fn, (jnp.asarray(arrays["embeddings"]),), order=1, modes=["rev"], eps=1e-6)

@@ -111,11 +111,16 @@ def test_bad_command_lines_stop_with_one_clear_message(tmp_path, args, expected)
   assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("name", sorted(losses.LOSSES))
-@pytest.mark.parametrize("memory", [False, True], ids=["batch", "xbm"])
+# Every loss in batch mode; with a memory, the reference-set losses (a representative few in the fast
+# suite, the rest under -m slow). Proxy losses and FastAP take no reference set.
+_MEMORY_FAST = {"sup_ap", "sup_hap", "calibration", "xbm_contrastive"}
+_TRAIN_STEP_CASES = [pytest.param(name, False, id=f"batch-{name}") for name in sorted(losses.LOSSES)] + [
+    pytest.param(name, True, id=f"xbm-{name}", marks=() if name in _MEMORY_FAST else pytest.mark.slow)
+    for name in sorted(losses.LOSSES) if losses.LOSSES[name].uses_reference]
+
+
+@pytest.mark.parametrize("name,memory", _TRAIN_STEP_CASES)
 def test_every_registered_loss_trains_a_step(name, memory):
-  if memory and not losses.LOSSES[name].uses_reference:
-    pytest.skip(f"{name} takes no reference set: the memory does not change it")
   config = _tiny_config(1)
   # Hyper-parameters without a default that fits two-level digits.
   overrides = {"csl": {"margins": (0.25, 0.45)}}

@@ -248,8 +248,8 @@ def triplet_margin_loss(scores, positives, *, where=None, margin: float = 0.05, 
 
   Reference quirk: the reference mines with the self pair present, so in batch mode the easiest
   positive is the anchor itself (similarity 1) and every mined triplet is inactive: the loss is
-  exactly 0. The embedding adapter reproduces this by default; pass ``include_self=False`` to it for
-  the corrected miner, which picks the most similar *other* positive.
+  exactly 0. The embedding adapter corrects this by default (the miner picks the most similar *other*
+  positive); ``include_self=True`` reproduces the reference.
 
   Args:
     scores: ``[num_queries, num_items]`` cosine similarities.
@@ -280,15 +280,18 @@ def triplet_margin_loss(scores, positives, *, where=None, margin: float = 0.05, 
 
 
 def triplet_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: int = 0,
-                           include_self: bool = True, margin: float = 0.05, semihard: bool = False):
+                           include_self: bool | None = None, margin: float = 0.05, semihard: bool = False):
   """:func:`triplet_margin_loss` on normalised embeddings (reference ``TripletLoss``).
 
-  ``semihard=True`` selects the easy-positive / semi-hard-negative miner. With the default
-  ``include_self=True`` the anchor may be its own positive, as in the reference (all triplets: adds
-  zero terms unless a negative is more similar than ``1 - margin``; semi-hard: the loss is exactly 0
-  in batch mode). ``include_self=False`` is the corrected behaviour.
+  ``semihard=True`` selects the easy-positive / semi-hard-negative miner. ``include_self`` (the anchor
+  may be its own positive, as in the reference) defaults to True for all triplets, where it only adds
+  zero terms unless a negative is more similar than ``1 - margin``, and to False for the semi-hard
+  miner, where the reference's choice makes the batch-mode loss exactly 0 (no training signal);
+  ``semihard=True, include_self=True`` reproduces the reference.
   """
   del params
+  if include_self is None:
+    include_self = not semihard
   positives, where = pair_masks(inputs, hierarchy_level=hierarchy_level, include_self=include_self)
   return triplet_margin_loss(normalized_scores(inputs), positives, where=where, margin=margin,
                              mining="easy_semihard" if semihard else "all")
