@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import json
 import math
 import os
@@ -28,6 +29,7 @@ from ml_collections import config_flags
 
 from suprank_jax import checkpoint, losses, optim, parallel, reporting
 from suprank_jax.evaluation import evaluator as evaluator_lib
+from suprank_jax.evaluation import metrics as eval_metrics
 from suprank_jax.input_pipeline import pipeline, sources
 from suprank_jax.losses import combine, xbm
 from suprank_jax.losses.inputs import batch_inputs
@@ -158,6 +160,23 @@ def _loss_context(source) -> dict:
   return {"proxy_labels": jnp.asarray(labels[first], jnp.int32)}
 
 
+def _check_max_positives(entry, fn, hp, config, log):
+  """Warns when a rank loss runs dense under jit; rejects a bound the sampler is known to exceed."""
+  parameters = inspect.signature(fn).parameters
+  if "max_positives" not in parameters:
+    return
+  bound, m = hp.get("max_positives"), config.input.samples_per_class
+  if bound is None:
+    log(f"warning: config.losses.{entry} has no max_positives: under jit it ranks every item of the "
+        "batch (dense, [B, B, B] work). Set it to the most relevant items a query can have (e.g. "
+        f"config.input.samples_per_class={m} for a binary loss in batch mode).")
+    return
+  level = hp.get("hierarchy_level", parameters["hierarchy_level"].default if "hierarchy_level" in parameters else 0)
+  if level == 0 and config.input.sampler == "m_per_class" and int(bound) < m:
+    raise ValueError(f"config.losses.{entry}.max_positives={bound} is below config.input.samples_per_class={m}: "
+                     f"every query of a batch has {m} positives; raise max_positives to at least {m}")
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, log=reporting.log):
   """Trains ``config``'s model, evaluating before, during and after training.
 
@@ -173,7 +192,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, log=r
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
   registry = losses.LOSSES
-  combine.entries(config.losses, registry)  # validates the loss names and hyper-parameters early
+  for entry, loss_def, _, hp in combine.entries(config.losses, registry):  # validates them early
+    _check_max_positives(entry, loss_def.fn, hp, config, log)
+  unknown = [n for n in config.overall_accuracy_over if n not in config.evals]
+  if unknown:
+    raise ValueError(f"config.overall_accuracy_over names {unknown}, which are not in config.evals "
+                     f"({sorted(config.evals)})")
   mesh = parallel.make_mesh()
   parallel.check_batch_size(config.input.global_batch_size, mesh)
 
@@ -215,11 +239,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, log=r
     for name, ev in evaluators.items():
       t0 = time.perf_counter()
       metrics = ev.run(state)
-      writer.write_scalars(step, metrics, split=name)
-      log(f"[eval {name} @ step {step}] " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()
-                                                       if isinstance(v, float)) + f" ({time.perf_counter() - t0:.1f}s)")
+      if len(ev.config.metrics.hierarchy_levels) > 1:  # DyML's overall accuracy within one test set
+        metrics.update({f"overall_{k}": v for k, v in eval_metrics.overall_accuracy(metrics).items()})
       results[name] = metrics
+      report(step, name, metrics, time.perf_counter() - t0)
+    if config.overall_accuracy_over:
+      results["overall"] = eval_metrics.inter_set_overall_accuracy(
+          {name: results[name] for name in config.overall_accuracy_over})
+      report(step, "overall", results["overall"], 0.0)
     return results
+
+  def report(step, name, metrics, seconds):
+    writer.write_scalars(step, metrics, split=name)
+    log(f"[eval {name} @ step {step}] " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()
+                                                     if isinstance(v, float)) + f" ({seconds:.1f}s)")
 
   summary = {"initial": evaluate(0) if start_step == 0 else None, "start_step": start_step}
 

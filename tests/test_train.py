@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from suprank_jax import losses, optim, parallel, train
-from suprank_jax.configs import digits
+from suprank_jax.configs import common, digits
 from suprank_jax.input_pipeline import pipeline, sources
 from suprank_jax.models import build_model
 
@@ -46,6 +46,23 @@ def test_smoke_run_writes_outputs_and_summary(tmp_path):
   assert all(np.isfinite(l["loss"]) and "loss/sup_ap" in l and "l2_grads" in l for l in train_lines)
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["3", "4"]
   assert "trained (test)" in train.summary_table(summary)
+
+
+def test_overall_accuracy_within_and_across_test_sets(tmp_path):
+  config = _tiny_config(1)
+  config.evals.test.metrics.multi_level_metrics = ()
+  config.evals.test.metrics.hierarchy_levels = (0, 1)
+  config.evals.train = common.eval_config("train")
+  config.evals.train.metrics.multi_level_metrics = ()
+  config.overall_accuracy_over = ("test", "train")
+  _, summary = train.train_and_evaluate(config, str(tmp_path), log=lambda *_: None)
+  test, train_set, overall = (summary["final"][k] for k in ("test", "train", "overall"))
+  assert test["overall_R@1"] == pytest.approx((test["R@1_level0"] + test["R@1_level1"]) / 2)
+  assert overall["R@1_level0"] == pytest.approx((test["R@1_level0"] + train_set["R@1_level0"]) / 2)
+  assert overall["R@1_level1"] == pytest.approx(test["R@1_level1"])  # only the test set reports level 1
+  config.overall_accuracy_over = ("test", "val")
+  with pytest.raises(ValueError, match="overall_accuracy_over.*val"):
+    train.train_and_evaluate(config, str(tmp_path / "bad"), log=lambda *_: None)
 
 
 def _constant_lr_config(total_steps):
@@ -145,3 +162,21 @@ def test_every_registered_loss_trains_a_step(name, memory):
   assert any(changed), f"{name}: no parameter moved"
   if memory:
     assert int(np.sum(state.memory.where)) == 40
+
+
+def test_rank_loss_without_max_positives_is_warned_about(tmp_path):
+  config = _tiny_config(1)
+  config.losses.sup_ap.max_positives = None
+  config.input.dataset = "not_a_dataset"  # stops right after the config checks
+  messages = []
+  with pytest.raises(ValueError, match="not_a_dataset"):
+    train.train_and_evaluate(config, str(tmp_path), log=messages.append)
+  assert any("config.losses.sup_ap has no max_positives" in m and "samples_per_class=4" in m for m in messages)
+  assert not any("calibration" in m for m in messages)
+
+
+def test_max_positives_below_the_samples_per_class_stops_early(tmp_path):
+  config = _tiny_config(1)
+  config.losses.sup_ap.max_positives = 3  # the sampler gives every query 4 positives
+  with pytest.raises(ValueError, match="max_positives=3 is below config.input.samples_per_class=4"):
+    train.train_and_evaluate(config, str(tmp_path), log=lambda *_: None)

@@ -52,6 +52,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.optim = optim.default_config()
   config.evals = ml_collections.ConfigDict()
   config.evals.test = eval_config("test")
+  # DyML's overall accuracy across test sets (e.g. one per level): the mean of each per-level binary
+  # metric over these evaluations, logged as the evaluation 'overall'. Empty: not computed.
+  config.overall_accuracy_over = ()
   return config
 
 
