@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from suprank_jax.losses.inputs import LossInputs
-from suprank_jax.losses.pairwise import normalized_scores, pair_masks
+from suprank_jax.losses.pairwise import check_pairs, normalized_scores, pair_masks
 
 __all__ = [
     "fastap_loss",
@@ -33,17 +33,6 @@ __all__ = [
     "blackbox_ap_loss",
     "blackbox_ap_embedding_loss",
 ]
-
-
-def _check(scores, positives, where, name):
-  if scores.ndim != 2:
-    raise ValueError(f"{name}: scores must be [num_queries, num_items], got shape {scores.shape}")
-  if not jnp.issubdtype(scores.dtype, jnp.floating):
-    raise ValueError(f"{name}: scores must be floating point, got {scores.dtype}")
-  if positives.shape != scores.shape:
-    raise ValueError(f"{name}: positives shape {positives.shape} != scores shape {scores.shape}")
-  if where is not None and where.shape != scores.shape:
-    raise ValueError(f"{name}: where shape {where.shape} != scores shape {scores.shape}")
 
 
 def _masks(scores, positives, where):
@@ -80,7 +69,7 @@ def fastap_loss(scores, positives, *, where=None, num_bins: int = 10):
   References:
     Cakir et al., "Deep Metric Learning to Rank", CVPR 2019.
   """
-  _check(scores, positives, where, "fastap_loss")
+  check_pairs(scores, positives, where, "fastap_loss")
   scores, pos, valid = _masks(scores, positives, where)
   dist = 2.0 - 2.0 * scores
   delta = 4.0 / num_bins
@@ -146,7 +135,7 @@ def softbin_ap_loss(scores, positives, *, where=None, num_bins: int = 20, min_sc
     Revaud et al., "Learning with Average Precision: Training Image Retrieval with a Listwise Loss",
     ICCV 2019.
   """
-  _check(scores, positives, where, "softbin_ap_loss")
+  check_pairs(scores, positives, where, "softbin_ap_loss")
   if not 2 <= num_bins <= 100 or int(num_bins) != num_bins:
     raise ValueError(f"softbin_ap_loss: num_bins must be an integer in [2, 100], got {num_bins}")
   if max_score <= min_score:
@@ -273,7 +262,7 @@ def blackbox_ap_loss(scores, positives, noise, *, where=None, lambda_val: float 
   References:
     Rolinek et al., "Optimizing Rank-based Metrics with Blackbox Differentiation", CVPR 2020.
   """
-  _check(scores, positives, where, "blackbox_ap_loss")
+  check_pairs(scores, positives, where, "blackbox_ap_loss")
   if noise.shape != scores.shape:
     raise ValueError(f"blackbox_ap_loss: noise shape {noise.shape} != scores shape {scores.shape}")
   scores, pos, valid = _masks(scores, positives, where)

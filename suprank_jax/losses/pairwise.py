@@ -30,6 +30,7 @@ from suprank_jax.losses.inputs import LossInputs
 __all__ = [
     "normalized_scores",
     "pair_masks",
+    "check_pairs",
     "calibration_loss",
     "calibration_embedding_loss",
     "xbm_contrastive_loss",
@@ -92,7 +93,8 @@ def pair_masks(inputs: LossInputs, *, hierarchy_level: int = 0, include_self: bo
   return same & where, where
 
 
-def _check_pairs(scores, positives, where, name):
+def check_pairs(scores, positives, where, name):
+  """Raises a ValueError naming ``name`` unless scores are 2-D floats and the masks have their shape."""
   if scores.ndim != 2:
     raise ValueError(f"{name}: scores must be [num_queries, num_items], got shape {scores.shape}")
   if not jnp.issubdtype(scores.dtype, jnp.floating):
@@ -147,7 +149,7 @@ def calibration_loss(scores, positives, *, where=None, pos_margin: float = 0.9, 
     >>> round(float(calibration_loss(s, jnp.array([[True, True, False]]))), 6)  # 0.4 + 0.2
     0.6
   """
-  _check_pairs(scores, positives, where, "calibration_loss")
+  check_pairs(scores, positives, where, "calibration_loss")
   pos, neg = _masks(positives, where)
   pos_loss = _mean_of_positive(jax.nn.relu(pos_margin - scores), pos)
   neg_loss = _mean_of_positive(jax.nn.relu(scores - neg_margin), neg)
@@ -191,7 +193,7 @@ def xbm_contrastive_loss(scores, positives, *, where=None, margin: float = 0.5, 
   References:
     Wang et al., "Cross-Batch Memory for Embedding Learning", CVPR 2020.
   """
-  _check_pairs(scores, positives, where, "xbm_contrastive_loss")
+  check_pairs(scores, positives, where, "xbm_contrastive_loss")
   pos, neg = _masks(positives, where)
   pos = pos & (scores < 1.0 - epsilon)
   neg = neg & (scores > margin)
@@ -223,7 +225,7 @@ def easy_semihard_triplets(scores, positives, *, where=None):
   Returns:
     ``(positive_index, negative_index, keep)``: ``[num_queries]`` int32, int32 and bool.
   """
-  _check_pairs(scores, positives, where, "easy_semihard_triplets")
+  check_pairs(scores, positives, where, "easy_semihard_triplets")
   scores = jax.lax.stop_gradient(scores)
   pos, neg = _masks(positives, where)
   neg_inf = jnp.array(-jnp.inf, scores.dtype)
@@ -265,7 +267,7 @@ def triplet_margin_loss(scores, positives, *, where=None, margin: float = 0.05, 
     Schroff et al., "FaceNet", CVPR 2015; Xuan et al., "Improved Embeddings with Easy Positive
     Triplet Mining", WACV 2020.
   """
-  _check_pairs(scores, positives, where, "triplet_margin_loss")
+  check_pairs(scores, positives, where, "triplet_margin_loss")
   if mining == "all":
     pos, neg = _masks(positives, where)
     violation = scores[:, None, :] - scores[:, :, None] + margin  # [i, j (positive), k (negative)]
