@@ -2,13 +2,20 @@
 
 The trainable pytree is ``{"model": params, "loss": loss_params}``; a parameter's path is its keys
 joined by ``/`` (e.g. ``model/projection/kernel``, ``loss/cluster/weights``). ``config.optim.groups``
-is a tuple of ``(regex, lr_multiplier)`` rules; the first rule whose regex matches (``re.search``)
-gives a parameter its group, and ``None`` as the multiplier freezes the group. Parameters no rule
-matches use the base learning rate.
+is a tuple of ``(regex, setting)`` rules; the first rule whose regex matches (``re.search``) gives a
+parameter its group. The setting is a learning-rate multiplier of the base optimizer, ``None`` to
+freeze the group, or a dict of ``config.optim`` keys that the group uses instead of the base ones
+(its own optimizer, rate, schedule, weight decay, and ``lr_multiplier``), e.g. HAPPIER's cluster
+weights::
+
+  config.optim.groups = (("^loss/cluster/", dict(name="adam", learning_rate=10.0, schedule="cosine")),)
+
+Parameters no rule matches use the base optimizer.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 
 import jax
@@ -75,6 +82,34 @@ def _base(cfg, schedule):
   raise ValueError(f"config.optim.name={cfg.name!r} is unknown; valid: {OPTIMIZERS}")
 
 
+_GROUP_KEYS = ("name", "learning_rate", "weight_decay", "momentum", "schedule", "warmup_steps", "decay_steps",
+               "decay_factor")
+
+
+def _group_config(cfg, setting, index: int):
+  """``(optimizer config, lr multiplier)`` of a group rule's setting, or None for a frozen group."""
+  if setting is None:
+    return None
+  if isinstance(setting, (int, float)) and not isinstance(setting, bool):
+    return cfg, float(setting)
+  if not hasattr(setting, "items"):
+    raise ValueError(f"config.optim.groups[{index}]: the setting {setting!r} must be an lr multiplier, None "
+                     f"(frozen) or a dict of optimizer keys {_GROUP_KEYS + ('lr_multiplier',)}")
+  overrides = dict(setting)
+  multiplier = float(overrides.pop("lr_multiplier", 1.0))
+  unknown = sorted(set(overrides) - set(_GROUP_KEYS))
+  if unknown:
+    raise ValueError(f"config.optim.groups[{index}]: unknown keys {unknown}; valid: "
+                     f"{list(_GROUP_KEYS) + ['lr_multiplier']}")
+  group_cfg = copy.deepcopy(cfg)
+  for key, value in overrides.items():
+    try:
+      group_cfg[key] = value
+    except TypeError as e:
+      raise ValueError(f"config.optim.groups[{index}]: bad value for {key!r}: {e}") from e
+  return group_cfg, multiplier
+
+
 def make_optimizer(cfg: ml_collections.ConfigDict, total_steps: int):
   """Builds the optimizer and its learning-rate schedules.
 
@@ -89,21 +124,25 @@ def make_optimizer(cfg: ml_collections.ConfigDict, total_steps: int):
   rules = []
   for i, rule in enumerate(cfg.groups):
     if len(rule) != 2:
-      raise ValueError(f"config.optim.groups[{i}]={rule!r} must be a (regex, lr_multiplier) pair")
-    regex, multiplier = rule
+      raise ValueError(f"config.optim.groups[{i}]={rule!r} must be a (regex, setting) pair")
+    regex, setting = rule
     try:
-      rules.append((re.compile(regex), None if multiplier is None else float(multiplier)))
+      rules.append((re.compile(regex), _group_config(cfg, setting, i)))
     except re.error as e:
       raise ValueError(f"config.optim.groups[{i}]: bad regex {regex!r}: {e}") from e
 
   schedules = {"base": _schedule(cfg, total_steps, 1.0)}
   transforms = {"base": _base(cfg, schedules["base"])}
-  for i, (regex, multiplier) in enumerate(rules):
-    if multiplier is None:
+  for i, (regex, group) in enumerate(rules):
+    if group is None:
       transforms[f"group{i}"] = optax.set_to_zero()
     else:
-      schedules[regex.pattern] = _schedule(cfg, total_steps, multiplier)
-      transforms[f"group{i}"] = _base(cfg, schedules[regex.pattern])
+      group_cfg, multiplier = group
+      try:
+        schedules[regex.pattern] = _schedule(group_cfg, total_steps, multiplier)
+        transforms[f"group{i}"] = _base(group_cfg, schedules[regex.pattern])
+      except ValueError as e:
+        raise ValueError(f"config.optim.groups[{i}] ({regex.pattern!r}): {e}") from e
 
   def label(path: str) -> str:
     for i, (regex, _) in enumerate(rules):

@@ -82,3 +82,35 @@ def test_gradient_clipping():
   total = np.sqrt(sum(float(jnp.sum(u ** 2)) for u in jax.tree.leaves(updates)))
   assert total == pytest.approx(1.0, rel=1e-5)
 
+
+
+def test_a_group_can_have_its_own_optimizer_rate_and_schedule():
+  # HAPPIER: base SGD with a step decay; the cluster weights with Adam at rate 10 and a cosine decay.
+  cfg = optim.default_config()
+  cfg.name = "sgd"
+  cfg.momentum = 0.0
+  cfg.learning_rate = 0.1
+  cfg.schedule = "steps"
+  cfg.decay_steps = (5,)
+  cfg.groups = (("^loss/", dict(name="adam", learning_rate=10.0, schedule="cosine")),
+                ("projection", dict(lr_multiplier=0.5)))
+  params = _params()
+  tx, schedules = optim.make_optimizer(cfg, total_steps=10)
+  grads = jax.tree.map(lambda x: jnp.full_like(x, 3.0), params)
+  updates, _ = tx.update(grads, tx.init(params), params)
+  np.testing.assert_allclose(updates["model"]["backbone"]["kernel"], -0.3)  # SGD: -lr * grad
+  np.testing.assert_allclose(updates["model"]["projection"]["kernel"], -0.15)  # SGD at half the rate
+  np.testing.assert_allclose(updates["loss"]["cluster"]["weights"], -10.0, rtol=1e-4)  # Adam: -lr * sign
+  assert float(schedules["^loss/"](10)) == pytest.approx(0.0, abs=1e-6)  # cosine to 0
+  assert float(schedules["projection"](6)) == pytest.approx(0.005)  # the base step decay, halved
+  assert cfg.name == "sgd" and cfg.learning_rate == 0.1  # the base config is untouched
+
+
+@pytest.mark.parametrize("setting,match", [(dict(nme="adam"), r"groups\[0\]: unknown keys \['nme'\]"),
+                                           (dict(name="lamb"), r"groups\[0\].*optim.name='lamb'"),
+                                           ("fast", r"groups\[0\]: the setting 'fast'")])
+def test_bad_group_settings_name_the_rule(setting, match):
+  cfg = optim.default_config()
+  cfg.groups = (("^loss/", setting),)
+  with pytest.raises(ValueError, match=match):
+    optim.make_optimizer(cfg, total_steps=10)
