@@ -319,6 +319,23 @@ config_flags.DEFINE_config_file("config", None, "Experiment config file (e.g. su
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Output folder: checkpoints, metrics, TensorBoard, config.")
 flags.mark_flags_as_required(["config", "workdir"])
+flags.DEFINE_bool("distributed", False, "Join a multi-process JAX cluster: jax.distributed.initialize() "
+                  "(auto-detected on Cloud TPU pods, SLURM and Open MPI; elsewhere give the three flags below).")
+flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (implies --distributed).")
+flags.DEFINE_integer("num_processes", None, "Number of processes of the run (with --coordinator_address).")
+flags.DEFINE_integer("process_id", None, "This process's index, 0..num_processes-1 (with --coordinator_address).")
+
+
+def _init_distributed():
+  """Starts the multi-process runtime when the flags ask for it (before any JAX computation)."""
+  if not (FLAGS.distributed or FLAGS.coordinator_address):
+    return
+  explicit = (FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  if any(v is not None for v in explicit) and any(v is None for v in explicit):
+    sys.exit("error: give --coordinator_address, --num_processes and --process_id together "
+             "(or only --distributed where the cluster is auto-detected)")
+  jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address, num_processes=FLAGS.num_processes,
+                             process_id=FLAGS.process_id)
 
 
 def _check_workdir(workdir: str):
@@ -346,6 +363,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+  _init_distributed()
   _check_workdir(FLAGS.workdir)
   try:
     _, summary = train_and_evaluate(FLAGS.config, FLAGS.workdir)

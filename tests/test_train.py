@@ -118,6 +118,8 @@ def _cli(*args):
     (["--config", "suprank_jax/configs/digits.py", "--workdir", "{tmp}", "--config.optim.learnig_rate=1"],
      "learnig_rate"),
     (["--config", "suprank_jax/configs/digits.py", "--workdir", "/proc/forbidden"], "is not writable"),
+    (["--config", "suprank_jax/configs/digits.py", "--workdir", "{tmp}", "--coordinator_address=127.0.0.1:1"],
+     "together"),
     (["--config", "suprank_jax/configs/digits.py", "--workdir", "{tmp}", "--config.losses.sup_ap.weight=1",
       "--config.input.dataset=nope"], "valid"),
 ])
