@@ -118,16 +118,17 @@ def train_step(state: TrainState, batch, *, model, losses_config, registry, tx, 
     out = model.apply(variables, batch["images"], train=True, rngs={"dropout": rng},
                       mutable=["batch_stats"] if has_batch_stats else False)
     embeddings, new_vars = out if has_batch_stats else (out, {})
-    memory_inputs, memory, active = None, state.memory, False
+    memory, memory_kwargs = state.memory, {}
     if memory_config is not None:
       memory_inputs, memory = xbm.xbm_step(state.memory, embeddings, batch["labels"])
-      active = xbm.xbm_active(state.step, steps_per_epoch=steps_per_epoch, activate=memory_config.activate_epoch)
+      memory_kwargs = dict(
+          memory=memory_inputs, memory_factor=memory_config.factor,
+          memory_factor_true_loss=memory_config.factor_true_loss,
+          memory_active=xbm.xbm_active(state.step, steps_per_epoch=steps_per_epoch,
+                                       activate=memory_config.activate_epoch))
     total, terms = combine.weighted_loss(
         trainable["loss"], batch_inputs(embeddings, batch["labels"]), losses_config, registry,
-        memory=memory_inputs, memory_active=active,
-        memory_factor=memory_config.factor if memory_config is not None else 1.0,
-        memory_factor_true_loss=memory_config.factor_true_loss if memory_config is not None else 1.0,
-        rng=jax.random.fold_in(rng, 1), context=loss_context)
+        rng=jax.random.fold_in(rng, 1), context=loss_context, **memory_kwargs)
     return total, (terms, new_vars.get("batch_stats", state.batch_stats), memory)
 
   trainable = state.trainable()

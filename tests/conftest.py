@@ -68,3 +68,16 @@ def x64():
   jax.config.update("jax_enable_x64", True)
   yield
   jax.config.update("jax_enable_x64", previous)
+
+
+@pytest.fixture(scope="module")
+def fast_compile():
+  """Turns XLA's CPU optimisations off for a module: its many small programs compile once each and the
+  optimisations cost more than they save. Numerics stay float32. Use with
+  ``pytestmark = pytest.mark.usefixtures("fast_compile")``."""
+  import jax  # pylint: disable=g-import-not-at-top
+
+  previous = jax.config.read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", True)
+  yield
+  jax.config.update("jax_disable_most_optimizations", previous)

@@ -16,13 +16,7 @@ from suprank_jax.models import build_model, default_config
 from suprank_jax.models.convert import convert_state_dict, load_pretrained, load_state_dict
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _fast_compile():
-  """XLA's CPU optimisations dominate the compile time here; numerics stay float32."""
-  previous = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", previous)
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 
 def _torch_layout(variables, scope="backbone"):

@@ -15,13 +15,7 @@ from suprank_jax.models import heads
 RNG = np.random.default_rng(0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _fast_compile():
-  """XLA's CPU optimisations dominate these tiny networks' run time; numerics stay float32-exact."""
-  previous = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", previous)
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 
 def _random_variables(model, size, *, seed=0, batch_stats_positive=True):

@@ -12,6 +12,8 @@ from suprank_jax.losses import ap, hap, ndcg, ranks, recall
 from suprank_jax.losses.inputs import batch_inputs, memory_inputs
 from tests.conftest import assert_close_to_reference, golden_case_names
 
+pytestmark = pytest.mark.usefixtures("fast_compile")
+
 EMBEDDING_LOSSES = {
     "supap": ap.sup_ap_embedding_loss,
     "smoothap": ap.smooth_ap_embedding_loss,
@@ -111,15 +113,6 @@ def _check_case(golden, name, dtype, rtol):
     assert_close_to_reference(dcg, arrays["dcg_terms"], rtol=rtol, name="dcg_terms")
   elif "relevances" in arrays:  # NDCG's relevances feed an unused normaliser of the reference
     assert_close_to_reference(out["relevances"], arrays["relevances"], rtol=1e-6, name="relevances")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _fast_compiles():
-  # These tests compile many small programs once each: XLA optimisations cost more than they save.
-  previous = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", previous)
 
 
 @pytest.mark.parametrize("name", CASES)

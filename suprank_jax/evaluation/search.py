@@ -210,7 +210,7 @@ def score_chunks(query, gallery, self_index, *, chunk_size: int = 256, sort: boo
     stop = min(start + chunk_size, num_q)
     q = _pad_rows(query[start:stop], chunk_size, 0)
     s = _pad_rows(self_index[start:stop].astype(np.int32), chunk_size, -1)
-    return start, stop, _chunk_scores(q, gallery_dev, s, sort=sort_on_device)
+    return _chunk_scores(q, gallery_dev, s, sort=sort_on_device)
 
   pending = None if use_numpy or num_q == 0 else dispatch(0)
   for start in range(0, num_q, chunk_size):
@@ -222,7 +222,7 @@ def score_chunks(query, gallery, self_index, *, chunk_size: int = 256, sort: boo
       scores[rows, sidx[rows]] = -np.inf
       sorted_scores = None
     else:
-      _, _, (scores, sorted_scores) = pending
+      scores, sorted_scores = pending
       # The next chunk's matmul overlaps with this chunk's host work (sorting, ranking, metrics).
       pending = dispatch(stop) if stop < num_q else None
       scores = np.array(scores[:stop - start])
