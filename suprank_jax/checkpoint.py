@@ -14,7 +14,7 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
-__all__ = ["CheckpointManager"]
+__all__ = ["CheckpointManager", "has_checkpoints", "abstract_like"]
 
 
 class CheckpointManager:
@@ -62,12 +62,48 @@ class CheckpointManager:
       return step, restored.state, dict(restored.meta)
     return None
 
+  def restore_variables(self, step: int | None = None):
+    """The model variables ``{'params', 'batch_stats'}`` of checkpoint ``step`` (the newest readable when
+    None), read without the rest of the train state: evaluating a run needs neither its optimizer
+    nor its training data set.
+
+    Returns:
+      ``(step, variables)``.
+
+    Raises:
+      FileNotFoundError: no (such) checkpoint, listing the steps found.
+    """
+    candidates = [step] if step is not None else list(reversed(self.all_steps()))
+    if step is not None and step not in self.all_steps():
+      raise FileNotFoundError(f"{self.directory} has no checkpoint of step {step}; found {self.all_steps()}")
+    errors = []
+    for s in candidates:
+      try:
+        restored = self._manager.restore(s, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+      except Exception as e:  # noqa: BLE001 - any failure means this step is unreadable.
+        errors.append(f"step {s}: {type(e).__name__}: {e}")
+        continue
+      state = restored.state
+      get = state.get if isinstance(state, dict) else lambda k, d=None: getattr(state, k, d)
+      variables = {"params": get("params")}
+      if get("batch_stats"):
+        variables["batch_stats"] = get("batch_stats")
+      return s, variables
+    raise FileNotFoundError(f"no readable checkpoint in {self.directory}" + (f": {'; '.join(errors)}" if errors else ""))
+
   def wait_until_finished(self):
     self._manager.wait_until_finished()
 
   def close(self):
     self._manager.wait_until_finished()
     self._manager.close()
+
+
+def has_checkpoints(directory: str) -> bool:
+  """Whether ``directory`` holds finished step folders (orbax names them by their step number)."""
+  if not os.path.isdir(directory):
+    return False
+  return any(name.isdigit() and os.path.isdir(os.path.join(directory, name)) for name in os.listdir(directory))
 
 
 def abstract_like(state):

@@ -27,16 +27,18 @@ import yaml
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from suprank_jax import checkpoint, losses, optim, parallel, reporting
+from suprank_jax import checkpoint, losses, models, optim, parallel, reporting, steps
+from suprank_jax.configs import common
 from suprank_jax.evaluation import evaluator as evaluator_lib
 from suprank_jax.evaluation import metrics as eval_metrics
+from suprank_jax.evaluation import pictures
 from suprank_jax.input_pipeline import pipeline, sources
 from suprank_jax.losses import combine, xbm
 from suprank_jax.losses.inputs import batch_inputs
 from suprank_jax.models import build_model
 from suprank_jax.models import convert as model_convert
 
-__all__ = ["TrainState", "train_step", "train_and_evaluate", "create_state"]
+__all__ = ["TrainState", "train_step", "train_and_evaluate", "create_state", "prepare", "Prepared"]
 
 
 @flax.struct.dataclass
@@ -178,8 +180,135 @@ def _check_max_positives(entry, fn, hp, config, log):
                      f"every query of a batch has {m} positives; raise max_positives to at least {m}")
 
 
+def _check_run_config(config):
+  """The top-level keys: each impossible value names its key (before any data is read)."""
+  for key in ("total_steps", "num_epochs", "eval_every_steps", "eval_every_epochs", "checkpoint_every_steps",
+              "checkpoint_every_epochs", "seed"):
+    if not isinstance(config[key], int) or config[key] < 0:
+      raise ValueError(f"config.{key}={config[key]!r} must be an integer >= 0")
+  for key in ("log_every_steps", "keep_checkpoints"):
+    if not isinstance(config[key], int) or config[key] < 1:
+      raise ValueError(f"config.{key}={config[key]!r} must be an integer >= 1")
+  x = config.xbm
+  if x.size < -1:
+    raise ValueError(f"config.xbm.size={x.size} must be >= 0 (0: no memory) or -1 (the size of the training split)")
+  if x.size and x.activate_epoch < 1:
+    raise ValueError(f"config.xbm.activate_epoch={x.activate_epoch} must be >= 1 (epochs count from 1)")
+  if x.size and (x.factor < 0 or x.factor_true_loss < 0 or x.factor + x.factor_true_loss <= 0):
+    raise ValueError(f"config.xbm.factor={x.factor} and factor_true_loss={x.factor_true_loss} must be >= 0, "
+                     "not both 0")
+  if not x.size:
+    defaults = common.base_config().xbm
+    changed = [k for k in ("activate_epoch", "factor", "factor_true_loss") if x[k] != defaults[k]]
+    if changed:
+      raise ValueError(f"config.xbm.{changed[0]} is set but config.xbm.size=0 (no memory): set config.xbm.size "
+                       "(or -1 for the whole training split), or leave it at its default")
+  if not config.evals:
+    raise ValueError("config.evals is empty: give at least one evaluation (configs/common.eval_config)")
+  complete = set(common.eval_config().keys())
+  for name, ev in config.evals.items():
+    keys = set(ev.keys()) if hasattr(ev, "keys") else set()
+    if keys != complete:
+      raise ValueError(f"config.evals.{name} has keys {sorted(keys)}, expected {sorted(complete)}: build it with "
+                       "configs.common.eval_config(split, gallery_split, **settings)")
+  unknown = [n for n in config.overall_accuracy_over if n not in config.evals]
+  if unknown:
+    raise ValueError(f"config.overall_accuracy_over names {unknown}, which are not in config.evals "
+                     f"({sorted(config.evals)})")
+
+
+@dataclasses.dataclass
+class Prepared:
+  """Everything a run needs that is checked before the first expensive step (see :func:`prepare`)."""
+
+  train_source: Any
+  steps_per_epoch: int
+  total_steps: int
+  eval_every_steps: int
+  checkpoint_every_steps: int
+  memory_size: int
+  model: Any
+  tx: Any
+  schedules: dict
+  mesh: Any
+  evaluators: dict
+  sample_images: np.ndarray
+  resuming: bool
+
+
+def prepare(config: ml_collections.ConfigDict, workdir: str, *, log=reporting.log) -> Prepared:
+  """Every check that needs no network, before any model is initialised or evaluated.
+
+  In order: the values of the top-level keys, ``config.input``, the losses, the batch against the
+  devices, the training data set (its index files and classes) and its sampler, the run length in
+  steps, the model (its keys, pretrained weights on a fresh start), the optimizer, and each
+  evaluation's data set (read, and for galleries holding the queries, each query's copy found).
+
+  Raises:
+    ValueError (or FileNotFoundError for a missing data set file): naming the key or file at fault.
+  """
+  _check_run_config(config)
+  for entry, loss_def, _, hp in combine.entries(config.losses, losses.LOSSES):
+    _check_max_positives(entry, loss_def.fn, hp, config, log)
+  pipeline.check_input_config(config.input)
+  mesh = parallel.make_mesh()
+  parallel.check_batch_size(config.input.global_batch_size, mesh)
+
+  train_source = sources.get_source(config.input, config.input.train_split)
+  spe = pipeline.steps_per_epoch(config.input, train_source)
+  total_steps = steps.to_steps(config.total_steps, config.num_epochs, spe, "config.total_steps", "config.num_epochs")
+  if total_steps < 1:
+    raise ValueError("the run has no step: set config.total_steps or config.num_epochs")
+  eval_every = steps.to_steps(config.eval_every_steps, config.eval_every_epochs, spe, "config.eval_every_steps",
+                              "config.eval_every_epochs")
+  checkpoint_every = steps.to_steps(config.checkpoint_every_steps, config.checkpoint_every_epochs, spe,
+                                    "config.checkpoint_every_steps", "config.checkpoint_every_epochs")
+  memory_size = len(train_source) if config.xbm.size == -1 else int(config.xbm.size)
+  # The first batch of this process: its images decode and the augmentation gives them one shape.
+  pipeline.load_train_batch(config.input, train_source, 0, seed=config.seed, process_index=jax.process_index(),
+                            process_count=jax.process_count())
+
+  model = build_model(config.model)
+  resuming = checkpoint.has_checkpoints(os.path.join(workdir, "checkpoints")) or bool(config.resume)
+  if not resuming:
+    _check_pretrained(config.model, log)
+  optim_config = config.optim.copy_and_resolve_references()
+  frozen = models.frozen_parameter_regex(config.model)
+  if frozen:
+    with optim_config.unlocked():
+      optim_config.groups = ((frozen, None),) + tuple(optim_config.groups)
+  tx, schedules = optim.make_optimizer(optim_config, total_steps, steps_per_epoch=spe)
+
+  evaluators = {name: evaluator_lib.Evaluator(name, eval_cfg, config.input, model=model, mesh=mesh, log=log)
+                for name, eval_cfg in config.evals.items()}
+  sample = pipeline.sample_images(config.input, train_source)
+  return Prepared(train_source=train_source, steps_per_epoch=spe, total_steps=total_steps, eval_every_steps=eval_every,
+                  checkpoint_every_steps=checkpoint_every, memory_size=memory_size, model=model, tx=tx,
+                  schedules=schedules, mesh=mesh, evaluators=evaluators, sample_images=sample, resuming=resuming)
+
+
+def _check_pretrained(model_config, log):
+  """On a fresh start: the weights a ``pretrained`` model needs exist; a from-scratch ResNet with frozen
+  batch norm is warned about (its statistics would stay at their initial values for the whole run)."""
+  path = model_config.pretrained_path
+  if model_config.pretrained and not path:
+    raise ValueError(f"config.model.pretrained=True: this experiment starts from ImageNet weights (the original's "
+                     f"'pretrained: True'), which are never downloaded here; give config.model.pretrained_path (a "
+                     f"torchvision/timm {model_config.name} state dict: .safetensors, .npz or .pth), or set "
+                     "config.model.pretrained=False to train from scratch")
+  if path and not os.path.isfile(os.path.expanduser(path)):
+    raise FileNotFoundError(f"config.model.pretrained_path={path!r}: no such file")
+  if not path and models.frozen_parameter_regex(model_config):
+    log("warning: config.model.freeze_batch_norm=True without pretrained weights: the batch-norm statistics and "
+        "affine parameters stay at their initial values (mean 0, variance 1) for the whole run. The original "
+        "freezes batch norm only on ImageNet-initialised backbones; set config.model.freeze_batch_norm=False to "
+        "train from scratch, or give config.model.pretrained_path.")
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, log=reporting.log):
   """Trains ``config``'s model, evaluating before, during and after training.
+
+  Every check that needs no network runs first (:func:`prepare`).
 
   Args:
     config: an experiment config (``get_config()`` of a ``configs/*.py`` file).
@@ -192,23 +321,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, log=r
   """
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
-  registry = losses.LOSSES
-  for entry, loss_def, _, hp in combine.entries(config.losses, registry):  # validates them early
-    _check_max_positives(entry, loss_def.fn, hp, config, log)
-  unknown = [n for n in config.overall_accuracy_over if n not in config.evals]
-  if unknown:
-    raise ValueError(f"config.overall_accuracy_over names {unknown}, which are not in config.evals "
-                     f"({sorted(config.evals)})")
-  mesh = parallel.make_mesh()
-  parallel.check_batch_size(config.input.global_batch_size, mesh)
-
-  train_source = sources.get_source(config.input, config.input.train_split)
-  model = build_model(config.model)
-  tx, schedules = optim.make_optimizer(config.optim, config.total_steps)
-  sample = pipeline.sample_images(config.input, train_source)
+  run = prepare(config, workdir, log=log)
+  if run.steps_per_epoch and (config.num_epochs or config.eval_every_epochs or config.checkpoint_every_epochs):
+    log(f"{run.steps_per_epoch} steps per epoch: {run.total_steps} steps in all")
+  mesh, model, tx = run.mesh, run.model, run.tx
+  train_source = run.train_source
   make_state = functools.partial(
-      create_state, model=model, tx=tx, sample_images=sample, losses_config=config.losses, registry=registry,
-      num_classes_per_level=_num_classes_per_level(train_source), memory_size=config.xbm.size)
+      create_state, model=model, tx=tx, sample_images=run.sample_images, losses_config=config.losses,
+      registry=losses.LOSSES, num_classes_per_level=_num_classes_per_level(train_source),
+      memory_size=run.memory_size)
   replicated = parallel.replicated(mesh)
   state = jax.jit(make_state, out_shardings=replicated)(jax.random.PRNGKey(config.seed))
 
@@ -227,23 +348,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, log=r
   if restored is not None:
     start_step, state, _ = restored
     log(f"resumed from step {start_step}")
-  elif config.model.get("pretrained_path"):
+  elif config.model.pretrained_path:
     state = jax.device_put(load_pretrained(state, config.model, tx), replicated)
     log(f"loaded pretrained weights from {config.model.pretrained_path}")
   start_step = int(state.step)
 
-  evaluators = {name: evaluator_lib.Evaluator(name, eval_cfg, config.input, model=model, mesh=mesh)
-                for name, eval_cfg in config.evals.items()}
-
   def evaluate(step):
     results = {}
-    for name, ev in evaluators.items():
+    for name, ev in run.evaluators.items():
       t0 = time.perf_counter()
       metrics = ev.run(state)
       if len(ev.config.metrics.hierarchy_levels) > 1:  # DyML's overall accuracy within one test set
-        metrics.update({f"overall_{k}": v for k, v in eval_metrics.overall_accuracy(metrics).items()})
+        metrics.update({f"overall_{k}": v for k, v in eval_metrics.overall_accuracy(
+          metrics, protocol=ev.config.metrics.protocol).items()})
       results[name] = metrics
       report(step, name, metrics, time.perf_counter() - t0)
+      pictures.write_evaluation_picture(workdir, step, name, ev, state.variables(), tensorboard=config.tensorboard)
     if config.overall_accuracy_over:
       results["overall"] = eval_metrics.inter_set_overall_accuracy(
           {name: results[name] for name in config.overall_accuracy_over})
@@ -258,24 +378,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, log=r
   summary = {"initial": evaluate(0) if start_step == 0 else None, "start_step": start_step}
 
   step_fn = jax.jit(
-      functools.partial(train_step, model=model, losses_config=config.losses, registry=registry, tx=tx,
-                        schedules=schedules, memory_config=config.xbm if config.xbm.size else None,
-                        steps_per_epoch=pipeline.steps_per_epoch(config.input, train_source),
-                        loss_context=_loss_context(train_source)),
+      functools.partial(train_step, model=model, losses_config=config.losses, registry=losses.LOSSES, tx=tx,
+                        schedules=run.schedules, memory_config=config.xbm if run.memory_size else None,
+                        steps_per_epoch=run.steps_per_epoch, loss_context=_loss_context(train_source)),
       in_shardings=(replicated, parallel.data_sharding(mesh)), out_shardings=(replicated, replicated),
       donate_argnums=(0,))
+  total_steps = run.total_steps
   batches = pipeline.make_train_iterator(
-      config.input, train_source, seed=config.seed, start_step=start_step, total_steps=config.total_steps,
+      config.input, train_source, seed=config.seed, start_step=start_step, total_steps=total_steps,
       process_index=jax.process_index(), process_count=jax.process_count())
-  progress = reporting.Progress(config.total_steps, start_step)
+  progress = reporting.Progress(total_steps, start_step)
   pending, window_start = [], start_step
   t_start = time.perf_counter()
-  for step in range(start_step, config.total_steps):
+  for step in range(start_step, total_steps):
     batch = parallel.global_batch(next(batches), mesh)
     state, metrics = step_fn(state, batch)
     pending.append(metrics)
     done = step + 1
-    if done % config.log_every_steps == 0 or done == config.total_steps:
+    if done % config.log_every_steps == 0 or done == total_steps:
       host = jax.device_get(pending)
       losses_seen = np.array([m["loss"] for m in host])
       if not np.all(np.isfinite(losses_seen)):
@@ -285,13 +405,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, log=r
       mean = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
       mean.update(progress.update(done))
       writer.write_scalars(done, mean)
-      log(f"step {done}/{config.total_steps}  loss {mean['loss']:.4g}  "
+      log(f"step {done}/{total_steps}  loss {mean['loss']:.4g}  "
           + (f"{mean['steps_per_sec']:.1f} steps/s  ETA {reporting.format_duration(mean['eta_sec'])}"
              if "steps_per_sec" in mean else "(compiling)"))
       pending, window_start = [], done
-    if done % config.checkpoint_every_steps == 0 or done == config.total_steps:
+    if (run.checkpoint_every_steps and done % run.checkpoint_every_steps == 0) or done == total_steps:
       ckpt.save(done, state, {"step": done, "config": config.to_json_best_effort()})
-    if config.eval_every_steps and done % config.eval_every_steps == 0 and done != config.total_steps:
+    if run.eval_every_steps and done % run.eval_every_steps == 0 and done != total_steps:
       evaluate(done)
   summary["train_seconds"] = time.perf_counter() - t_start
   summary["final"] = evaluate(int(state.step))

@@ -55,7 +55,9 @@ def test_loss_params_are_initialised_per_entry_and_level():
     ({"nope": {"weight": 1.0}}, "unknown loss 'nope'"),
     ({"mean_score": {"scale": 1.0}}, "missing 'weight'"),
     ({"mean_score": {"weight": 1.0, "tau": 0.1}}, r"takes no hyper-parameter \['tau'\]"),
-    ({}, "config.losses is empty"),
+    ({}, "config.losses has no loss on"),
+    ({"mean_score": {"weight": 0.0, "scale": 2.0}}, r"mean_score is off \(weight 0\) but sets \['scale'\]"),
+    ({"mean_score": {"weight": -1.0}}, "must be >= 0"),
 ])
 def test_bad_loss_config_names_the_entry(cfg, match):
   with pytest.raises(ValueError, match=match):

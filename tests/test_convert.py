@@ -1,6 +1,8 @@
 """Tests of the TF-free ArrayRecord converter and of reading TFDS data sets back as sources."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -66,3 +68,26 @@ def test_convert_reports_a_missing_image(tmp_path):
   os.remove(os.path.join(raw_dir, "lamp_final/12_1.JPG"))
   with pytest.raises(sources.ImageLoadError, match="12_1.JPG"):
     convert.convert("sop", raw_dir, str(tmp_path / "tfds"))
+
+
+def test_the_readme_command_converts_digits_in_a_subprocess(tmp_path):
+  """``python3 -m suprank_jax.input_pipeline.convert --dataset digits --output_dir DIR`` exactly as written
+  (it used to fail: TFDS could not name a ``Builder`` class defined in ``__main__``)."""
+  out = str(tmp_path / "x")
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  result = subprocess.run([sys.executable, "-m", "suprank_jax.input_pipeline.convert", "--dataset", "digits",
+                           "--output_dir", out], cwd=root, capture_output=True, text=True, timeout=600, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert f"wrote {os.path.join(out, 'suprank_digits', '1.0.0')}" in result.stdout
+  for split in ("train", "test"):
+    converted = sources.tfds_source("digits", out, split, cache_dir=str(tmp_path / "cache"))
+    raw = sources.digits("", split)
+    assert converted.level_names == raw.level_names == ("digit", "shape")
+    np.testing.assert_array_equal(converted.labels, raw.labels)
+    for i in (0, len(raw) // 2, len(raw) - 1):
+      np.testing.assert_array_equal(converted.load_image(i), raw.images[i])
+
+
+def test_tfds_sources_reject_reader_arguments(tmp_path):
+  with pytest.raises(ValueError, match=r"dataset_kwargs \['mode'\] are not read with source_format='tfds'"):
+    sources.tfds_source("inaturalist", str(tmp_path), "train", mode="full")

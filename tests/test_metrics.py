@@ -80,8 +80,8 @@ def test_every_metric_matches_golden_chunks_in_same_source_mode(golden):
 
 def test_metrics_match_golden_chunks_in_query_gallery_mode_when_fed_the_original_truncated_lists(golden):
   # The original drops the least similar gallery item of every query (quirk); feeding our metric
-  # functions the same truncated lists reproduces every golden chunk value except H-AP where a
-  # query's relevance table has two equal level values (the original counts those items twice).
+  # functions the same truncated lists reproduces every golden chunk value. H-AP needs the original's
+  # count (count_equal_relevances) where a query's relevance table has two equal level values.
   _, g = golden("metrics_query_gallery_L2_0")
   scores = g["features"] @ g["ref_features"].T
   drop = [[int(np.argmin(row))] for row in scores]
@@ -99,8 +99,40 @@ def test_metrics_match_golden_chunks_in_query_gallery_mode_when_fed_the_original
       assert dup.sum() == 4 and dup_chunks.any()
       assert np.all(np.abs(ours[dup_chunks] - ref[dup_chunks]) < 0.04)
       assert np.all(np.abs(ours[dup_chunks] - ref[dup_chunks]) > 1e-4)
+      original = _chunk_means(M.hap_metric(ranked, rel, count_equal_relevances=True), g["chunk_sizes"])
+      np.testing.assert_allclose(original, ref, rtol=1e-6)
     else:
       np.testing.assert_allclose(ours, ref, rtol=1e-6, err_msg=str(name))
+
+
+def test_drop_ranked_equals_ranking_without_that_item():
+  rng = np.random.default_rng(3)
+  fine = rng.integers(0, 8, 60)
+  labels = np.stack([fine, fine % 3], 1)
+  query_labels, gallery_labels = labels[:12], labels[12:]
+  scores = rng.normal(size=(12, 48))
+  full = _ranked_from_scores(scores, query_labels, gallery_labels, drop=[[]] * 12)
+  # Drop the nearest item of queries 0-3, the least similar one of 4-7, a middle one of 8-10, none of 11.
+  order = np.argsort(-scores, axis=1, kind="stable")
+  rank = np.array([1] * 4 + [48] * 4 + [5, 17, 30, 0])
+  dropped = [[int(order[i, r - 1])] if r else [] for i, r in enumerate(rank)]
+  expected = _ranked_from_scores(scores, query_labels, gallery_labels, drop=dropped)
+  got = M.drop_ranked(full, rank)
+  for field in M.RankedRelevant._fields:
+    np.testing.assert_array_equal(getattr(got, field), getattr(expected, field), err_msg=field)
+  assert got.ranks.dtype == full.ranks.dtype and got.level_counts.dtype == np.int64
+  with pytest.raises(ValueError, match="rank must be"):
+    M.drop_ranked(full, np.full(12, 49))
+
+
+def test_original_mean_weights_chunks_by_size_and_leaves_out_nan_chunks():
+  values = np.array([1.0, 0.0, 1.0, np.nan, 0.5, 0.25, 1.0])  # chunks of 3: [1, 0, 1], [nan, .5, .25], [1]
+  assert M.original_mean(values, 3) == pytest.approx((2 / 3 * 3 + 1.0 * 1) / 4)
+  # skip_undefined (the original's safe_mean, AP#v): a chunk's mean over its defined values.
+  assert M.original_mean(values, 3, skip_undefined=True) == pytest.approx((2 / 3 * 3 + 0.375 * 3 + 1.0) / 7)
+  assert M.original_mean(np.full(4, np.nan), 2) == 0.0  # no finite chunk: the meter's initial 0
+  with pytest.raises(ValueError, match="no defined value"):
+    M.original_mean(np.array([np.nan, np.nan, 1.0]), 2, skip_undefined=True)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -182,3 +182,135 @@ def test_imagenet_preprocessing_shapes_and_normalisation():
   out = transforms.center_crop(transforms.resize_shorter(ramp, 256), 224)
   assert out.shape == (224, 224, 3)
   assert abs(int(out[0, 112, 0]) - 125) <= 2  # the center column of the ramp stays in the center
+
+
+# ----------------------------------------------------------------------------------------------
+# SOP transforms (suprank/config/dataset/sop.yaml), against naive PIL references
+
+
+def _pil(image):
+  from PIL import Image
+  return Image.fromarray(image)
+
+
+def _ramp_image(height=300, width=500):
+  rng = np.random.default_rng(7)
+  return rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def test_train_resize_comes_before_the_random_resized_crop():
+  from PIL import Image
+  from suprank_jax.input_pipeline import transforms
+  image = _ramp_image()
+  # crop_scale (1, 1): no box of the whole area fits the ratio range, so torchvision's fallback crop is
+  # taken: the largest central box of ratio 1.33 (300x500 -> Resize(256) -> 256x426 -> box 256x340 at x=43).
+  config = _config(image_size=224, random_resized_crop=True, crop_scale=(1.0, 1.0), train_resize_size=256)
+  got = transforms.make_train_transform(config)(image, np.random.default_rng(0))
+  resized = _pil(image).resize((int(256 * 500 / 300), 256), Image.BILINEAR)
+  expected = np.asarray(resized.crop((43, 0, 43 + 340, 256)).resize((224, 224), Image.BILINEAR)) / 255.0
+  np.testing.assert_allclose(got, expected, atol=1e-6)
+  # Without the resize the fallback box is taken on the original: 300x399 at x=50.
+  config.train_resize_size = 0
+  got = transforms.make_train_transform(config)(image, np.random.default_rng(0))
+  expected = np.asarray(_pil(image).crop((50, 0, 50 + 399, 300)).resize((224, 224), Image.BILINEAR)) / 255.0
+  np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_square_resize_center_crop_ignores_the_aspect_ratio():
+  from PIL import Image
+  from suprank_jax.input_pipeline import transforms
+  image = _ramp_image()
+  config = _config(image_size=224, eval_resize="square_resize_center_crop", eval_resize_size=256)
+  got = transforms.make_eval_transform(config)(image)
+  # torchvision Resize([256, 256]) then CenterCrop(224): offset round((256 - 224) / 2) = 16.
+  expected = np.asarray(_pil(image).resize((256, 256), Image.BILINEAR).crop((16, 16, 240, 240))) / 255.0
+  np.testing.assert_allclose(got, expected, atol=1e-6)
+  with pytest.raises(ValueError, match="eval_resize_size=200 must be >= image_size=224"):
+    transforms.make_eval_transform(_config(image_size=224, eval_resize="square_resize_center_crop",
+                                           eval_resize_size=200))
+
+
+# ----------------------------------------------------------------------------------------------
+# check_input_config: values, and keys set but not read
+
+
+def test_the_default_input_config_is_valid():
+  pipeline.check_input_config(pipeline.default_config())
+  pipeline.check_input_config(_config(dataset="sop", data_dir="/data/sop", sampler="hierarchical",
+                                      super_classes_per_batch=3, global_batch_size=12 * 3, image_size=224,
+                                      random_resized_crop=True, crop_scale=(0.2, 1.0), train_resize_size=256,
+                                      eval_resize="square_resize_center_crop", eval_resize_size=256))
+  pipeline.check_input_config(_config(dataset="inaturalist", data_dir="/x", dataset_kwargs={"mode": "full"},
+                                      max_per_class=12))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    # Values.
+    (dict(image_size=-1), "config.input.image_size=-1 must be >= 0"),
+    (dict(samples_per_class=0), "config.input.samples_per_class=0 must be >= 1"),
+    (dict(global_batch_size=100), "global_batch_size=100 must be a multiple of samples_per_class = 12"),
+    (dict(sampler="hierarchical", global_batch_size=36), "multiple of samples_per_class x super_classes_per_batch"),
+    (dict(num_workers=-1), "config.input.num_workers=-1 must be >= 0"),
+    (dict(sampler="random"), "config.input.sampler='random' is unknown; valid: .'hierarchical', 'm_per_class'"),
+    (dict(eval_resize="crop"), "config.input.eval_resize='crop'; valid"),
+    (dict(normalization="none"), "config.input.normalization='none'; valid"),
+    (dict(source_format="zip"), "config.input.source_format='zip'"),
+    (dict(dataset="nope"), "config.input.dataset='nope' is unknown"),
+    (dict(image_size=64, random_resized_crop=True, crop_scale=(0.5, 0.2)), "config.input.crop_scale=.* 0 < a <= b <= 1"),
+    (dict(image_size=64, random_resized_crop=True, crop_scale=(0.0, 1.0)), "config.input.crop_scale"),
+    (dict(image_size=64, random_resized_crop=True, crop_ratio=(1.33, 0.75)), "config.input.crop_ratio=.* 0 < a <= b"),
+    (dict(random_resized_crop=True), "random_resized_crop needs config.input.image_size > 0"),
+    (dict(eval_resize="resize_center_crop", image_size=224, eval_resize_size=128), "eval_resize_size=128 must be >="),
+    (dict(max_per_class=4), "config.input.max_per_class=4 must be 0 .* or >= samples_per_class=12"),
+    (dict(sampler="hierarchical", global_batch_size=24, super_class_level=0), "super_class_level=0 must differ"),
+    # Keys set to a non-default value that the chosen options do not read.
+    (dict(super_classes_per_batch=3), "config.input.super_classes_per_batch=3 is not read here .*sampler='hierarchical'"),
+    (dict(batches_per_super_tuple=5), "config.input.batches_per_super_tuple=5 is not read"),
+    (dict(sampler="hierarchical", global_batch_size=24, max_per_class=12),
+     "config.input.max_per_class=12 is not read here .*sampler='m_per_class'"),
+    (dict(eval_resize="resize", image_size=32, eval_resize_size=40), "config.input.eval_resize_size=40 is not read"),
+    (dict(crop_scale=(0.5, 1.0)), "config.input.crop_scale=.* is not read here .*random_resized_crop=True"),
+    (dict(crop_ratio=(1.0, 1.0)), "config.input.crop_ratio=.* is not read"),
+    (dict(train_resize_size=256), "config.input.train_resize_size=256 is the resize before the random resized crop"),
+    (dict(dataset="sop", data_dir="/d", tfds_name="my_sop"), "config.input.tfds_name='my_sop' is not read .*'tfds'"),
+    (dict(data_dir="/data/digits"), "config.input.data_dir='/data/digits' is not read .*digits is embedded"),
+    (dict(dataset="sop", data_dir="/d", dataset_kwargs={"mode": "full"}),
+     "config.input.dataset_kwargs=.*does not fit the 'sop' reader"),
+    (dict(dataset="sop", data_dir="/d", source_format="tfds", dataset_kwargs={"mode": "full"}),
+     "only cache_dir is read"),
+])
+def test_check_input_config_names_the_key_at_fault(overrides, message):
+  config = _config()
+  for key, value in overrides.items():
+    config[key] = value
+  with pytest.raises(ValueError, match=message):
+    pipeline.check_input_config(config)
+
+
+def test_unknown_and_missing_keys_are_rejected():
+  import ml_collections
+  config = pipeline.default_config().to_dict()
+  config["sampler_name"] = "m_per_class"
+  with pytest.raises(ValueError, match=r"unknown keys \['sampler_name'\]"):
+    pipeline.check_input_config(ml_collections.ConfigDict(config))
+  del config["sampler_name"], config["max_per_class"]
+  with pytest.raises(ValueError, match=r"lacks \['max_per_class'\]"):
+    pipeline.check_input_config(ml_collections.ConfigDict(config))
+
+
+def test_every_entry_point_checks_the_config_first(train_source):
+  config = _config(super_classes_per_batch=3)
+  with pytest.raises(ValueError, match="super_classes_per_batch"):
+    pipeline.make_train_iterator(config, train_source, seed=0, start_step=0, total_steps=1)
+  with pytest.raises(ValueError, match="super_classes_per_batch"):
+    next(pipeline.make_eval_batches(config, train_source, batch_size=4))
+  with pytest.raises(ValueError, match="super_classes_per_batch"):
+    pipeline.sample_images(config, train_source)
+
+
+def test_max_per_class_reaches_the_sampler(train_source):
+  config = _config(global_batch_size=40, samples_per_class=4, max_per_class=8)
+  # 10 digits, each capped to 8 images = 2 chunks of 4; 10 classes per batch -> 2 steps per epoch.
+  assert pipeline.steps_per_epoch(config, train_source) == 2
+  used = np.concatenate([pipeline.load_train_batch(config, train_source, s, seed=0)["index"] for s in range(2)])
+  assert all(len(set(used[train_source.labels[used, 0] == d].tolist())) <= 8 for d in range(10))

@@ -227,5 +227,5 @@ def test_shape_and_level_mismatches_raise():
     proxy.csl_loss(e, l, jnp.ones((4, 6)), np.zeros((4, 3), int), margins=(0.1, 0.2))
   with pytest.raises(ValueError, match="needs proxy_labels"):
     proxy.csl_embedding_loss(batch_inputs(e, l), {"weight": jnp.ones((4, 6))}, margins=(0.1, 0.2))
-  with pytest.raises(ValueError, match="MULTI"):
+  with pytest.raises(ValueError, match="must be .multi."):
     proxy.csl_embedding_loss(batch_inputs(e, l), {"weight": jnp.ones((4, 6))}, hierarchy_level=0)

@@ -156,3 +156,36 @@ def test_batch_sampler_maps_steps_to_epoch_batches_in_any_call_order():
 def test_make_batch_sampler_lists_valid_names():
   with pytest.raises(ValueError, match="hierarchical.*m_per_class"):
     samplers.make_batch_sampler("nope", np.zeros(4, int), batch_size=4, seed=0)
+
+
+def test_m_per_class_cap_uses_a_fresh_subset_of_each_class_per_epoch():
+  counts = [30, 12, 9, 8, 8, 5, 4, 3, 20]
+  labels = np.repeat(np.arange(len(counts)), counts)
+  cap, m, classes_per_batch = 8, 4, 3
+  # The reference's reduce_per_class keeps the first `cap` images of each shuffled class: chunks of M
+  # from min(n, cap) images (a class with fewer than M gives one chunk), C classes per batch.
+  steps = sum(max(1, min(n, cap) // m) for n in counts) // classes_per_batch
+  kw = dict(batch_size=m * classes_per_batch, samples_per_class=m, max_per_class=cap)
+  assert samplers.m_per_class_num_batches(labels, **kw) == steps == 5
+  uncapped = sum(max(1, n // m) for n in counts) // classes_per_batch
+  assert samplers.m_per_class_num_batches(labels, batch_size=12, samples_per_class=4) == uncapped == 8
+  subsets = collections.defaultdict(set)
+  for epoch in range(6):
+    batches = samplers.m_per_class_batches(labels, seed=2, epoch=epoch, **kw)
+    assert batches.shape == (steps, 12)
+    for batch in batches:
+      assert all(len(set(labels[batch[i:i + m]].tolist())) == 1 for i in range(0, 12, m))
+    used = batches.ravel()
+    for c in range(len(counts)):
+      images = frozenset(used[labels[used] == c].tolist())
+      assert len(images) <= cap, (epoch, c)
+      subsets[c].add(images)
+  assert len(subsets[0]) > 1 and len(subsets[8]) > 1  # another subset of the large classes each epoch
+  sampler = samplers.make_batch_sampler("m_per_class", labels, seed=2, **kw)
+  assert sampler.steps_per_epoch == steps
+
+
+def test_m_per_class_cap_below_m_is_rejected():
+  labels = _balanced_labels(4, 10)
+  with pytest.raises(ValueError, match="max_per_class=3 must be 0 .* or >= samples_per_class=4"):
+    samplers.m_per_class_num_batches(labels, batch_size=8, samples_per_class=4, max_per_class=3)

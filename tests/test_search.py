@@ -72,6 +72,27 @@ def test_exact_ranks_equal_stable_argsort_ranks_with_ties_and_self_exclusion():
 
 
 @pytest.mark.parametrize("tree", [True, False])
+def test_full_ranking_reports_the_rank_of_each_querys_own_item(tree):
+  rng = np.random.default_rng(9)
+  fine = rng.integers(0, 12, 80)
+  labels = np.stack([fine, fine % 4 if tree else rng.integers(0, 4, 80)], 1)
+  x = rng.integers(-2, 3, size=(80, 6)).astype(np.float32)  # exact dot products: ties
+  query, query_labels = x[:25], labels[:25]
+  own_index = np.where(np.arange(25) % 5 == 4, -1, rng.permutation(80)[:25])
+  query_labels = np.where((own_index >= 0)[:, None], labels[np.maximum(own_index, 0)], query_labels)
+  scores = query @ x.T
+  for start, ranked, own_rank in S.full_ranked_relevant(query, query_labels, x, labels, own_index, chunk_size=8):
+    for b in range(ranked.num_queries):
+      i = start + b
+      rank = np.empty(80, np.int64)
+      rank[np.argsort(-scores[i], kind="stable")] = np.arange(1, 81)
+      relevant = np.nonzero((labels == query_labels[i]).any(1))[0]
+      np.testing.assert_array_equal(ranked.ranks[ranked.offsets[b]:ranked.offsets[b + 1]], np.sort(rank[relevant]))
+      assert own_rank[b] == (rank[own_index[i]] if own_index[i] >= 0 else 0)
+      assert ranked.num_ranked[b] == 80
+
+
+@pytest.mark.parametrize("tree", [True, False])
 def test_label_statistics_match_brute_force_counts(tree):
   rng = np.random.default_rng(2)
   fine = rng.integers(0, 15, 80)
@@ -106,6 +127,7 @@ def test_same_source_entry_point_matches_golden_except_hap_relevance_counts(gold
       assert ours == pytest.approx(expected, rel=1e-6), name
   # Stated difference: the original's relevance counts include the query itself (it is not in its
   # own ranking); ours count the ranked gallery only, which lowers H-AP here by 0.0038 (1.8 %).
+  # (config.protocol='original' gives the original's numbers: tests/test_protocol.py.)
   assert diffs["H-AP_multi"] == pytest.approx(-0.00378, abs=2e-4)
   for h in (0, 1):
     pml = case["values"][f"pml_level{h}"]
@@ -125,7 +147,7 @@ def test_query_gallery_entry_point_ranks_whole_gallery_like_pml(golden):
     assert res[f"RP_level{h}"] == pytest.approx(pml["r_precision"], rel=1e-6)
   # Stated differences with the original (which drops each query's least similar gallery item and
   # takes H-AP relevances from the query set): level-0 metrics and top-k metrics agree; the rest
-  # differ by the amounts below (relative).
+  # differ by the amounts below (relative). config.protocol='original' reproduces the original.
   expected_rel_diff = {"mAP@R_level1": 5.0e-4, "AP_level1": 4.3e-4, "ASI_level1": 2.3e-4, "NDCG_multi": 1.3e-4,
                        "ASI_multi": 1.3e-4, "AP#1_exclude": 3.5e-4, "H-AP_multi": 3.33e-2}
   for name, expected in case["values"]["metrics"].items():

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from suprank_jax.input_pipeline import pipeline, sources
+from tests import miniatures
 
 # ----------------------------------------------------------------------------------------------
 # Replica writers (also used by test_convert.py)
@@ -113,23 +114,25 @@ def make_inaturalist(root):
 
 
 def make_dyml(root, product=False):
+  """DyML csv files in the release's shape (miniatures.write_dyml_csv): train columns ``fname, coarse_id,
+  middle_id, fine_id`` with the header running into the first record ``0.jpg, ...``."""
   os.makedirs(root, exist_ok=True)
-  def table(path, folder, rows):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-      f.write("fname, fine_id, middle_id, coarse_id\n" if len(rows[0]) == 4 else "fname, labels\n")
-      for n, row in enumerate(rows):
-        f.write(", ".join(str(x) for x in row) + "\n")
-        write_jpeg(os.path.join(folder, row[0]), n + len(path))
-  table(os.path.join(root, "train", "label.csv"), os.path.join(root, "train", "imgs"),
-        [(f"t{k}.jpg", fine, fine // 2 + 10, fine // 4 + 100) for fine in (0, 1, 2, 5) for k in range(2)])
+  def table(path, folder, columns, rows):
+    rows = [(f"{n}.jpg", *labels) for n, labels in enumerate(rows)]
+    miniatures.write_dyml_csv(path, columns, rows)
+    for n, row in enumerate(rows):
+      write_jpeg(os.path.join(folder, row[0]), n + len(path))
+  levels = ("fname", "coarse_id", "middle_id", "fine_id")
+  # (coarse, middle, fine): fine 0, 1, 2, 5 -> middle 10, 10, 11, 12 -> coarse 100, 100, 100, 101.
+  table(os.path.join(root, "train", "label.csv"), os.path.join(root, "train", "imgs"), levels,
+        [(fine // 4 + 100, fine // 2 + 10, fine) for fine in (0, 1, 2, 5) for _ in range(2)])
   if product:
     table(os.path.join(root, "mini-bmk_all_in_one", "label.csv"), os.path.join(root, "mini-bmk_all_in_one", "imgs"),
-          [(f"m{k}.jpg", fine, fine // 2, 0) for fine in (7, 9) for k in range(2)])
+          levels, [(0, fine // 2, fine) for fine in (7, 9) for _ in range(2)])
   else:
     for kind, labels in (("query", (3, 8)), ("gallery", (8, 3, 3, 5))):
-      table(os.path.join(root, "bmk_fine", f"{kind}.csv"), os.path.join(root, "bmk_fine", kind),
-            [(f"{kind}{k}.jpg", lb) for k, lb in enumerate(labels)])
+      table(os.path.join(root, "bmk_fine", f"{kind}.csv"), os.path.join(root, "bmk_fine", kind), ("fname", "labels"),
+            [(lb,) for lb in labels])
   return root
 
 
@@ -253,12 +256,73 @@ def test_dyml_train_levels_and_joint_query_gallery_ids(tmp_path):
   train = sources.dyml_vehicle(root, "train")
   # fine 0, 1, 2, 5 -> middle 10, 10, 11, 12 -> coarse 100, 100, 100, 101.
   np.testing.assert_array_equal(train.labels[::2], [[0, 0, 0], [1, 0, 0], [2, 1, 0], [3, 2, 1]])
-  assert train.paths[0] == os.path.join(root, "train", "imgs", "t0.jpg")
+  assert train.paths[0] == os.path.join(root, "train", "imgs", "0.jpg")  # the record glued to the header
   query = sources.dyml_animal(root, "test_query_fine")
   gallery = sources.dyml_animal(root, "test_gallery_fine")
   np.testing.assert_array_equal(query.labels[:, 0], [0, 2])  # ids over {3, 5, 8}
   np.testing.assert_array_equal(gallery.labels[:, 0], [2, 0, 0, 1])
   _assert_loads(gallery)
+
+
+def _pandas_selection(path, columns):
+  """``pd.read_csv(path)[columns]`` and its ``fname`` column, as the reference (suprank/datasets/dyml.py
+  lines 34-39) reads the DyML csv files. pandas itself when installed, else its rules by hand: separator
+  ',', names not stripped, line 1 is the header (a longer header than the rows pads them with NaN)."""
+  try:
+    import pandas as pd  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    with open(path, encoding="utf-8") as f:
+      lines = [line.split(",") for line in f.read().splitlines() if line]
+    header, rows = lines[0], lines[1:]
+    return [[int(row[header.index(c)]) for c in columns] for row in rows], [row[header.index("fname")] for row in rows]
+  table = pd.read_csv(path)
+  return table[list(columns)].to_numpy().tolist(), table["fname"].tolist()
+
+
+def test_dyml_levels_are_the_named_columns_finest_first_like_the_original(tmp_path):
+  root = make_dyml(str(tmp_path))
+  for name, folder in (("dyml_vehicle", "train"), ("dyml_product", "train")):
+    source = sources.DATASETS[name](root, "train")
+    columns = [" fine_id0.jpg", " middle_id", " coarse_id"]  # the reference's selection
+    expected, files = _pandas_selection(os.path.join(root, folder, "label.csv"), columns)
+    # The original makes the first record (0.jpg) part of the header and drops it; ours keeps it first.
+    assert len(source) == len(expected) + 1 and source.paths[0].endswith("/0.jpg")
+    assert [os.path.basename(p) for p in source.paths[1:]] == files
+    np.testing.assert_array_equal(source.labels[1:], sources.remap_labels(np.array(expected)))
+    assert source.level_names == ("fine", "middle", "coarse") and source.num_classes == (4, 3, 2)
+    # Each fine class lies in exactly one middle and one coarse class.
+    for level in (1, 2):
+      assert all(len(set(source.labels[source.labels[:, 0] == f, level])) == 1 for f in range(4))
+  # The record glued to the header: 0.jpg, coarse 100, middle 10, fine 0 -> the first id of each level.
+  np.testing.assert_array_equal(sources.dyml_vehicle(root, "train").labels[0], [0, 0, 0])
+  rows, files = _pandas_selection(os.path.join(root, "bmk_fine", "gallery.csv"), [" labels0.jpg"])
+  gallery = sources.dyml_vehicle(root, "test_gallery_fine")
+  assert [row[0] for row in rows] == [3, 3, 5] and files == ["1.jpg", "2.jpg", "3.jpg"]  # 0.jpg (8) dropped
+  assert len(gallery) == 4 and gallery.paths[0].endswith("bmk_fine/gallery/0.jpg")
+
+
+def test_dyml_reads_a_header_on_its_own_line_in_any_column_order(tmp_path):
+  root = make_dyml(str(tmp_path))
+  path = os.path.join(root, "train", "label.csv")
+  with open(path, "w") as f:
+    f.write("fname, middle_id, fine_id, coarse_id\n0.jpg, 10, 0, 100\n1.jpg, 11, 2, 100\n2.jpg, 12, 5, 101\n")
+  train = sources.dyml_vehicle(root, "train")
+  np.testing.assert_array_equal(train.labels, [[0, 0, 0], [1, 1, 0], [2, 2, 1]])
+  assert train.num_classes == (3, 3, 2)
+
+
+@pytest.mark.parametrize("first_line", ["fname, coarse, middle, fine", "fname, coarse_id, middle_id, fine_id, extra",
+                                        "fname, coarse_id, middle_id, fine_id, 3, 4, 5",
+                                        "0.jpg, 100, 10, 0"])
+def test_dyml_rejects_a_header_of_neither_shape_naming_the_file(tmp_path, first_line):
+  root = make_dyml(str(tmp_path))
+  path = os.path.join(root, "train", "label.csv")
+  with open(path) as f:
+    rest = f.read().splitlines()[1:]
+  with open(path, "w") as f:
+    f.write("\n".join([first_line] + rest) + "\n")
+  with pytest.raises(ValueError, match=f"{path}: line 1 .* is not a header with the columns fname, fine_id"):
+    sources.dyml_vehicle(root, "train")
 
 
 def test_dyml_product_test_split(tmp_path):

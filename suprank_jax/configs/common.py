@@ -2,51 +2,139 @@
 
 Every key has its default here (or in the owning module's ``default_config()``), so that
 ``--config.a.b=value`` overrides work under ``lock_config=True`` and a misspelt key fails.
+
+Run length and intervals come in pairs, one in steps and one in epochs of the sampler (the
+original counts ``max_iter``, evaluation and checkpoint frequencies in epochs); at most one of a pair
+is non-zero, and the trainer turns epochs into steps from the data set and batch:
+``total_steps`` / ``num_epochs``, ``eval_every_steps`` / ``eval_every_epochs``,
+``checkpoint_every_steps`` / ``checkpoint_every_epochs`` (and in ``config.optim``: ``warmup_*``,
+``decay_*``, ``freeze_*``).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import ml_collections
 
-from suprank_jax import optim
+from suprank_jax import losses, models, optim
 from suprank_jax.evaluation import retrieval
 from suprank_jax.input_pipeline import pipeline
 
-__all__ = ["base_config", "parse_arg", "eval_config"]
+__all__ = ["base_config", "parse_arg", "eval_config", "losses_config", "set_loss", "add_loss", "set_model",
+           "EVAL_KEYS"]
+
+# Keys of an evaluation (config.evals.<name>) besides its metrics.
+EVAL_KEYS = ("split", "gallery_split", "gallery_contains_queries", "batch_size", "dataset", "data_dir",
+             "dataset_kwargs")
 
 
-def eval_config(split: str = "test", gallery_split: str = "") -> ml_collections.ConfigDict:
+def eval_config(split: str = "test", gallery_split: str = "", **overrides: Any) -> ml_collections.ConfigDict:
   """One evaluation: embed ``split`` (and ``gallery_split``, if any) and compute retrieval metrics.
 
-  An empty ``gallery_split`` means leave-one-out retrieval inside ``split``.
+  An empty ``gallery_split`` means leave-one-out retrieval inside ``split``. ``dataset``,
+  ``data_dir`` and ``dataset_kwargs`` name the data set to read when it is not the training one
+  (empty: those of ``config.input``); the preprocessing is ``config.input``'s evaluation transform.
+  ``gallery_contains_queries``: the gallery holds a copy of every query (DyML-Vehicle/Animal
+  benchmarks, the original's ``gallery_distractor``); each query's copy, found by identical path or
+  identical image content, is removed from its ranking.
+
+  Args:
+    split: the query split (or the only split).
+    gallery_split: the gallery split ('' for leave-one-out).
+    **overrides: other keys of the evaluation; ``metrics`` may be a dict of metric settings
+      (see ``retrieval.default_config``).
+
+  Raises:
+    ValueError: for a key that is not an evaluation or metric setting.
   """
   c = ml_collections.ConfigDict()
   c.split = split
   c.gallery_split = gallery_split
+  c.gallery_contains_queries = False
   c.batch_size = 256
+  c.dataset = ""
+  c.data_dir = ""
+  c.dataset_kwargs = ml_collections.ConfigDict()
   c.metrics = retrieval.default_config()
+  metric_overrides = dict(overrides.pop("metrics", {}) or {})
+  unknown = sorted(set(overrides) - set(EVAL_KEYS))
+  if unknown:
+    raise ValueError(f"evaluation keys {unknown} are unknown; valid: {sorted(EVAL_KEYS + ('metrics',))}")
+  unknown = sorted(set(metric_overrides) - set(c.metrics.keys()))
+  if unknown:
+    raise ValueError(f"evaluation metric keys {unknown} are unknown; valid: {sorted(c.metrics.keys())}")
+  for key, value in overrides.items():
+    c[key] = ml_collections.ConfigDict(value) if key == "dataset_kwargs" else value
+  for key, value in metric_overrides.items():
+    if key in ("relevance", "scann"):
+      c.metrics[key].update(value)
+    else:
+      c.metrics[key] = value
   return c
+
+
+def losses_config() -> ml_collections.ConfigDict:
+  """Every registered loss, off (weight 0) with its default hyper-parameters."""
+  c = ml_collections.ConfigDict()
+  for name in losses.LOSSES:
+    c[name] = losses.combine.default_config(name)
+  return c
+
+
+def set_loss(config: ml_collections.ConfigDict, entry: str, weight: float, **hyper_parameters: Any):
+  """Turns on ``config.losses.<entry>`` with ``weight`` and sets its hyper-parameters (a misspelt
+  one raises: the entry is locked)."""
+  if entry not in config.losses:
+    raise ValueError(f"config.losses has no entry {entry!r}; use add_loss for a second entry of a loss")
+  config.losses[entry].weight = float(weight)
+  for key, value in hyper_parameters.items():
+    if key not in config.losses[entry]:
+      raise ValueError(f"config.losses.{entry} has no key {key!r}; valid: {sorted(config.losses[entry].keys())}")
+    config.losses[entry][key] = value
+
+
+def add_loss(config: ml_collections.ConfigDict, entry: str, name: str, weight: float, **hyper_parameters: Any):
+  """Adds an entry ``entry`` of loss ``name`` (e.g. a triplet loss per label level)."""
+  if entry in config.losses:
+    raise ValueError(f"config.losses already has an entry {entry!r}")
+  with config.losses.unlocked():
+    config.losses[entry] = losses.combine.default_config(name, weight=weight, **hyper_parameters)
+
+
+def set_model(config: ml_collections.ConfigDict, name: str, **keys: Any):
+  """``config.model`` = every key of model ``name`` (``models.default_config``), then ``keys``."""
+  c = models.default_config(name)
+  unknown = sorted(set(keys) - set(c.keys()))
+  if unknown:
+    raise ValueError(f"model {name!r} has no key {unknown}; valid: {sorted(c.keys())}")
+  c.update(keys)
+  config.model = c
 
 
 def base_config() -> ml_collections.ConfigDict:
   """Defaults of every key the trainer reads."""
   config = ml_collections.ConfigDict()
   config.seed = 0
+  # Run length and intervals: steps, or epochs of the training sampler (at most one of each pair).
   config.total_steps = 1000
+  config.num_epochs = 0
   config.log_every_steps = 50
-  config.eval_every_steps = 0  # 0: evaluate only before training and at the end
+  config.eval_every_steps = 0  # 0 (and eval_every_epochs 0): evaluate only before training and at the end
+  config.eval_every_epochs = 0
   config.checkpoint_every_steps = 500
+  config.checkpoint_every_epochs = 0
   config.keep_checkpoints = 2
   config.resume = ""  # a checkpoint folder to start from when the workdir has none
   config.tensorboard = True
 
   config.input = pipeline.default_config()
-  config.model = ml_collections.ConfigDict()
-  config.losses = ml_collections.ConfigDict()
+  config.model = models.default_config("convnet")
+  config.losses = losses_config()
   # Cross-batch memory (XBM): size 0 disables it. Reference configs: activate at epoch 5, both factors 1.
   config.xbm = ml_collections.ConfigDict()
   config.xbm.size = 0
-  config.xbm.activate_epoch = 5
+  config.xbm.activate_epoch = 5  # epochs counted from 1, as the reference (memory used from this epoch on)
   config.xbm.factor = 1.0  # weight of the memory loss
   config.xbm.factor_true_loss = 1.0  # weight of the batch loss
   config.optim = optim.default_config()

@@ -27,15 +27,13 @@ def get_config(arg: str | None = None):
   config.input.global_batch_size = 120
   config.input.samples_per_class = 12
 
-  config.model.name = "convnet"
-  config.model.embed_dim = 64
+  common.set_model(config, "convnet", embed_dim=64)
 
   # max_positives: the M-per-class sampler gives every query exactly samples_per_class positives; the
   # static bound lets SupAP rank only them ([B, M, B] instead of [B, B, B]). Raise it with
   # samples_per_class (the trainer stops on a smaller bound).
-  config.losses.sup_ap = dict(weight=0.9, tau=0.01, rho=100.0, offset=1.44, delta=0.05, start=0.5,
-                              max_positives=12)
-  config.losses.calibration = dict(weight=0.1, pos_margin=0.9, neg_margin=0.6)
+  common.set_loss(config, "sup_ap", 0.9, tau=0.01, rho=100.0, offset=1.44, delta=0.05, start=0.5, max_positives=12)
+  common.set_loss(config, "calibration", 0.1, pos_margin=0.9, neg_margin=0.6)
 
   config.optim.name = "adam"
   config.optim.learning_rate = 1e-3

@@ -13,9 +13,9 @@ import numpy as np
 
 from suprank_jax import parallel
 from suprank_jax.evaluation import retrieval
-from suprank_jax.input_pipeline import pipeline, sources
+from suprank_jax.input_pipeline import pipeline, query_copies, sources
 
-__all__ = ["Evaluator", "embed_source", "make_embed_fn", "HEADLINE_METRICS"]
+__all__ = ["Evaluator", "embed_source", "make_embed_fn", "evaluation_input_config", "HEADLINE_METRICS"]
 
 # The metrics of the table printed at the end of a run (keys of retrieval.evaluate_retrieval).
 HEADLINE_METRICS = ("R@1_level0", "mAP@R_level0", "H-AP_multi")
@@ -67,26 +67,64 @@ def make_embed_fn(model, mesh):
   return jax.jit(embed, out_shardings=parallel.replicated(mesh))
 
 
+def evaluation_input_config(input_config, eval_config):
+  """``config.input`` with the data set of ``eval_config`` (its ``dataset``, ``data_dir`` and
+  ``dataset_kwargs`` where set; the preprocessing stays ``config.input``'s)."""
+  if not (eval_config.dataset or eval_config.data_dir or eval_config.dataset_kwargs):
+    return input_config
+  c = input_config.copy_and_resolve_references()
+  with c.unlocked():
+    if eval_config.dataset:
+      c.dataset = eval_config.dataset
+      c.dataset_kwargs = ml_collections.ConfigDict()
+    if eval_config.data_dir:
+      c.data_dir = eval_config.data_dir
+    if eval_config.dataset_kwargs:
+      c.dataset_kwargs = ml_collections.ConfigDict(dict(eval_config.dataset_kwargs))
+  return c
+
+
 class Evaluator:
   """Retrieval evaluation of one split (``config.evals.<name>``).
+
+  The data set is read when the evaluator is built (so a missing file stops a run before any
+  training), and, for a gallery that contains the queries, each query's copy is found then.
 
   Args:
     name: the evaluation's name (used in logs).
     eval_config: ``config.evals.<name>``: ``split``, ``gallery_split`` ('' for leave-one-out),
-      ``batch_size`` and ``metrics`` (see ``retrieval.default_config``).
-    input_config: ``config.input``.
+      ``gallery_contains_queries``, ``batch_size``, ``dataset``/``data_dir``/``dataset_kwargs`` and
+      ``metrics`` (see ``configs/common.eval_config`` and ``retrieval.default_config``).
+    input_config: ``config.input`` (the evaluation preprocessing, and the data set by default).
     model: the Linen module.
     mesh: the device mesh.
+    log: progress printer (finding the queries' copies reads every gallery file once).
   """
 
-  def __init__(self, name: str, eval_config: ml_collections.ConfigDict, input_config, *, model, mesh):
+  def __init__(self, name: str, eval_config: ml_collections.ConfigDict, input_config, *, model, mesh, log=print):
     self.name = name
     self.config = eval_config
-    self.input_config = input_config
+    self.input_config = evaluation_input_config(input_config, eval_config)
     self.mesh = mesh
-    self.query_source = sources.get_source(input_config, eval_config.split)
-    self.gallery_source = (sources.get_source(input_config, eval_config.gallery_split)
+    self.query_source = sources.get_source(self.input_config, eval_config.split)
+    self.gallery_source = (sources.get_source(self.input_config, eval_config.gallery_split)
                            if eval_config.gallery_split else None)
+    where = f"config.evals.{name}"
+    if len(self.query_source) == 0:
+      raise ValueError(f"{where}: split {eval_config.split!r} of {self.query_source.name} is empty")
+    if self.gallery_source is not None and len(self.gallery_source) == 0:
+      raise ValueError(f"{where}: gallery split {eval_config.gallery_split!r} of {self.gallery_source.name} is empty")
+    num_ranked = (len(self.query_source) - 1 if self.gallery_source is None
+                  else len(self.gallery_source) - int(bool(eval_config.gallery_contains_queries)))
+    retrieval.check_config(eval_config.metrics, self.query_source.num_levels, num_queries=len(self.query_source),
+                           num_ranked=num_ranked, where=f"{where}.metrics")
+    self.self_index = None
+    if eval_config.gallery_contains_queries:
+      if self.gallery_source is None:
+        raise ValueError(f"{where}.gallery_contains_queries=True needs a gallery_split")
+      log(f"[eval {name}] finding each query's copy in the gallery ({len(self.query_source)} queries, "
+          f"{len(self.gallery_source)} gallery items)")
+      self.self_index = query_copies.find_query_copies(self.query_source, self.gallery_source, log=log)
     self._embed = make_embed_fn(model, mesh)
 
   def embed(self, variables, source):
@@ -99,4 +137,6 @@ class Evaluator:
     queries, query_labels = self.embed(variables, self.query_source)
     gallery, gallery_labels = (self.embed(variables, self.gallery_source) if self.gallery_source is not None
                                else (None, None))
-    return retrieval.evaluate_retrieval(queries, query_labels, gallery, gallery_labels, config=self.config.metrics)
+    return retrieval.evaluate_retrieval(queries, query_labels, gallery, gallery_labels, config=self.config.metrics,
+                                        self_index=self.self_index,
+                                        gallery_contains_queries=bool(self.config.gallery_contains_queries))

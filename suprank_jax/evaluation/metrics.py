@@ -42,6 +42,11 @@ defined ones. Definitions (``r_1 < r_2 < ... < r_R`` are the ranks of the ``R`` 
 * ``NDCG``: gains ``2**level - 1`` over the whole ranking, divided by the ideal DCG.
 * ``AP#v``: AP of the items at level exactly ``v``, in the ranking from which items of a level
   higher than ``v`` are removed (lower levels stay as negatives).
+
+The original SupRank evaluation code (``protocol='original'`` of
+:mod:`suprank_jax.evaluation.retrieval`) is reproduced with the same per-query functions plus
+:func:`drop_ranked` (its ranked lists leave out one gallery item), ``hap_metric(...,
+count_equal_relevances=True)`` and :func:`original_mean` (its size-weighted chunk means).
 """
 
 from __future__ import annotations
@@ -66,10 +71,16 @@ __all__ = [
     "asi_metric",
     "ndcg_metric",
     "level_ap_metric",
+    "drop_ranked",
     "nan_mean",
+    "original_mean",
+    "ORIGINAL_PREFIX",
     "overall_accuracy",
     "inter_set_overall_accuracy",
 ]
+
+# Prefix of the original protocol's keys when both protocols are evaluated (config.protocol='both').
+ORIGINAL_PREFIX = "original/"
 
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], np.int8)
 
@@ -138,6 +149,43 @@ def select_column(ranked: RankedRelevant, column: int):
   counts = np.bincount(seg[keep], minlength=ranked.num_queries)
   offsets = np.concatenate([[0], np.cumsum(counts)])
   return offsets, ranked.ranks[keep], ranked.column_counts[:, column].astype(np.int64)
+
+
+def drop_ranked(ranked: RankedRelevant, rank) -> RankedRelevant:
+  """Removes one item from each query's ranking: the item at 1-based ``rank[q]`` (0: none).
+
+  The items ranked after it move up by one; the level and column counts and ``num_ranked`` lose
+  it (an item that is not listed shares no label with the query: level 0).
+
+  Args:
+    ranked: complete ranks (``depth=None``) of a chunk of queries.
+    rank: ``[Q]`` rank of the item to remove from each query's ranking, 0 to keep them all.
+
+  Returns:
+    A complete :class:`RankedRelevant` of the shortened rankings.
+  """
+  _require_complete(ranked, "drop_ranked")
+  rank = np.asarray(rank, np.int64)
+  num_q, num_columns = ranked.num_queries, ranked.column_counts.shape[1]
+  num_ranked = np.asarray(ranked.num_ranked, np.int64)
+  if rank.shape != (num_q,) or np.any((rank < 0) | (rank > num_ranked)):
+    raise ValueError(f"rank must be [{num_q}] ranks in 0..num_ranked, got shape {rank.shape}")
+  seg = _segment_ids(ranked.offsets)
+  rank_seg = rank[seg]
+  hit = ranked.ranks == rank_seg
+  dropped = np.zeros(num_q, np.uint8)
+  dropped[seg[hit]] = ranked.agree[hit]
+  keep = ~hit
+  ranks = ranked.ranks - ((ranked.ranks > rank_seg) & (rank_seg > 0))
+  removed = rank > 0
+  level_counts = np.array(ranked.level_counts, np.int64)
+  level_counts[np.nonzero(removed)[0], popcount(dropped[removed])] -= 1
+  bits = (dropped[:, None] >> np.arange(num_columns, dtype=np.uint8)) & np.uint8(1)
+  return RankedRelevant(
+      offsets=np.concatenate([[0], np.cumsum(np.bincount(seg[keep], minlength=num_q))]),
+      ranks=ranks[keep], agree=ranked.agree[keep], level_counts=level_counts,
+      column_counts=np.asarray(ranked.column_counts, np.int64) - bits.astype(np.int64),
+      num_ranked=num_ranked - removed, depth=None)
 
 
 def _positions(offsets, seg):
@@ -237,13 +285,16 @@ def _require_complete(ranked: RankedRelevant, name: str):
                      "lists (use exact search)")
 
 
-def hap_metric(ranked: RankedRelevant, relevance_table):
+def hap_metric(ranked: RankedRelevant, relevance_table, *, count_equal_relevances: bool = False):
   """``[Q]`` hierarchical average precision (H-AP, HAPPIER); NaN when ``sum(rel) == 0``.
 
   Args:
     ranked: complete ranks of a chunk of queries.
     relevance_table: ``[Q, L + 1]`` relevance of each level for each query (level 0 is ignored:
       non-relevant items have relevance 0).
+    count_equal_relevances: the original evaluation code's count: for each level ``v`` it counts
+      the items whose relevance *equals* ``table[v]``, so when two levels of a query share a
+      relevance value their items are counted once for each of them. Off: each item once.
   """
   _require_complete(ranked, "H-AP")
   table = np.asarray(relevance_table, np.float64)
@@ -256,8 +307,14 @@ def hap_metric(ranked: RankedRelevant, relevance_table):
   levels = ranked.levels.astype(np.int64)
   rel = table[seg, levels]
   hrank = np.zeros(len(levels))
+  counts = [_segment_cumsum((levels == v).astype(np.float64), ranked.offsets, seg)
+            for v in range(1, num_levels + 1)]
+  item_table = table[seg] if count_equal_relevances else None
   for v in range(1, num_levels + 1):
-    count_v = _segment_cumsum((levels == v).astype(np.float64), ranked.offsets, seg)
+    count_v = counts[v - 1]
+    if count_equal_relevances:
+      count_v = sum(np.where(item_table[:, w] == item_table[:, v], counts[w - 1], 0.0)
+                    for w in range(1, num_levels + 1))
     hrank += np.minimum(table[seg, v], rel) * count_v
   num = _segment_sum(hrank / ranked.ranks, seg, num_q)
   denom = np.sum(table * ranked.level_counts, axis=1)
@@ -340,6 +397,42 @@ def nan_mean(values) -> tuple[float, int]:
   return (float(values[defined].mean()) if count else float("nan")), int(values.size - count)
 
 
+def original_mean(values, batch_size: int, *, skip_undefined: bool = False) -> float:
+  """The original evaluation's average of per-query values (its ``DictAverage`` over query chunks).
+
+  Queries are taken in chunks of ``batch_size`` (the original's ``metric_batch_size``); a chunk's
+  value is the mean of its queries (NaN if any is NaN) or, with ``skip_undefined`` (its
+  ``safe_mean``, used for AP#v), the mean of its defined ones. Chunk values are averaged weighted by
+  the full chunk size; NaN or inf chunk values are left out, and 0.0 is returned when none is left
+  (the meter's initial average).
+
+  Raises:
+    ValueError: with ``skip_undefined``, a chunk without any defined value (the original fails there).
+  """
+  values = np.asarray(values, np.float64)
+  if batch_size < 1:
+    raise ValueError(f"batch_size must be positive, got {batch_size}")
+  num = len(values)
+  if num == 0:
+    return 0.0
+  starts = np.arange(0, num, batch_size)
+  sizes = np.minimum(batch_size, num - starts).astype(np.float64)
+  if skip_undefined:
+    defined = ~np.isnan(values)
+    count = np.add.reduceat(defined.astype(np.float64), starts)
+    if np.any(count == 0):
+      first = int(starts[np.argmax(count == 0)])
+      raise ValueError(f"the queries {first}..{first + batch_size - 1} have no defined value; the original "
+                       "evaluation fails on such a chunk (mean of an empty tensor)")
+    chunk = np.add.reduceat(np.where(defined, values, 0.0), starts) / count
+  else:
+    chunk = np.add.reduceat(values, starts) / sizes
+  finite = np.isfinite(chunk)
+  if not finite.any():
+    return 0.0
+  return float(np.sum(chunk[finite] * sizes[finite]) / np.sum(sizes[finite]))
+
+
 def _split_level_key(key):
   name, sep, level = key.rpartition("_level")
   if sep and level.isdigit():
@@ -347,17 +440,35 @@ def _split_level_key(key):
   return None, None
 
 
-def overall_accuracy(metrics: Mapping[str, float]) -> dict[str, float]:
+def overall_accuracy(metrics: Mapping[str, float], *, protocol: str = "default") -> dict[str, float]:
   """Average of each binary metric across hierarchy levels within one test set (DyML "overall").
 
   ``{'R@1_level0': a, 'R@1_level1': b, 'AP_level0': c}`` gives ``{'R@1': (a + b) / 2, 'AP': c}``.
   Multi-level and count keys are ignored.
+
+  Args:
+    metrics: one evaluation's metrics.
+    protocol: the evaluation's ``config.protocol``. ``'original'`` reproduces the original hook,
+      which also averages ``ASI_multi`` into ``ASI`` when binary ASI is computed (its name starts
+      with ``ASI``); ``'both'`` applies the default rule to the plain keys and the original rule to
+      the ``original/`` keys (results keep the prefix).
   """
+  if protocol == "both":
+    prefix = ORIGINAL_PREFIX
+    out = overall_accuracy({k: v for k, v in metrics.items() if not k.startswith(prefix)})
+    original = overall_accuracy({k[len(prefix):]: v for k, v in metrics.items() if k.startswith(prefix)},
+                                protocol="original")
+    out.update({prefix + k: v for k, v in original.items()})
+    return out
+  if protocol not in ("default", "original"):
+    raise ValueError(f"protocol={protocol!r}; valid: ('default', 'original', 'both')")
   grouped: dict[str, list[float]] = {}
   for key, value in metrics.items():
     name, level = _split_level_key(key)
     if name is not None and not name.startswith("num_"):
       grouped.setdefault(name, []).append(float(value))
+  if protocol == "original" and "ASI" in grouped and "ASI_multi" in metrics:
+    grouped["ASI"].append(float(metrics["ASI_multi"]))
   return {name: float(np.mean(values)) for name, values in grouped.items()}
 
 

@@ -5,8 +5,9 @@
 * same source (``gallery_embeddings=None``): every item queries all the others, itself excluded;
 * query / gallery (SOP-style ``InShop``, disjoint sets): pass the gallery;
 * queries plus distractors: ``gallery, gallery_labels, self_index = with_distractors(...)``;
-* gallery that already contains the queries: pass ``self_index`` (each query's index in the
-  gallery), and that copy is excluded from the query's ranking.
+* gallery that already contains the queries (DyML's ``gallery_distractor`` sets): pass
+  ``gallery_contains_queries=True`` and ``self_index`` (each query's index in the gallery, found by
+  identical path or content); that copy is excluded from the query's ranking.
 
 Metric keys (``h`` is a label column / hierarchy level of ``config.hierarchy_levels``, column 0 the
 finest; definitions in :mod:`suprank_jax.evaluation.metrics`):
@@ -35,6 +36,54 @@ AP-type metrics (AP, mAP@R, mAP@k, true_R@k, RP, ASI, H-AP, NDCG, AP#v) are mean
 where they are defined; ``R@k`` and ``P@k`` are means over all queries. Every mean is over queries
 (not over chunks).
 
+Protocols (``config.protocol``)
+------------------------------
+
+``'default'`` is the papers' definitions (above). ``'original'`` gives, under the same keys, what the
+original SupRank evaluation code (``suprank/engine/accuracy_calculator.py``) returns on the same
+embeddings; ``'both'`` returns the default metrics plus the original ones prefixed with
+``original/`` (e.g. ``original/H-AP_multi``). The original protocol reproduces:
+
+* its rankings: the whole gallery is ranked (the query's own copy included) and one item is left
+  out of each query's list: the *nearest* one in same-source mode and with
+  ``gallery_contains_queries`` (its ``gallery_distractor`` sets), normally the query itself; the
+  *least similar* one for a separate gallery (it asks ``get_knn`` for ``N - 1`` neighbours).
+  ``self_index`` is ignored (for a gallery without ``gallery_contains_queries`` it raises: the
+  original's queries-plus-distractors branch fails on a misspelt key);
+* its H-AP relevances: the 'pop'/'map' table of each query comes from the level counts of the
+  query set against itself, the query included, whatever the gallery; each level ``v`` counts the
+  items whose relevance equals ``table[v]`` (``count_equal_relevances``);
+* its per-query values: AP, mAP@R and mAP@k are 0 for a query without relevant item (NaN, i.e. left
+  out, for true_R@k, ASI, H-AP, NDCG; AP#v leaves such queries out of its chunk mean);
+* its means: chunks of ``config.original_metric_batch_size`` queries (its ``metric_batch_size``),
+  averaged weighted by chunk size, a NaN chunk left out (:func:`metrics.original_mean`).
+
+Key mapping, the original's name (its ``AccuracyCalculator`` argument) -> our key under
+``'original'`` (our ``config`` key; give it the same k lists):
+
+* ``R@k_level{h}`` for k in ``recall_rate`` only -> ``R@k_level{h}`` (``recall_at``);
+* ``R@k_level{h}`` for k in ``true_recall`` (its true recall overwrites the recall rate under that
+  name) -> ``true_R@k_level{h}`` (``true_recall_at``);
+* ``P@1_level{h}`` (always computed) and ``P@k_level{h}`` (``precision_rate``) -> ``P@k_level{h}``
+  (``precision_at``);
+* ``AP_level{h}``, ``mAP@R_level{h}`` (always computed) -> the same keys (``binary_metrics``);
+* ``mAP@k_level{h}`` (``map_at_k``) -> ``mAP@k_level{h}`` (``map_at``);
+* ``ASI_level{h}`` (``with_binary_asi``) -> ``ASI_level{h}`` (``binary_asi``);
+* ``H-AP_multi``, ``ASI_multi``, ``NDCG_multi`` (always computed unless in ``exclude``) -> the same
+  keys (``multi_level_metrics``);
+* ``AP#v_exclude`` (``hard_ap_for_level``) -> ``AP#v_exclude`` (``level_ap``);
+* ``metric_batch_size`` -> ``original_metric_batch_size``.
+
+Levels: ``compute_for_hierarchy_levels`` is ``hierarchy_levels``; relevance type and alpha come
+from the data set config (``relevance.type``, ``relevance.alpha``). The count keys
+(``num_queries``, ``num_no_relevant_*``) describe the original's shortened lists. Settings the
+original code cannot evaluate raise a ValueError: ``'RP'``, ``search='scann'``, H-AP with one label
+column (its 'pop' weights divide by ``L - 1``) or with ``256 n + 1`` queries (its relevance table,
+built 256 rows at a time, is wrong for the last query), a chunk of a single query or a list of
+fewer than two items (its label matrices lose a dimension), an AP#v chunk without any level-v item
+(a mean of nothing). Ties are ranked lower gallery index first (``torch.topk`` leaves them
+unspecified), and float32 scores may order near-equal items differently from a PyTorch run.
+
 Search: ``config.search = 'exact'`` ranks the whole gallery (chunked jitted matmul; ranks of the
 relevant items by counting against the sorted row, no full argsort). When only top-k metrics are
 requested (R@k, true_R@k, P@k, mAP@k) it uses the cheaper exact top-K (``lax.top_k``). ``'scann'``
@@ -50,11 +99,15 @@ from suprank_jax import hierarchy
 from suprank_jax.evaluation import metrics as metrics_lib
 from suprank_jax.evaluation import search
 
-__all__ = ["default_config", "evaluate_retrieval", "with_distractors", "TOP_K_METRICS", "FULL_RANK_METRICS"]
+__all__ = ["default_config", "check_config", "evaluate_retrieval", "with_distractors", "TOP_K_METRICS",
+           "FULL_RANK_METRICS", "PROTOCOLS"]
 
 BINARY_METRICS = ("AP", "mAP@R", "RP")
 MULTI_LEVEL_METRICS = ("H-AP", "ASI", "NDCG")
 SEARCHES = ("exact", "scann")
+PROTOCOLS = ("default", "original", "both")
+ORIGINAL_PREFIX = metrics_lib.ORIGINAL_PREFIX
+_ORIGINAL_RELEVANCE_BATCH = 256  # rows per block of the original's relevance table (BaseDataset.RELEVANCE_BS)
 TOP_K_METRICS = ("R@k", "true_R@k", "P@k", "mAP@k")
 FULL_RANK_METRICS = BINARY_METRICS + ("ASI (binary)",) + MULTI_LEVEL_METRICS + ("AP#v",)
 
@@ -79,6 +132,10 @@ def default_config() -> ml_collections.ConfigDict:
   config.relevance.weights = ()                    # 'map' level weights (one per label column)
   config.search = "exact"                          # SEARCHES
   config.chunk_size = 256                          # queries per chunk
+  # PROTOCOLS: 'default' (the papers' definitions), 'original' (the original code's numbers, same
+  # keys), 'both' (default keys plus 'original/<key>'); see the module docstring.
+  config.protocol = "default"
+  config.original_metric_batch_size = 256          # the original's metric_batch_size (its chunk means)
   config.scann = ml_collections.ConfigDict()
   config.scann.num_leaves = 0                      # 0: sqrt(gallery size)
   config.scann.num_leaves_to_search = 0            # 0: num_leaves / 10
@@ -111,6 +168,8 @@ def _check_config(config, num_columns):
       raise ValueError(f"config.{name} has unknown metrics {sorted(unknown)}; valid: {allowed}")
   if config.search not in SEARCHES:
     raise ValueError(f"config.search={config.search!r}; valid: {SEARCHES}")
+  if config.protocol not in PROTOCOLS:
+    raise ValueError(f"config.protocol={config.protocol!r}; valid: {PROTOCOLS}")
   for h in config.hierarchy_levels:
     if not 0 <= h < num_columns:
       raise ValueError(f"config.hierarchy_levels has {h}, out of range for labels with {num_columns} columns")
@@ -122,6 +181,57 @@ def _check_config(config, num_columns):
       raise ValueError(f"config.{name} must hold positive integers, got {tuple(config[name])}")
 
 
+def check_config(config, num_columns: int, *, num_queries: int | None = None, num_ranked: int | None = None,
+                 where: str = "config"):
+  """Validates an evaluation's metric settings before any embedding is computed.
+
+  Besides :func:`evaluate_retrieval`'s own checks: metrics that need a full ranking with ScaNN, the
+  'map' relevance weights, and settings that the chosen options would not read (ScaNN settings
+  with exact search, 'map' weights with 'pop' relevance, the original protocol's batch size with
+  the default protocol) set to non-default values. With ``num_queries`` and ``num_ranked`` (the
+  items each query ranks) known, also what the original protocol cannot evaluate.
+
+  Args:
+    config: ``config.evals.<name>.metrics``.
+    num_columns: label columns of the evaluated data.
+    num_queries: number of queries, if known.
+    num_ranked: gallery items each query ranks, if known.
+    where: the config path printed in messages (e.g. ``config.evals.test.metrics``).
+
+  Raises:
+    ValueError: naming the key at fault.
+  """
+  try:
+    _check_config(config, num_columns)
+    if not isinstance(config.binary_asi, bool):
+      raise ValueError(f"config.binary_asi={config.binary_asi!r} must be True or False")
+    defaults = default_config()
+    if config.search != "scann":
+      changed = sorted(k for k in config.scann.keys() if config.scann[k] != defaults.scann[k])
+      if changed:
+        raise ValueError(f"config.scann.{changed[0]} is set but config.search={config.search!r}; set "
+                         "config.search='scann' or leave the ScaNN settings at their defaults")
+    elif _needs_full_ranking(config):
+      raise ValueError("config.search='scann' gives top-k lists only; it supports "
+                       f"{TOP_K_METRICS}; set binary_metrics=(), binary_asi=False, multi_level_metrics=(), "
+                       "level_ap=() or use search='exact'")
+    if config.relevance.type != "map" and tuple(config.relevance.weights):
+      raise ValueError(f"config.relevance.weights is set but config.relevance.type={config.relevance.type!r} "
+                       "(weights are for 'map'); remove them or set the type to 'map'")
+    if config.relevance.type == "map" and len(tuple(config.relevance.weights)) != num_columns:
+      raise ValueError(f"config.relevance.weights needs {num_columns} weights for 'map' relevance, got "
+                       f"{tuple(config.relevance.weights)}")
+    if config.protocol == "default" and config.original_metric_batch_size != defaults.original_metric_batch_size:
+      raise ValueError("config.original_metric_batch_size is read by protocol 'original' or 'both' only; set "
+                       "config.protocol or leave it at its default")
+    if int(config.chunk_size) < 1:
+      raise ValueError(f"config.chunk_size={config.chunk_size} must be >= 1")
+    if config.protocol != "default" and num_queries is not None and num_ranked is not None:
+      _check_original_config(config, num_columns, num_queries, num_ranked)
+  except ValueError as e:
+    raise ValueError(str(e).replace("config.", f"{where}.", 1) if where != "config" else str(e)) from None
+
+
 def _relevance_table(level_counts, config):
   num_columns = level_counts.shape[1] - 1
   alpha = tuple(config.relevance.weights) if config.relevance.type == "map" else config.relevance.alpha
@@ -131,12 +241,61 @@ def _relevance_table(level_counts, config):
                                               alpha=alpha), np.float64)
 
 
-def _chunk_metrics(ranked, config, relevance_table):
-  """Per-query values of every requested metric for one chunk."""
+def _check_original_config(config, num_columns, num_queries, num_ranked):
+  """Raises for what the original evaluation code cannot compute (protocol 'original' or 'both')."""
+  why = f"config.protocol={config.protocol!r} reproduces the original evaluation code, which"
+  if "RP" in config.binary_metrics:
+    raise ValueError(f"{why} has no 'RP': remove it from config.binary_metrics or use protocol 'default'")
+  if config.search != "exact":
+    raise ValueError(f"{why} ranks exactly: set config.search='exact'")
+  if "H-AP" in config.multi_level_metrics and num_columns < 2:
+    raise ValueError(f"{why} cannot compute H-AP for one label column (its 'pop' weights divide by L - 1)")
+  if "H-AP" in config.multi_level_metrics and num_queries % _ORIGINAL_RELEVANCE_BATCH == 1:
+    raise ValueError(f"{why} builds a wrong H-AP relevance table for the last of {num_queries} queries "
+                     f"({_ORIGINAL_RELEVANCE_BATCH} n + 1: its last block of one row loses a dimension)")
+  batch = int(config.original_metric_batch_size)
+  if batch < 1:
+    raise ValueError(f"config.original_metric_batch_size must be positive, got {batch}")
+  if batch == 1 or num_queries % batch == 1:
+    raise ValueError(f"{why} fails when its last chunk holds a single query ({num_queries} queries, "
+                     f"config.original_metric_batch_size={batch})")
+  if num_ranked < 2:
+    raise ValueError(f"{why} fails on rankings of fewer than two items (the gallery is too small)")
+
+
+def _original_relevance_table(query_labels, config):
+  """The original's H-AP relevances: query set against itself, the query included (float32 values).
+
+  'pop' weights are computed in float64 and each division is rounded to float32, as the original does
+  (exact for alpha 1); 'map' follows its float32 cumulative sum.
+  """
+  num_columns = query_labels.shape[1]
+  counts = search.label_statistics(query_labels, query_labels, np.full(len(query_labels), -1, np.int64))[0]
+  counts = counts.astype(np.float64)
+  if config.relevance.type == "pop":
+    weights = np.array([(v / (num_columns - 1)) ** config.relevance.alpha for v in range(num_columns + 1)])
+    table = np.where(counts > 0, weights / np.maximum(counts, 1.0), 0.0).astype(np.float32)
+  elif config.relevance.type == "map":
+    weights = np.asarray(tuple(config.relevance.weights), np.float64)
+    if len(weights) != num_columns:
+      raise ValueError(f"config.relevance.weights needs {num_columns} weights for 'map' relevance, got {weights}")
+    at_least = np.cumsum(counts[:, :0:-1], axis=1)[:, ::-1]  # items with level >= v, v = 1..L
+    with np.errstate(divide="ignore"):
+      share = (weights / at_least).astype(np.float32)
+    table = np.concatenate([np.zeros((len(counts), 1), np.float32), np.cumsum(share, axis=1, dtype=np.float32)], 1)
+  else:
+    raise ValueError(f"config.relevance.type={config.relevance.type!r}; valid: {hierarchy.RELEVANCE_TYPES}")
+  return table.astype(np.float64)
+
+
+def _chunk_metrics(ranked, config, relevance_table, *, original=False):
+  """Per-query values of every requested metric for one chunk (the original's values if ``original``)."""
+  # The original scores a query without relevant item 0 on AP, mAP@R and mAP@k.
+  zero_undefined = (lambda x: np.nan_to_num(x, nan=0.0)) if original else (lambda x: x)
   out = {}
   if ranked.depth is None:
     if "H-AP" in config.multi_level_metrics:
-      out["H-AP_multi"] = metrics_lib.hap_metric(ranked, relevance_table)
+      out["H-AP_multi"] = metrics_lib.hap_metric(ranked, relevance_table, count_equal_relevances=original)
     if "ASI" in config.multi_level_metrics:
       out["ASI_multi"] = metrics_lib.asi_metric(ranked)
     if "NDCG" in config.multi_level_metrics:
@@ -153,12 +312,12 @@ def _chunk_metrics(ranked, config, relevance_table):
     for k in config.precision_at:
       out[f"P@{k}{suffix}"] = metrics_lib.precision_at_k_metric(offsets, ranks, ranked.num_ranked, k=k)
     for k in config.map_at:
-      out[f"mAP@{k}{suffix}"] = metrics_lib.map_at_k_metric(offsets, ranks, num_rel, k=k)
+      out[f"mAP@{k}{suffix}"] = zero_undefined(metrics_lib.map_at_k_metric(offsets, ranks, num_rel, k=k))
     if ranked.depth is None:
       if "AP" in config.binary_metrics:
-        out[f"AP{suffix}"] = metrics_lib.average_precision_metric(offsets, ranks, num_rel)
+        out[f"AP{suffix}"] = zero_undefined(metrics_lib.average_precision_metric(offsets, ranks, num_rel))
       if "mAP@R" in config.binary_metrics:
-        out[f"mAP@R{suffix}"] = metrics_lib.map_at_r_metric(offsets, ranks, num_rel)
+        out[f"mAP@R{suffix}"] = zero_undefined(metrics_lib.map_at_r_metric(offsets, ranks, num_rel))
       if "RP" in config.binary_metrics:
         out[f"RP{suffix}"] = metrics_lib.r_precision_metric(offsets, ranks, num_rel)
       if config.binary_asi:
@@ -172,7 +331,7 @@ def _needs_full_ranking(config):
 
 def evaluate_retrieval(query_embeddings, query_labels, gallery_embeddings=None, gallery_labels=None, *,
                        config: ml_collections.ConfigDict | None = None, self_index=None,
-                       return_per_query: bool = False):
+                       gallery_contains_queries: bool = False, return_per_query: bool = False):
   """Retrieval metrics of ``query_embeddings`` against a gallery (see the module docstring).
 
   Args:
@@ -182,24 +341,33 @@ def evaluate_retrieval(query_embeddings, query_labels, gallery_embeddings=None, 
     gallery_labels: ``[N, L]``; required with ``gallery_embeddings``.
     config: :func:`default_config` or a variant.
     self_index: optional ``[Q]`` gallery index of each query's own copy (excluded from its
-      ranking), -1 where absent; implied in same-source mode.
-    return_per_query: also return ``{key: [Q] per-query values}`` (NaN where undefined).
+      ranking), -1 where absent; implied in same-source mode. Ignored by ``protocol='original'``.
+    gallery_contains_queries: the gallery holds a copy of every query (the original's
+      ``gallery_distractor`` sets, e.g. DyML-Vehicle/Animal). The default protocol then needs
+      ``self_index`` (no -1) and excludes that copy; the original protocol leaves out each query's
+      nearest gallery item instead, as the original code does.
+    return_per_query: also return ``{key: [Q] per-query values}`` (NaN where undefined; under the
+      original protocol its per-query values, e.g. AP 0 without relevant item).
 
   Returns:
-    ``{metric_key: float}`` (and the per-query dictionary when ``return_per_query``).
+    ``{metric_key: float}`` (and the per-query dictionary when ``return_per_query``); with
+    ``config.protocol='both'`` the original protocol's keys are prefixed with ``original/``.
 
   Raises:
-    ValueError: NaN/inf embedding rows (with their count), mismatched shapes, a bad config, or
-      metrics that need a full ranking with ``config.search='scann'``.
+    ValueError: NaN/inf embedding rows (with their count), mismatched shapes, a bad config,
+      metrics that need a full ranking with ``config.search='scann'``, or (protocol 'original' or
+      'both') a setting the original code cannot evaluate.
   """
   config = default_config() if config is None else config
   query = search.check_embeddings(query_embeddings, "query_embeddings")
   query_labels = search.check_labels(query_labels, query.shape[0], "query_labels")
-  if gallery_embeddings is None:
+  same_source = gallery_embeddings is None
+  if same_source:
     if gallery_labels is not None:
       raise ValueError("gallery_labels given without gallery_embeddings")
+    if gallery_contains_queries:
+      raise ValueError("gallery_contains_queries=True needs gallery_embeddings and gallery_labels")
     gallery, gallery_labels = query, query_labels
-    self_index = np.arange(query.shape[0]) if self_index is None else self_index
   else:
     if gallery_labels is None:
       raise ValueError("gallery_embeddings given without gallery_labels")
@@ -211,19 +379,64 @@ def evaluate_retrieval(query_embeddings, query_labels, gallery_embeddings=None, 
     raise ValueError(f"query_labels {query_labels.shape} and gallery_labels {gallery_labels.shape} "
                      "have a different number of label columns")
   num_q, num_columns = query_labels.shape
-  if self_index is None:
-    self_index = np.full(num_q, -1, np.int64)
-  self_index = np.asarray(self_index, np.int64)
-  if self_index.shape != (num_q,) or np.any(self_index >= gallery.shape[0]):
-    raise ValueError(f"self_index must be [{num_q}] gallery indices or -1, got shape {self_index.shape}")
-  has_self = self_index >= 0
-  if np.any(gallery_labels[self_index[has_self]] != query_labels[has_self]):
-    raise ValueError("self_index points to gallery items whose labels differ from their query's")
   _check_config(config, num_columns)
+  protocol = config.protocol
+  if gallery_contains_queries and protocol != "original" and (self_index is None or np.any(np.asarray(self_index) < 0)):
+    raise ValueError(f"gallery_contains_queries=True needs self_index under config.protocol={protocol!r}: the "
+                     "gallery index of every query's own copy (e.g. the item with the same path), never -1")
+  if (protocol != "default" and not (same_source or gallery_contains_queries) and self_index is not None
+      and np.any(np.asarray(self_index) >= 0)):
+    raise ValueError(f"config.protocol={protocol!r}: the original code has no self_index; it ranks a separate gallery "
+                     "whole or, for a gallery holding the queries, leaves out each query's nearest item (pass "
+                     "gallery_contains_queries=True)")
+  if protocol != "original":
+    if same_source and self_index is None:
+      self_index = np.arange(num_q)
+    self_index = _checked_self_index(self_index, query_labels, gallery_labels)
   if gallery.dtype != query.dtype:
     dtype = np.promote_types(query.dtype, gallery.dtype)
     query, gallery = query.astype(dtype), gallery.astype(dtype)
 
+  if protocol == "default":
+    results, per_query = _default_metrics(query, query_labels, gallery, gallery_labels, self_index, config)
+  else:
+    results, per_query = _protocol_metrics(query, query_labels, gallery, gallery_labels, config,
+                                           drop_nearest=same_source or gallery_contains_queries,
+                                           default_self_index=self_index if protocol == "both" else None)
+  if return_per_query:
+    return results, per_query
+  return results
+
+
+def _checked_self_index(self_index, query_labels, gallery_labels):
+  num_q = query_labels.shape[0]
+  if self_index is None:
+    self_index = np.full(num_q, -1, np.int64)
+  self_index = np.asarray(self_index, np.int64)
+  if self_index.shape != (num_q,) or np.any(self_index >= gallery_labels.shape[0]):
+    raise ValueError(f"self_index must be [{num_q}] gallery indices or -1, got shape {self_index.shape}")
+  has_self = self_index >= 0
+  if np.any(gallery_labels[self_index[has_self]] != query_labels[has_self]):
+    raise ValueError("self_index points to gallery items whose labels differ from their query's")
+  return self_index
+
+
+def _summarise(results, per_query, level_counts, column_counts, config, mean):
+  """Adds the mean of every per-query metric (``mean(key, values)``) and the count keys to ``results``."""
+  per_query_arrays = {key: np.concatenate(values) for key, values in per_query.items()}
+  for key, values in per_query_arrays.items():
+    results[key] = mean(key, values)
+  results["num_queries"] = float(level_counts.shape[0])
+  for h in config.hierarchy_levels:
+    results[f"num_no_relevant_level{h}"] = float(np.sum(column_counts[:, h] == 0))
+  results["num_no_relevant_multi"] = float(np.sum(level_counts[:, 1:].sum(1) == 0))
+  return results, per_query_arrays
+
+
+def _default_metrics(query, query_labels, gallery, gallery_labels, self_index, config):
+  """The default protocol: ``(results, per-query values)``."""
+  num_q = query.shape[0]
+  has_self = self_index >= 0
   stats = search.label_statistics(query_labels, gallery_labels, self_index)
   level_counts, column_counts, num_ranked = stats
   full = _needs_full_ranking(config)
@@ -271,14 +484,61 @@ def evaluate_retrieval(query_embeddings, query_labels, gallery_embeddings=None, 
                                                       chunk_size=config.chunk_size):
       chunk_table = None if table is None else table[start:start + ranked.num_queries]
       add(_chunk_metrics(ranked, config, chunk_table))
+  return _summarise(results, per_query, level_counts, column_counts, config,
+                    lambda key, values: metrics_lib.nan_mean(values)[0])
 
-  per_query_arrays = {key: np.concatenate(values) for key, values in per_query.items()}
-  for key, values in per_query_arrays.items():
-    results[key], _ = metrics_lib.nan_mean(values)
-  results["num_queries"] = float(num_q)
-  for h in config.hierarchy_levels:
-    results[f"num_no_relevant_level{h}"] = float(np.sum(column_counts[:, h] == 0))
-  results["num_no_relevant_multi"] = float(np.sum(level_counts[:, 1:].sum(1) == 0))
-  if return_per_query:
-    return results, per_query_arrays
-  return results
+
+def _protocol_metrics(query, query_labels, gallery, gallery_labels, config, *, drop_nearest, default_self_index):
+  """The original protocol from one exact ranking of the whole gallery; with ``default_self_index``
+  (protocol 'both') also the default metrics from the same ranking, the original ones prefixed.
+
+  Each query's list leaves out its nearest item (``drop_nearest``) or its least similar one; the
+  default view leaves out the item at ``default_self_index`` (-1: none), which gives the default
+  path's integer ranks and counts, hence its numbers bit for bit.
+  """
+  num_q, num_columns = query_labels.shape
+  _check_original_config(config, num_columns, num_q, gallery.shape[0] - 1)
+  hap = "H-AP" in config.multi_level_metrics
+  table = _original_relevance_table(query_labels, config) if hap else None
+  both = default_self_index is not None
+  own_index = default_self_index if both else np.full(num_q, -1, np.int64)
+  if both:
+    default_stats = search.label_statistics(query_labels, gallery_labels, default_self_index)
+    default_table = _relevance_table(default_stats[0], config) if hap else None
+  original_values: dict[str, list[np.ndarray]] = {}
+  default_values: dict[str, list[np.ndarray]] = {}
+  level_counts, column_counts = [], []
+
+  def add(per_query, chunk_values):
+    for key, values in chunk_values.items():
+      per_query.setdefault(key, []).append(values)
+
+  for start, ranked, own_rank in search.full_ranked_relevant(query, query_labels, gallery, gallery_labels, own_index,
+                                                             chunk_size=config.chunk_size):
+    rows = slice(start, start + ranked.num_queries)
+    drop = np.ones(ranked.num_queries, np.int64) if drop_nearest else ranked.num_ranked
+    original = metrics_lib.drop_ranked(ranked, drop)
+    add(original_values, _chunk_metrics(original, config, None if table is None else table[rows], original=True))
+    level_counts.append(original.level_counts)
+    column_counts.append(original.column_counts)
+    if both:
+      default = metrics_lib.drop_ranked(ranked, own_rank)
+      add(default_values, _chunk_metrics(default, config, None if default_table is None else default_table[rows]))
+
+  batch = int(config.original_metric_batch_size)
+
+  def original_mean(key, values):
+    try:
+      return metrics_lib.original_mean(values, batch, skip_undefined=key.startswith("AP#"))
+    except ValueError as e:
+      raise ValueError(f"{key}: {e} (config.protocol={config.protocol!r})") from e
+
+  results, per_query = _summarise({}, original_values, np.concatenate(level_counts), np.concatenate(column_counts),
+                                  config, original_mean)
+  if not both:
+    return results, per_query
+  default_results, default_per_query = _summarise({}, default_values, default_stats[0], default_stats[1], config,
+                                                  lambda key, values: metrics_lib.nan_mean(values)[0])
+  default_results.update({ORIGINAL_PREFIX + k: v for k, v in results.items()})
+  default_per_query.update({ORIGINAL_PREFIX + k: v for k, v in per_query.items()})
+  return default_results, default_per_query

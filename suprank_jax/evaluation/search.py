@@ -41,6 +41,7 @@ __all__ = [
     "score_chunks",
     "ranked_relevant_chunk",
     "exact_ranked_relevant",
+    "full_ranked_relevant",
     "exact_top_k",
     "exact_top_k_chunks",
     "top_k_relevant",
@@ -296,6 +297,15 @@ def ranked_relevant_chunk(scores, sorted_scores, query_labels, gallery_labels, s
   Returns:
     A complete :class:`RankedRelevant` (``depth=None``).
   """
+  return _ranked_relevant_chunk(scores, sorted_scores, query_labels, gallery_labels, self_index, stats, groups)[0]
+
+
+def _ranked_relevant_chunk(scores, sorted_scores, query_labels, gallery_labels, self_index, stats, groups=None,
+                           own_index=None):
+  """:func:`ranked_relevant_chunk` and ``[B]`` the rank of gallery item ``own_index[b]`` (0 where -1).
+
+  An own item must share a label with its query (it is then among the ranked relevant items).
+  """
   num_b, num_g = scores.shape
   rows, cols, cand_agree = _candidates(query_labels, gallery_labels, self_index, groups)
   cand_scores = scores[rows, cols]
@@ -326,6 +336,12 @@ def ranked_relevant_chunk(scores, sorted_scores, query_labels, gallery_labels, s
       for t in tied:
         c = cols[lo_i + t]
         ranks[lo_i + t] += np.count_nonzero(row[:c] == s[t])
+  own_rank = np.zeros(num_b, np.int64)
+  if own_index is not None:
+    is_own = cols == own_index[rows]
+    own_rank[rows[is_own]] = ranks[is_own]
+    if np.any((own_index >= 0) & (own_rank == 0)):
+      raise ValueError("an own_index item shares no label with its query")
   # Order every query's items by rank with one integer sort: key = row | rank | agreement.
   keys = (rows.astype(np.int64) << 40) | (ranks << 8) | cand_agree.astype(np.int64)
   keys.sort()
@@ -335,18 +351,38 @@ def ranked_relevant_chunk(scores, sorted_scores, query_labels, gallery_labels, s
       offsets=np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=num_b))]),
       ranks=(keys >> 8) & 0xFFFFFFFF,
       agree=(keys & 0xFF).astype(np.uint8),
-      level_counts=level_counts, column_counts=column_counts, num_ranked=num_ranked, depth=None)
+      level_counts=level_counts, column_counts=column_counts, num_ranked=num_ranked, depth=None), own_rank
 
 
 def exact_ranked_relevant(query, query_labels, gallery, gallery_labels, self_index, *, chunk_size: int = 256):
   """Yields ``(start, RankedRelevant)`` over chunks of queries (exact, complete ranks)."""
+  for start, ranked, _ in _ranked_chunks(query, query_labels, gallery, gallery_labels, self_index, None,
+                                         chunk_size=chunk_size):
+    yield start, ranked
+
+
+def full_ranked_relevant(query, query_labels, gallery, gallery_labels, own_index, *, chunk_size: int = 256):
+  """Yields ``(start, RankedRelevant, own_rank)``: exact ranks over the whole gallery, nothing excluded.
+
+  ``own_rank[b]`` is the rank of gallery item ``own_index[start + b]`` in query ``start + b``'s
+  ranking (0 where ``own_index`` is -1); such an item must share a label with its query (a copy of
+  the query). :func:`suprank_jax.evaluation.metrics.drop_ranked` then removes any one item.
+  """
+  num_q = query.shape[0]
+  return _ranked_chunks(query, query_labels, gallery, gallery_labels, np.full(num_q, -1, np.int64),
+                        np.asarray(own_index, np.int64), chunk_size=chunk_size)
+
+
+def _ranked_chunks(query, query_labels, gallery, gallery_labels, self_index, own_index, *, chunk_size):
   level_counts, column_counts, num_ranked = label_statistics(query_labels, gallery_labels, self_index)
   groups = _CoarseGroups(gallery_labels) if _is_label_tree(np.concatenate([query_labels, gallery_labels])) else None
   for start, scores, sorted_scores in score_chunks(query, gallery, self_index, chunk_size=chunk_size, sort=True):
     stop = start + scores.shape[0]
     stats = (level_counts[start:stop], column_counts[start:stop], num_ranked[start:stop])
-    yield start, ranked_relevant_chunk(scores, sorted_scores, query_labels[start:stop], gallery_labels,
-                                       self_index[start:stop], stats, groups)
+    own = None if own_index is None else own_index[start:stop]
+    ranked, own_rank = _ranked_relevant_chunk(scores, sorted_scores, query_labels[start:stop], gallery_labels,
+                                              self_index[start:stop], stats, groups, own)
+    yield start, ranked, own_rank
 
 
 def exact_top_k_chunks(query, gallery, k: int, self_index=None, *, chunk_size: int = 256):

@@ -4,6 +4,7 @@ Command::
 
   python -m suprank_jax.input_pipeline.convert --dataset sop --data_dir ~/data/Stanford_Online_Products \
       --output_dir ~/tfds
+  python -m suprank_jax.input_pipeline.convert --dataset digits --output_dir ~/tfds   # embedded: no --data_dir
 
 writes ``<output_dir>/suprank_sop/1.0.0/{dataset_info.json, features.json, metadata.json,
 suprank_sop-<split>.array_record-*}``, one TFDS split per split of the raw reader. Train with it by
@@ -73,9 +74,14 @@ def _builder_class(name: str, splits: dict[str, sources.Source], dataset: str):
     if src.boxes is not None:
       raise ValueError(f"{dataset}/{split}: sources with crop boxes (Revisited queries) are not converted")
 
+  tfds_name = name
+
   class Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """Our raw-folder data set as a TFDS data set."""
 
+    # Set in the class body: TFDS otherwise infers the name of a class called ``Builder`` from its
+    # package, which fails when this module runs as ``__main__`` (python -m ...convert).
+    name = tfds_name
     VERSION = tfds.core.Version("1.0.0")
 
     def _info(self):
@@ -98,7 +104,6 @@ def _builder_class(name: str, splits: dict[str, sources.Source], dataset: str):
       for i in range(len(src)):
         yield i, {"image": _encoded(src, i), "labels": src.labels[i].astype(np.int64), "index": i}
 
-  Builder.name = name
   return Builder
 
 
@@ -147,7 +152,7 @@ def _parse_kwargs(items: Sequence[str]) -> dict:
 def main(argv: Sequence[str] | None = None) -> str:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--dataset", required=True, help=f"one of {sorted(sources.DATASETS)}")
-  parser.add_argument("--data_dir", required=True, help="the raw folder")
+  parser.add_argument("--data_dir", default="", help="the raw folder (not needed for the embedded digits)")
   parser.add_argument("--output_dir", required=True, help="TFDS data_dir to write into")
   parser.add_argument("--splits", default="", help="comma-separated splits (default: all of the data set)")
   parser.add_argument("--name", default="", help="TFDS name (default suprank_<dataset>)")

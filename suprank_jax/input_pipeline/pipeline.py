@@ -25,12 +25,17 @@ instead: in training, the bad item is replaced by an item of the same batch with
 (any loaded item if none), labels included; in evaluation its pixels are zeros (it stays in the
 metrics).
 
+Configuration: :func:`default_config` lists every key; :func:`check_input_config` (run by every
+entry point here, and best called first by the trainer) rejects bad values and keys set to
+non-default values that the chosen options do not read.
+
 Worker processes (``num_workers > 0``) use grain's ``mp_prefetch``; they read absl flags, so outside
 ``absl.app.run`` (tests, notebooks) this module marks the flags as parsed.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any, Iterator
 
@@ -41,8 +46,8 @@ import numpy as np
 from suprank_jax.input_pipeline import samplers, sources, transforms
 
 __all__ = [
-    "default_config", "make_batch_sampler", "steps_per_epoch", "make_train_iterator", "make_eval_batches",
-    "sample_images", "load_train_batch",
+    "default_config", "check_input_config", "make_batch_sampler", "steps_per_epoch", "make_train_iterator",
+    "make_eval_batches", "sample_images", "load_train_batch",
 ]
 
 _LOG = logging.getLogger(__name__)
@@ -68,16 +73,24 @@ def default_config() -> ml_collections.ConfigDict:
   c.super_class_level = 1  # hierarchical sampler only
   c.super_classes_per_batch = 2  # hierarchical sampler only
   c.batches_per_super_tuple = 4  # hierarchical sampler only
+  # m_per_class only: 0, or the most images of a class used per epoch, a fresh random subset each
+  # epoch (the reference's reduce_per_class; its GLDv2 configs use 8).
+  c.max_per_class = 0
   # Preprocessing (transforms.py). image_size = 0 keeps the source size (digits: 8x8x1).
   c.image_size = 0
   c.random_resized_crop = False
   c.crop_scale = (0.16, 1.0)
   c.crop_ratio = (0.75, 1.33)
+  # random_resized_crop only: 0, or the shorter side is first resized to this (SOP recipe: 256 -> crop 224).
+  c.train_resize_size = 0
   c.horizontal_flip = False
   c.max_shift_px = 0
   c.normalization = "unit"  # 'unit' (x / 255) or 'imagenet'
-  c.eval_resize = "none"  # 'none', 'resize_center_crop', 'resize', 'resize_shorter'
-  c.eval_resize_size = 0  # shorter side before the center crop ('resize_center_crop')
+  # 'none', 'resize_center_crop', 'square_resize_center_crop', 'resize', 'resize_shorter' (transforms.py)
+  c.eval_resize = "none"
+  # The size before the center crop: the shorter side ('resize_center_crop') or both sides
+  # ('square_resize_center_crop'); read only by those two modes.
+  c.eval_resize_size = 0
   # Loading: worker processes (0 = in the main process), reader threads, batches prefetched.
   c.num_workers = 0
   c.num_threads = 1
@@ -86,12 +99,97 @@ def default_config() -> ml_collections.ConfigDict:
   return c
 
 
+# Keys read only under some settings: key -> (is it read under this config?, what reads it). A key
+# set to a non-default value under a config that does not read it is rejected (train_resize_size
+# without random_resized_crop is rejected by transforms.check_config).
+_READ_WHEN = {
+    "tfds_name": (lambda c: c.source_format == "tfds", "source_format='tfds'"),
+    "data_dir": (lambda c: not (c.dataset == "digits" and c.source_format == "raw"),
+                 "a data set read from a folder (digits is embedded)"),
+    "super_class_level": (lambda c: c.sampler == "hierarchical", "sampler='hierarchical'"),
+    "super_classes_per_batch": (lambda c: c.sampler == "hierarchical", "sampler='hierarchical'"),
+    "batches_per_super_tuple": (lambda c: c.sampler == "hierarchical", "sampler='hierarchical'"),
+    "max_per_class": (lambda c: c.sampler == "m_per_class", "sampler='m_per_class'"),
+    "crop_scale": (lambda c: c.random_resized_crop, "random_resized_crop=True"),
+    "crop_ratio": (lambda c: c.random_resized_crop, "random_resized_crop=True"),
+    "eval_resize_size": (lambda c: c.eval_resize in transforms.EVAL_CROP_MODES,
+                         f"eval_resize in {list(transforms.EVAL_CROP_MODES)}"),
+}
+
+
+def _check_dataset_kwargs(c: Any):
+  kwargs = c.dataset_kwargs.to_dict() if hasattr(c.dataset_kwargs, "to_dict") else dict(c.dataset_kwargs or {})
+  if c.source_format == "tfds":
+    if set(kwargs) - {"cache_dir"}:
+      raise ValueError(f"config.input.dataset_kwargs={kwargs}: with source_format='tfds' only cache_dir is read (the "
+                       "reader's arguments were applied at conversion, convert.py --dataset_kwargs); remove the others")
+    return
+  loader = sources.DATASETS[c.dataset]
+  signature = inspect.signature(loader)
+  try:
+    signature.bind(c.data_dir, c.train_split, **kwargs)
+  except TypeError as e:
+    raise ValueError(f"config.input.dataset_kwargs={kwargs} does not fit the {c.dataset!r} reader "
+                     f"{getattr(loader, '__name__', loader)}{signature}: {e}") from e
+
+
+def _same(a, b) -> bool:
+  if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+    return tuple(a) == tuple(b)
+  return a == b
+
+
+def check_input_config(input_config: Any):
+  """Validates ``config.input`` before any work: every key known and present, every value valid,
+  and no key set (to a non-default value) that the chosen options do not read.
+
+  Raises:
+    ValueError: naming ``config.input.<key>`` and what to change.
+  """
+  c = input_config
+  defaults = default_config()
+  present = set(c.keys()) if hasattr(c, "keys") else set(vars(c))
+  unknown, missing = sorted(present - set(defaults.keys())), sorted(set(defaults.keys()) - present)
+  if unknown:
+    raise ValueError(f"config.input has unknown keys {unknown}; valid: {sorted(defaults.keys())}")
+  if missing:
+    raise ValueError(f"config.input lacks {missing}: build it from input_pipeline.pipeline.default_config()")
+  if c.dataset not in sources.DATASETS:
+    raise ValueError(f"config.input.dataset={c.dataset!r} is unknown; valid: {sorted(sources.DATASETS)}")
+  if c.source_format not in ("raw", "tfds"):
+    raise ValueError(f"config.input.source_format={c.source_format!r}; valid: ['raw', 'tfds']")
+  if c.sampler not in samplers.SAMPLERS:
+    raise ValueError(f"config.input.sampler={c.sampler!r} is unknown; valid: {sorted(samplers.SAMPLERS)}")
+  minimum = dict(global_batch_size=1, samples_per_class=1, class_level=0, super_class_level=0,
+                 super_classes_per_batch=1, batches_per_super_tuple=1, max_per_class=0, num_workers=0,
+                 num_threads=1, prefetch_batches=1)
+  for key, low in minimum.items():
+    if int(getattr(c, key)) < low:
+      raise ValueError(f"config.input.{key}={getattr(c, key)} must be >= {low}")
+  group = c.samples_per_class * (c.super_classes_per_batch if c.sampler == "hierarchical" else 1)
+  if c.global_batch_size % group:
+    what = "samples_per_class" + (" x super_classes_per_batch" if c.sampler == "hierarchical" else "")
+    raise ValueError(f"config.input.global_batch_size={c.global_batch_size} must be a multiple of {what} = {group}")
+  if c.sampler == "hierarchical" and c.super_class_level == c.class_level:
+    raise ValueError(f"config.input.super_class_level={c.super_class_level} must differ from class_level")
+  if 0 < c.max_per_class < c.samples_per_class:
+    raise ValueError(f"config.input.max_per_class={c.max_per_class} must be 0 (no cap) or >= samples_per_class="
+                     f"{c.samples_per_class}")
+  transforms.check_config(c)
+  for key, (is_read, reader) in _READ_WHEN.items():
+    if not _same(getattr(c, key), defaults[key]) and not is_read(c):
+      raise ValueError(f"config.input.{key}={getattr(c, key)!r} is not read here (only with {reader}): set it back to "
+                       f"{defaults[key]!r} or change the options that read it")
+  _check_dataset_kwargs(c)
+
+
 def make_batch_sampler(input_config: Any, source: sources.Source, *, seed: int) -> samplers.BatchSampler:
   """The step -> global batch indices map of ``input_config.sampler`` over ``source.labels``."""
+  check_input_config(input_config)
   name = input_config.sampler
   common = dict(batch_size=int(input_config.global_batch_size), samples_per_class=int(input_config.samples_per_class))
   if name == "m_per_class":
-    kwargs = dict(level=int(input_config.class_level))
+    kwargs = dict(level=int(input_config.class_level), max_per_class=int(input_config.max_per_class))
   elif name == "hierarchical":
     kwargs = dict(inner_level=int(input_config.class_level), outer_level=int(input_config.super_class_level),
                   super_classes_per_batch=int(input_config.super_classes_per_batch),
@@ -271,6 +369,7 @@ def make_eval_batches(input_config: Any, source: sources.Source, *, batch_size: 
     ``images`` float32 ``[batch_size, H, W, C]``, ``labels`` int32 ``[batch_size, L]``, ``index``
     int32 ``[batch_size]`` (``-1`` on padding) and ``mask`` int32 ``[batch_size]`` (1 = real item).
   """
+  check_input_config(input_config)
   if batch_size < 1:
     raise ValueError(f"batch_size must be >= 1, got {batch_size}")
   if process_count < 1 or not 0 <= process_index < process_count:
@@ -291,6 +390,7 @@ def make_eval_batches(input_config: Any, source: sources.Source, *, batch_size: 
 
 def sample_images(input_config: Any, source: sources.Source) -> np.ndarray:
   """float32 ``[1, H, W, C]``: the first item after evaluation preprocessing (for model init)."""
+  check_input_config(input_config)
   if len(source) == 0:
     raise ValueError(f"{source.name} is empty")
   return transforms.make_eval_transform(input_config)(source.load_image(0))[None].astype(np.float32)

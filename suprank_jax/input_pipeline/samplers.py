@@ -9,15 +9,18 @@ function of the step.
 M-per-class (:func:`m_per_class_batches`), for ``batch_size = C x M`` (``C`` classes, ``M`` images
 each; classes from ``labels[:, level]``):
 
-1. Each class of ``n`` images is shuffled and cut into ``max(1, n // M)`` chunks of ``M`` distinct
-   images; the ``n mod M`` leftover images sit out this epoch (a fresh shuffle next epoch). A class
-   with fewer than ``M`` images gives one chunk: all its images plus ``M - n`` draws *with
-   replacement* from them (so it appears with repeated images).
+1. Each class is shuffled and, with a cap ``max_per_class > 0`` (the reference's ``reduce_per_class``,
+   8 on GLDv2), only its first ``max_per_class`` images are kept this epoch; the ``n`` kept images
+   are cut into ``max(1, n // M)`` chunks of ``M`` distinct images; the ``n mod M`` leftover images
+   sit out this epoch (a fresh shuffle next epoch). A class with fewer than ``M`` images gives one
+   chunk: all its images plus ``M - n`` draws *with replacement* from them (so it appears with
+   repeated images).
 2. The epoch has ``num_batches = total_chunks // C`` batches. Each batch takes one chunk from each
    of ``C`` distinct classes, drawn without replacement with probability proportional to the
    chunks each class has left, so every chunk is used about once per epoch. When fewer than ``C``
    classes have chunks left, the missing classes are drawn uniformly among the others and give a
-   fresh random chunk.
+   fresh random chunk of their kept images (so a class never shows more than ``max_per_class``
+   distinct images in an epoch).
 3. Inside a batch, the ``M`` images of a class are consecutive (block order = draw order).
 
 Unlike the reference's ``MPerClassSampler`` (which skips classes with fewer than ``M`` images),
@@ -86,20 +89,30 @@ def _draw(rng: np.random.Generator, members: np.ndarray, size: int) -> np.ndarra
   return rng.choice(members, size=size, replace=len(members) < size)
 
 
+def _check_cap(max_per_class: int, samples_per_class: int):
+  if max_per_class < 0 or 0 < max_per_class < samples_per_class:
+    raise ValueError(f"max_per_class={max_per_class} must be 0 (no cap) or >= samples_per_class="
+                     f"{samples_per_class} (a smaller cap would repeat images inside every class block)")
+
+
 def m_per_class_num_batches(labels: np.ndarray, *, batch_size: int, samples_per_class: int = 4,
-                            level: int = 0) -> int:
-  """Batches per epoch of :func:`m_per_class_batches` (the same for every epoch)."""
+                            level: int = 0, max_per_class: int = 0) -> int:
+  """Batches per epoch of :func:`m_per_class_batches` (the same for every epoch):
+  ``sum_c max(1, min(n_c, max_per_class) // M) // C``."""
   _check_batch(batch_size, samples_per_class)
+  _check_cap(max_per_class, samples_per_class)
   classes_per_batch = batch_size // samples_per_class
   counts = np.array([len(m) for m in _class_members(_level(labels, level))])
   if classes_per_batch > len(counts):
     raise ValueError(f"batch_size={batch_size} with samples_per_class={samples_per_class} needs "
                      f"{classes_per_batch} classes per batch but the labels have only {len(counts)}")
+  if max_per_class:
+    counts = np.minimum(counts, max_per_class)
   return int(np.maximum(1, counts // samples_per_class).sum() // classes_per_batch)
 
 
 def m_per_class_batches(labels: np.ndarray, *, batch_size: int, samples_per_class: int = 4, seed: int = 0,
-                        epoch: int = 0, level: int = 0) -> np.ndarray:
+                        epoch: int = 0, level: int = 0, max_per_class: int = 0) -> np.ndarray:
   """The global batches of one epoch of M-per-class sampling (see the module docstring).
 
   Args:
@@ -109,18 +122,22 @@ def m_per_class_batches(labels: np.ndarray, *, batch_size: int, samples_per_clas
     seed: run seed.
     epoch: epoch number (a new shuffle per epoch).
     level: which column of ``labels`` defines the classes.
+    max_per_class: 0, or the most images of a class used in one epoch (a fresh random subset each
+      epoch; the reference's ``reduce_per_class``). At least ``samples_per_class``.
 
   Returns:
     int64 ``[num_batches, batch_size]`` indices into ``labels``.
   """
   num_batches = m_per_class_num_batches(labels, batch_size=batch_size, samples_per_class=samples_per_class,
-                                        level=level)
+                                        level=level, max_per_class=max_per_class)
   m = samples_per_class
   classes_per_batch = batch_size // m
-  members = _class_members(_level(labels, level))
   rng = _epoch_rng(seed, epoch, _M_PER_CLASS_TAG)
-  chunks = []
-  for idx in members:
+  members, chunks = [], []
+  for idx in _class_members(_level(labels, level)):
+    if max_per_class and len(idx) > max_per_class:
+      idx = np.sort(rng.permutation(idx)[:max_per_class])  # this epoch's subset
+    members.append(idx)
     if len(idx) >= m:
       chunks.append(rng.permutation(idx)[:len(idx) // m * m].reshape(-1, m))
     else:

@@ -461,19 +461,21 @@ def _inat_categories(path: str):
 def inaturalist(data_dir: str, split: str = "train", *, mode: str = "base") -> Source:
   """iNaturalist-2018 retrieval splits: ``mode='base'``: levels ``(species, super-category)``;
   ``mode='full'``: the 7 taxonomy levels ``species .. kingdom``. Splits ``train``/``test`` (disjoint
-  species)."""
-  _check_split("inaturalist", split, ("train", "test"))
+  species) and ``all`` (train then test, as the reference's ``mode='all'``)."""
+  _check_split("inaturalist", split, ("train", "test", "all"))
   if mode not in ("base", "full"):
     raise ValueError(f"inaturalist: mode={mode!r}; valid: ['base', 'full']")
   root = _data_dir("inaturalist", data_dir, INAT_LAYOUT)
-  listing = _require("inaturalist", os.path.join(root, "Inat_dataset_splits", f"Inaturalist_{split}_set1.txt"),
-                     INAT_LAYOUT)
-  rel_paths = [row[0] for row in _read_rows(listing, sep="\t")]
-  parts = [p.split("/") for p in rel_paths]
-  for n, p in enumerate(parts, start=1):
-    if len(p) < 3:
-      raise ValueError(f"{listing}:{n}: expected '<folder>/<super-category>/<species id>/<file>', got {'/'.join(p)}")
-  species = [_as_int(p[-2], f"{listing}") for p in parts]
+  rel_paths, parts, species = [], [], []
+  for part in (("train", "test") if split == "all" else (split,)):
+    listing = _require("inaturalist", os.path.join(root, "Inat_dataset_splits", f"Inaturalist_{part}_set1.txt"),
+                       INAT_LAYOUT)
+    for n, row in enumerate(_read_rows(listing, sep="\t"), start=1):
+      parts.append(row[0].split("/"))
+      if len(parts[-1]) < 3:
+        raise ValueError(f"{listing}:{n}: expected '<folder>/<super-category>/<species id>/<file>', got {row[0]}")
+      rel_paths.append(row[0])
+      species.append(_as_int(parts[-1][-2], f"{listing}:{n}"))
   if mode == "base":
     raw = np.array([(s, p[-3]) for s, p in zip(species, parts)], dtype=object).reshape(-1, 2)
     names = ("species", "super_category")
@@ -481,7 +483,8 @@ def inaturalist(data_dir: str, split: str = "train", *, mode: str = "base") -> S
     categories = _inat_categories(_require("inaturalist", os.path.join(root, "train2018.json"), INAT_LAYOUT))
     missing = sorted(set(species) - set(categories))
     if missing:
-      raise ValueError(f"inaturalist: species ids {missing[:10]} of {listing} are not in train2018.json categories")
+      raise ValueError(f"inaturalist: species ids {missing[:10]} of the {split} split are not in train2018.json "
+                       "categories")
     raw = np.array([[s] + [str(categories[s][k]) for k in INAT_LEVELS[1:]] for s in species],
                    dtype=object).reshape(-1, 7)
     names = INAT_LEVELS
@@ -492,25 +495,82 @@ def inaturalist(data_dir: str, split: str = "train", *, mode: str = "base") -> S
 # DyML
 
 DYML_LAYOUT = """
-  train/label.csv                       header line, then '<file>, <fine_id>, <middle_id>, <coarse_id>'
+  train/label.csv      ', '-separated, columns named fname, coarse_id, middle_id, fine_id (read by name); in the
+                       release the header runs into the first record: 'fname, coarse_id, middle_id, fine_id0.jpg,
+                       <coarse>, <middle>, <fine>', then one '<file>, <coarse>, <middle>, <fine>' per line
   train/imgs/<file>
-  bmk_{fine,middle,coarse}/{query,gallery}.csv   header line, then '<file>, <label>'   (Vehicle, Animal)
+  bmk_{fine,middle,coarse}/{query,gallery}.csv   columns fname, labels (release: 'fname, labels0.jpg, <label>',
+                       then '<file>, <label>')   (Vehicle, Animal)
   bmk_<level>/{query,gallery}/<file>
   mini-bmk_all_in_one/label.csv, mini-bmk_all_in_one/imgs/<file>   (Product: same columns as train)
 """
 _DYML_TEST_SPLITS = tuple(f"test_{kind}_{level}" for level in ("fine", "middle", "coarse")
                           for kind in ("query", "gallery"))
+DYML_TRAIN_COLUMNS = ("fine_id", "middle_id", "coarse_id")  # finest first
+DYML_BENCHMARK_COLUMNS = ("labels",)
 
 
-def _dyml_table(dataset: str, path: str, folder: str, num_labels: int):
+def _dyml_header(path: str, line: str, names: Sequence[str]) -> tuple[list[str], list[str] | None]:
+  """The column names of a DyML csv's first line, and the first record when it is glued to them.
+
+  Two shapes are accepted: a header on its own line (the names ``names`` in any order), or the
+  release's header whose last name runs into the first record without a line break (``'fname,
+  coarse_id, middle_id, fine_id0.jpg, 3, 17, 804'``: names, then the record ``0.jpg, 3, 17, 804``).
+
+  Returns:
+    ``(header, record)``: the names in file order, and the glued record's fields in that order
+    (``None`` for a header on its own line).
+
+  Raises:
+    ValueError: the line has neither shape (the message names the file).
+  """
+  fields = [x.strip() for x in line.split(",")]
+  h = len(names)
+  if len(fields) == h and sorted(fields) == sorted(names):
+    return fields, None
+  if len(fields) == 2 * h - 1:
+    named = fields[:h - 1]
+    missing = [name for name in names if name not in named]
+    glued = fields[h - 1]
+    if (len(missing) == 1 and sorted(named + missing) == sorted(names) and glued.startswith(missing[0])
+        and glued[len(missing[0]):].strip()):
+      return named + missing, [glued[len(missing[0]):].strip()] + fields[h:]
+  raise ValueError(
+      f"{path}: line 1 {line.strip()!r} is not a header with the columns {', '.join(names)} (any order), "
+      f"neither on its own line nor running into the first record as in the DyML release (e.g. "
+      f"'fname, coarse_id, middle_id, fine_id0.jpg, 3, 17, 804')")
+
+
+def _dyml_table(dataset: str, path: str, folder: str, label_columns: Sequence[str]):
+  """Image paths and int64 labels ``[N, len(label_columns)]`` of a DyML csv, columns selected by name.
+
+  The original reader (SupRank/HAPPIER ``suprank/datasets/dyml.py``) selects them with pandas,
+  ``table[[" fine_id0.jpg", " middle_id", " coarse_id"]]`` (``" labels0.jpg"`` for a benchmark): the
+  release's header runs into the first record, which pandas turns into column names, so the
+  original drops that record. We recover it, as the DyML authors' reader does
+  (``train_data[0].split('_id')[-1]``), and log it.
+  """
   _require(dataset, path, DYML_LAYOUT)
+  with open(path, encoding="utf-8") as f:
+    lines = [(n, line) for n, line in enumerate(f.read().splitlines(), start=1) if line.strip()]
+  names = ("fname", *label_columns)
+  if not lines:
+    raise ValueError(f"{path}: empty file; expected a header with the columns {', '.join(names)}")
+  header, first = _dyml_header(path, lines[0][1], names)
+  if first is not None:
+    logging.getLogger(__name__).info(
+        "%s: the header runs into the first record (%s); recovered it (the SupRank/HAPPIER pandas reader "
+        "drops it)", path, ", ".join(first))
+  records = ([(1, first)] if first is not None else []) + [
+      (n, [x.strip() for x in line.split(",")]) for n, line in lines[1:]]
+  column = {name: header.index(name) for name in names}
   paths, raw = [], []
-  for n, row in enumerate(_read_rows(path, sep=",", skip=1), start=2):
-    if len(row) < 1 + num_labels:
-      raise ValueError(f"{path}:{n}: expected a file name and {num_labels} label(s), got {row}")
-    paths.append(os.path.join(folder, row[0]))
-    raw.append([_as_int(v, f"{path}:{n}") for v in row[1:1 + num_labels]])
-  return paths, np.array(raw, np.int64).reshape(-1, num_labels)
+  for n, row in records:
+    if len(row) != len(header):
+      raise ValueError(f"{path}:{n}: expected {len(header)} fields ({', '.join(header)}), got {row}")
+    paths.append(os.path.join(folder, row[column["fname"]]))
+    raw.append([_as_int(row[column[c]], f"{path}:{n} column {c}") for c in label_columns])
+  return paths, np.array(raw, np.int64).reshape(-1, len(label_columns))
 
 
 def _dyml(dataset: str, data_dir: str, split: str, *, product: bool) -> Source:
@@ -520,14 +580,15 @@ def _dyml(dataset: str, data_dir: str, split: str, *, product: bool) -> Source:
   levels = ("fine", "middle", "coarse")
   if split == "train" or product:
     folder = "train" if split == "train" else "mini-bmk_all_in_one"
-    paths, raw = _dyml_table(dataset, os.path.join(root, folder, "label.csv"), os.path.join(root, folder, "imgs"), 3)
+    paths, raw = _dyml_table(dataset, os.path.join(root, folder, "label.csv"), os.path.join(root, folder, "imgs"),
+                             DYML_TRAIN_COLUMNS)
     return make_source(f"{dataset}/{split}", raw, levels, paths=paths)
   _, _, level = split.split("_")
 
   def load(s):
     kind = s.split("_")[1]
     return _dyml_table(dataset, os.path.join(root, f"bmk_{level}", f"{kind}.csv"),
-                       os.path.join(root, f"bmk_{level}", kind), 1)
+                       os.path.join(root, f"bmk_{level}", kind), DYML_BENCHMARK_COLUMNS)
 
   pair = (f"test_query_{level}", f"test_gallery_{level}")
   paths, labels = _joint(split, pair, load)
@@ -535,8 +596,10 @@ def _dyml(dataset: str, data_dir: str, split: str, *, product: bool) -> Source:
 
 
 def dyml_vehicle(data_dir: str, split: str = "train") -> Source:
-  """DyML-Vehicle: train levels ``(fine, middle, coarse)``; test splits ``test_{query,gallery}_<level>``
-  have the one level of their benchmark."""
+  """DyML-Vehicle: train levels ``(fine, middle, coarse)`` from the columns ``fine_id, middle_id,
+  coarse_id`` (the file stores them coarse first); test splits ``test_{query,gallery}_<level>`` have the
+  one level of their benchmark, with ids shared by the query and gallery of a level. Each benchmark
+  gallery holds a copy of every query (``query_copies.find_query_copies`` finds them)."""
   return _dyml("dyml_vehicle", data_dir, split, product=False)
 
 
@@ -546,7 +609,8 @@ def dyml_animal(data_dir: str, split: str = "train") -> Source:
 
 
 def dyml_product(data_dir: str, split: str = "train") -> Source:
-  """DyML-Product: splits ``train`` and ``test`` (``mini-bmk_all_in_one``), levels ``(fine, middle, coarse)``."""
+  """DyML-Product: splits ``train`` and ``test`` (``mini-bmk_all_in_one``), levels ``(fine, middle, coarse)``
+  from the columns ``fine_id, middle_id, coarse_id``."""
   return _dyml("dyml_product", data_dir, split, product=True)
 
 
@@ -751,12 +815,17 @@ def tfds_source(dataset: str, data_dir: str, split: str, *, tfds_name: str = "",
                 **kwargs) -> Source:
   """A split read through ``tfds.data_source(..., download=False)`` (images decoded by PIL on demand).
 
-  ``tfds_name`` defaults to the converted ``suprank_<dataset>`` (``convert.py``) when it exists under
-  ``data_dir``, else to the official TFDS name for ``sop``/``cub``/``cars``. Official CUB and Cars are re-split by class for
-  the retrieval protocol (``train`` = first half of the classes, over the official train+test),
+  ``kwargs`` (``config.input.dataset_kwargs``) must be empty: the raw reader's arguments were applied
+  at conversion. ``tfds_name`` defaults to the converted ``suprank_<dataset>`` (``convert.py``) when
+  it exists under ``data_dir``, else to the official TFDS name for ``sop``/``cub``/``cars``. Official
+  CUB and Cars are re-split by class for the retrieval protocol (``train`` = first half of the classes, over the official train+test),
   and get the same extra levels as the raw readers. Labels are read once and cached under
   ``cache_dir`` (default ``~/.cache/suprank_jax/tfds_labels``).
   """
+  if kwargs:
+    raise ValueError(f"config.input.dataset_kwargs {sorted(kwargs)} are not read with source_format='tfds' (only "
+                     "cache_dir is): a converted data set keeps the reader arguments given at conversion "
+                     "(convert.py --dataset_kwargs); clear config.input.dataset_kwargs")
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
   candidates = [tfds_name] if tfds_name else [CONVERTED_PREFIX + dataset] + (
@@ -866,9 +935,7 @@ def get_source(input_config: Any, split: str) -> Source:
   name = input_config.dataset
   if name not in DATASETS:
     raise ValueError(f"unknown dataset {name!r} (config.input.dataset); valid: {sorted(DATASETS)}")
-  kwargs = getattr(input_config, "dataset_kwargs", None) or {}
-  if hasattr(kwargs, "to_dict"):
-    kwargs = kwargs.to_dict()
+  kwargs = dict(getattr(input_config, "dataset_kwargs", None) or {})
   data_dir = os.path.expanduser(getattr(input_config, "data_dir", "") or "")
   source_format = getattr(input_config, "source_format", "raw")
   if source_format == "tfds":

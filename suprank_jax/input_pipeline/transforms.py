@@ -1,17 +1,27 @@
 """Per-image preprocessing (numpy + PIL), deterministic given a ``numpy.random.Generator``.
 
-Training (``make_train_transform``): optional RandomResizedCrop (scale ``[0.16, 1]``, ratio
-``[0.75, 1.33]``) to ``image_size``, or a plain resize, optional horizontal flip, optional random
-shift by up to ``max_shift_px`` pixels (zero fill; for the 8x8 digits), then normalisation
-(``'unit'``: ``x / 255``; ``'imagenet'``: ``(x / 255 - mean) / std``).
+Training (``make_train_transform``): optional RandomResizedCrop (scale ``crop_scale``, ratio
+``crop_ratio``) to ``image_size``, preceded, when ``train_resize_size > 0``, by a resize of the
+shorter side to ``train_resize_size`` (the reference's SOP recipe ``Resize(256)`` then
+``RandomResizedCrop(224)``: the crop's area is then a fraction of the resized image); or, without
+RandomResizedCrop, a plain resize to ``image_size x image_size`` (none when ``image_size = 0``);
+then an optional horizontal flip, an optional random shift by up to ``max_shift_px`` pixels (zero
+fill; for the 8x8 digits), then normalisation (``'unit'``: ``x / 255``; ``'imagenet'``:
+``(x / 255 - mean) / std``).
 
 Evaluation (``make_eval_transform``), ``eval_resize`` modes:
   * ``'none'``: keep the size (digits);
   * ``'resize_center_crop'``: resize the shorter side to ``eval_resize_size`` then center crop
-    ``image_size`` (the usual 256 -> 224);
+    ``image_size`` (torchvision ``Resize(256), CenterCrop(224)``);
+  * ``'square_resize_center_crop'``: resize to ``eval_resize_size x eval_resize_size`` (aspect
+    ratio not kept) then center crop ``image_size`` (torchvision ``Resize([256, 256]),
+    CenterCrop(224)``, the reference's SOP test recipe);
   * ``'resize'``: resize to ``image_size x image_size`` (ignores the aspect ratio);
   * ``'resize_shorter'``: resize the shorter side to ``image_size`` (variable shape: use only with
     batch size 1 per process).
+
+:func:`check_config` validates the values of these keys (``pipeline.check_input_config`` also
+rejects keys set but not read).
 
 Every transform takes and returns ``[H, W, C]`` arrays; resizing uses PIL bilinear (antialiased).
 """
@@ -26,12 +36,14 @@ import numpy as np
 __all__ = [
     "IMAGENET_MEAN", "IMAGENET_STD", "resize", "resize_shorter", "center_crop", "random_resized_crop_box",
     "random_resized_crop", "horizontal_flip", "random_shift", "normalize", "make_train_transform",
-    "make_eval_transform", "EVAL_RESIZE_MODES", "NORMALIZATIONS",
+    "make_eval_transform", "EVAL_RESIZE_MODES", "EVAL_CROP_MODES", "NORMALIZATIONS", "check_config",
 ]
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
-EVAL_RESIZE_MODES = ("none", "resize_center_crop", "resize", "resize_shorter")
+EVAL_RESIZE_MODES = ("none", "resize_center_crop", "square_resize_center_crop", "resize", "resize_shorter")
+# The eval_resize modes that resize to eval_resize_size before a center crop of image_size.
+EVAL_CROP_MODES = ("resize_center_crop", "square_resize_center_crop")
 NORMALIZATIONS = ("unit", "imagenet")
 
 
@@ -125,13 +137,45 @@ def normalize(image: np.ndarray, mode: str = "unit") -> np.ndarray:
   raise ValueError(f"unknown normalization {mode!r}; valid: {list(NORMALIZATIONS)}")
 
 
-def _check(config: Any):
+def _pair(config: Any, key: str) -> tuple[float, float]:
+  value = tuple(getattr(config, key))
+  if len(value) != 2:
+    raise ValueError(f"config.input.{key}={value} must be a pair (low, high)")
+  return float(value[0]), float(value[1])
+
+
+def check_config(config: Any):
+  """Validates the preprocessing keys of ``config.input`` (see the module docstring).
+
+  Raises:
+    ValueError: naming ``config.input.<key>`` and what to change.
+  """
   if config.normalization not in NORMALIZATIONS:
     raise ValueError(f"config.input.normalization={config.normalization!r}; valid: {list(NORMALIZATIONS)}")
   if config.eval_resize not in EVAL_RESIZE_MODES:
     raise ValueError(f"config.input.eval_resize={config.eval_resize!r}; valid: {list(EVAL_RESIZE_MODES)}")
-  if config.random_resized_crop and config.image_size <= 0:
-    raise ValueError("config.input.random_resized_crop needs config.input.image_size > 0")
+  for key in ("image_size", "max_shift_px", "train_resize_size", "eval_resize_size"):
+    if int(getattr(config, key)) < 0:
+      raise ValueError(f"config.input.{key}={getattr(config, key)} must be >= 0")
+  size = int(config.image_size)
+  if config.random_resized_crop and size <= 0:
+    raise ValueError("config.input.random_resized_crop needs config.input.image_size > 0 (the crop's size)")
+  low, high = _pair(config, "crop_scale")
+  if not 0 < low <= high <= 1:
+    raise ValueError(f"config.input.crop_scale={tuple(config.crop_scale)} must be (a, b) with 0 < a <= b <= 1 "
+                     "(fractions of the image area)")
+  low, high = _pair(config, "crop_ratio")
+  if not 0 < low <= high:
+    raise ValueError(f"config.input.crop_ratio={tuple(config.crop_ratio)} must be (a, b) with 0 < a <= b "
+                     "(aspect ratios w / h)")
+  if config.train_resize_size and not config.random_resized_crop:
+    raise ValueError(f"config.input.train_resize_size={config.train_resize_size} is the resize before the random "
+                     "resized crop: set config.input.random_resized_crop=True or train_resize_size=0")
+  if config.eval_resize != "none" and size <= 0:
+    raise ValueError(f"config.input.eval_resize={config.eval_resize!r} needs config.input.image_size > 0")
+  if config.eval_resize in EVAL_CROP_MODES and int(config.eval_resize_size) < size:
+    raise ValueError(f"config.input.eval_resize_size={config.eval_resize_size} must be >= image_size={size} "
+                     f"with eval_resize={config.eval_resize!r} (resize, then center crop image_size)")
 
 
 def make_train_transform(config: Any) -> Callable[[np.ndarray, np.random.Generator], np.ndarray]:
@@ -139,9 +183,10 @@ def make_train_transform(config: Any) -> Callable[[np.ndarray, np.random.Generat
 
   ``image_size = 0`` keeps the source size (no crop, no resize).
   """
-  _check(config)
+  check_config(config)
   size = int(config.image_size)
   use_rrc = bool(config.random_resized_crop)
+  pre_size = int(config.train_resize_size)
   scale, ratio = tuple(config.crop_scale), tuple(config.crop_ratio)
   flip = bool(config.horizontal_flip)
   shift = int(config.max_shift_px)
@@ -149,6 +194,8 @@ def make_train_transform(config: Any) -> Callable[[np.ndarray, np.random.Generat
 
   def transform(image, rng):
     if use_rrc:
+      if pre_size:
+        image = resize_shorter(image, pre_size)
       image = random_resized_crop(image, rng, size=size, scale=scale, ratio=ratio)
     elif size > 0:
       image = resize(image, size, size)
@@ -163,18 +210,16 @@ def make_train_transform(config: Any) -> Callable[[np.ndarray, np.random.Generat
 
 def make_eval_transform(config: Any) -> Callable[[np.ndarray], np.ndarray]:
   """``uint8 [H, W, C] -> float32`` evaluation preprocessing from ``config.input``."""
-  _check(config)
+  check_config(config)
   size = int(config.image_size)
-  mode, resize_mode, resize_size = config.eval_resize, config.eval_resize, int(config.eval_resize_size)
+  resize_mode, resize_size = config.eval_resize, int(config.eval_resize_size)
   norm = config.normalization
-  if mode != "none" and size <= 0:
-    raise ValueError(f"config.input.eval_resize={mode!r} needs config.input.image_size > 0")
-  if mode == "resize_center_crop" and resize_size < size:
-    raise ValueError(f"config.input.eval_resize_size={resize_size} must be >= image_size={size}")
 
   def transform(image):
     if resize_mode == "resize_center_crop":
       image = center_crop(resize_shorter(image, resize_size), size)
+    elif resize_mode == "square_resize_center_crop":
+      image = center_crop(resize(image, resize_size, resize_size), size)
     elif resize_mode == "resize":
       image = resize(image, size, size)
     elif resize_mode == "resize_shorter":

@@ -2,10 +2,17 @@
 
 ``config.losses`` maps an entry name to a ConfigDict with a ``weight``, an optional ``name`` (the
 registry name; the entry name when absent, so two entries can use the same loss with different
-settings) and the loss's hyper-parameters::
+settings) and the loss's hyper-parameters. :func:`default_config` gives an entry with every
+hyper-parameter of the loss at its default, so that each can be set from the command line::
 
-    config.losses.sup_ap = ConfigDict(dict(weight=0.9, tau=0.01, rho=100.0))
-    config.losses.calibration = ConfigDict(dict(weight=0.1, pos_margin=0.9, neg_margin=0.6))
+    config.losses.sup_ap = default_config("sup_ap", weight=0.9, tau=0.01, rho=100.0)
+    config.losses.calibration = default_config("calibration", weight=0.1, pos_margin=0.9)
+
+An entry whose ``weight`` is 0 is off: it is not computed and has no parameters. The experiment
+configs list every registered loss (off unless the experiment uses it), so that
+``--config.losses.triplet.weight=0.5`` adds a loss and ``--config.losses.calibration.weight=0``
+removes one. An off entry whose hyper-parameters differ from the loss's defaults is an error (a
+setting that would be silently unused).
 
 Losses with learnable parameters (proxies, class weights) get them from :func:`init_loss_params`;
 they live in the train state under ``loss_params[entry]`` and the optimizer treats them as their own
@@ -25,11 +32,18 @@ from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
+import ml_collections
+from ml_collections import config_dict
 
 from suprank_jax.losses import xbm
 from suprank_jax.losses.inputs import LossInputs
 
-__all__ = ["LossDef", "entries", "init_loss_params", "weighted_loss"]
+__all__ = ["LossDef", "DATA_ARGUMENTS", "default_config", "hyper_parameter_defaults", "entries", "init_loss_params",
+           "weighted_loss"]
+
+# Arguments of a registered loss that are data given by the trainer, not hyper-parameters of the config.
+DATA_ARGUMENTS = ("inputs", "params", "rng", "normal_noise", "proxy_labels")
+_PLACEHOLDER_TYPES = {"int": int, "bool": bool, "float": float, "str": str}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,15 +71,64 @@ def _accepted(fn, kwargs):
   return {k: v for k, v in kwargs.items() if k in params}
 
 
-def entries(losses_config: Mapping[str, Any], registry: Mapping[str, LossDef]):
-  """Validated ``(entry, loss_def, weight, hyper_parameters)`` tuples of ``config.losses``.
+def hyper_parameter_defaults(fn: Callable[..., Any]) -> dict[str, Any]:
+  """``{name: default}`` of the keyword hyper-parameters of a loss function (data arguments excluded)."""
+  return {p.name: p.default for p in inspect.signature(fn).parameters.values()
+          if p.name not in DATA_ARGUMENTS and p.default is not inspect.Parameter.empty}
+
+
+def _field(name: str, default: Any, annotation: Any):
+  """A config field that the command line can override: ``hierarchy_level`` takes an int or 'multi';
+  a ``None`` default becomes a typed placeholder (e.g. ``max_positives``: None or an int)."""
+  if name == "hierarchy_level":
+    return config_dict.FieldReference(default, field_type=object)
+  if default is None:
+    kind = str(annotation).split("|")[0].strip() if annotation is not inspect.Parameter.empty else ""
+    return config_dict.placeholder(_PLACEHOLDER_TYPES.get(kind, object))
+  return default
+
+
+def default_config(name: str, registry: Mapping[str, LossDef] | None = None, **overrides) -> ml_collections.ConfigDict:
+  """The ``config.losses`` entry of loss ``name``: ``weight`` (0 = off), ``name`` and every
+  hyper-parameter with its default, then ``overrides`` (a misspelt key raises).
 
   Raises:
-    ValueError: naming the entry for an unknown loss, a missing weight, or a hyper-parameter the
-      loss does not take.
+    ValueError: unknown loss name or hyper-parameter (both listing the valid ones).
   """
-  if not losses_config:
-    raise ValueError("config.losses is empty: give at least one loss, e.g. config.losses.sup_ap.weight=1.0")
+  if registry is None:
+    from suprank_jax.losses import LOSSES as registry  # pylint: disable=g-import-not-at-top
+  if name not in registry:
+    raise ValueError(f"unknown loss {name!r}; valid names: {sorted(registry)}")
+  fn = registry[name].fn
+  parameters = inspect.signature(fn).parameters
+  c = ml_collections.ConfigDict()
+  c.weight = 0.0
+  c.name = name
+  for key, default in hyper_parameter_defaults(fn).items():
+    c[key] = _field(key, default, parameters[key].annotation)
+  unknown = sorted(set(overrides) - set(c.keys()))
+  if unknown:
+    raise ValueError(f"loss {name!r} takes no hyper-parameter {unknown}; valid: {sorted(set(c.keys()) - {'name'})}")
+  for key, value in overrides.items():
+    c[key] = float(value) if key == "weight" else value
+  c.lock()
+  return c
+
+
+def _differs(value, default) -> bool:
+  if isinstance(default, tuple) or isinstance(value, (list, tuple)):
+    return tuple(value) != tuple(default)
+  return value != default
+
+
+def entries(losses_config: Mapping[str, Any], registry: Mapping[str, LossDef]):
+  """Validated ``(entry, loss_def, weight, hyper_parameters)`` tuples of the entries of
+  ``config.losses`` that are on (weight != 0).
+
+  Raises:
+    ValueError: naming the entry for an unknown loss, a missing or negative weight, a
+      hyper-parameter the loss does not take, an off entry that sets hyper-parameters, or no loss on.
+  """
   result = []
   for entry, cfg in losses_config.items():
     cfg = dict(cfg)
@@ -75,13 +138,23 @@ def entries(losses_config: Mapping[str, Any], registry: Mapping[str, LossDef]):
     if "weight" not in cfg:
       raise ValueError(f"config.losses.{entry}: missing 'weight'")
     weight = float(cfg.pop("weight"))
+    if not weight >= 0:
+      raise ValueError(f"config.losses.{entry}.weight={weight} must be >= 0 (0 turns the loss off)")
     loss_def = registry[name]
-    taken = _accepted(loss_def.fn, cfg)
-    unknown = sorted(set(cfg) - set(taken))
+    defaults = hyper_parameter_defaults(loss_def.fn)
+    unknown = sorted(set(cfg) - set(defaults))
     if unknown:
-      valid = [p for p in inspect.signature(loss_def.fn).parameters if p not in ("inputs", "params")]
-      raise ValueError(f"config.losses.{entry}: {name!r} takes no hyper-parameter {unknown}; valid: {valid}")
+      raise ValueError(f"config.losses.{entry}: {name!r} takes no hyper-parameter {unknown}; valid: {sorted(defaults)}")
+    if weight == 0:
+      changed = sorted(k for k, v in cfg.items() if _differs(v, defaults[k]))
+      if changed:
+        raise ValueError(f"config.losses.{entry} is off (weight 0) but sets {changed}: give it a weight, e.g. "
+                         f"--config.losses.{entry}.weight=1.0, or leave those keys at their defaults")
+      continue
     result.append((entry, loss_def, weight, cfg))
+  if not result:
+    raise ValueError("config.losses has no loss on: give at least one a weight, e.g. "
+                     "--config.losses.sup_ap.weight=1.0")
   return result
 
 

@@ -4,10 +4,10 @@ ArcFace, ProxyNCA++ and CSL.
 Each loss has a pure function ``(embeddings, labels, proxies, ...)``, an initialiser
 ``<name>_init_params(rng, *, embed_dim, num_classes, ...) -> {'weight' | 'proxies': [C, D]}`` that draws
 the parameters like the reference, and an embedding-level adapter
-``<name>_embedding_loss(inputs, params, *, hierarchy_level=..., include_self=True, ...)``. The adapters
-use the queries only: these losses do not take reference embeddings (``takes_ref_embeddings`` is False
-in the reference, or absent for ProxyNCA++), so the reference set of ``inputs`` and ``include_self``
-are ignored, and the reference trainer never combines them with the cross-batch memory.
+``<name>_embedding_loss(inputs, params, *, hierarchy_level=..., ...)``. The adapters use the queries
+only: these losses do not take reference embeddings (``takes_ref_embeddings`` is False in the
+reference, or absent for ProxyNCA++), so the reference set of ``inputs`` is not read (nor is there an
+``include_self`` option), and the reference trainer never combines them with the cross-batch memory.
 
 Class labels must lie in ``[0, num_classes)``; this cannot be checked on traced values (an
 out-of-range label gets a zero target row, i.e. a wrong but finite loss). Everything is computed in
@@ -146,10 +146,9 @@ def cluster_init_params(rng, *, embed_dim: int, num_classes, num_centers: int = 
   return {"weight": _linear_init(rng, (num_classes * num_centers, embed_dim))}
 
 
-def cluster_embedding_loss(inputs: LossInputs, params, *, hierarchy_level: int = 0, include_self: bool = True,
-                           temperature: float = 0.05, num_centers: int = 1, temperature_centers: float = 0.1):
+def cluster_embedding_loss(inputs: LossInputs, params, *, hierarchy_level: int = 0, temperature: float = 0.05,
+                           num_centers: int = 1, temperature_centers: float = 0.1):
   """:func:`cluster_loss` on the queries, classes from label column ``hierarchy_level``."""
-  del include_self
   labels = _class_column(inputs, hierarchy_level, "cluster_embedding_loss")
   return cluster_loss(inputs.embeddings, labels, params["weight"], temperature=temperature,
                       num_centers=num_centers, temperature_centers=temperature_centers)
@@ -211,11 +210,10 @@ def arcface_init_params(rng, *, embed_dim: int, num_classes):
   return {"weight": _linear_init(rng, (_num_classes(num_classes, "arcface_init_params"), embed_dim))}
 
 
-def arcface_embedding_loss(inputs: LossInputs, params, *, hierarchy_level: int = 0, include_self: bool = True,
-                           scale: float = 30.0, margin: float = 0.5, easy_margin: bool = False,
+def arcface_embedding_loss(inputs: LossInputs, params, *, hierarchy_level: int = 0, scale: float = 30.0,
+                           margin: float = 0.5, easy_margin: bool = False,
                            ls_eps: float = 0.0):
   """:func:`arcface_loss` on the queries (reference config keys ``s`` -> ``scale``, ``m`` -> ``margin``)."""
-  del include_self
   labels = _class_column(inputs, hierarchy_level, "arcface_embedding_loss")
   return arcface_loss(inputs.embeddings, labels, params["weight"], scale=scale, margin=margin,
                       easy_margin=easy_margin, ls_eps=ls_eps)
@@ -261,10 +259,8 @@ def proxy_nca_pp_init_params(rng, *, embed_dim: int, num_classes):
   return {"proxies": jax.random.normal(rng, (num_classes, embed_dim), jnp.float32) / 8.0}
 
 
-def proxy_nca_pp_embedding_loss(inputs: LossInputs, params, *, hierarchy_level: int = 0,
-                                include_self: bool = True, scale: float = 3.0):
+def proxy_nca_pp_embedding_loss(inputs: LossInputs, params, *, hierarchy_level: int = 0, scale: float = 3.0):
   """:func:`proxy_nca_pp_loss` on the queries."""
-  del include_self
   labels = _class_column(inputs, hierarchy_level, "proxy_nca_pp_embedding_loss")
   return proxy_nca_pp_loss(inputs.embeddings, labels, params["proxies"], scale=scale)
 
@@ -353,17 +349,16 @@ def csl_init_params(rng, *, embed_dim: int, num_classes):
   return {"weight": _linear_init(rng, (_num_classes(num_classes, "csl_init_params"), embed_dim))}
 
 
-def csl_embedding_loss(inputs: LossInputs, params, *, hierarchy_level: str = "MULTI", include_self: bool = True,
-                       proxy_labels=None, margins: Sequence[float] = (0.25, 0.35, 0.45), scale: float = 32.0,
+def csl_embedding_loss(inputs: LossInputs, params, *, hierarchy_level: str = "multi", proxy_labels=None,
+                       margins: Sequence[float] = (0.25, 0.35, 0.45), scale: float = 32.0,
                        reduce_type: str = "sum"):
   """:func:`csl_loss` on the queries, all label levels.
 
   ``proxy_labels`` (``[P, L]``, the label row of every finest class, sorted by class id) is required:
   it comes from the training set, not from the batch.
   """
-  del include_self
-  if hierarchy_level != "MULTI":
-    raise ValueError(f"csl_embedding_loss uses every label level: hierarchy_level must be 'MULTI', got "
+  if str(hierarchy_level).lower() != "multi":
+    raise ValueError(f"csl_embedding_loss uses every label level: hierarchy_level must be 'multi', got "
                      f"{hierarchy_level!r}")
   if proxy_labels is None:
     raise ValueError("csl_embedding_loss needs proxy_labels=[num_proxies, num_levels], the label row of each "

@@ -7,6 +7,8 @@ collection.
 
 from __future__ import annotations
 
+import dataclasses
+
 import ml_collections
 
 from suprank_jax.models import resnet, vit
@@ -16,53 +18,102 @@ from suprank_jax.models.resnet import RetrievalResNet
 from suprank_jax.models.vit import RetrievalViT
 
 __all__ = ["MODELS", "build_model", "default_config", "multiscale_embed", "ConvNet", "RetrievalResNet",
-           "RetrievalViT"]
+           "RetrievalViT", "TRAINER_KEYS", "FROZEN_BATCH_NORM_REGEX",
+           "frozen_parameter_regex"]
 
-# name -> module class (or constructor); the remaining keys of config.model are its arguments.
+# name -> (module class, the arguments the name fixes). The other fields of the class are the keys of
+# config.model (see default_config).
 MODELS = {
-    "convnet": ConvNet,
-    "resnet18": resnet.resnet18,
-    "resnet34": resnet.resnet34,
-    "resnet50": resnet.resnet50,
-    "resnet101": resnet.resnet101,
-    "deit_small": vit.deit_small,  # the original's 'vit_small'
-    "deit_base": vit.deit_base,  # the original's 'vit_base'
-    "vit_base_patch16": vit.vit_base_patch16,  # the original's 'vit_base_in21k'
+    "convnet": (ConvNet, {}),
+    "resnet18": (RetrievalResNet, {"depth": 18}),
+    "resnet34": (RetrievalResNet, {"depth": 34}),
+    "resnet50": (RetrievalResNet, {"depth": 50}),
+    "resnet101": (RetrievalResNet, {"depth": 101}),
+    "deit_small": (RetrievalViT, {"size": "small"}),  # the original's 'vit_small'
+    "deit_base": (RetrievalViT, {"size": "base"}),  # the original's 'vit_base'
+    "vit_base_patch16": (RetrievalViT, {"size": "base"}),  # the original's 'vit_base_in21k'
 }
+
+# Keys of config.model read by the trainer, not by the module: the name, and the pretrained weights
+# loaded after initialisation (models/convert.py).
+TRAINER_KEYS = ("name", "pretrained", "pretrained_path")
+
+# The original's defaults where they differ from the module's: a ViT's embedding is its class token
+# without projection (deit_small.yaml: without_fc), and it has no batch norm to freeze.
+_ORIGINAL_DEFAULTS = {RetrievalViT: {"embed_dim": 0, "freeze_batch_norm": False}}
+
+
+def _module_fields(cls) -> dict:
+  return {f.name: f.default for f in dataclasses.fields(cls)
+          if f.name not in ("parent", "name") and f.default is not dataclasses.MISSING}
+
+
+def _check_name(name: str):
+  if name not in MODELS:
+    raise ValueError(f"unknown config.model.name={name!r}; valid names: {sorted(MODELS)}")
 
 
 def default_config(name: str = "resnet50") -> ml_collections.ConfigDict:
-  """The ``config.model`` keys of the ResNet / ViT retrieval networks, with the original's defaults.
+  """Every key of ``config.model`` for model ``name``, with its default.
+
+  The keys are the module's fields (minus those the name fixes, e.g. a ResNet's depth), plus
+  ``pretrained`` and ``pretrained_path``: ``pretrained=True`` says the run must start from the
+  weights of ``pretrained_path`` (a torchvision / timm state dict: .safetensors, .npz, .pth), as
+  the original's ``pretrained: True`` starts from ImageNet weights; nothing is downloaded, so a
+  fresh run with ``pretrained=True`` and no path stops before any work.
 
   ``resnet*``: the ``resnet_ln`` setup without its LayerNorm (512-d projection, average pooling,
   frozen batch norm). ``deit_*`` / ``vit_*``: the class token without projection (``deit_small.yaml``).
+  ``width`` (ResNet) and ``depth`` (ViT) exist for tests on small networks.
   """
+  _check_name(name)
+  cls, fixed = MODELS[name]
+  fields = {k: v for k, v in _module_fields(cls).items() if k not in fixed}
+  fields.update(_ORIGINAL_DEFAULTS.get(cls, {}))
   c = ml_collections.ConfigDict()
   c.name = name
-  is_vit = name.startswith(("deit", "vit"))
-  c.embed_dim = 0 if is_vit else 512  # 0: no projection
-  c.pooling = "default"  # 'avg' for ResNets, 'token' for ViTs; or 'gem', 'gem_frozen', 'max', 'avgmax'
-  c.gem_p = 3.0
-  c.layer_norm = False  # affine-free LayerNorm on the pooled features (resnet_ln configs)
-  c.normalize = "always"  # or 'test' (only at test time), 'never'
-  c.freeze_batch_norm = not is_vit
-  c.dtype = "float32"  # or 'bfloat16' (mixed precision; parameters and embeddings stay float32)
-  c.pretrained_path = ""  # a torchvision / timm state dict (.safetensors, .npz, .pth) to load after init
+  for key, value in fields.items():
+    c[key] = value
+  c.pretrained = False
+  c.pretrained_path = ""
   return c
 
 
+# The parameters of frozen batch norm (ResNet: bn1, layerN/i/bnK, layerN/0/downsample/1): their gradient is
+# zero, and torch excludes them from the optimizer (requires_grad=False), so no weight decay moves them.
+FROZEN_BATCH_NORM_REGEX = r"^model/backbone/(.+/)?(bn\d+|downsample/1)/"
+
+
+def frozen_parameter_regex(model_config) -> str | None:
+  """The regex of the parameters that ``model_config`` keeps fixed (frozen batch norm), or None."""
+  cls, _ = MODELS[model_config.name]
+  if cls is RetrievalResNet and model_config.freeze_batch_norm:
+    return FROZEN_BATCH_NORM_REGEX
+  return None
+
+
 def build_model(model_config: ml_collections.ConfigDict):
-  """Builds the model named ``model_config.name`` with the other keys as constructor arguments.
+  """Builds the model named ``model_config.name``; every other key (but ``pretrained`` and
+  ``pretrained_path``) is a constructor argument.
 
   Raises:
-    ValueError: on an unknown model name or an argument the model does not take.
+    ValueError: on an unknown model name, or a key the model does not take (a config written for
+      another model family: start from that model's ``default_config``).
   """
   kwargs = dict(model_config)
-  name = kwargs.pop("name")
-  if name not in MODELS:
-    raise ValueError(f"unknown config.model.name={name!r}; valid names: {sorted(MODELS)}")
-  cls = MODELS[name]
-  try:
-    return cls(**kwargs)
-  except TypeError as e:
-    raise ValueError(f"config.model for {name!r} has an argument {cls.__name__} does not take: {e}") from e
+  name = kwargs.get("name")
+  _check_name(name)
+  cls, fixed = MODELS[name]
+  for key in TRAINER_KEYS:
+    kwargs.pop(key, None)
+  expected = {k for k in _module_fields(cls) if k not in fixed}
+  unknown = sorted(set(kwargs) - expected)
+  if unknown:
+    raise ValueError(f"config.model.name={name!r} takes no key {unknown} (valid: {sorted(expected)}); the config "
+                     "was written for another model: start from models.default_config(name) or the experiment "
+                     "argument model=<group>")
+  pooling = kwargs.get("pooling")
+  if "gem_p" in kwargs and pooling not in ("gem", "gem_frozen") and kwargs["gem_p"] != _module_fields(cls)["gem_p"]:
+    raise ValueError(f"config.model.gem_p={kwargs['gem_p']} is only read with pooling 'gem' or 'gem_frozen', "
+                     f"not {pooling!r}; set config.model.pooling='gem' or leave gem_p at its default")
+  return cls(**fixed, **kwargs)

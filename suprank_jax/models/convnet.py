@@ -20,25 +20,26 @@ class ConvNet(nn.Module):
     width: channels of the first convolution (the second has twice as many).
     hidden_dim: size of the hidden dense layer.
     normalize: L2-normalise the output.
-    dtype: computation dtype (parameters stay float32; the output is float32).
+    dtype: computation dtype, 'float32' or 'bfloat16' (parameters stay float32; the output is float32).
   """
 
   embed_dim: int = 64
   width: int = 32
   hidden_dim: int = 256
   normalize: bool = True
-  dtype: jnp.dtype = jnp.float32
+  dtype: str = "float32"
 
   @nn.compact
   def __call__(self, images, *, train: bool = False):
     del train  # no dropout or batch norm
-    x = images.astype(self.dtype)
-    x = nn.relu(nn.Conv(self.width, (3, 3), padding=1, dtype=self.dtype, name="conv1")(x))
-    x = nn.relu(nn.Conv(2 * self.width, (3, 3), padding=1, dtype=self.dtype, name="conv2")(x))
+    dtype = jnp.dtype(self.dtype)
+    x = images.astype(dtype)
+    x = nn.relu(nn.Conv(self.width, (3, 3), padding=1, dtype=dtype, name="conv1")(x))
+    x = nn.relu(nn.Conv(2 * self.width, (3, 3), padding=1, dtype=dtype, name="conv2")(x))
     x = nn.max_pool(x, (2, 2), strides=(2, 2))
     x = x.reshape(x.shape[0], -1)
-    x = nn.relu(nn.Dense(self.hidden_dim, dtype=self.dtype, name="hidden")(x))
-    x = nn.Dense(self.embed_dim, dtype=self.dtype, name="projection")(x).astype(jnp.float32)
+    x = nn.relu(nn.Dense(self.hidden_dim, dtype=dtype, name="hidden")(x))
+    x = nn.Dense(self.embed_dim, dtype=dtype, name="projection")(x).astype(jnp.float32)
     if self.normalize:
       x = x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
     return x

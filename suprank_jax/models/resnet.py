@@ -212,7 +212,6 @@ class RetrievalResNet(nn.Module):
     freeze_batch_norm: frozen batch norm (statistics and affine parameters fixed).
     dtype: 'float32' or 'bfloat16' computation in the backbone; parameters and output stay float32.
     width: stem width (64; smaller only for tests).
-    pretrained_path: read by ``convert.load_pretrained`` after init, not by the module.
   """
 
   depth: int = 50
@@ -224,7 +223,6 @@ class RetrievalResNet(nn.Module):
   freeze_batch_norm: bool = True
   dtype: Any = "float32"
   width: int = 64
-  pretrained_path: str = ""
 
   @nn.compact
   def __call__(self, images, *, train: bool = False, l2_normalize_output: bool | None = None):

@@ -162,27 +162,23 @@ class RetrievalViT(nn.Module):
     size: 'small' (DeiT-S) or 'base' (DeiT-B, ViT-B/16).
     embed_dim: projection size; 0 for none (the original's DeiT configs: ``without_fc``).
     pooling: 'token' (or 'default'): the class token; spatial poolings do not apply.
-    gem_p: unused by 'token' (kept so every model takes the same config keys).
     layer_norm: affine-free LayerNorm on the features.
     normalize: 'always', 'test' or 'never'.
     freeze_batch_norm: must be False (a ViT has no batch norm); accepted for a uniform config.
     dtype: 'float32' or 'bfloat16' computation; parameters and output stay float32.
     img_size: image side of the position embeddings (224).
     depth: number of blocks (12; fewer only for tests).
-    pretrained_path: read by ``convert.load_pretrained`` after init, not by the module.
   """
 
   size: str = "small"
   embed_dim: int = 0
   pooling: str = "token"
-  gem_p: float = 3.0
   layer_norm: bool = False
   normalize: str = "always"
   freeze_batch_norm: bool = False
   dtype: Any = "float32"
   img_size: int = 224
   depth: int = 12
-  pretrained_path: str = ""
 
   @nn.compact
   def __call__(self, images, *, train: bool = False, l2_normalize_output: bool | None = None):
@@ -200,7 +196,7 @@ class RetrievalViT(nn.Module):
     hidden, _, heads = VIT_SIZES[self.size]
     backbone = VisionTransformer(hidden, self.depth, heads, 4 * hidden, 16, self.img_size, self.dtype, name="backbone")
     features = backbone(images, train=train)
-    head = RetrievalHead(self.embed_dim, pooling, self.gem_p, self.layer_norm, self.normalize, name="head")
+    head = RetrievalHead(self.embed_dim, pooling, 3.0, self.layer_norm, self.normalize, name="head")
     return head(features, train=train, l2_normalize_output=l2_normalize_output)
 
 

@@ -1,0 +1,165 @@
+"""Data set groups: the original's ``suprank/config/dataset/*.yaml`` as ``config.input`` and ``config.evals``.
+
+Each group sets the data set, its sampler (batch 256 of 4 images per class in every original
+config), the training and test transforms, and the evaluation of the original (its test splits and
+``recall_for_eval``). ``config.input.data_dir`` stays empty: give the folder on the command line.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from suprank_jax.configs import common
+
+__all__ = ["GROUPS"]
+
+
+def _imagenet_transforms(config, *, size: int = 224, eval_resize: str = "resize_center_crop", eval_size: int = 256,
+                         train_resize: int = 0):
+  """RandomResizedCrop(size, scale (0.16, 1), ratio (0.75, 1.33)) + flip for training; Resize + CenterCrop
+  for testing; ImageNet normalisation: the transforms of every original data set config."""
+  i = config.input
+  i.image_size = size
+  i.random_resized_crop = True
+  i.crop_scale = (0.16, 1.0)
+  i.crop_ratio = (0.75, 1.33)
+  i.horizontal_flip = True
+  i.train_resize_size = train_resize
+  i.normalization = "imagenet"
+  i.eval_resize = eval_resize
+  i.eval_resize_size = eval_size
+
+
+def _m_per_class(config, *, batch_size: int = 256, samples_per_class: int = 4, max_per_class: int = 0):
+  i = config.input
+  i.sampler = "m_per_class"
+  i.global_batch_size = batch_size
+  i.samples_per_class = samples_per_class
+  i.max_per_class = max_per_class
+
+
+def _test(config, recall_at, **kwargs):
+  config.evals = ml_collections.ConfigDict()
+  config.evals.test = common.eval_config("test", metrics=dict(recall_at=tuple(recall_at)), **kwargs)
+
+
+def sop(config):
+  """sop.yaml: hierarchical sampler (2 super-classes per batch, 5 batches per pair), Resize(256) before
+  the random crop, square Resize([256, 256]) + CenterCrop(224) at test; R@1/10/100/1000."""
+  config.input.dataset = "sop"
+  i = config.input
+  i.sampler = "hierarchical"
+  i.global_batch_size = 256
+  i.samples_per_class = 4
+  i.super_classes_per_batch = 2
+  i.batches_per_super_tuple = 5
+  i.class_level = 0
+  i.super_class_level = 1
+  _imagenet_transforms(config, train_resize=256, eval_resize="square_resize_center_crop")
+  _test(config, (1, 10, 100, 1000))
+
+
+def cub(config):
+  """cub.yaml: M-per-class 256/4, 224 crops, Resize(256) + CenterCrop(224) at test; R@1/2/4/8."""
+  config.input.dataset = "cub"
+  _m_per_class(config)
+  _imagenet_transforms(config)
+  _test(config, (1, 2, 4, 8))
+
+
+def cub_big(config):
+  """cub_big.yaml: as cub with 256 crops and Resize(288) + CenterCrop(256) at test."""
+  cub(config)
+  _imagenet_transforms(config, size=256, eval_size=288)
+
+
+def cars(config):
+  """cars.yaml: as cub on Cars196."""
+  cub(config)
+  config.input.dataset = "cars"
+
+
+def _inat(config, mode):
+  config.input.dataset = "inaturalist"
+  config.input.dataset_kwargs = ml_collections.ConfigDict({"mode": mode})
+  _m_per_class(config)
+  _imagenet_transforms(config)
+  _test(config, (1, 4, 16, 32))
+
+
+def inat_base(config):
+  """inat_base.yaml: iNaturalist-2018 species and super-category (2 levels); R@1/4/16/32."""
+  _inat(config, "base")
+
+
+def inat_full(config):
+  """inat_full.yaml: iNaturalist-2018 with its 7 taxonomy levels."""
+  _inat(config, "full")
+
+
+def _dyml_benchmarks(config):
+  """The three benchmarks of DyML-Vehicle/Animal: the queries of ``bmk_<level>`` against its gallery,
+  which already holds the queries (the original's ``gallery_distractor``); R@1."""
+  config.evals = ml_collections.ConfigDict()
+  for level in ("fine", "middle", "coarse"):
+    config.evals[f"bmk_{level}"] = common.eval_config(
+        f"test_query_{level}", f"test_gallery_{level}", gallery_contains_queries=True,
+        metrics=dict(recall_at=(1,)))
+
+
+def dyml_vehicle(config):
+  """dyml_vehicle.yaml: M-per-class 256/4 on the fine level, 224 crops; three benchmarks."""
+  config.input.dataset = "dyml_vehicle"
+  _m_per_class(config)
+  _imagenet_transforms(config)
+  _dyml_benchmarks(config)
+
+
+def dyml_animal(config):
+  """dyml_animal.yaml (same layout as DyML-Vehicle)."""
+  dyml_vehicle(config)
+  config.input.dataset = "dyml_animal"
+
+
+def dyml_product(config):
+  """dyml_product.yaml: one test set (mini-bmk_all_in_one), same-source retrieval; R@1."""
+  config.input.dataset = "dyml_product"
+  _m_per_class(config)
+  _imagenet_transforms(config)
+  _test(config, (1,))
+
+
+def _gldv2(config, dataset):
+  config.input.dataset = dataset
+  _m_per_class(config, max_per_class=8)
+  _imagenet_transforms(config, eval_resize="resize", eval_size=0)
+  # The original evaluates these runs on Revisited Oxford/Paris (not yet an evaluation kind here);
+  # this is the GLDv2 retrieval split: test queries against the index.
+  config.evals = ml_collections.ConfigDict()
+  config.evals.test = common.eval_config("query", "gallery", metrics=dict(recall_at=(1, 10, 100)))
+
+
+def gldv2(config):
+  """gldv2.yaml: GLDv2-clean landmarks, M-per-class with at most 8 images per class and epoch
+  (``reduce_per_class``), 224 crops."""
+  _gldv2(config, "gldv2")
+
+
+def gldv2_hier(config):
+  """gldv2_hier.yaml: hierarchical GLDv2 (landmark, cluster, overall cluster), as gldv2."""
+  _gldv2(config, "gldv2_hierarchical")
+
+
+GROUPS = {
+    "sop": sop,
+    "cub": cub,
+    "cub_big": cub_big,
+    "cars": cars,
+    "inat_base": inat_base,
+    "inat_full": inat_full,
+    "dyml_vehicle": dyml_vehicle,
+    "dyml_animal": dyml_animal,
+    "dyml_product": dyml_product,
+    "gldv2": gldv2,
+    "gldv2_hier": gldv2_hier,
+}

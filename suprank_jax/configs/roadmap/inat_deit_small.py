@@ -1,0 +1,29 @@
+"""ROADMAP (SupAP + calibration) on iNaturalist-2018 with DeiT-S.
+
+Paper: ROADMAP, Ramzi et al., 'Robust and Decomposable Average Precision for Image Retrieval',
+NeurIPS 2021, Table 4
+Published: R@1 73.6 (DeiT-S), from the papers-with-code leaderboard of ROADMAP
+  (paperswithcode2.com/paper/244287)
+Data: iNaturalist-2018 (iNat-base: species, super-category) in its original layout under data_dir:
+  Inat_dataset_splits/Inaturalist_{train,test}_set1.txt (the original's splits), train_val2018/.
+Weights: timm DeiT-S (distilled) ImageNet weights (``config.model.pretrained_path``; nothing is
+downloaded).
+Original: no command in either README; the SupRank repository's inat_deit optimizer and ROADMAP_inat
+  loss, 100 epochs (max_iter's default)
+
+Seed 333 in the ROADMAP repository: --config.seed=333.
+
+Command:
+  python3 -m suprank_jax.train --config suprank_jax/configs/roadmap/inat_deit_small.py --workdir runs/roadmap_inat_deit_small \
+    --config.input.data_dir=/data/Inaturalist \
+    --config.model.pretrained_path=/weights/deit_small_distilled_patch16_224.safetensors
+"""
+
+from suprank_jax.configs import common, experiment
+
+
+def get_config(arg=None):
+  common.parse_arg(arg)  # this experiment takes no argument: any raises
+  config = experiment.compose(dataset="inat_base", model="deit_small", optimizer="inat_deit", loss="roadmap_inat",
+                              num_epochs=100)
+  return config

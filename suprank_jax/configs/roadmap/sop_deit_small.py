@@ -1,0 +1,30 @@
+"""ROADMAP (SupAP + calibration) on SOP with DeiT-S.
+
+Paper: ROADMAP, Ramzi et al., 'Robust and Decomposable Average Precision for Image Retrieval',
+NeurIPS 2021, Table 4
+Published: not available in the sources this repository could read (see the paper)
+Data: Stanford Online Products in its original layout under data_dir: Ebay_train.txt, Ebay_test.txt
+  and the image folders.
+Weights: timm DeiT-S (distilled) ImageNet weights (``config.model.pretrained_path``; nothing is
+downloaded).
+Original: the ROADMAP repository's README: seed=333 max_iter=75 optimizer=sop_deit model=deit
+  transform=sop dataset=sop batch_size=128 batches_per_super_pair=10 loss=roadmap
+
+Seed 333 in the ROADMAP repository: --config.seed=333.
+
+Command:
+  python3 -m suprank_jax.train --config suprank_jax/configs/roadmap/sop_deit_small.py --workdir runs/roadmap_sop_deit_small \
+    --config.input.data_dir=/data/Stanford_Online_Products \
+    --config.model.pretrained_path=/weights/deit_small_distilled_patch16_224.safetensors
+"""
+
+from suprank_jax.configs import common, experiment
+
+
+def get_config(arg=None):
+  common.parse_arg(arg)  # this experiment takes no argument: any raises
+  config = experiment.compose(dataset="sop", model="deit_small", optimizer="sop_deit_sch", loss="roadmap_sop",
+                              num_epochs=75)
+  config.input.global_batch_size = 128
+  config.input.batches_per_super_tuple = 10
+  return config

@@ -1,0 +1,146 @@
+"""Evaluation without training: re-evaluate a trained run, or evaluate a (pretrained) backbone.
+
+Commands::
+
+  # a run's evaluations, on its latest checkpoint (or --step N), with the run's config.yaml
+  python -m suprank_jax.evaluate --workdir runs/sop [--step 20]
+  # the same run with settings changed (any --config.* override of the run's config)
+  python -m suprank_jax.evaluate --workdir runs/sop --config suprank_jax/configs/workdir.py:runs/sop \\
+      --config.evals.test.metrics.recall_at='(1,2,4,8)' --config.input.data_dir=/mnt/Stanford_Online_Products
+  # a backbone without training: the config's model with the weights of --pretrained
+  python -m suprank_jax.evaluate --config suprank_jax/configs/roadmap/sop.py --pretrained /weights/resnet50.safetensors \\
+      --config.input.data_dir=/data/Stanford_Online_Products [--output runs/resnet50_imagenet]
+
+Each evaluation of ``config.evals`` reads its own data set (``dataset``, ``data_dir`` of the
+evaluation, else ``config.input``'s), so a model can be evaluated on a data set other than its
+training one. Results are printed as a table and written as JSON to
+``<workdir or output>/evaluations/step_<N>.json`` (``pretrained.json`` for a backbone).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import jax
+import ml_collections
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from suprank_jax import checkpoint, parallel, reporting
+from suprank_jax.configs import workdir as workdir_config
+from suprank_jax.evaluation import evaluator as evaluator_lib
+from suprank_jax.evaluation import metrics as eval_metrics
+from suprank_jax.input_pipeline import pipeline
+from suprank_jax.models import build_model
+from suprank_jax.models import convert as model_convert
+from suprank_jax.train import _parse_flags  # one-line errors for bad --config.* overrides
+
+__all__ = ["evaluate", "main"]
+
+
+class _Variables:
+  """The ``state`` an Evaluator runs: only ``variables()``."""
+
+  def __init__(self, variables):
+    self._variables = variables
+
+  def variables(self):
+    return self._variables
+
+
+def evaluate(config: ml_collections.ConfigDict, *, workdir: str | None = None, step: int | None = None,
+             pretrained: str | None = None, log=reporting.log):
+  """Runs ``config.evals`` on a run's checkpoint (``workdir``, ``step``) or on ``pretrained`` weights.
+
+  Every data set is read and checked before any model is initialised.
+
+  Args:
+    config: the run's config (``configs/workdir.py``) or any experiment config.
+    workdir: the run's folder (checkpoints under ``checkpoints/``); None with ``pretrained``.
+    step: the checkpoint step (None: the newest readable one).
+    pretrained: a torchvision / timm state dict for the model's backbone, instead of a checkpoint.
+    log: progress printer.
+
+  Returns:
+    ``(step, {evaluation: {metric: value}})``; step is None for pretrained weights.
+  """
+  if (workdir is None) == (pretrained is None):
+    raise ValueError("give either a run (--workdir) or pretrained weights (--pretrained)")
+  mesh = parallel.make_mesh()
+  model = build_model(config.model)
+  evaluators = {name: evaluator_lib.Evaluator(name, ev, config.input, model=model, mesh=mesh, log=log)
+                for name, ev in config.evals.items()}
+  unknown = [n for n in config.overall_accuracy_over if n not in evaluators]
+  if unknown:
+    raise ValueError(f"config.overall_accuracy_over names {unknown}, which are not in config.evals")
+  first = next(iter(evaluators.values()))
+  sample = pipeline.sample_images(first.input_config, first.query_source)
+  if pretrained is not None:
+    if not os.path.isfile(os.path.expanduser(pretrained)):
+      raise FileNotFoundError(f"--pretrained={pretrained!r}: no such file")
+    variables = jax.jit(lambda: model.init(jax.random.PRNGKey(0), sample, train=False))()
+    model_config = config.model.copy_and_resolve_references()
+    with model_config.unlocked():
+      model_config.pretrained_path = pretrained
+    variables = model_convert.load_pretrained(jax.device_get(variables), model_config)
+    log(f"loaded pretrained weights from {pretrained}")
+  else:
+    step, variables = checkpoint.CheckpointManager(os.path.join(workdir, "checkpoints")).restore_variables(step)
+    log(f"restored the model of step {step} from {workdir}")
+  variables = jax.device_put(variables, parallel.replicated(mesh))
+  results = {}
+  for name, ev in evaluators.items():
+    metrics = ev.run(_Variables(variables))
+    if len(ev.config.metrics.hierarchy_levels) > 1:
+      metrics.update({f"overall_{k}": v for k, v in eval_metrics.overall_accuracy(
+          metrics, protocol=ev.config.metrics.protocol).items()})
+    results[name] = metrics
+    log(f"[eval {name}] " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
+  if config.overall_accuracy_over:
+    results["overall"] = eval_metrics.inter_set_overall_accuracy(
+        {name: results[name] for name in config.overall_accuracy_over})
+  return step, results
+
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Config file (default: the run's config.yaml, with --workdir).",
+                                lock_config=True)
+flags.DEFINE_string("workdir", None, "A run's folder: its config.yaml and checkpoints.")
+flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default: the newest readable one).")
+flags.DEFINE_string("pretrained", None, "Evaluate the config's model with these backbone weights, untrained.")
+flags.DEFINE_string("output", None, "Where to write evaluations/*.json (default: --workdir).")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  logging.set_verbosity(logging.WARNING)
+  try:
+    if FLAGS.pretrained and FLAGS.workdir and FLAGS.config is None:
+      raise ValueError("with --pretrained, give the model and data with --config (not a run's --workdir)")
+    config = FLAGS.config if FLAGS.config is not None else (workdir_config.load(FLAGS.workdir) if FLAGS.workdir
+                                                            else None)
+    if config is None:
+      raise ValueError("give --workdir (a trained run) or --config with --pretrained (a backbone)")
+    step, results = evaluate(config, workdir=None if FLAGS.pretrained else FLAGS.workdir, step=FLAGS.step,
+                             pretrained=FLAGS.pretrained)
+  except (ValueError, FileNotFoundError) as e:
+    if os.environ.get("SUPRANK_TRACEBACK"):
+      raise
+    sys.exit(f"error: {e}\n(set SUPRANK_TRACEBACK=1 for the full traceback)")
+  out = FLAGS.output or FLAGS.workdir
+  if out and jax.process_index() == 0:
+    folder = os.path.join(out, "evaluations")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "pretrained.json" if step is None else f"step_{step}.json")
+    with open(path, "w") as f:
+      json.dump({"step": step, "pretrained": FLAGS.pretrained, "results": results}, f, indent=1, default=float)
+    reporting.log(f"wrote {path}")
+  rows = {name: metrics for name, metrics in results.items()}
+  reporting.log("\n" + reporting.format_table(rows, evaluator_lib.HEADLINE_METRICS))
+
+
+if __name__ == "__main__":
+  app.run(main, flags_parser=_parse_flags)
