@@ -21,21 +21,19 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 import jax
 import ml_collections
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from suprank_jax import checkpoint, parallel, reporting
+from suprank_jax import checkpoint, cli, parallel, reporting
 from suprank_jax.configs import workdir as workdir_config
 from suprank_jax.evaluation import evaluator as evaluator_lib
 from suprank_jax.evaluation import metrics as eval_metrics
 from suprank_jax.input_pipeline import pipeline
 from suprank_jax.models import build_model
 from suprank_jax.models import convert as model_convert
-from suprank_jax.train import _parse_flags  # one-line errors for bad --config.* overrides
 
 __all__ = ["evaluate", "main"]
 
@@ -105,19 +103,24 @@ def evaluate(config: ml_collections.ConfigDict, *, workdir: str | None = None, s
 
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Config file (default: the run's config.yaml, with --workdir).",
-                                lock_config=True)
-flags.DEFINE_string("workdir", None, "A run's folder: its config.yaml and checkpoints.")
-flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default: the newest readable one).")
-flags.DEFINE_string("pretrained", None, "Evaluate the config's model with these backbone weights, untrained.")
-flags.DEFINE_string("output", None, "Where to write evaluations/*.json (default: --workdir).")
+
+
+def _define_flags():
+  """The command line's flags, defined only when this module runs as the program (so that the
+  trainer's and this module's functions can be imported together)."""
+  config_flags.DEFINE_config_file("config", None, "Config file (default: the run's config.yaml, with --workdir).",
+                                  lock_config=True)
+  flags.DEFINE_string("workdir", None, "A run's folder: its config.yaml and checkpoints.")
+  flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default: the newest readable one).")
+  flags.DEFINE_string("pretrained", None, "Evaluate the config's model with these backbone weights, untrained.")
+  flags.DEFINE_string("output", None, "Where to write evaluations/*.json (default: --workdir).")
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)
-  try:
+  with cli.user_errors():
     if FLAGS.pretrained and FLAGS.workdir and FLAGS.config is None:
       raise ValueError("with --pretrained, give the model and data with --config (not a run's --workdir)")
     config = FLAGS.config if FLAGS.config is not None else (workdir_config.load(FLAGS.workdir) if FLAGS.workdir
@@ -126,10 +129,6 @@ def main(argv):
       raise ValueError("give --workdir (a trained run) or --config with --pretrained (a backbone)")
     step, results = evaluate(config, workdir=None if FLAGS.pretrained else FLAGS.workdir, step=FLAGS.step,
                              pretrained=FLAGS.pretrained)
-  except (ValueError, FileNotFoundError) as e:
-    if os.environ.get("SUPRANK_TRACEBACK"):
-      raise
-    sys.exit(f"error: {e}\n(set SUPRANK_TRACEBACK=1 for the full traceback)")
   out = FLAGS.output or FLAGS.workdir
   if out and jax.process_index() == 0:
     folder = os.path.join(out, "evaluations")
@@ -143,4 +142,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=_parse_flags)
+  _define_flags()
+  app.run(main, flags_parser=cli.parse_flags)

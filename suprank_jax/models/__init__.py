@@ -11,7 +11,6 @@ import dataclasses
 
 import ml_collections
 
-from suprank_jax.models import resnet, vit
 from suprank_jax.models.convnet import ConvNet
 from suprank_jax.models.heads import multiscale_embed
 from suprank_jax.models.resnet import RetrievalResNet
