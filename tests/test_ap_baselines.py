@@ -1,6 +1,6 @@
-"""FastAP, soft-binning AP and black-box AP against the reference vectors, brute force and invariants."""
+"""FastAP, soft-binning AP and black-box AP against the reference vectors and brute force.
 
-import functools
+The invariants every loss shares are in tests/test_loss_invariants.py."""
 
 import jax
 import jax.numpy as jnp
@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from suprank_jax.losses import ap_baselines as ab
-from suprank_jax.losses.inputs import batch_inputs, memory_inputs
+from suprank_jax.losses.inputs import batch_inputs, binary_pairs, memory_inputs
 from tests.conftest import assert_close_to_reference
 
 GOLDEN = [
-    ("fastap_batch", ab.fastap_embedding_loss, dict(num_bins=10)),
+    ("fastap_batch", ab.fastap_embedding_loss, dict(num_bins=10, include_self=False)),  # PML drops the self pair
     ("softbinap_batch", ab.softbin_ap_embedding_loss, dict(num_bins=20, min_score=-1.0, max_score=1.0)),
     ("softbinap_memory", ab.softbin_ap_embedding_loss, dict(num_bins=20, min_score=-1.0, max_score=1.0)),
     ("blackboxap_batch", ab.blackbox_ap_embedding_loss, dict(lambda_val=4.0, margin=0.02)),
@@ -174,66 +174,25 @@ def _random_memory(seed, batch=6, mem=10, dim=5):
   return emb, labels, mem_emb, mem_labels
 
 
-_NOISE = np.random.default_rng(9).normal(size=(6, 10)).astype(np.float32)
-_VALID = np.array([1, 1, 0, 1, 0, 1, 1, 0, 1, 1], bool)
-
-# name -> (loss on inputs with M memory slots, same loss on the valid slots only).
-ADAPTERS = {
-    "fastap": (ab.fastap_embedding_loss, ab.fastap_embedding_loss),
-    "softbin_ap": (ab.softbin_ap_embedding_loss, ab.softbin_ap_embedding_loss),
-    "blackbox_ap": (functools.partial(ab.blackbox_ap_embedding_loss, normal_noise=_NOISE),
-                    functools.partial(ab.blackbox_ap_embedding_loss, normal_noise=_NOISE[:, _VALID])),
-}
-
-
-@pytest.mark.parametrize("name", sorted(ADAPTERS))
-def test_invalid_memory_slots_equal_slicing_them_away(name):
-  masked_fn, sliced_fn = ADAPTERS[name]
-  emb, labels, mem_emb, mem_labels = _random_memory(1)
-  garbage = np.where(_VALID[:, None], mem_emb, 5.0).astype(np.float32)
-  masked = lambda e: masked_fn(memory_inputs(e, jnp.asarray(labels), jnp.asarray(garbage), jnp.asarray(mem_labels),
-                                             jnp.asarray(_VALID)))
-  sliced = lambda e: sliced_fn(memory_inputs(e, jnp.asarray(labels), jnp.asarray(mem_emb[_VALID]),
-                                             jnp.asarray(mem_labels[_VALID])))
-  v1, g1 = jax.jit(jax.value_and_grad(masked))(jnp.asarray(emb))
-  v2, g2 = jax.jit(jax.value_and_grad(sliced))(jnp.asarray(emb))
-  np.testing.assert_allclose(v1, v2, rtol=1e-6)
-  np.testing.assert_allclose(g1, g2, rtol=1e-5, atol=1e-7)
-
-
-@pytest.mark.parametrize("name", sorted(ADAPTERS))
-def test_jit_equals_eager_and_nothing_valid_is_finite(name):
-  fn, _ = ADAPTERS[name]
-  emb, labels, mem_emb, mem_labels = _random_memory(2)
-  inputs = memory_inputs(jnp.asarray(emb), jnp.asarray(labels), jnp.asarray(mem_emb), jnp.asarray(mem_labels))
-  np.testing.assert_allclose(jax.jit(fn)(inputs), fn(inputs), rtol=1e-6)
-  empty = lambda e: fn(memory_inputs(e, jnp.asarray(labels), jnp.zeros_like(jnp.asarray(mem_emb)),
-                                     jnp.asarray(mem_labels), jnp.zeros(10, bool)))
-  value, grad = jax.jit(jax.value_and_grad(empty))(jnp.asarray(emb))
-  assert np.isfinite(value) and np.isfinite(grad).all()
-
-
-@pytest.mark.parametrize("name", sorted(ADAPTERS))
-def test_bf16_embeddings_are_computed_in_float32(name):
-  fn, _ = ADAPTERS[name]
-  emb, labels, mem_emb, mem_labels = _random_memory(3)
-  f = jax.jit(lambda e: fn(memory_inputs(e, jnp.asarray(labels), jnp.asarray(mem_emb, jnp.bfloat16),
-                                         jnp.asarray(mem_labels))))
-  emb16 = jnp.asarray(emb, jnp.bfloat16)
-  value = f(emb16)
-  assert value.dtype == jnp.float32
-  ref = fn(memory_inputs(emb16.astype(jnp.float32), jnp.asarray(labels),
-                         jnp.asarray(mem_emb, jnp.bfloat16).astype(jnp.float32), jnp.asarray(mem_labels)))
-  np.testing.assert_allclose(value, ref, rtol=1e-6)
+def test_fastap_includes_the_self_pair_by_default_and_drops_it_like_the_reference_on_request():
+  emb, labels, _, _ = _random_memory(5, batch=8)
+  inputs = batch_inputs(jnp.asarray(emb), jnp.asarray(labels))
+  positives, where = binary_pairs(inputs)
+  scores = inputs.scores(normalize=True)
+  np.testing.assert_allclose(ab.fastap_embedding_loss(inputs), ab.fastap_loss(scores, positives, where=where),
+                             rtol=1e-6)
+  without_self = where & ~jnp.eye(8, dtype=bool)
+  np.testing.assert_allclose(ab.fastap_embedding_loss(inputs, include_self=False),
+                             ab.fastap_loss(scores, positives & without_self, where=without_self), rtol=1e-6)
 
 
 def test_shape_and_level_mismatches_raise():
   z = jnp.zeros((3, 4))
-  with pytest.raises(ValueError, match="positives shape"):
+  with pytest.raises(ValueError, match="positives must have the shape"):
     ab.fastap_loss(z, jnp.zeros((3, 5), bool))
-  with pytest.raises(ValueError, match="where shape"):
+  with pytest.raises(ValueError, match="where must have the shape"):
     ab.softbin_ap_loss(z, jnp.zeros((3, 4), bool), where=jnp.zeros((4, 3), bool))
-  with pytest.raises(ValueError, match="noise shape"):
+  with pytest.raises(ValueError, match="noise must have the shape"):
     ab.blackbox_ap_loss(z, jnp.zeros((3, 4), bool), jnp.zeros((4, 3)))
   with pytest.raises(ValueError, match="num_bins"):
     ab.softbin_ap_loss(z, jnp.zeros((3, 4), bool), num_bins=1)

@@ -1,4 +1,5 @@
-"""The weighted sum of losses and its config validation, on a registry of simple closed-form losses."""
+"""The weighted sum of losses and its config validation, on a registry of simple closed-form losses, and the
+loss inputs (losses/inputs.py)."""
 
 import jax
 import jax.numpy as jnp
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 from suprank_jax.losses import combine
-from suprank_jax.losses.inputs import batch_inputs, memory_inputs
+from suprank_jax.losses.inputs import batch_inputs, check_hierarchy_level, l2_normalize, memory_inputs
 
 
 def _mean_score_loss(inputs, params=None, *, scale=1.0):
@@ -85,3 +86,33 @@ def test_inputs_validate_shapes():
     batch_inputs(jnp.ones((3, 2)), jnp.zeros((2, 1), jnp.int32))
   with pytest.raises(ValueError, match="label levels"):
     memory_inputs(jnp.ones((1, 2)), jnp.zeros((1, 2), jnp.int32), jnp.ones((2, 2)), jnp.zeros((2, 1), jnp.int32))
+
+
+def test_hierarchy_level_is_normalised_to_an_int_or_multi():
+  assert check_hierarchy_level("MULTI", 2, name="x") == "multi"
+  assert check_hierarchy_level(np.int64(1), 2, name="x") == 1 and isinstance(check_hierarchy_level(np.int64(1), 2,
+                                                                                                   name="x"), int)
+  with pytest.raises(ValueError, match="x: hierarchy_level=2 is out of range"):
+    check_hierarchy_level(2, 2, name="x")
+  with pytest.raises(ValueError, match="must be an int label column"):
+    check_hierarchy_level("multi", 2, name="x", accepts="int")
+  with pytest.raises(ValueError, match="must be 'multi'"):
+    check_hierarchy_level(0, 2, name="x", accepts="multi")
+  with pytest.raises(ValueError, match="an int label column or 'multi', got True"):
+    check_hierarchy_level(True, 2, name="x")
+
+
+def test_l2_normalize_is_torchs_with_a_finite_gradient_at_zero():
+  x = jnp.array([[3.0, 4.0], [0.0, 0.0], [1e-13, 0.0]])
+  np.testing.assert_allclose(l2_normalize(x), [[0.6, 0.8], [0.0, 0.0], [0.1, 0.0]], rtol=1e-6)  # / max(|x|, 1e-12)
+  assert np.isfinite(jax.jacobian(lambda v: l2_normalize(v).sum())(x)).all()
+
+
+def test_valid_pairs_drop_empty_slots_and_optionally_the_query_itself():
+  inputs = _inputs()
+  np.testing.assert_array_equal(inputs.valid_pairs(), np.ones((3, 3), bool))
+  np.testing.assert_array_equal(inputs.valid_pairs(include_self=False), ~np.eye(3, dtype=bool))
+  memory = memory_inputs(inputs.embeddings, inputs.labels, inputs.embeddings, inputs.labels, jnp.array([1, 0, 1], bool))
+  np.testing.assert_array_equal(memory.valid_pairs(include_self=False), np.tile([True, False, True], (3, 1)))
+  np.testing.assert_allclose(inputs.scores(normalize=True), l2_normalize(inputs.embeddings) @ l2_normalize(
+      inputs.embeddings).T, rtol=1e-6)

@@ -1,4 +1,6 @@
-"""Calibration, XBM contrastive and triplet losses against the reference vectors and invariants."""
+"""Calibration, XBM contrastive and triplet losses against the reference vectors and brute force.
+
+The invariants every loss shares are in tests/test_loss_invariants.py."""
 
 import functools
 
@@ -8,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from suprank_jax.losses import pairwise
-from suprank_jax.losses.inputs import LossInputs, batch_inputs, memory_inputs
+from suprank_jax.losses import pairwise, ranks
+from suprank_jax.losses.inputs import LossInputs, batch_inputs, binary_pairs, memory_inputs
 from tests.conftest import assert_close_to_reference
 
 # (golden case, adapter, hyper-parameters from the case's config).
@@ -25,15 +27,6 @@ GOLDEN = [
     ("triplet_semihard_batch", pairwise.triplet_embedding_loss, dict(margin=0.05, semihard=True,
                                                                       include_self=True)),
 ]
-
-ADAPTERS = {
-    "calibration": pairwise.calibration_embedding_loss,
-    "xbm_contrastive": pairwise.xbm_contrastive_embedding_loss,
-    "triplet": pairwise.triplet_embedding_loss,
-    "triplet_semihard_reference": functools.partial(pairwise.triplet_embedding_loss, semihard=True,
-                                                    include_self=True),
-    "triplet_semihard": functools.partial(pairwise.triplet_embedding_loss, semihard=True),
-}
 
 
 def _golden_loss_and_grad(arrays, fn, kwargs, dtype):
@@ -77,8 +70,8 @@ def test_golden_hyper_parameters_are_the_defaults(golden):
 def test_semihard_miner_picks_the_anchor_itself_like_the_reference(golden):
   _, arrays = golden("triplet_semihard_batch")
   inputs = batch_inputs(jnp.asarray(arrays["embeddings"], jnp.float32), jnp.asarray(arrays["labels"]))
-  positives, where = pairwise.pair_masks(inputs)
-  pos, neg, keep = pairwise.easy_semihard_triplets(pairwise.normalized_scores(inputs), positives, where=where)
+  positives, where = binary_pairs(inputs)
+  pos, neg, keep = pairwise.easy_semihard_triplets(inputs.scores(normalize=True), positives, where=where)
   np.testing.assert_array_equal(np.flatnonzero(keep), arrays["mined_anchor"])
   np.testing.assert_array_equal(pos[keep], arrays["mined_positive"])
   np.testing.assert_array_equal(neg[keep], arrays["mined_negative"])
@@ -103,13 +96,13 @@ def _numpy_semihard_corrected(emb, labels, margin):
   return np.mean(terms) if terms else 0.0
 
 
-def test_semihard_triplet_default_is_the_corrected_miner_matching_brute_force(golden, x64):
+def test_semihard_triplet_without_self_is_the_corrected_miner_matching_brute_force(golden, x64):
   _, arrays = golden("triplet_semihard_batch")
   emb, labels = arrays["embeddings"], arrays["labels"]
   for margin in (0.05, 0.3):
     expected = _numpy_semihard_corrected(emb, labels[:, 0], margin)
     assert expected > 0
-    fn = jax.jit(functools.partial(pairwise.triplet_embedding_loss, margin=margin, semihard=True))
+    fn = jax.jit(functools.partial(pairwise.triplet_embedding_loss, margin=margin, semihard=True, include_self=False))
     value = fn(batch_inputs(jnp.asarray(emb), jnp.asarray(labels)))
     np.testing.assert_allclose(value, expected, rtol=1e-10)
 
@@ -117,7 +110,8 @@ def test_semihard_triplet_default_is_the_corrected_miner_matching_brute_force(go
 def test_corrected_semihard_triplet_has_a_nonzero_gradient(golden, x64):
   _, arrays = golden("triplet_semihard_batch")
   labels = jnp.asarray(arrays["labels"])
-  fn = jax.jit(lambda e: pairwise.triplet_embedding_loss(batch_inputs(e, labels), semihard=True, margin=0.3))
+  fn = jax.jit(lambda e: pairwise.triplet_embedding_loss(batch_inputs(e, labels), semihard=True, margin=0.3,
+                                                         include_self=False))
   grad = jax.grad(fn)(jnp.asarray(arrays["embeddings"]))
   assert np.abs(grad).max() > 1e-3
   jax.test_util.check_grads(fn, (jnp.asarray(arrays["embeddings"]),), order=1, modes=["rev"], eps=1e-6)
@@ -154,6 +148,18 @@ def test_xbm_contrastive_drops_near_one_positives_and_easy_negatives():
   np.testing.assert_allclose(pairwise.xbm_contrastive_loss(s, pos, margin=0.5), 0.6, rtol=1e-6)
 
 
+def test_per_query_values_use_each_querys_own_pairs():
+  # calibration: row 0 positives 0.4, 0.2 -> 0.3, negatives 0.2; row 1 positive 0.1, negatives none.
+  s = jnp.array([[0.95, 0.5, 0.7, 0.1, 0.8], [0.8, 0.2, 0.3, 0.5, 0.4]])
+  pos = jnp.array([[True, True, True, False, False], [True, False, False, False, False]])
+  np.testing.assert_allclose(pairwise.calibration_loss(s, pos, reduce_fn=None), [0.5, 0.1], rtol=1e-6)
+  # The default pools the pairs of all queries; jnp.mean counts the zero terms too.
+  np.testing.assert_allclose(pairwise.calibration_loss(s, pos), (0.4 + 0.2 + 0.1) / 3 + 0.2, rtol=1e-6)
+  np.testing.assert_allclose(pairwise.calibration_loss(s, pos, reduce_fn=jnp.mean), (0.6 + 0.1) / 4 + 0.2 / 6,
+                             rtol=1e-6)
+  assert pairwise.calibration_loss(s, pos, reduce_fn=ranks.nonzero_mean) == pairwise.calibration_loss(s, pos)
+
+
 def _random_memory(seed, batch=6, mem=10, dim=5, num_classes=3):
   rng = np.random.default_rng(seed)
   emb = rng.normal(size=(batch, dim)).astype(np.float32)
@@ -165,58 +171,10 @@ def _random_memory(seed, batch=6, mem=10, dim=5, num_classes=3):
   return emb, labels, mem_emb, mem_labels
 
 
-@pytest.mark.parametrize("name", sorted(ADAPTERS))
-def test_invalid_memory_slots_equal_slicing_them_away(name):
-  fn = ADAPTERS[name]
-  emb, labels, mem_emb, mem_labels = _random_memory(1)
-  valid = np.array([1, 1, 0, 1, 0, 1, 1, 0, 1, 1], bool)
-  garbage = np.where(valid[:, None], mem_emb, 7.0).astype(np.float32)
-  garbage_labels = np.where(valid[:, None], mem_labels, labels[0][None, :])
-  masked = lambda e: fn(memory_inputs(e, jnp.asarray(labels), jnp.asarray(garbage), jnp.asarray(garbage_labels),
-                                      jnp.asarray(valid)))
-  sliced = lambda e: fn(memory_inputs(e, jnp.asarray(labels), jnp.asarray(mem_emb[valid]),
-                                      jnp.asarray(mem_labels[valid])))
-  v1, g1 = jax.jit(jax.value_and_grad(masked))(jnp.asarray(emb))
-  v2, g2 = jax.jit(jax.value_and_grad(sliced))(jnp.asarray(emb))
-  np.testing.assert_allclose(v1, v2, rtol=1e-6)
-  np.testing.assert_allclose(g1, g2, rtol=1e-5, atol=1e-7)
-
-
-@pytest.mark.parametrize("name", sorted(ADAPTERS))
-def test_jit_equals_eager(name):
-  fn = ADAPTERS[name]
-  emb, labels, _, _ = _random_memory(2, batch=12)
-  inputs = batch_inputs(jnp.asarray(emb), jnp.asarray(labels))
-  np.testing.assert_allclose(jax.jit(fn)(inputs), fn(inputs), rtol=1e-6)
-
-
-@pytest.mark.parametrize("name", sorted(ADAPTERS))
-def test_finite_loss_and_gradient_when_no_memory_slot_is_valid(name):
-  fn = ADAPTERS[name]
-  emb, labels, mem_emb, mem_labels = _random_memory(3)
-  mem_emb[:4] = 0.0  # empty slots are zeros
-  f = lambda e: fn(memory_inputs(e, jnp.asarray(labels), jnp.asarray(mem_emb), jnp.asarray(mem_labels),
-                                 jnp.zeros(len(mem_emb), bool)))
-  value, grad = jax.jit(jax.value_and_grad(f))(jnp.asarray(emb))
-  assert np.isfinite(value) and value == 0.0
-  assert np.all(np.isfinite(grad))
-
-
-@pytest.mark.parametrize("name", sorted(ADAPTERS))
-def test_bf16_embeddings_are_computed_in_float32(name):
-  fn = ADAPTERS[name]
-  emb, labels, _, _ = _random_memory(4, batch=12)
-  emb16 = jnp.asarray(emb, jnp.bfloat16)
-  f = jax.jit(lambda e: fn(batch_inputs(e, jnp.asarray(labels))))
-  value = f(emb16)
-  assert value.dtype == jnp.float32
-  np.testing.assert_allclose(value, f(emb16.astype(jnp.float32)), rtol=1e-6)
-
-
 def test_shape_mismatch_raises():
-  with pytest.raises(ValueError, match="positives shape"):
+  with pytest.raises(ValueError, match=r"positives must have the shape of scores \(3, 4\), got \(3, 5\)"):
     pairwise.calibration_loss(jnp.zeros((3, 4)), jnp.zeros((3, 5), bool))
-  with pytest.raises(ValueError, match="where shape"):
+  with pytest.raises(ValueError, match="where must have the shape"):
     pairwise.triplet_margin_loss(jnp.zeros((3, 4)), jnp.zeros((3, 4), bool), where=jnp.zeros((4, 3), bool))
   with pytest.raises(ValueError, match="floating"):
     pairwise.xbm_contrastive_loss(jnp.zeros((3, 4), jnp.int32), jnp.zeros((3, 4), bool))

@@ -1,6 +1,7 @@
-"""Proxy losses (cluster / normalised softmax, ArcFace, ProxyNCA++, CSL) against the reference vectors."""
+"""Proxy losses (cluster / normalised softmax, ArcFace, ProxyNCA++, CSL) against the reference vectors.
 
-import functools
+The invariants every loss shares are in tests/test_loss_invariants.py."""
+
 import math
 
 import jax
@@ -9,10 +10,11 @@ import numpy as np
 import pytest
 
 from suprank_jax.losses import proxy
-from suprank_jax.losses.inputs import batch_inputs, memory_inputs
+from suprank_jax.losses.inputs import batch_inputs
 from tests.conftest import assert_close_to_reference
 
-# (golden case, adapter, parameter name in the case and in params, hyper-parameters from the case).
+# (golden case, adapter, the case's name of the proxies (the reference's attribute), hyper-parameters).
+# Every loss keeps them as params["proxies"].
 GOLDEN = [
     ("cluster_batch", proxy.cluster_embedding_loss, "weight", dict(temperature=0.05)),
     ("arcface_batch", proxy.arcface_embedding_loss, "weight", dict(scale=30.0, margin=0.5, easy_margin=False)),
@@ -26,7 +28,7 @@ def _golden_loss_and_grads(arrays, fn, key, kwargs, dtype):
   labels = jnp.asarray(arrays["labels"])
   if "registered_labels" in arrays:
     kwargs = dict(kwargs, proxy_labels=jnp.asarray(arrays["registered_labels"]))
-  f = lambda e, p: fn(batch_inputs(e, labels), {key: p}, **kwargs)
+  f = lambda e, p: fn(batch_inputs(e, labels), {"proxies": p}, **kwargs)
   return jax.jit(jax.value_and_grad(f, (0, 1)))(emb, jnp.asarray(arrays[key], dtype))
 
 
@@ -143,37 +145,24 @@ def test_csl_level_without_negative_proxies_is_finite():
   assert all(np.isfinite(g).all() for g in grads)
 
 
-INITS = {
-    "cluster": (proxy.cluster_init_params, "weight"),
-    "arcface": (proxy.arcface_init_params, "weight"),
-    "csl": (proxy.csl_init_params, "weight"),
-}
+INITS = {"cluster": proxy.cluster_init_params, "arcface": proxy.arcface_init_params, "csl": proxy.csl_init_params}
 
 
 @pytest.mark.parametrize("name", sorted(INITS))
 def test_weights_are_initialised_like_torch_linear(name):
-  init, key = INITS[name]
-  params = init(jax.random.key(0), embed_dim=64, num_classes=(50, 7))  # a per-level tuple uses level 0
-  w = np.asarray(params[key])
+  params = INITS[name](jax.random.key(0), embed_dim=64, num_classes=(50, 7))  # a per-level tuple uses level 0
+  assert set(params) == {"proxies"}
+  w = np.asarray(params["proxies"])
   assert w.shape == (50, 64) and w.dtype == np.float32
   assert np.abs(w).max() <= 1 / 8 and np.abs(w).max() > 0.12  # U(-1/sqrt(64), 1/sqrt(64))
   assert abs(w.std() - (1 / 8) / math.sqrt(3)) < 0.005
 
 
 def test_cluster_centres_and_proxy_nca_init_shapes():
-  assert proxy.cluster_init_params(jax.random.key(0), embed_dim=8, num_classes=5, num_centers=3)["weight"].shape \
+  assert proxy.cluster_init_params(jax.random.key(0), embed_dim=8, num_classes=5, num_centers=3)["proxies"].shape \
       == (15, 8)
   p = np.asarray(proxy.proxy_nca_pp_init_params(jax.random.key(0), embed_dim=64, num_classes=500)["proxies"])
   assert p.shape == (500, 64) and abs(p.std() - 1 / 8) < 0.005
-
-
-ADAPTERS = {
-    "cluster": (proxy.cluster_embedding_loss, proxy.cluster_init_params, {}),
-    "arcface": (proxy.arcface_embedding_loss, proxy.arcface_init_params, {}),
-    "proxy_nca_pp": (proxy.proxy_nca_pp_embedding_loss, proxy.proxy_nca_pp_init_params, {}),
-    "csl": (proxy.csl_embedding_loss, proxy.csl_init_params,
-            dict(margins=(0.25, 0.45), proxy_labels=np.stack([np.arange(4), np.arange(4) // 2], 1))),
-}
 
 
 def _small_batch(seed=0):
@@ -182,32 +171,15 @@ def _small_batch(seed=0):
   return rng.normal(size=(10, 6)).astype(np.float32), np.stack([fine, fine // 2], 1)
 
 
-@pytest.mark.parametrize("name", sorted(ADAPTERS))
-def test_adapter_ignores_the_reference_set_and_jit_equals_eager(name):
-  fn, init, kwargs = ADAPTERS[name]
-  emb, labels = _small_batch()
-  params = init(jax.random.key(1), embed_dim=6, num_classes=4)
-  f = functools.partial(fn, **kwargs)
-  batch = batch_inputs(jnp.asarray(emb), jnp.asarray(labels))
-  memory = memory_inputs(jnp.asarray(emb), jnp.asarray(labels), jnp.zeros((3, 6)), jnp.zeros((3, 2), jnp.int32),
-                         jnp.zeros(3, bool))
-  eager = f(batch, params)
-  np.testing.assert_allclose(jax.jit(f)(batch, params), eager, rtol=1e-6)
-  np.testing.assert_allclose(f(memory, params), eager, rtol=1e-6)
-  grads = jax.grad(lambda e, p: f(batch_inputs(e, jnp.asarray(labels)), p), (0, 1))(jnp.asarray(emb), params)
-  assert all(np.isfinite(g).all() for g in jax.tree.leaves(grads))
-
-
-@pytest.mark.parametrize("name", sorted(ADAPTERS))
-def test_bf16_embeddings_are_computed_in_float32(name):
-  fn, init, kwargs = ADAPTERS[name]
-  emb, labels = _small_batch(1)
-  params = init(jax.random.key(2), embed_dim=6, num_classes=4)
-  emb16 = jnp.asarray(emb, jnp.bfloat16)
-  value = fn(batch_inputs(emb16, jnp.asarray(labels)), params, **kwargs)
-  assert value.dtype == jnp.float32
-  np.testing.assert_allclose(value, fn(batch_inputs(emb16.astype(jnp.float32), jnp.asarray(labels)), params,
-                                       **kwargs), rtol=1e-6)
+def test_csl_per_query_values_average_to_the_loss():
+  emb, labels = _small_batch(3)
+  proxy_labels = np.stack([np.arange(4), np.arange(4) // 2], 1)
+  w = jnp.asarray(np.random.default_rng(4).normal(size=(4, 6)), jnp.float32)
+  kw = dict(margins=(0.1, 0.2), reduce_type="none")
+  per_query = proxy.csl_loss(jnp.asarray(emb), jnp.asarray(labels), w, proxy_labels, reduce_fn=None, **kw)
+  assert per_query.shape == (10, 2)
+  np.testing.assert_allclose(per_query.mean(0), proxy.csl_loss(jnp.asarray(emb), jnp.asarray(labels), w,
+                                                               proxy_labels, **kw), rtol=1e-6)
 
 
 def test_shape_and_level_mismatches_raise():
@@ -215,7 +187,7 @@ def test_shape_and_level_mismatches_raise():
   e, l = jnp.asarray(emb), jnp.asarray(labels)
   with pytest.raises(ValueError, match="proxies must be"):
     proxy.cluster_loss(e, l[:, 0], jnp.zeros((4, 5)))
-  with pytest.raises(ValueError, match="labels must be"):
+  with pytest.raises(ValueError, match="labels .N. with the same N"):
     proxy.arcface_loss(e, l[:5, 0], jnp.zeros((4, 6)))
   with pytest.raises(ValueError, match="multiple of num_centers"):
     proxy.cluster_loss(e, l[:, 0], jnp.zeros((5, 6)), num_centers=2)
@@ -226,6 +198,11 @@ def test_shape_and_level_mismatches_raise():
   with pytest.raises(ValueError, match="proxy_labels must be"):
     proxy.csl_loss(e, l, jnp.ones((4, 6)), np.zeros((4, 3), int), margins=(0.1, 0.2))
   with pytest.raises(ValueError, match="needs proxy_labels"):
-    proxy.csl_embedding_loss(batch_inputs(e, l), {"weight": jnp.ones((4, 6))}, margins=(0.1, 0.2))
+    proxy.csl_embedding_loss(batch_inputs(e, l), {"proxies": jnp.ones((4, 6))}, margins=(0.1, 0.2))
   with pytest.raises(ValueError, match="must be .multi."):
-    proxy.csl_embedding_loss(batch_inputs(e, l), {"weight": jnp.ones((4, 6))}, hierarchy_level=0)
+    proxy.csl_embedding_loss(batch_inputs(e, l), {"proxies": jnp.ones((4, 6))}, hierarchy_level=0)
+  with pytest.raises(ValueError, match="must be an int label column"):
+    proxy.cluster_embedding_loss(batch_inputs(e, l), {"proxies": jnp.ones((4, 6))}, hierarchy_level="multi")
+  for spelling in ("MULTI", "Multi"):  # the reference's configs write MULTI
+    proxy.csl_embedding_loss(batch_inputs(e, l), {"proxies": jnp.ones((4, 6))}, hierarchy_level=spelling,
+                             margins=(0.1, 0.2), proxy_labels=np.stack([np.arange(4), np.arange(4) // 2], 1))

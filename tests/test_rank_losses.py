@@ -1,4 +1,7 @@
-"""Rank losses (AP, H-AP, recall, NDCG): golden vectors of the reference, oracles and invariants."""
+"""Rank losses (AP, H-AP, recall, NDCG): golden vectors of the reference and oracles.
+
+The invariants every loss shares (masking, jit, gradients, dtypes, per-query values) are in
+tests/test_loss_invariants.py."""
 
 import functools
 
@@ -6,10 +9,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax import test_util as jax_test_util
 
 from suprank_jax.losses import ap, hap, ndcg, ranks, recall
-from suprank_jax.losses.inputs import batch_inputs, memory_inputs
+from suprank_jax.losses.inputs import batch_inputs, graded_pairs, memory_inputs
 from tests.conftest import assert_close_to_reference, golden_case_names
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
@@ -43,10 +45,22 @@ def _setup(case, arrays):
   else:
     make = lambda e: batch_inputs(e, labels)
   # The exact static bound, so that jit traces the gathered path (plus the exact fallback).
-  levels = np.asarray(ranks.rank_loss_inputs(make(jnp.asarray(arrays["embeddings"])),
-                                             hierarchy_level=kwargs["hierarchy_level"])[1])
+  levels, _, _ = graded_pairs(make(jnp.asarray(arrays["embeddings"])), hierarchy_level=kwargs["hierarchy_level"])
+  levels = np.asarray(levels)
   kwargs["max_positives"] = int((levels > 0).sum(-1).max())
   return family, kwargs, make
+
+
+def dense_rank_plus(scores, levels, relevances, *, where, step_fn, higher_step_fn):
+  """``[B, M]`` rank+ written out: ``rel_i + sum_{j != i} h(s_j - s_i) min(rel_i, rel_j)`` (the reference's path)."""
+  rel = jnp.where(where, relevances.astype(scores.dtype), 0.0)
+  x = scores[:, None, :] - scores[:, :, None]
+  steps = step_fn(x)
+  if higher_step_fn is not None:
+    steps = jnp.where(levels[:, None, :] > levels[:, :, None], higher_step_fn(x), steps)
+  weight = jnp.minimum(rel[:, :, None], rel[:, None, :])
+  off_diagonal = ~jnp.eye(scores.shape[1], dtype=bool)[None]
+  return rel + jnp.sum(jnp.where(off_diagonal, steps * weight, 0.0), axis=-1)
 
 
 def _steps(family, kwargs):
@@ -85,13 +99,14 @@ def _check_case(golden, name, dtype, rtol):
   def everything(e):
     # One compiled call per case: eager ops compile one by one and dominate the test time.
     loss, grad = jax.value_and_grad(lambda v: fn(make(v), **kwargs))(e)
-    scores, levels, rel, where = ranks.rank_loss_inputs(make(e), hierarchy_level=kwargs["hierarchy_level"])
+    inputs = make(e)
+    scores = inputs.scores()
+    levels, rel, where = graded_pairs(inputs, hierarchy_level=kwargs["hierarchy_level"])
     out = dict(loss=loss, grad_embeddings=grad, levels=levels, relevances=rel,
                per_query_score=1.0 - _PURE[family](scores, levels, rel, where, pure_hp))
     out["rank"] = ranks.approx_ranks(scores, levels, where=where, step_fn=step, lower_step_fn=lower)
     if "rank_plus" in arrays:
-      out["rank_plus"] = ranks.approx_rank_plus(scores, levels, rel, where=where, step_fn=plus_step,
-                                                higher_step_fn=higher)
+      out["rank_plus"] = dense_rank_plus(scores, levels, rel, where=where, step_fn=plus_step, higher_step_fn=higher)
     return out
 
   out = jax.device_get(everything(jnp.asarray(arrays["embeddings"], dtype)))
@@ -236,54 +251,6 @@ def test_sup_ap_equals_dense_oracle_with_memory_sized_chunks():
   np.testing.assert_allclose(chunked, expected, rtol=1e-5)
 
 
-# --------------------------------------------------------------------------------------------- invariants
-
-ALL_PURE = {
-    "sup_ap": lambda s, l, r, **kw: ap.sup_ap_loss(s, l == 2, **kw),
-    "smooth_ap": lambda s, l, r, **kw: ap.smooth_ap_loss(s, l == 2, **kw),
-    "sup_hap": lambda s, l, r, **kw: hap.sup_hap_loss(s, l, r, **kw),
-    "sup_hap_hrank": lambda s, l, r, **kw: hap.sup_hap_loss(s, l, r, with_hrank=True, **kw),
-    "smooth_hap": lambda s, l, r, **kw: hap.smooth_hap_loss(s, l, r, **kw),
-    "sup_recall": lambda s, l, r, **kw: recall.sup_recall_loss(s, l == 2, **kw),
-    "smooth_recall": lambda s, l, r, **kw: recall.smooth_recall_loss(s, l == 2, **kw),
-    "sup_ndcg": lambda s, l, r, **kw: ndcg.sup_ndcg_loss(s, l, **kw),
-    "smooth_ndcg": lambda s, l, r, **kw: ndcg.smooth_ndcg_loss(s, l, **kw),
-}
-
-
-@pytest.mark.parametrize("name", sorted(ALL_PURE))
-def test_masked_items_equal_sliced_items(name):
-  scores, levels, _ = _random_batch(7, b=6, m=20)
-  keep = 14
-  where = jnp.broadcast_to(jnp.arange(20) < keep, (6, 20))
-  rel = _pop_relevance(levels, where)
-  masked = jax.jit(lambda *a: ALL_PURE[name](*a[:3], where=a[3]))(scores, levels, rel, where)
-  sliced = jax.jit(ALL_PURE[name])(scores[:, :keep], levels[:, :keep], _pop_relevance(levels[:, :keep], None))
-  np.testing.assert_allclose(masked, sliced, rtol=1e-6)
-
-
-@pytest.mark.parametrize("name", sorted(ALL_PURE))
-def test_all_masked_gives_finite_value_and_gradient(name):
-  scores, levels, _ = _random_batch(8, b=4, m=10)
-  where = jnp.zeros((4, 10), bool)
-  rel = jnp.zeros((4, 10))
-  value, grad = jax.jit(jax.value_and_grad(lambda s: ALL_PURE[name](s, levels, rel, where=where)))(scores)
-  assert float(value) == 0.0
-  assert np.all(np.isfinite(grad))
-
-
-@pytest.mark.parametrize("name", sorted(ALL_PURE))
-def test_jit_equals_eager_and_vmap_equals_loop(name):
-  scores, levels, _ = _random_batch(9, b=6, m=16)
-  rel = _pop_relevance(levels, None)
-  fn = functools.partial(ALL_PURE[name])
-  eager = fn(scores, levels, rel)
-  np.testing.assert_allclose(jax.jit(fn)(scores, levels, rel), eager, rtol=1e-6)
-  stacked = [jnp.stack([a, a[::-1]]) for a in (scores, levels, rel)]
-  batched = jax.vmap(fn)(*stacked)
-  np.testing.assert_allclose(batched, [eager, fn(scores[::-1], levels[::-1], rel[::-1])], rtol=1e-6)
-
-
 def test_ties_give_the_dense_oracle_value():
   rng = np.random.default_rng(10)
   scores = jnp.asarray(rng.integers(0, 4, (5, 12)) / 10.0, jnp.float32)  # exact ties, also with self
@@ -334,7 +301,8 @@ def test_single_sample_classes_and_include_self(name):
   assert np.isfinite(float(with_self)) and np.isfinite(float(without_self))
   assert np.all(np.isfinite(grad))
   # include_self=False equals the dense oracle with the diagonal removed and positive-less queries left out.
-  scores, levels, _, _ = ranks.rank_loss_inputs(inputs, hierarchy_level=0 if name == "sup_ap" else "multi")
+  scores = inputs.scores()
+  levels, _, _ = graded_pairs(inputs, hierarchy_level=0 if name == "sup_ap" else "multi")
   where = ~jnp.eye(len(LABELS), dtype=bool)
   rel = levels.astype(jnp.float32) if name == "sup_ap" else _pop_relevance(levels, where)
   per_query = np.asarray(jax.jit(functools.partial(_dense_hap_oracle, reduce=False))(scores, levels, rel, where))
@@ -362,26 +330,6 @@ def test_memory_queries_without_positives_are_left_out():
   assert np.all(np.isfinite(grad)) and np.all(np.asarray(grad)[6:] == 0.0)
 
 
-def test_invalid_memory_slots_are_ignored():
-  emb, labels = _embedding_batch(15, LABELS)
-  junk = jnp.ones((3, 8)) / np.sqrt(8)
-  memory = jnp.concatenate([emb, junk])
-  memory_labels = jnp.concatenate([labels, labels[:3]])
-  where = jnp.arange(12) < 9
-  got = jax.jit(hap.sup_hap_embedding_loss)(memory_inputs(emb, labels, memory, memory_labels, where))
-  expected = jax.jit(hap.sup_hap_embedding_loss)(memory_inputs(emb, labels, emb, labels))
-  np.testing.assert_allclose(got, expected, rtol=1e-6)
-
-
-def test_bfloat16_embeddings_are_computed_in_float32():
-  emb, labels = _embedding_batch(16, LABELS)
-  low = emb.astype(jnp.bfloat16)
-  loss = jax.jit(ap.sup_ap_embedding_loss)(batch_inputs(low, labels))
-  assert loss.dtype == jnp.float32
-  expected = jax.jit(ap.sup_ap_embedding_loss)(batch_inputs(low.astype(jnp.float32), labels))
-  np.testing.assert_allclose(loss, expected, rtol=1e-6)
-
-
 def test_shape_and_level_mismatch_raise_at_trace_time():
   scores = jnp.zeros((4, 5))
   with pytest.raises(ValueError, match=r"\(4, 5\), got \(4, 6\)"):
@@ -392,15 +340,8 @@ def test_shape_and_level_mismatch_raise_at_trace_time():
     hap.sup_hap_loss(scores, jnp.zeros((4, 5), jnp.int32), jnp.zeros((5, 5)))
   with pytest.raises(ValueError, match="hierarchy_level"):
     ap.sup_ap_embedding_loss(batch_inputs(jnp.zeros((3, 2)), jnp.zeros((3, 2), jnp.int32)), hierarchy_level="x")
-  with pytest.raises(ValueError, match="int hierarchy_level"):
+  with pytest.raises(ValueError, match="hierarchy_level must be an int label column"):
     recall.sup_recall_embedding_loss(batch_inputs(jnp.zeros((3, 2)), jnp.zeros((3, 2), jnp.int32)),
                                      hierarchy_level="multi")
   with pytest.raises(ValueError, match="label levels"):
     memory_inputs(jnp.zeros((3, 2)), jnp.zeros((3, 2), jnp.int32), jnp.zeros((4, 2)), jnp.zeros((4, 3), jnp.int32))
-
-
-def test_smooth_ap_gradient_matches_finite_differences(x64):
-  scores, levels, _ = _random_batch(17, b=3, m=8)
-  positives = levels == 2
-  jax_test_util.check_grads(lambda s: ap.smooth_ap_loss(s, positives, tau=0.5), (scores.astype(jnp.float64),),
-                            order=1, modes=("rev",))

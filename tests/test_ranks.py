@@ -16,6 +16,28 @@ def _value_and_grad(fn, x, weights):
   return jax.jit(lambda v: (fn(v), jax.grad(lambda u: jnp.sum(weights * fn(u)))(v)))(x)
 
 
+def step_rank(x, lower, **surrogate):
+  """The reference's ``step_rank``: the SupRank surrogate where ``lower``, Heaviside elsewhere."""
+  return jnp.where(lower, ranks.suprank_surrogate(x, **surrogate), ranks.heaviside(x))
+
+
+def step_hrank(x, higher, **surrogate):
+  """The reference's ``step_hrank``: HAPPIER's rank+ step where ``higher``, Heaviside elsewhere."""
+  return jnp.where(higher, ranks.hrank_surrogate(x, **surrogate), ranks.heaviside(x))
+
+
+def dense_ranks(scores, levels=None, *, where=None, step_fn=ranks.heaviside, lower_step_fn=None):
+  """``[B, M, M]`` ranks written out: ``1 + sum_{j != i, where_j} r(s_j - s_i)`` (the reference's batch path)."""
+  x = scores[:, None, :] - scores[:, :, None]
+  steps = step_fn(x)
+  if lower_step_fn is not None:
+    steps = jnp.where(levels[:, None, :] < levels[:, :, None], lower_step_fn(x), steps)
+  mask = ~jnp.eye(scores.shape[1], dtype=bool)[None]
+  if where is not None:
+    mask = mask & where[:, None, :]
+  return 1.0 + jnp.sum(jnp.where(mask, steps, 0.0), axis=-1)
+
+
 # ---------------------------------------------------------------------------------------------- golden
 
 
@@ -49,12 +71,12 @@ def test_step_rank_and_step_hrank_batched_match_reference(golden, x64, dtype):
   lower = target[:, :, None] > target[:, None, :]  # x[q, i, j] = s_qj - s_qi
   rtol = 1e-5 if dtype == "float32" else 1e-12
   for name, variant in hp["step_rank_variants"].items():
-    value, grad = _value_and_grad(functools.partial(ranks.step_rank, lower=lower, **variant), x, weights)
+    value, grad = _value_and_grad(functools.partial(step_rank, lower=lower, **variant), x, weights)
     assert_close_to_reference(value, arrays[f"step_rank_{name}"], rtol=rtol, name=name)
     assert_close_to_reference(grad, arrays[f"grad_step_rank_{name}"], rtol=rtol, name=f"grad {name}")
   higher = target[:, :, None] < target[:, None, :]
   for name, variant in hp["step_hrank_variants"].items():
-    value, grad = _value_and_grad(functools.partial(ranks.step_hrank, higher=higher, **variant), x, weights)
+    value, grad = _value_and_grad(functools.partial(step_hrank, higher=higher, **variant), x, weights)
     assert_close_to_reference(value, arrays[f"step_hrank_{name}"], rtol=rtol, name=name)
     assert_close_to_reference(grad, arrays[f"grad_step_hrank_{name}"], rtol=rtol, name=f"grad {name}")
 
@@ -69,10 +91,10 @@ def test_step_rank_general_form_matches_reference(golden, x64):
   row_target = target[target > 0][:, None]
   lower = target[None, :] < row_target
   for name, variant in hp["step_rank_variants"].items():
-    value, grad = _value_and_grad(functools.partial(ranks.step_rank, lower=lower, **variant), x, weights)
+    value, grad = _value_and_grad(functools.partial(step_rank, lower=lower, **variant), x, weights)
     assert_close_to_reference(value, arrays[f"step_rank_{name}"], rtol=1e-12, name=name)
     assert_close_to_reference(grad, arrays[f"grad_step_rank_{name}"], rtol=1e-12, name=f"grad {name}")
-  fn = functools.partial(ranks.step_hrank, higher=target[None, :] > row_target, **hp["step_hrank"])
+  fn = functools.partial(step_hrank, higher=target[None, :] > row_target, **hp["step_hrank"])
   value, grad = _value_and_grad(fn, x, weights)
   assert_close_to_reference(value, arrays["step_hrank_gamma0p5"], rtol=1e-12)
   assert_close_to_reference(grad, arrays["grad_step_hrank_gamma0p5"], rtol=1e-12)
@@ -118,7 +140,7 @@ def test_item_ranks_in_chunks_equal_dense_ranks_and_gradients():
   steps = dict(step_fn=ranks.heaviside, lower_step_fn=functools.partial(ranks.suprank_surrogate))
 
   def dense(s):
-    return jnp.take_along_axis(ranks.approx_ranks(s, levels, where=where, **steps), index, -1)
+    return jnp.take_along_axis(dense_ranks(s, levels, where=where, **steps), index, -1)
 
   w = jnp.asarray(rng.normal(size=(3, 7)), jnp.float32)
   expected, expected_grad = _value_and_grad(dense, scores, w)
@@ -147,6 +169,31 @@ def test_safe_reduce_leaves_invalid_queries_out_without_nan():
   assert np.isnan(ranks.safe_reduce(values, where=jnp.ones(3, bool)))  # a real NaN propagates
   np.testing.assert_allclose(ranks.safe_reduce(values, where=where, reduce_fn=None), [0.2, 0.0, 0.6], rtol=1e-6)
   assert float(ranks.safe_reduce(values, where=where, reduce_fn=jnp.sum)) == pytest.approx(0.8)
+
+
+def test_nonzero_mean_averages_the_strictly_positive_terms_like_pml():
+  values = jnp.array([[0.0, 0.2, 0.4], [0.0, 0.0, 0.0]])
+  assert float(ranks.nonzero_mean(values)) == pytest.approx(0.3)
+  np.testing.assert_allclose(ranks.nonzero_mean(values, axis=-1), [0.3, 0.0], rtol=1e-6)
+  mask = jnp.array([[True, False, True], [True, True, True]])
+  assert float(ranks.safe_reduce(values, where=mask, reduce_fn=ranks.nonzero_mean)) == pytest.approx(0.4)
+  grad = jax.grad(lambda v: ranks.safe_reduce(v, where=jnp.zeros((2, 3), bool), reduce_fn=ranks.nonzero_mean))(values)
+  np.testing.assert_array_equal(grad, 0.0)
+
+
+def test_rank_loss_gives_the_score_function_the_ranked_relevant_items():
+  # A reciprocal-rank score: the rank of the best relevant item, exact with the Heaviside step.
+  def reciprocal_rank(items):
+    best = jnp.min(jnp.where(items.valid, items.rank, jnp.inf), axis=-1)
+    has_relevant = jnp.any(items.valid, axis=-1)
+    return jnp.where(has_relevant, 1.0 / best, 0.0), has_relevant
+
+  scores = jnp.array([[0.9, 0.2, 0.5, 0.7], [0.1, 0.8, 0.3, 0.4], [0.3, 0.2, 0.1, 0.0]])
+  levels = jnp.array([[0, 0, 1, 1], [1, 0, 0, 0], [0, 0, 0, 0]])
+  per_query = ranks.rank_loss(scores, levels, score_fn=reciprocal_rank, reduce_fn=None)
+  np.testing.assert_allclose(per_query, [1 - 1 / 2, 1 - 1 / 4, 0.0], rtol=1e-6)
+  # The third query has no relevant item: left out of the mean.
+  assert float(ranks.rank_loss(scores, levels, score_fn=reciprocal_rank)) == pytest.approx((0.5 + 0.75) / 2)
 
 
 def test_suprank_surrogate_variants():

@@ -1,10 +1,21 @@
 """Losses: pure functions on scores, embedding-level adapters, and the ``LOSSES`` registry.
 
 Every registered loss takes ``(inputs: LossInputs, params, **hyper_parameters)`` and returns a
-scalar; ``config.losses`` names them by the keys of :data:`LOSSES` (see ``combine.py``).
+scalar; ``config.losses`` names them by the keys of :data:`LOSSES` (see ``combine.py``). Shared
+conventions, the same for every loss:
+
+* ``hierarchy_level``: an int label column or ``'multi'`` (any case), validated by
+  :func:`inputs.check_hierarchy_level`; a loss on one column rejects ``'multi'`` and CSL requires it.
+* ``include_self=True`` (every loss with a reference set): each query counts among its own reference
+  items, the reference's batch-mode convention; ``False`` drops it (the reference's FastAP).
+* ``reduce_fn``: the reduction over the batch (the reference's by default); ``reduce_fn=None`` returns the
+  ``[num_queries]`` per-query losses. It is not a config entry.
+* Learned class vectors are ``params['proxies']`` (``loss/<entry>/proxies`` in the train state).
+* Rank losses are score functions over one driver, :func:`ranks.rank_loss`; the SupRank surrogate's
+  defaults are :data:`ranks.SUPRANK`.
 """
 
-from suprank_jax.losses import ap, ap_baselines, hap, ndcg, pairwise, proxy, recall, xbm
+from suprank_jax.losses import ap, ap_baselines, hap, inputs, ndcg, pairwise, proxy, ranks, recall, xbm
 from suprank_jax.losses.combine import LossDef, entries, init_loss_params, weighted_loss
 from suprank_jax.losses.inputs import LossInputs, batch_inputs, memory_inputs
 

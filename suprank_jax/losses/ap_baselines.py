@@ -2,12 +2,13 @@
 
 Pure functions on ``[num_queries, num_items]`` scores with a boolean ``positives`` matrix and an optional
 ``where`` of valid pairs, plus embedding-level adapters with the uniform signature
-``<name>_embedding_loss(inputs, params=None, *, hierarchy_level=0, include_self=..., ...)``.
+``<name>_embedding_loss(inputs, params=None, *, hierarchy_level=0, include_self=True, ...)``. Each is a
+per-query ``1 - AP`` reduced by ``reduce_fn`` (None: the ``[num_queries]`` per-query losses).
 
 * FastAP follows pytorch-metric-learning ``FastAPLoss`` (squared L2 distances of normalised embeddings,
   histogram of triangular pulses). The reference cannot use a reference set (it ignores it and excludes
-  the self pair); the adapter accepts one (an extension) and defaults to ``include_self=False``, which
-  reproduces the reference in batch mode.
+  the self pair); the adapter accepts one (an extension), and ``include_self=False`` reproduces the
+  reference in batch mode.
 * Soft-binning AP (Revaud et al.) quantises raw dot products into ``num_bins`` triangular bins.
 * Black-box AP (Rolinek et al.) perturbs the scores with random deviations and differentiates the
   exact ranks with the black-box rule (a :func:`jax.custom_vjp`). The random draw is an explicit
@@ -17,12 +18,14 @@ Pure functions on ``[num_queries, num_items]`` scores with a boolean ``positives
 from __future__ import annotations
 
 import functools
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 
+from suprank_jax.losses import inputs as inputs_lib
+from suprank_jax.losses import ranks
 from suprank_jax.losses.inputs import LossInputs
-from suprank_jax.losses.pairwise import check_pairs, normalized_scores, pair_masks
 
 __all__ = [
     "fastap_loss",
@@ -35,17 +38,12 @@ __all__ = [
 ]
 
 
-def _masks(scores, positives, where):
-  valid = jnp.ones(scores.shape, bool) if where is None else where.astype(bool)
-  pos = positives.astype(bool) & valid
-  return scores.astype(jnp.promote_types(scores.dtype, jnp.float32)), pos, valid
-
-
 # ----------------------------------------------------------------------------------------------------
 # FastAP.
 
 
-def fastap_loss(scores, positives, *, where=None, num_bins: int = 10):
+def fastap_loss(scores, positives, *, where=None, num_bins: int = 10,
+                reduce_fn: Callable | None = ranks.nonzero_mean):
   """FastAP (PML ``FastAPLoss``) on cosine similarities.
 
   With squared distances ``d = 2 - 2 s`` in ``[0, 4]`` and ``num_bins + 1`` triangular pulses
@@ -62,15 +60,16 @@ def fastap_loss(scores, positives, *, where=None, num_bins: int = 10):
     positives: ``[num_queries, num_items]`` bool.
     where: optional ``[num_queries, num_items]`` bool, valid pairs.
     num_bins: histogram bins.
+    reduce_fn: reduction over the queries with a positive (PML's ``AvgNonZeroReducer`` by default);
+      None: ``[num_queries]`` per-query losses.
 
   Returns:
-    Scalar loss.
+    Scalar loss (``[num_queries]`` with ``reduce_fn=None``).
 
   References:
     Cakir et al., "Deep Metric Learning to Rank", CVPR 2019.
   """
-  check_pairs(scores, positives, where, "fastap_loss")
-  scores, pos, valid = _masks(scores, positives, where)
+  scores, pos, _, valid = inputs_lib.split_pairs("fastap_loss", scores, positives, where=where)
   dist = 2.0 - 2.0 * scores
   delta = 4.0 / num_bins
   centres = jnp.linspace(0.0, 4.0, num_bins + 1, dtype=scores.dtype)
@@ -82,23 +81,22 @@ def fastap_loss(scores, positives, *, where=None, num_bins: int = 10):
   safe = (product > 0) & (total > 0)
   fastap = jnp.sum(jnp.where(safe, product / jnp.where(safe, total, 1.0), 0.0), axis=-1)
   num_pos = jnp.sum(pos, axis=-1, dtype=scores.dtype)
-  has_pos = num_pos > 0
   per_query = 1.0 - fastap / jnp.maximum(num_pos, 1.0)
-  active = has_pos & (per_query > 0)
-  count = jnp.sum(active, dtype=scores.dtype)
-  return jnp.where(count > 0, jnp.sum(jnp.where(active, per_query, 0.0)) / jnp.maximum(count, 1.0), 0.0)
+  return ranks.safe_reduce(per_query, where=num_pos > 0, reduce_fn=reduce_fn)
 
 
-def fastap_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: int = 0, include_self: bool = False,
-                          num_bins: int = 10):
+def fastap_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: int | str = 0,
+                          include_self: bool = True, num_bins: int = 10,
+                          reduce_fn: Callable | None = ranks.nonzero_mean):
   """:func:`fastap_loss` on normalised embeddings (reference ``FastAPLoss``).
 
-  ``include_self`` defaults to False: PML drops the self pair (the reference runs FastAP without a
-  reference set).
+  ``include_self=False`` is the reference's: PML drops the self pair (the reference runs FastAP without
+  a reference set), so pass it to reproduce the reference (the ``fastap`` config group does).
   """
   del params
-  positives, where = pair_masks(inputs, hierarchy_level=hierarchy_level, include_self=include_self)
-  return fastap_loss(normalized_scores(inputs), positives, where=where, num_bins=num_bins)
+  positives, where = inputs_lib.binary_pairs(inputs, hierarchy_level=hierarchy_level, include_self=include_self,
+                                             name="fastap")
+  return fastap_loss(inputs.scores(normalize=True), positives, where=where, num_bins=num_bins, reduce_fn=reduce_fn)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -106,7 +104,7 @@ def fastap_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: i
 
 
 def softbin_ap_loss(scores, positives, *, where=None, num_bins: int = 20, min_score: float = -1.0,
-                    max_score: float = 1.0):
+                    max_score: float = 1.0, reduce_fn: Callable | None = jnp.mean):
   """Soft-binning (quantised) AP loss, ``1 - mAP`` (reference ``SoftBinAPLoss``).
 
   Bin ``k`` (``0..num_bins-1``) is centred at ``max_score - k a^{-1}`` with ``a = (num_bins - 1) /
@@ -127,20 +125,20 @@ def softbin_ap_loss(scores, positives, *, where=None, num_bins: int = 20, min_sc
     num_bins: ``nq`` in the reference, ``2..100``.
     min_score: lowest bin centre (``min``).
     max_score: highest bin centre (``max``).
+    reduce_fn: reduction over the queries with a positive; None: ``[num_queries]`` per-query losses.
 
   Returns:
-    Scalar loss.
+    Scalar loss (``[num_queries]`` with ``reduce_fn=None``).
 
   References:
     Revaud et al., "Learning with Average Precision: Training Image Retrieval with a Listwise Loss",
     ICCV 2019.
   """
-  check_pairs(scores, positives, where, "softbin_ap_loss")
+  scores, pos, _, valid = inputs_lib.split_pairs("softbin_ap_loss", scores, positives, where=where)
   if not 2 <= num_bins <= 100 or int(num_bins) != num_bins:
     raise ValueError(f"softbin_ap_loss: num_bins must be an integer in [2, 100], got {num_bins}")
   if max_score <= min_score:
     raise ValueError(f"softbin_ap_loss: max_score ({max_score}) must exceed min_score ({min_score})")
-  scores, pos, valid = _masks(scores, positives, where)
   slope = (num_bins - 1) / (max_score - min_score)
   # The reference's two lines per bin, in its affine form a s + b (same rounding at the bin edges),
   # the outer half-lines of the end bins replaced by 1.
@@ -162,19 +160,18 @@ def softbin_ap_loss(scores, positives, *, where=None, num_bins: int = 20, min_sc
   has_pos = pos_total[:, 0] > 0
   recall = pos_mass / jnp.where(pos_total > 0, pos_total, 1.0)
   ap = jnp.sum(precision * recall, axis=-1)
-  count = jnp.sum(has_pos, dtype=scores.dtype)
-  mean_ap = jnp.sum(jnp.where(has_pos, ap, 0.0)) / jnp.maximum(count, 1.0)
-  return jnp.where(count > 0, 1.0 - mean_ap, 0.0)
+  return ranks.safe_reduce(1.0 - ap, where=has_pos, reduce_fn=reduce_fn)
 
 
-def softbin_ap_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: int = 0,
+def softbin_ap_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: int | str = 0,
                               include_self: bool = True, num_bins: int = 20, min_score: float = -1.0,
-                              max_score: float = 1.0):
+                              max_score: float = 1.0, reduce_fn: Callable | None = jnp.mean):
   """:func:`softbin_ap_loss` on raw dot products (config keys ``nq``, ``min``, ``max`` of the reference)."""
   del params
-  positives, where = pair_masks(inputs, hierarchy_level=hierarchy_level, include_self=include_self)
+  positives, where = inputs_lib.binary_pairs(inputs, hierarchy_level=hierarchy_level, include_self=include_self,
+                                             name="softbin_ap")
   return softbin_ap_loss(inputs.scores(), positives, where=where, num_bins=num_bins, min_score=min_score,
-                         max_score=max_score)
+                         max_score=max_score, reduce_fn=reduce_fn)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -220,21 +217,22 @@ def blackbox_ranks(scores, valid, lambda_val: float):
 
 
 def _blackbox_ranks_fwd(scores, valid, lambda_val):
-  ranks = _normalized_ranks(scores, valid)
-  return ranks, (scores, valid, ranks)
+  normalized = _normalized_ranks(scores, valid)
+  return normalized, (scores, valid, normalized)
 
 
 def _blackbox_ranks_bwd(lambda_val, residuals, g):
-  scores, valid, ranks = residuals
+  scores, valid, normalized = residuals
   shifted = _normalized_ranks(scores + lambda_val * g, valid)
-  grad = -(ranks - shifted) / (lambda_val + 1e-8)
+  grad = -(normalized - shifted) / (lambda_val + 1e-8)
   return jnp.where(valid, grad, 0.0).astype(scores.dtype), None
 
 
 blackbox_ranks.defvjp(_blackbox_ranks_fwd, _blackbox_ranks_bwd)
 
 
-def blackbox_ap_loss(scores, positives, noise, *, where=None, lambda_val: float = 4.0, margin: float = 0.02):
+def blackbox_ap_loss(scores, positives, noise, *, where=None, lambda_val: float = 4.0, margin: float = 0.02,
+                     reduce_fn: Callable | None = jnp.mean):
   """Black-box AP loss, ``1 - mAP`` with ranks differentiated by :func:`blackbox_ranks`.
 
   The scores are first perturbed, ``s' = s - margin |noise| (t - 1/2)`` with ``t`` the positives (the
@@ -255,29 +253,27 @@ def blackbox_ap_loss(scores, positives, noise, *, where=None, lambda_val: float 
       of valid items).
     lambda_val: black-box interpolation strength.
     margin: perturbation scale (``alpha`` in the paper).
+    reduce_fn: reduction over all queries; None: ``[num_queries]`` per-query losses.
 
   Returns:
-    Scalar loss.
+    Scalar loss (``[num_queries]`` with ``reduce_fn=None``).
 
   References:
     Rolinek et al., "Optimizing Rank-based Metrics with Blackbox Differentiation", CVPR 2020.
   """
-  check_pairs(scores, positives, where, "blackbox_ap_loss")
-  if noise.shape != scores.shape:
-    raise ValueError(f"blackbox_ap_loss: noise shape {noise.shape} != scores shape {scores.shape}")
-  scores, pos, valid = _masks(scores, positives, where)
+  scores, pos, _, valid = inputs_lib.split_pairs("blackbox_ap_loss", scores, positives, where=where, noise=noise)
   target = pos.astype(scores.dtype)
   perturbed = scores - margin * jnp.abs(noise.astype(scores.dtype)) * (target - 0.5)
-  ranks = blackbox_ranks(perturbed, valid, lambda_val)
-  ranks_within = jax.lax.stop_gradient(_normalized_ranks(2.0 * target - ranks.astype(scores.dtype), valid))
-  ratio = _f32_divide(ranks_within, ranks).astype(scores.dtype)
+  rank = blackbox_ranks(perturbed, valid, lambda_val)
+  rank_within = jax.lax.stop_gradient(_normalized_ranks(2.0 * target - rank.astype(scores.dtype), valid))
+  ratio = _f32_divide(rank_within, rank).astype(scores.dtype)
   ap = jnp.sum(jnp.where(pos, ratio, 0.0), axis=-1) / (jnp.sum(target, axis=-1) + 1e-5)
-  return 1.0 - jnp.mean(ap)
+  return ranks.safe_reduce(1.0 - ap, reduce_fn=reduce_fn)
 
 
-def blackbox_ap_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: int = 0,
+def blackbox_ap_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: int | str = 0,
                                include_self: bool = True, lambda_val: float = 4.0, margin: float = 0.02,
-                               rng=None, normal_noise=None):
+                               rng=None, normal_noise=None, reduce_fn: Callable | None = jnp.mean):
   """:func:`blackbox_ap_loss` on raw dot products (reference ``BlackBoxAPLoss``).
 
   Exactly one of ``rng`` (a PRNG key; the noise is ``jax.random.normal(rng, [B, M])``) and
@@ -293,6 +289,7 @@ def blackbox_ap_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_lev
   scores = inputs.scores()
   if normal_noise is None:
     normal_noise = jax.random.normal(rng, scores.shape, scores.dtype)
-  positives, where = pair_masks(inputs, hierarchy_level=hierarchy_level, include_self=include_self)
+  positives, where = inputs_lib.binary_pairs(inputs, hierarchy_level=hierarchy_level, include_self=include_self,
+                                             name="blackbox_ap")
   return blackbox_ap_loss(scores, positives, jnp.asarray(normal_noise), where=where, lambda_val=lambda_val,
-                          margin=margin)
+                          margin=margin, reduce_fn=reduce_fn)

@@ -41,8 +41,9 @@ from suprank_jax.losses.inputs import LossInputs
 __all__ = ["LossDef", "DATA_ARGUMENTS", "default_config", "hyper_parameter_defaults", "entries", "init_loss_params",
            "weighted_loss"]
 
-# Arguments of a registered loss that are data given by the trainer, not hyper-parameters of the config.
-DATA_ARGUMENTS = ("inputs", "params", "rng", "normal_noise", "proxy_labels")
+# Arguments of a registered loss that are not hyper-parameters of the config: data given by the trainer,
+# and ``reduce_fn`` (the weighted sum needs each loss's scalar; ``reduce_fn=None`` gives per-query values).
+DATA_ARGUMENTS = ("inputs", "params", "rng", "normal_noise", "proxy_labels", "reduce_fn")
 _PLACEHOLDER_TYPES = {"int": int, "bool": bool, "float": float, "str": str}
 
 
@@ -51,7 +52,8 @@ class LossDef:
   """A registered loss.
 
   Attributes:
-    fn: ``fn(inputs: LossInputs, params, **hyper_parameters) -> scalar``.
+    fn: ``fn(inputs: LossInputs, params, **hyper_parameters) -> scalar`` (``[B]`` per-query values with
+      ``reduce_fn=None``; the weighted sum never passes it).
     init_params: ``init(rng, *, embed_dim, num_classes, **hyper_parameters) -> pytree`` for losses with
       learnable parameters, else None.
     uses_reference: whether the loss ranks queries against a reference set (and so gets a memory term

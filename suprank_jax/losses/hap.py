@@ -9,8 +9,8 @@ ranked before ``i`` with ``min(rel_i, rel_j)``:
 
 SupHAP uses the SupRank surrogate for items of a lower level than ``i`` in ``rank(i)`` and, with
 ``with_hrank``, HAPPIER's :func:`~suprank_jax.losses.ranks.hrank_surrogate` for items of a higher level in
-``rank+(i)``; Smooth-HAP uses a sigmoid everywhere. Shares its implementation with
-:mod:`suprank_jax.losses.ap`.
+``rank+(i)``; Smooth-HAP uses a sigmoid everywhere. Both are :func:`suprank_jax.losses.ap.ap_family_loss`
+with these steps.
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from typing import Callable
 
 import jax.numpy as jnp
 
-from suprank_jax.losses import ranks as ranks_lib
-from suprank_jax.losses.ap import ap_family_loss
+from suprank_jax.losses import inputs as inputs_lib
+from suprank_jax.losses import ranks
+from suprank_jax.losses.ap import ap_family_loss, smooth_ap_embedding_loss
 from suprank_jax.losses.inputs import LossInputs
+from suprank_jax.losses.ranks import HRANK, SUPRANK
 
 __all__ = [
     "sup_hap_loss",
@@ -32,17 +34,11 @@ __all__ = [
 ]
 
 
-def _sup_hap_steps(tau, rho, delta, start, offset, with_hrank, beta, leak, gamma):
-  lower = functools.partial(ranks_lib.suprank_surrogate, tau=tau, rho=rho, delta=delta, start=start, offset=offset)
-  higher = functools.partial(ranks_lib.hrank_surrogate, beta=beta, leak=leak, gamma=gamma) if with_hrank else None
-  return dict(step_fn=ranks_lib.heaviside, lower_step_fn=lower, plus_step_fn=ranks_lib.heaviside,
-              higher_step_fn=higher)
-
-
-def sup_hap_loss(scores, levels, relevances, *, where=None, tau: float = 0.01, rho: float = 100.0,
-                 delta: float | None = 0.05, start: float | None = 0.5, offset: float | None = 1.44,
-                 with_hrank: bool = False, beta: float = 25.0, leak: float = 10.0, gamma: float = 0.5,
-                 max_positives: int | None = None, reduce_fn: Callable | None = jnp.mean):
+def sup_hap_loss(scores, levels, relevances, *, where=None, tau: float = SUPRANK.tau, rho: float = SUPRANK.rho,
+                 delta: float | None = SUPRANK.delta, start: float | None = SUPRANK.start,
+                 offset: float | None = SUPRANK.offset, with_hrank: bool = False, beta: float = HRANK.beta,
+                 leak: float = HRANK.leak, gamma: float = HRANK.gamma, max_positives: int | None = None,
+                 reduce_fn: Callable | None = jnp.mean):
   """SupHAP loss (HAPPIER): ``1 - H-AP`` with the SupRank surrogate for lower-level items.
 
   .. math::
@@ -60,7 +56,7 @@ def sup_hap_loss(scores, levels, relevances, *, where=None, tau: float = 0.01, r
     where: optional ``[B, M]`` bool, items that exist.
     tau, rho, delta, start, offset: :func:`~suprank_jax.losses.ranks.suprank_surrogate`.
     with_hrank, beta, leak, gamma: :func:`~suprank_jax.losses.ranks.hrank_surrogate` in rank+.
-    max_positives: static bound on relevant items per row (see :mod:`suprank_jax.losses.ap`).
+    max_positives: static bound on relevant items per row (see :mod:`suprank_jax.losses.ranks`).
     reduce_fn: reduction over queries (None: ``[B]`` per-query losses).
 
   Returns:
@@ -71,12 +67,13 @@ def sup_hap_loss(scores, levels, relevances, *, where=None, tau: float = 0.01, r
   >>> round(float(sup_hap_loss(scores, levels, jnp.array([[1.0, 0.5, 0.0]]))), 4)
   0.0
   """
-  return ap_family_loss(scores, levels, relevances, where=where, max_positives=max_positives,
-                        reduce_fn=reduce_fn,
-                        **_sup_hap_steps(tau, rho, delta, start, offset, with_hrank, beta, leak, gamma))
+  lower = functools.partial(ranks.suprank_surrogate, tau=tau, rho=rho, delta=delta, start=start, offset=offset)
+  higher = functools.partial(ranks.hrank_surrogate, beta=beta, leak=leak, gamma=gamma) if with_hrank else None
+  return ap_family_loss(scores, levels, relevances, where=where, lower_step_fn=lower, higher_step_fn=higher,
+                        max_positives=max_positives, reduce_fn=reduce_fn)
 
 
-def smooth_hap_loss(scores, levels, relevances, *, where=None, tau: float = 0.01,
+def smooth_hap_loss(scores, levels, relevances, *, where=None, tau: float = SUPRANK.tau,
                     max_positives: int | None = None, reduce_fn: Callable | None = jnp.mean):
   """Smooth-HAP loss: ``1 - H-AP`` with a temperature sigmoid for every step.
 
@@ -84,38 +81,42 @@ def smooth_hap_loss(scores, levels, relevances, *, where=None, tau: float = 0.01
      \\mathcal{L} = 1 - \\frac{1}{\\sum_i rel_i} \\sum_{i: rel_i > 0}
         \\frac{rel_i + \\sum_{j \\ne i} \\sigma_\\tau(s_j - s_i) \\min(rel_i, rel_j)}{1 + \\sum_{j \\ne i} \\sigma_\\tau(s_j - s_i)}
 
-  Args: as :func:`sup_hap_loss` (``levels`` is only validated; all pairs use the same step).
+  Args: as :func:`sup_hap_loss` (every pair uses the same step, so ``levels`` only has to be valid).
   """
-  # Every pair uses the sigmoid: levels are only checked, for a uniform signature.
-  ranks_lib._check_same_shape(scores, levels, "levels")
-  sig = functools.partial(ranks_lib.tau_sigmoid, tau=tau)
-  zeros = jnp.zeros(scores.shape, jnp.int32)
-  return ap_family_loss(scores, zeros, relevances, where=where, step_fn=sig, plus_step_fn=sig,
+  sig = functools.partial(ranks.tau_sigmoid, tau=tau)
+  return ap_family_loss(scores, levels, relevances, where=where, step_fn=sig, plus_step_fn=sig,
                         max_positives=max_positives, reduce_fn=reduce_fn)
 
 
 def sup_hap_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: int | str = "multi",
                            include_self: bool = True, relevance_type: str = "pop", relevance_alpha=1.0,
-                           tau: float = 0.01, rho: float = 100.0, delta: float | None = 0.05,
-                           start: float | None = 0.5, offset: float | None = 1.44, with_hrank: bool = False,
-                           beta: float = 25.0, leak: float = 10.0, gamma: float = 0.5,
-                           max_positives: int | None = None):
-  """:func:`sup_hap_loss` on :class:`LossInputs` (registry name ``sup_hap``); ``params`` is unused."""
+                           tau: float = SUPRANK.tau, rho: float = SUPRANK.rho, delta: float | None = SUPRANK.delta,
+                           start: float | None = SUPRANK.start, offset: float | None = SUPRANK.offset,
+                           with_hrank: bool = False, beta: float = HRANK.beta, leak: float = HRANK.leak,
+                           gamma: float = HRANK.gamma, max_positives: int | None = None,
+                           reduce_fn: Callable | None = jnp.mean):
+  """:func:`sup_hap_loss` on :class:`LossInputs` (registry name ``sup_hap``); ``params`` is unused.
+
+  See :func:`suprank_jax.losses.inputs.graded_pairs` for the shared arguments; ``reduce_fn=None``
+  returns the ``[B]`` per-query losses.
+  """
   del params
-  scores, levels, rel, where = ranks_lib.rank_loss_inputs(
+  levels, relevances, where = inputs_lib.graded_pairs(
       inputs, hierarchy_level=hierarchy_level, include_self=include_self, relevance_type=relevance_type,
-      relevance_alpha=relevance_alpha)
-  return sup_hap_loss(scores, levels, rel, where=where, tau=tau, rho=rho, delta=delta, start=start,
+      relevance_alpha=relevance_alpha, name="sup_hap")
+  return sup_hap_loss(inputs.scores(), levels, relevances, where=where, tau=tau, rho=rho, delta=delta, start=start,
                       offset=offset, with_hrank=with_hrank, beta=beta, leak=leak, gamma=gamma,
-                      max_positives=max_positives)
+                      max_positives=max_positives, reduce_fn=reduce_fn)
 
 
 def smooth_hap_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: int | str = "multi",
                               include_self: bool = True, relevance_type: str = "pop", relevance_alpha=1.0,
-                              tau: float = 0.01, max_positives: int | None = None):
-  """:func:`smooth_hap_loss` on :class:`LossInputs` (registry name ``smooth_hap``); ``params`` is unused."""
-  del params
-  scores, levels, rel, where = ranks_lib.rank_loss_inputs(
-      inputs, hierarchy_level=hierarchy_level, include_self=include_self, relevance_type=relevance_type,
-      relevance_alpha=relevance_alpha)
-  return smooth_hap_loss(scores, levels, rel, where=where, tau=tau, max_positives=max_positives)
+                              tau: float = SUPRANK.tau, max_positives: int | None = None,
+                              reduce_fn: Callable | None = jnp.mean):
+  """:func:`smooth_hap_loss` on :class:`LossInputs` (registry name ``smooth_hap``); ``params`` is unused.
+
+  :func:`suprank_jax.losses.ap.smooth_ap_embedding_loss` with HAPPIER's default ``hierarchy_level='multi'``.
+  """
+  return smooth_ap_embedding_loss(inputs, params, hierarchy_level=hierarchy_level, include_self=include_self,
+                                  relevance_type=relevance_type, relevance_alpha=relevance_alpha, tau=tau,
+                                  max_positives=max_positives, reduce_fn=reduce_fn)

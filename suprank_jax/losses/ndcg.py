@@ -7,7 +7,9 @@ Item ``i`` of level ``l_i`` (number of label columns it shares with the query) h
    NDCG_q = \\frac{\\sum_i (2^{l_i} - 1) / \\log_2(1 + rank(i))}{\\sum_i (2^{l_i} - 1) / \\log_2(1 + rank^*(i))},
 
 with ``rank*`` the position of ``i`` when the items are sorted by decreasing level, and the loss is the
-mean of ``1 - NDCG_q``. Only items of non-zero gain need a (surrogate) rank.
+mean of ``1 - NDCG_q``. The NDCG score function runs over the driver
+:func:`~suprank_jax.losses.ranks.rank_loss`: only items of non-zero gain need a (surrogate) rank. Gains
+come from the levels, as in the reference, so there is no relevance function to choose.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from typing import Callable
 
 import jax.numpy as jnp
 
-from suprank_jax.losses import ranks as ranks_lib
-from suprank_jax.losses.ap import _as_float, _validate
+from suprank_jax.losses import inputs as inputs_lib
+from suprank_jax.losses import ranks
 from suprank_jax.losses.inputs import LossInputs
+from suprank_jax.losses.ranks import SUPRANK
 
 __all__ = [
     "sup_ndcg_loss",
@@ -29,43 +32,25 @@ __all__ = [
 ]
 
 
-def _ndcg_sums(num_items, scores, levels, where, *, step_fn, lower_step_fn, pair_block):
-  """Per-query ``(DCG, IDCG)`` over the gathered items of non-zero gain (``P = num_items``)."""
-  index, valid = ranks_lib.gather_items(levels, num_items, where=where)
-  rank = ranks_lib.item_ranks(scores, index, levels, where=where, step_fn=step_fn, lower_step_fn=lower_step_fn,
-                              pair_block=pair_block)
-  item_levels = jnp.take_along_axis(levels, index, axis=-1)
-  gain = jnp.where(valid, 2.0 ** item_levels.astype(scores.dtype) - 1.0, 0.0)
-  dcg = jnp.sum(gain / jnp.log2(1.0 + rank), axis=-1)
+def _ndcg_score(items: ranks.RankedItems):
+  """``NDCG_q`` of every query over its gathered items of non-zero gain, and whether it has any."""
+  dtype = items.rank.dtype
+  gain = jnp.where(items.valid, 2.0 ** items.levels.astype(dtype) - 1.0, 0.0)
+  dcg = jnp.sum(gain / jnp.log2(1.0 + items.rank), axis=-1)
   # Ideal position: items of a higher level first, ties by index (equal gains: the order is irrelevant).
   # Every item of zero gain comes after all gathered ones, so the block suffices.
-  lq, lp = item_levels[:, None, :], item_levels[:, :, None]
-  before = (lq > lp) | ((lq == lp) & (index[:, None, :] < index[:, :, None]))
-  ideal_rank = 1.0 + jnp.sum(before & valid[:, None, :], axis=-1).astype(scores.dtype)
+  lq, lp = items.levels[:, None, :], items.levels[:, :, None]
+  before = (lq > lp) | ((lq == lp) & (items.index[:, None, :] < items.index[:, :, None]))
+  ideal_rank = 1.0 + jnp.sum(before & items.valid[:, None, :], axis=-1).astype(dtype)
   idcg = jnp.sum(gain / jnp.log2(1.0 + ideal_rank), axis=-1)
-  return dcg, idcg
-
-
-def _ndcg_loss(scores, levels, *, where, step_fn, lower_step_fn, max_positives, reduce_fn,
-               pair_block=ranks_lib._PAIR_BLOCK):
-  _validate(scores, levels, None, where)
-  scores = _as_float(scores)
-  if where is None:
-    where = jnp.ones(scores.shape, bool)
-  levels = jnp.where(where, levels.astype(jnp.int32), 0)
-  count = jnp.max(jnp.sum(levels > 0, axis=-1))
-  fn = functools.partial(_ndcg_sums, step_fn=step_fn, lower_step_fn=lower_step_fn, pair_block=pair_block)
-  size = ranks_lib.static_item_count(count, scores.shape[-1], max_positives)
-  dcg, idcg = fn(size, scores, levels, where)
   has_gain = idcg > 0
-  ndcg = dcg / jnp.where(has_gain, idcg, 1.0)
-  loss = ranks_lib.safe_reduce(1.0 - ndcg, where=has_gain, reduce_fn=reduce_fn)
-  return ranks_lib.guard_item_count(loss, count, size, "ndcg loss")
+  return dcg / jnp.where(has_gain, idcg, 1.0), has_gain
 
 
-def sup_ndcg_loss(scores, levels, *, where=None, tau: float = 0.01, rho: float = 100.0,
-                  delta: float | None = 0.05, start: float | None = 0.5, offset: float | None = 1.44,
-                  max_positives: int | None = None, reduce_fn: Callable | None = jnp.mean):
+def sup_ndcg_loss(scores, levels, *, where=None, tau: float = SUPRANK.tau, rho: float = SUPRANK.rho,
+                  delta: float | None = SUPRANK.delta, start: float | None = SUPRANK.start,
+                  offset: float | None = SUPRANK.offset, max_positives: int | None = None,
+                  reduce_fn: Callable | None = jnp.mean):
   """SupNDCG loss: ``1 - NDCG`` with the SupRank rank surrogate (lower-level items) in the DCG.
 
   .. math::
@@ -77,7 +62,7 @@ def sup_ndcg_loss(scores, levels, *, where=None, tau: float = 0.01, rho: float =
     levels: ``[B, M]`` integer levels (gains ``2**levels - 1``).
     where: optional ``[B, M]`` bool, items that exist.
     tau, rho, delta, start, offset: :func:`~suprank_jax.losses.ranks.suprank_surrogate`.
-    max_positives: static bound on items of non-zero level per row (see :mod:`suprank_jax.losses.ap`).
+    max_positives: static bound on items of non-zero level per row (see :mod:`suprank_jax.losses.ranks`).
     reduce_fn: reduction over queries (None: ``[B]``).
 
   Returns:
@@ -86,12 +71,12 @@ def sup_ndcg_loss(scores, levels, *, where=None, tau: float = 0.01, rho: float =
   >>> round(float(sup_ndcg_loss(jnp.array([[0.9, 0.5, 0.1]]), jnp.array([[2, 1, 0]]))), 4)
   0.0
   """
-  lower = functools.partial(ranks_lib.suprank_surrogate, tau=tau, rho=rho, delta=delta, start=start, offset=offset)
-  return _ndcg_loss(scores, levels, where=where, step_fn=ranks_lib.heaviside, lower_step_fn=lower,
-                    max_positives=max_positives, reduce_fn=reduce_fn)
+  lower = functools.partial(ranks.suprank_surrogate, tau=tau, rho=rho, delta=delta, start=start, offset=offset)
+  return ranks.rank_loss(scores, levels, score_fn=_ndcg_score, where=where, lower_step_fn=lower,
+                         max_positives=max_positives, reduce_fn=reduce_fn, name="sup_ndcg_loss")
 
 
-def smooth_ndcg_loss(scores, levels, *, where=None, tau: float = 0.01, max_positives: int | None = None,
+def smooth_ndcg_loss(scores, levels, *, where=None, tau: float = SUPRANK.tau, max_positives: int | None = None,
                      reduce_fn: Callable | None = jnp.mean):
   """Smooth-NDCG loss: ``1 - NDCG`` with sigmoid ranks ``1 + sum_{j != i} sigma_tau(s_j - s_i)``.
 
@@ -99,34 +84,33 @@ def smooth_ndcg_loss(scores, levels, *, where=None, tau: float = 0.01, max_posit
      \\mathcal{L} = 1 - \\frac{\\sum_{i} (2^{l_i} - 1) / \\log_2(2 + \\sum_{j \\ne i} \\sigma_\\tau(s_j - s_i))}
                              {\\sum_{i} (2^{l_i} - 1) / \\log_2(1 + rank^*(i))}
   """
-  sig = functools.partial(ranks_lib.tau_sigmoid, tau=tau)
-  return _ndcg_loss(scores, levels, where=where, step_fn=sig, lower_step_fn=None, max_positives=max_positives,
-                    reduce_fn=reduce_fn)
+  sig = functools.partial(ranks.tau_sigmoid, tau=tau)
+  return ranks.rank_loss(scores, levels, score_fn=_ndcg_score, where=where, step_fn=sig,
+                         max_positives=max_positives, reduce_fn=reduce_fn, name="smooth_ndcg_loss")
 
 
 def sup_ndcg_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: int | str = "multi",
-                            include_self: bool = True, relevance_type: str = "pop", relevance_alpha=1.0,
-                            tau: float = 0.01, rho: float = 100.0, delta: float | None = 0.05,
-                            start: float | None = 0.5, offset: float | None = 1.44,
-                            max_positives: int | None = None):
-  """:func:`sup_ndcg_loss` on :class:`LossInputs` (registry name ``sup_ndcg``).
+                            include_self: bool = True, tau: float = SUPRANK.tau, rho: float = SUPRANK.rho,
+                            delta: float | None = SUPRANK.delta, start: float | None = SUPRANK.start,
+                            offset: float | None = SUPRANK.offset, max_positives: int | None = None,
+                            reduce_fn: Callable | None = jnp.mean):
+  """:func:`sup_ndcg_loss` on :class:`LossInputs` (registry name ``sup_ndcg``); ``params`` is unused.
 
-  Gains come from the raw levels, so ``params``, ``relevance_type`` and ``relevance_alpha`` are unused.
+  ``reduce_fn=None`` returns the ``[B]`` per-query losses.
   """
   del params
-  scores, levels, _, where = ranks_lib.rank_loss_inputs(
-      inputs, hierarchy_level=hierarchy_level, include_self=include_self, relevance_type=relevance_type,
-      relevance_alpha=relevance_alpha)
-  return sup_ndcg_loss(scores, levels, where=where, tau=tau, rho=rho, delta=delta, start=start, offset=offset,
-                       max_positives=max_positives)
+  levels, _, where = inputs_lib.graded_pairs(inputs, hierarchy_level=hierarchy_level, include_self=include_self,
+                                             name="sup_ndcg")
+  return sup_ndcg_loss(inputs.scores(), levels, where=where, tau=tau, rho=rho, delta=delta, start=start,
+                       offset=offset, max_positives=max_positives, reduce_fn=reduce_fn)
 
 
 def smooth_ndcg_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: int | str = "multi",
-                               include_self: bool = True, relevance_type: str = "pop", relevance_alpha=1.0,
-                               tau: float = 0.01, max_positives: int | None = None):
-  """:func:`smooth_ndcg_loss` on :class:`LossInputs` (registry name ``smooth_ndcg``)."""
+                               include_self: bool = True, tau: float = SUPRANK.tau, max_positives: int | None = None,
+                               reduce_fn: Callable | None = jnp.mean):
+  """:func:`smooth_ndcg_loss` on :class:`LossInputs` (registry name ``smooth_ndcg``); ``params`` is unused."""
   del params
-  scores, levels, _, where = ranks_lib.rank_loss_inputs(
-      inputs, hierarchy_level=hierarchy_level, include_self=include_self, relevance_type=relevance_type,
-      relevance_alpha=relevance_alpha)
-  return smooth_ndcg_loss(scores, levels, where=where, tau=tau, max_positives=max_positives)
+  levels, _, where = inputs_lib.graded_pairs(inputs, hierarchy_level=hierarchy_level, include_self=include_self,
+                                             name="smooth_ndcg")
+  return smooth_ndcg_loss(inputs.scores(), levels, where=where, tau=tau, max_positives=max_positives,
+                          reduce_fn=reduce_fn)

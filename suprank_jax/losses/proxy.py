@@ -2,12 +2,17 @@
 ArcFace, ProxyNCA++ and CSL.
 
 Each loss has a pure function ``(embeddings, labels, proxies, ...)``, an initialiser
-``<name>_init_params(rng, *, embed_dim, num_classes, ...) -> {'weight' | 'proxies': [C, D]}`` that draws
-the parameters like the reference, and an embedding-level adapter
+``<name>_init_params(rng, *, embed_dim, num_classes, ...) -> {'proxies': [C, D]}`` that draws the
+parameters like the reference (whose attribute is ``weight`` for the cluster loss, ArcFace and CSL and
+``proxies`` for ProxyNCA++; here every learned class vector is a proxy, and the train state holds them
+under ``loss/<entry>/proxies``), and an embedding-level adapter
 ``<name>_embedding_loss(inputs, params, *, hierarchy_level=..., ...)``. The adapters use the queries
 only: these losses do not take reference embeddings (``takes_ref_embeddings`` is False in the
 reference, or absent for ProxyNCA++), so the reference set of ``inputs`` is not read (nor is there an
 ``include_self`` option), and the reference trainer never combines them with the cross-batch memory.
+
+Each loss is a mean over the queries of per-query terms (a cross-entropy, or CSL's per-level softplus);
+``reduce_fn`` replaces that mean, and ``reduce_fn=None`` returns the ``[batch]`` per-query losses.
 
 Class labels must lie in ``[0, num_classes)``; this cannot be checked on traced values (an
 out-of-range label gets a zero target row, i.e. a wrong but finite loss). Everything is computed in
@@ -17,12 +22,13 @@ float32 at least.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 
-from suprank_jax.losses.inputs import LossInputs
+from suprank_jax.losses import ranks
+from suprank_jax.losses.inputs import LossInputs, check_embeddings, check_hierarchy_level, compute_dtype, l2_normalize
 
 __all__ = [
     "cluster_loss",
@@ -39,49 +45,23 @@ __all__ = [
     "csl_embedding_loss",
 ]
 
-_NORM_EPS = 1e-12
-
-
-def _l2_normalize(x):
-  # x / max(|x|, eps) (torch's F.normalize), with a finite gradient at x = 0.
-  sq = jnp.sum(x * x, axis=-1, keepdims=True)
-  return x * jax.lax.rsqrt(jnp.maximum(sq, _NORM_EPS**2))
-
-
-def _as_float(*arrays):
-  dtype = jnp.float32
-  for a in arrays:
-    dtype = jnp.promote_types(dtype, a.dtype)
-  return [a.astype(dtype) for a in arrays]
-
-
-def _check(embeddings, labels, proxies, name, *, label_ndim=1):
-  if embeddings.ndim != 2:
-    raise ValueError(f"{name}: embeddings must be [batch, dim], got shape {embeddings.shape}")
-  if not jnp.issubdtype(embeddings.dtype, jnp.floating):
-    raise ValueError(f"{name}: embeddings must be floating point, got {embeddings.dtype}")
-  if labels.ndim != label_ndim or labels.shape[0] != embeddings.shape[0]:
-    want = "[batch]" if label_ndim == 1 else "[batch, num_levels]"
-    raise ValueError(f"{name}: labels must be {want} for embeddings {embeddings.shape}, got {labels.shape}")
-  if not jnp.issubdtype(labels.dtype, jnp.integer):
-    raise ValueError(f"{name}: labels must be integers, got {labels.dtype}")
+def _check(name, embeddings, labels, proxies, *, label_ndim=1):
+  check_embeddings(name, embeddings, labels, label_ndim=label_ndim)
   if proxies.ndim != 2 or proxies.shape[1] != embeddings.shape[1]:
     raise ValueError(f"{name}: proxies must be [num_proxies, {embeddings.shape[1]}], got {proxies.shape}")
+  dtype = compute_dtype(embeddings, proxies)
+  return embeddings.astype(dtype), proxies.astype(dtype)
 
 
-def _cross_entropy(logits, labels):
-  """Mean softmax cross-entropy with integer targets (torch ``nn.CrossEntropyLoss()``)."""
+def _cross_entropy(logits, labels, reduce_fn):
+  """Softmax cross-entropy with integer targets, reduced over the batch (torch ``nn.CrossEntropyLoss()``)."""
   one_hot = jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
-  return jnp.mean(jax.nn.logsumexp(logits, axis=-1) - jnp.sum(one_hot * logits, axis=-1))
+  per_query = jax.nn.logsumexp(logits, axis=-1) - jnp.sum(one_hot * logits, axis=-1)
+  return ranks.safe_reduce(per_query, reduce_fn=reduce_fn)
 
 
 def _class_column(inputs: LossInputs, hierarchy_level, name):
-  if isinstance(hierarchy_level, str) or not isinstance(hierarchy_level, int):
-    raise ValueError(f"{name}: hierarchy_level must be an int label column, got {hierarchy_level!r}")
-  if not 0 <= hierarchy_level < inputs.labels.shape[1]:
-    raise ValueError(f"{name}: hierarchy_level={hierarchy_level} is out of range for labels with "
-                     f"{inputs.labels.shape[1]} levels")
-  return inputs.labels[:, hierarchy_level]
+  return inputs.labels[:, check_hierarchy_level(hierarchy_level, inputs.num_levels, name=name, accepts="int")]
 
 
 def _num_classes(num_classes, name):
@@ -103,24 +83,25 @@ def _linear_init(rng, shape):
 # Normalised softmax ("cluster loss").
 
 
-def cluster_loss(embeddings, labels, weight, *, temperature: float = 0.05, num_centers: int = 1,
-                 temperature_centers: float = 0.1):
+def cluster_loss(embeddings, labels, proxies, *, temperature: float = 0.05, num_centers: int = 1,
+                 temperature_centers: float = 0.1, reduce_fn: Callable | None = jnp.mean):
   """Normalised softmax with temperature (reference ``ClusterLoss``).
 
   .. math:: \\mathcal{L} = \\operatorname{CE}\\big(x W_n^\\top / T, y\\big),
             \\qquad W_n = W / \\lVert W \\rVert_{rows}
 
-  Embeddings are not re-normalised. With ``num_centers = K > 1``, ``weight`` has ``C K`` rows (class
+  Embeddings are not re-normalised. With ``num_centers = K > 1``, ``proxies`` has ``C K`` rows (class
   ``c``, centre ``k`` at row ``c K + k``) and the class logit is the softmax(``/ temperature_centers``)
   -weighted mean of its centres' logits.
 
   Args:
     embeddings: ``[batch, dim]``.
     labels: ``[batch]`` class indices in ``[0, C)``.
-    weight: ``[C * num_centers, dim]`` class weights (unnormalised parameter).
+    proxies: ``[C * num_centers, dim]`` class weights ``W`` (unnormalised parameter).
     temperature: softmax temperature.
     num_centers: centres per class.
     temperature_centers: temperature of the soft assignment to centres.
+    reduce_fn: reduction over the batch; None: ``[batch]`` per-query cross-entropies.
 
   Returns:
     Scalar mean cross-entropy.
@@ -128,38 +109,38 @@ def cluster_loss(embeddings, labels, weight, *, temperature: float = 0.05, num_c
   References:
     Zhai & Wu, "Classification is a Strong Baseline for Deep Metric Learning", BMVC 2019.
   """
-  _check(embeddings, labels, weight, "cluster_loss")
-  if weight.shape[0] % num_centers:
-    raise ValueError(f"cluster_loss: weight rows ({weight.shape[0]}) must be a multiple of num_centers "
+  embeddings, proxies = _check("cluster_loss", embeddings, labels, proxies)
+  if proxies.shape[0] % num_centers:
+    raise ValueError(f"cluster_loss: proxies rows ({proxies.shape[0]}) must be a multiple of num_centers "
                      f"({num_centers})")
-  embeddings, weight = _as_float(embeddings, weight)
-  logits = embeddings @ _l2_normalize(weight).T
+  logits = embeddings @ l2_normalize(proxies).T
   if num_centers > 1:
     logits = logits.reshape(logits.shape[0], -1, num_centers)
     logits = jnp.sum(logits * jax.nn.softmax(logits / temperature_centers, axis=-1), axis=-1)
-  return _cross_entropy(logits / temperature, labels)
+  return _cross_entropy(logits / temperature, labels, reduce_fn)
 
 
 def cluster_init_params(rng, *, embed_dim: int, num_classes, num_centers: int = 1):
-  """``{'weight': [num_classes * num_centers, embed_dim]}`` drawn like torch ``nn.Linear``."""
+  """``{'proxies': [num_classes * num_centers, embed_dim]}`` drawn like torch ``nn.Linear``."""
   num_classes = _num_classes(num_classes, "cluster_init_params")
-  return {"weight": _linear_init(rng, (num_classes * num_centers, embed_dim))}
+  return {"proxies": _linear_init(rng, (num_classes * num_centers, embed_dim))}
 
 
-def cluster_embedding_loss(inputs: LossInputs, params, *, hierarchy_level: int = 0, temperature: float = 0.05,
-                           num_centers: int = 1, temperature_centers: float = 0.1):
-  """:func:`cluster_loss` on the queries, classes from label column ``hierarchy_level``."""
-  labels = _class_column(inputs, hierarchy_level, "cluster_embedding_loss")
-  return cluster_loss(inputs.embeddings, labels, params["weight"], temperature=temperature,
-                      num_centers=num_centers, temperature_centers=temperature_centers)
+def cluster_embedding_loss(inputs: LossInputs, params, *, hierarchy_level: int | str = 0,
+                           temperature: float = 0.05, num_centers: int = 1, temperature_centers: float = 0.1,
+                           reduce_fn: Callable | None = jnp.mean):
+  """:func:`cluster_loss` on the queries, classes from label column ``hierarchy_level`` (an int)."""
+  labels = _class_column(inputs, hierarchy_level, "cluster")
+  return cluster_loss(inputs.embeddings, labels, params["proxies"], temperature=temperature,
+                      num_centers=num_centers, temperature_centers=temperature_centers, reduce_fn=reduce_fn)
 
 
 # ----------------------------------------------------------------------------------------------------
 # ArcFace.
 
 
-def arcface_loss(embeddings, labels, weight, *, scale: float = 30.0, margin: float = 0.5,
-                 easy_margin: bool = False, ls_eps: float = 0.0):
+def arcface_loss(embeddings, labels, proxies, *, scale: float = 30.0, margin: float = 0.5,
+                 easy_margin: bool = False, ls_eps: float = 0.0, reduce_fn: Callable | None = jnp.mean):
   """ArcFace, additive angular margin (reference ``ArcFaceLoss``).
 
   .. math::
@@ -175,11 +156,12 @@ def arcface_loss(embeddings, labels, weight, *, scale: float = 30.0, margin: flo
   Args:
     embeddings: ``[batch, dim]`` (normalised inside).
     labels: ``[batch]`` class indices.
-    weight: ``[C, dim]`` class weights (normalised inside).
+    proxies: ``[C, dim]`` class weights (normalised inside).
     scale: ``s``.
     margin: ``m`` (radians).
     easy_margin: see above.
     ls_eps: label smoothing of the mixing mask.
+    reduce_fn: reduction over the batch; None: ``[batch]`` per-query cross-entropies.
 
   Returns:
     Scalar mean cross-entropy.
@@ -187,9 +169,8 @@ def arcface_loss(embeddings, labels, weight, *, scale: float = 30.0, margin: flo
   References:
     Deng et al., "ArcFace: Additive Angular Margin Loss for Deep Face Recognition", CVPR 2019.
   """
-  _check(embeddings, labels, weight, "arcface_loss")
-  embeddings, weight = _as_float(embeddings, weight)
-  cosine = _l2_normalize(embeddings) @ _l2_normalize(weight).T
+  embeddings, proxies = _check("arcface_loss", embeddings, labels, proxies)
+  cosine = l2_normalize(embeddings) @ l2_normalize(proxies).T
   sine_sq = jnp.clip(1.0 - cosine**2, 0.0, 1.0)
   # sqrt with a zero (not infinite) gradient at 0: only |cos| = 1 differs from the reference.
   sine = jnp.where(sine_sq > 0, jnp.sqrt(jnp.where(sine_sq > 0, sine_sq, 1.0)), 0.0)
@@ -202,28 +183,28 @@ def arcface_loss(embeddings, labels, weight, *, scale: float = 30.0, margin: flo
   if ls_eps > 0:
     one_hot = (1 - ls_eps) * one_hot + ls_eps / cosine.shape[-1]
   logits = scale * (one_hot * phi + (1.0 - one_hot) * cosine)
-  return _cross_entropy(logits, labels)
+  return _cross_entropy(logits, labels, reduce_fn)
 
 
 def arcface_init_params(rng, *, embed_dim: int, num_classes):
-  """``{'weight': [num_classes, embed_dim]}`` drawn like torch ``nn.Linear``."""
-  return {"weight": _linear_init(rng, (_num_classes(num_classes, "arcface_init_params"), embed_dim))}
+  """``{'proxies': [num_classes, embed_dim]}`` drawn like torch ``nn.Linear``."""
+  return {"proxies": _linear_init(rng, (_num_classes(num_classes, "arcface_init_params"), embed_dim))}
 
 
-def arcface_embedding_loss(inputs: LossInputs, params, *, hierarchy_level: int = 0, scale: float = 30.0,
-                           margin: float = 0.5, easy_margin: bool = False,
-                           ls_eps: float = 0.0):
+def arcface_embedding_loss(inputs: LossInputs, params, *, hierarchy_level: int | str = 0, scale: float = 30.0,
+                           margin: float = 0.5, easy_margin: bool = False, ls_eps: float = 0.0,
+                           reduce_fn: Callable | None = jnp.mean):
   """:func:`arcface_loss` on the queries (reference config keys ``s`` -> ``scale``, ``m`` -> ``margin``)."""
-  labels = _class_column(inputs, hierarchy_level, "arcface_embedding_loss")
-  return arcface_loss(inputs.embeddings, labels, params["weight"], scale=scale, margin=margin,
-                      easy_margin=easy_margin, ls_eps=ls_eps)
+  labels = _class_column(inputs, hierarchy_level, "arcface")
+  return arcface_loss(inputs.embeddings, labels, params["proxies"], scale=scale, margin=margin,
+                      easy_margin=easy_margin, ls_eps=ls_eps, reduce_fn=reduce_fn)
 
 
 # ----------------------------------------------------------------------------------------------------
 # ProxyNCA++.
 
 
-def proxy_nca_pp_loss(embeddings, labels, proxies, *, scale: float = 3.0):
+def proxy_nca_pp_loss(embeddings, labels, proxies, *, scale: float = 3.0, reduce_fn: Callable | None = jnp.mean):
   """ProxyNCA++ (reference ``ProxyNCAppLoss``, one-hot targets).
 
   .. math:: \\mathcal{L} = -\\frac{1}{B} \\sum_i \\log
@@ -237,6 +218,7 @@ def proxy_nca_pp_loss(embeddings, labels, proxies, *, scale: float = 3.0):
     labels: ``[batch]`` class indices.
     proxies: ``[C, dim]``.
     scale: see above.
+    reduce_fn: reduction over the batch; None: ``[batch]`` per-query losses.
 
   Returns:
     Scalar loss.
@@ -245,12 +227,11 @@ def proxy_nca_pp_loss(embeddings, labels, proxies, *, scale: float = 3.0):
     Teh et al., "ProxyNCA++: Revisiting and Revitalizing Proxy Neighborhood Component Analysis",
     ECCV 2020.
   """
-  _check(embeddings, labels, proxies, "proxy_nca_pp_loss")
-  embeddings, proxies = _as_float(embeddings, proxies)
-  x = scale * _l2_normalize(embeddings)
-  p = scale * _l2_normalize(proxies)
+  embeddings, proxies = _check("proxy_nca_pp_loss", embeddings, labels, proxies)
+  x = scale * l2_normalize(embeddings)
+  p = scale * l2_normalize(proxies)
   dist = jnp.sum(x * x, -1, keepdims=True) + jnp.sum(p * p, -1)[None, :] - 2.0 * x @ p.T
-  return _cross_entropy(-jnp.maximum(dist, 0.0), labels)
+  return _cross_entropy(-jnp.maximum(dist, 0.0), labels, reduce_fn)
 
 
 def proxy_nca_pp_init_params(rng, *, embed_dim: int, num_classes):
@@ -259,10 +240,11 @@ def proxy_nca_pp_init_params(rng, *, embed_dim: int, num_classes):
   return {"proxies": jax.random.normal(rng, (num_classes, embed_dim), jnp.float32) / 8.0}
 
 
-def proxy_nca_pp_embedding_loss(inputs: LossInputs, params, *, hierarchy_level: int = 0, scale: float = 3.0):
-  """:func:`proxy_nca_pp_loss` on the queries."""
-  labels = _class_column(inputs, hierarchy_level, "proxy_nca_pp_embedding_loss")
-  return proxy_nca_pp_loss(inputs.embeddings, labels, params["proxies"], scale=scale)
+def proxy_nca_pp_embedding_loss(inputs: LossInputs, params, *, hierarchy_level: int | str = 0, scale: float = 3.0,
+                                reduce_fn: Callable | None = jnp.mean):
+  """:func:`proxy_nca_pp_loss` on the queries, classes from label column ``hierarchy_level`` (an int)."""
+  labels = _class_column(inputs, hierarchy_level, "proxy_nca_pp")
+  return proxy_nca_pp_loss(inputs.embeddings, labels, params["proxies"], scale=scale, reduce_fn=reduce_fn)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -285,7 +267,7 @@ def _torch_softplus(x):
 
 
 def csl_loss(embeddings, labels, proxies, proxy_labels, *, margins: Sequence[float] = (0.25, 0.35, 0.45),
-             scale: float = 32.0, reduce_type: str = "sum"):
+             scale: float = 32.0, reduce_type: str = "sum", reduce_fn: Callable | None = jnp.mean):
   """CSL hierarchical proxy loss with one margin per level (reference ``CSLLoss``).
 
   With ``s_ip = x_i . \\hat p_p`` (embeddings not normalised) and ``S^l_i`` the proxies that share
@@ -297,7 +279,8 @@ def csl_loss(embeddings, labels, proxies, proxy_labels, *, margins: Sequence[flo
         \\operatorname{LSE}_{p \\notin S^l_i}(\\gamma s_{ip}) + \\operatorname{LSE}_{p \\in S^0_i}(-\\gamma s_{ip})
         + \\gamma m_l\\Big)
 
-  (the positive term always uses the finest level), reduced over levels by ``reduce_type``.
+  (the positive term always uses the finest level; ``1/B sum_i`` is ``reduce_fn``), reduced over levels
+  by ``reduce_type``.
 
   Args:
     embeddings: ``[batch, dim]``.
@@ -308,15 +291,16 @@ def csl_loss(embeddings, labels, proxies, proxy_labels, *, margins: Sequence[flo
     margins: ``L`` margins, one per level.
     scale: ``gamma``.
     reduce_type: ``'sum'``, ``'mean'`` or ``'none'`` (per-level losses, ``[L]``).
+    reduce_fn: reduction over the batch; None: per-query losses (``[batch]``, ``[batch, L]`` for ``'none'``).
 
   Returns:
-    Scalar loss (``[L]`` for ``'none'``).
+    Scalar loss (``[L]`` for ``'none'``; see ``reduce_fn``).
 
   References:
     Sun et al., "Dynamic Metric Learning: Towards a Scalable Metric Space to Accommodate Multiple
     Semantic Scales", CVPR 2021.
   """
-  _check(embeddings, labels, proxies, "csl_loss", label_ndim=2)
+  embeddings, proxies = _check("csl_loss", embeddings, labels, proxies, label_ndim=2)
   proxy_labels = jnp.asarray(proxy_labels)
   num_levels = labels.shape[1]
   if proxy_labels.shape != (proxies.shape[0], num_levels):
@@ -326,42 +310,40 @@ def csl_loss(embeddings, labels, proxies, proxy_labels, *, margins: Sequence[flo
     raise ValueError(f"csl_loss: {len(margins)} margins {tuple(margins)} for labels with {num_levels} levels")
   if reduce_type not in ("sum", "mean", "none"):
     raise ValueError(f"csl_loss: unknown reduce_type {reduce_type!r}; valid: 'sum', 'mean', 'none'")
-  embeddings, proxies = _as_float(embeddings, proxies)
-  sim = scale * (embeddings @ _l2_normalize(proxies).T)
+  sim = scale * (embeddings @ l2_normalize(proxies).T)
   same = labels[:, None, :] == proxy_labels[None, :, :]  # [B, P, L]
   lse_pos = _masked_logsumexp(-sim, same[..., 0])
-  losses = jnp.stack([
-      jnp.mean(_torch_softplus(_masked_logsumexp(sim, ~same[..., level]) + lse_pos + margins[level] * scale))
-      for level in range(num_levels)
-  ])
+  per_query = [_torch_softplus(_masked_logsumexp(sim, ~same[..., level]) + lse_pos + margins[level] * scale)
+               for level in range(num_levels)]
+  if reduce_fn is not None:
+    per_query = [ranks.safe_reduce(values, reduce_fn=reduce_fn) for values in per_query]
+  losses = jnp.stack(per_query, axis=-1)  # [L], or [B, L] per query
   if reduce_type == "sum":
-    return jnp.sum(losses)
+    return jnp.sum(losses, axis=-1)
   if reduce_type == "mean":
-    return jnp.mean(losses)
+    return jnp.mean(losses, axis=-1)
   return losses
 
 
 def csl_init_params(rng, *, embed_dim: int, num_classes):
-  """``{'weight': [num_classes, embed_dim]}`` drawn like torch ``nn.Linear``, one proxy per finest class.
+  """``{'proxies': [num_classes, embed_dim]}`` drawn like torch ``nn.Linear``, one proxy per finest class.
 
   ``num_classes`` may be the per-level tuple; its first entry (the finest level) is used.
   """
-  return {"weight": _linear_init(rng, (_num_classes(num_classes, "csl_init_params"), embed_dim))}
+  return {"proxies": _linear_init(rng, (_num_classes(num_classes, "csl_init_params"), embed_dim))}
 
 
-def csl_embedding_loss(inputs: LossInputs, params, *, hierarchy_level: str = "multi", proxy_labels=None,
+def csl_embedding_loss(inputs: LossInputs, params, *, hierarchy_level: int | str = "multi", proxy_labels=None,
                        margins: Sequence[float] = (0.25, 0.35, 0.45), scale: float = 32.0,
-                       reduce_type: str = "sum"):
-  """:func:`csl_loss` on the queries, all label levels.
+                       reduce_type: str = "sum", reduce_fn: Callable | None = jnp.mean):
+  """:func:`csl_loss` on the queries, all label levels (``hierarchy_level`` must be ``'multi'``).
 
   ``proxy_labels`` (``[P, L]``, the label row of every finest class, sorted by class id) is required:
   it comes from the training set, not from the batch.
   """
-  if str(hierarchy_level).lower() != "multi":
-    raise ValueError(f"csl_embedding_loss uses every label level: hierarchy_level must be 'multi', got "
-                     f"{hierarchy_level!r}")
+  check_hierarchy_level(hierarchy_level, inputs.num_levels, name="csl", accepts="multi")
   if proxy_labels is None:
     raise ValueError("csl_embedding_loss needs proxy_labels=[num_proxies, num_levels], the label row of each "
                      "finest class of the training set")
-  return csl_loss(inputs.embeddings, inputs.labels, params["weight"], proxy_labels, margins=margins, scale=scale,
-                  reduce_type=reduce_type)
+  return csl_loss(inputs.embeddings, inputs.labels, params["proxies"], proxy_labels, margins=margins, scale=scale,
+                  reduce_type=reduce_type, reduce_fn=reduce_fn)

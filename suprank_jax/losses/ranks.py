@@ -1,4 +1,8 @@
-"""Step functions, the differentiable rank primitive and a safe reduction for the rank losses.
+"""Step functions, the differentiable rank primitives and the one driver of every rank loss.
+
+(About 500 lines, more than the other modules, on purpose: the step functions, the chunked rank
+primitive with its custom VJP and the driver are the single rank machinery of every rank loss; split
+up, the driver would reach into another module's internals.)
 
 A rank loss scores every query ``b`` against items ``j`` with ``scores[b, j]``. The rank of item ``i``
 is one plus the number of items scored above it,
@@ -9,54 +13,87 @@ and a differentiable surrogate replaces the Heaviside step ``H`` by a *step func
 ``approx_ranks(step_fn=...)`` style). SupRank (Ramzi et al.) uses a different step for items of a
 *lower* level than ``i`` (``lower_step_fn``: the upper-bound surrogate) than for items of an equal or
 higher level (``step_fn``: the exact Heaviside), so that the AP-type score it yields is a lower bound
-of the true score. Step functions here are elementwise callables ``x -> y`` on ``x = s_j - s_i``;
-bind their hyper-parameters with :func:`functools.partial`:
+of the true score. Step functions are elementwise callables ``x -> y`` on ``x = s_j - s_i``; bind their
+hyper-parameters with :func:`functools.partial`:
 
 * :func:`heaviside`: ``H(0) = 1``, no gradient.
 * :func:`tau_sigmoid`: ``sigmoid(clip(x / tau, -50, 50))``; the gradient is exactly 0 beyond 50 tau.
 * :func:`suprank_surrogate`: sigmoid for ``x <= 0``, ``start + sigmoid`` on ``(0, delta]``, then linear.
 * :func:`hrank_surrogate`: HAPPIER's rank+ step for items of a *higher* level.
 
-:func:`step_rank` / :func:`step_hrank` combine them with a level comparison exactly like the reference's
-functions of the same names. :func:`approx_ranks` and :func:`approx_rank_plus` are the dense
-``[num_queries, num_items]`` primitives (``O(B M^2)`` memory); :func:`item_ranks` ranks only a gathered
-block of items against all items, in chunks, which is what the losses use.
+Their defaults are written once, in :data:`SUPRANK` and :data:`HRANK`; every loss that takes these
+hyper-parameters defaults to them.
+
+**One driver, many score functions** (rax ``losses.py`` over ``utils.approx_ranks``): every rank loss
+(AP, H-AP, recall@k, NDCG) is its score function handed to :func:`rank_loss`, which validates the
+inputs, computes in float32 at least, gathers each query's relevant items into a ``[B, P]`` block of
+static size ``P``, ranks them against all items with the loss's step functions (:func:`item_ranks`),
+calls the score function on the :class:`RankedItems`, reduces ``1 - score`` over the queries that have a
+score (:func:`safe_reduce`) and makes the loss NaN when a query had more relevant items than ``P``.
+
+``P`` is ``max_positives`` when given (under ``jit`` give the sampler's bound, e.g. the samples per
+class; a row with more relevant items makes the loss NaN and prints why), else the exact count when
+the labels are concrete, else ``M`` (exact, ``O(B M^2)``). Only relevant items are ranked: ``[B, P, M]``
+work instead of the reference's ``[B, M, M]``, in chunks of the items axis.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from suprank_jax import hierarchy
-from suprank_jax.losses.inputs import LossInputs
+from suprank_jax.losses.inputs import check_scores, compute_dtype
 
 __all__ = [
+    "SUPRANK",
+    "HRANK",
     "heaviside",
     "tau_sigmoid",
     "suprank_surrogate",
     "hrank_surrogate",
-    "step_rank",
-    "step_hrank",
     "approx_ranks",
-    "approx_rank_plus",
-    "item_ranks",
     "gather_items",
+    "item_ranks",
+    "RankedItems",
+    "rank_plus",
+    "rank_loss",
     "safe_reduce",
-    "static_item_count",
-    "guard_item_count",
-    "rank_loss_inputs",
+    "nonzero_mean",
 ]
 
 StepFn = Callable[[jax.Array], jax.Array]
 
 # Elements of one [B, P, chunk] block of pair terms (16 MiB per float32 array).
 _PAIR_BLOCK = 1 << 22
+
+
+class SupRankDefaults(NamedTuple):
+  """The SupRank surrogate's hyper-parameters and their defaults (ROADMAP / SupRank on SOP; the
+  iNaturalist configs use ``offset=1.0, start=0.0``). ``tau`` is also the smooth baselines' temperature."""
+
+  tau: float = 0.01
+  rho: float = 100.0
+  delta: float | None = 0.05
+  start: float | None = 0.5
+  offset: float | None = 1.44
+
+
+class HRankDefaults(NamedTuple):
+  """HAPPIER's rank+ surrogate's hyper-parameters and their defaults (``HAPPIER.yaml``)."""
+
+  beta: float = 25.0
+  leak: float = 10.0
+  gamma: float = 0.5
+
+
+SUPRANK = SupRankDefaults()
+HRANK = HRankDefaults()
 
 
 def heaviside(x):
@@ -68,7 +105,7 @@ def heaviside(x):
   return lax.stop_gradient((x >= 0).astype(x.dtype))
 
 
-def tau_sigmoid(x, *, tau: float = 0.01):
+def tau_sigmoid(x, *, tau: float = SUPRANK.tau):
   """Temperature sigmoid, clamped so that its gradient is exactly zero for ``|x| > 50 tau``.
 
   .. math:: \\sigma_\\tau(x) = \\frac{1}{1 + \\exp(-\\mathrm{clip}(x / \\tau, -50, 50))}
@@ -80,8 +117,8 @@ def tau_sigmoid(x, *, tau: float = 0.01):
   return 1.0 / (1.0 + jnp.exp(-jnp.clip(x / tau, -50.0, 50.0)))
 
 
-def suprank_surrogate(x, *, tau: float = 0.01, rho: float = 100.0, delta: float | None = 0.05,
-                      start: float | None = 0.5, offset: float | None = 1.44):
+def suprank_surrogate(x, *, tau: float = SUPRANK.tau, rho: float = SUPRANK.rho, delta: float | None = SUPRANK.delta,
+                      start: float | None = SUPRANK.start, offset: float | None = SUPRANK.offset):
   """The SupRank upper-bound step for items of a lower level than the ranked item.
 
   .. math::
@@ -95,7 +132,7 @@ def suprank_surrogate(x, *, tau: float = 0.01, rho: float = 100.0, delta: float 
 
   Args:
     x: score differences ``s_j - s_i``, any shape.
-    tau, rho, delta, start, offset: see above.
+    tau, rho, delta, start, offset: see above (defaults: :data:`SUPRANK`).
 
   Returns:
     Array shaped like ``x``.
@@ -114,7 +151,7 @@ def suprank_surrogate(x, *, tau: float = 0.01, rho: float = 100.0, delta: float 
   return jnp.where(x <= 0, sig, jnp.where(x <= delta, start + sig, linear))
 
 
-def hrank_surrogate(x, *, beta: float = 25.0, leak: float = 10.0, gamma: float = 0.5):
+def hrank_surrogate(x, *, beta: float = HRANK.beta, leak: float = HRANK.leak, gamma: float = HRANK.gamma):
   """HAPPIER's rank+ step for items of a higher level than the ranked item.
 
   .. math:: h(x) = \\begin{cases} leak \\cdot x & x \\le 0 \\\\ \\min(\\beta x + \\gamma, 1) & x > 0 \\end{cases}
@@ -128,54 +165,21 @@ def hrank_surrogate(x, *, beta: float = 25.0, leak: float = 10.0, gamma: float =
   return jnp.where(x > 0, positive, leak * x)
 
 
-def step_rank(x, lower, *, tau: float = 0.01, rho: float = 100.0, delta: float | None = 0.05,
-              start: float | None = 0.5, offset: float | None = 1.44):
-  """The reference's ``step_rank``: :func:`suprank_surrogate` where ``lower``, Heaviside elsewhere.
-
-  Args:
-    x: ``s_j - s_i``, any shape.
-    lower: bool, broadcastable to ``x``: item ``j`` has a lower level than item ``i``.
-  """
-  surrogate = suprank_surrogate(x, tau=tau, rho=rho, delta=delta, start=start, offset=offset)
-  return jnp.where(lower, surrogate, heaviside(x))
-
-
-def step_hrank(x, higher, *, beta: float = 25.0, leak: float = 10.0, gamma: float = 0.5):
-  """The reference's ``step_hrank``: :func:`hrank_surrogate` where ``higher``, Heaviside elsewhere.
-
-  Args:
-    x: ``s_j - s_i``, any shape.
-    higher: bool, broadcastable to ``x``: item ``j`` has a higher level than item ``i``.
-  """
-  return jnp.where(higher, hrank_surrogate(x, beta=beta, leak=leak, gamma=gamma), heaviside(x))
-
-
-def _pair_steps(x, lower, step_fn, lower_step_fn):
-  if lower_step_fn is None or lower_step_fn is step_fn or lower is None:
+def _pair_steps(x, other, step_fn, other_step_fn):
+  """``other_step_fn`` where ``other`` (a level comparison), ``step_fn`` elsewhere."""
+  if other_step_fn is None or other_step_fn is step_fn or other is None:
     return step_fn(x)
-  return jnp.where(lower, lower_step_fn(x), step_fn(x))
-
-
-def _check_scores(scores, name="scores"):
-  if scores.ndim != 2:
-    raise ValueError(f"{name} must be [num_queries, num_items], got shape {scores.shape}")
-  if not jnp.issubdtype(scores.dtype, jnp.floating):
-    raise ValueError(f"{name} must be floating point, got dtype {scores.dtype}")
-
-
-def _check_same_shape(scores, other, name):
-  if other is not None and tuple(other.shape) != tuple(scores.shape):
-    raise ValueError(f"{name} must have the shape of scores {tuple(scores.shape)}, got {tuple(other.shape)}")
+  return jnp.where(other, other_step_fn(x), step_fn(x))
 
 
 def approx_ranks(scores, levels=None, *, where=None, step_fn: StepFn = heaviside,
                  lower_step_fn: StepFn | None = None):
-  """Dense (approximate) ranks of every item.
+  """(Approximate) ranks of every item: :func:`item_ranks` of all ``M`` items.
 
   .. math:: rank_{bi} = 1 + \\sum_{j \\ne i,\\ where_{bj}} r_{bij}(s_{bj} - s_{bi})
 
   where ``r`` is ``lower_step_fn`` when ``levels[b, j] < levels[b, i]`` and ``step_fn`` otherwise.
-  Builds ``[B, M, M]`` arrays: use :func:`item_ranks` for large inputs.
+  With the Heaviside step these are the exact ranks (ties count as ranked before).
 
   Args:
     scores: ``[B, M]`` scores.
@@ -190,51 +194,10 @@ def approx_ranks(scores, levels=None, *, where=None, step_fn: StepFn = heaviside
   >>> approx_ranks(jnp.array([[0.1, 0.9, 0.5]])).tolist()
   [[3.0, 1.0, 2.0]]
   """
-  _check_scores(scores)
-  _check_same_shape(scores, levels, "levels")
-  _check_same_shape(scores, where, "where")
-  m = scores.shape[-1]
-  x = scores[:, None, :] - scores[:, :, None]
-  lower = None if levels is None else levels[:, None, :] < levels[:, :, None]
-  steps = _pair_steps(x, lower, step_fn, lower_step_fn)
-  mask = ~jnp.eye(m, dtype=bool)[None]
-  if where is not None:
-    mask = mask & where[:, None, :]
-  return 1.0 + jnp.sum(jnp.where(mask, steps, 0.0), axis=-1)
-
-
-def approx_rank_plus(scores, levels, relevances, *, where=None, step_fn: StepFn = heaviside,
-                     higher_step_fn: StepFn | None = None):
-  """Dense (approximate) relevance-weighted rank among relevant items (HAPPIER's rank+).
-
-  .. math:: rank^+_{bi} = rel_{bi} + \\sum_{j \\ne i} h_{bij}(s_{bj} - s_{bi}) \\min(rel_{bi}, rel_{bj})
-
-  where ``h`` is ``higher_step_fn`` when ``levels[b, j] > levels[b, i]`` and ``step_fn`` otherwise.
-
-  Args:
-    scores: ``[B, M]`` scores.
-    levels: ``[B, M]`` integer levels (may be None without ``higher_step_fn``).
-    relevances: ``[B, M]`` non-negative relevances.
-    where: optional ``[B, M]`` bool, items that exist.
-    step_fn, higher_step_fn: see above.
-
-  Returns:
-    ``[B, M]``; 0 for items of relevance 0.
-  """
-  _check_scores(scores)
-  _check_same_shape(scores, levels, "levels")
-  _check_same_shape(scores, relevances, "relevances")
-  _check_same_shape(scores, where, "where")
-  rel = relevances.astype(scores.dtype)
-  if where is not None:
-    rel = jnp.where(where, rel, 0.0)
-  m = scores.shape[-1]
-  x = scores[:, None, :] - scores[:, :, None]
-  higher = None if levels is None else levels[:, None, :] > levels[:, :, None]
-  steps = _pair_steps(x, higher, step_fn, higher_step_fn)
-  weight = jnp.minimum(rel[:, :, None], rel[:, None, :])
-  mask = ~jnp.eye(m, dtype=bool)[None]
-  return rel + jnp.sum(jnp.where(mask, steps * weight, 0.0), axis=-1)
+  check_scores("approx_ranks", scores, levels=levels, where=where)
+  b, m = scores.shape
+  index = jnp.broadcast_to(jnp.arange(m, dtype=jnp.int32), (b, m))
+  return item_ranks(scores, index, levels, where=where, step_fn=step_fn, lower_step_fn=lower_step_fn)
 
 
 def gather_items(relevances, num_items: int, *, where=None):
@@ -313,7 +276,9 @@ def item_ranks(scores, item_index, levels=None, *, where=None, step_fn: StepFn =
                lower_step_fn: StepFn | None = None, pair_block: int = _PAIR_BLOCK):
   """Ranks of a gathered block of items against all items, in bounded memory.
 
-  Same value as ``take_along_axis(approx_ranks(scores, levels, ...), item_index, -1)`` but with
+  .. math:: rank_{bp} = 1 + \\sum_{j \\ne i_{bp},\\ where_{bj}} r_{bpj}(s_{bj} - s_{b i_{bp}})
+
+  where ``r`` is ``lower_step_fn`` when ``levels[b, j] < levels[b, i]`` and ``step_fn`` otherwise, with
   ``[B, P, chunk]`` pair blocks instead of ``[B, M, M]``: the items axis is scanned in chunks of
   ``pair_block // (B * P)`` and large ``P`` is split with ``lax.map``. The backward pass recomputes
   each block's step slopes (a custom VJP), so no ``[B, P, M]`` residual is ever stored.
@@ -323,15 +288,14 @@ def item_ranks(scores, item_index, levels=None, *, where=None, step_fn: StepFn =
     item_index: ``[B, P]`` int indices of the items to rank (see :func:`gather_items`).
     levels: optional ``[B, M]`` integer levels.
     where: optional ``[B, M]`` bool, items that exist.
-    step_fn, lower_step_fn: as in :func:`approx_ranks`.
+    step_fn: step for items of an equal or higher level (all items without ``lower_step_fn``).
+    lower_step_fn: step for items of a lower level.
     pair_block: maximum number of pair terms per block.
 
   Returns:
     ``[B, P]`` ranks.
   """
-  _check_scores(scores)
-  _check_same_shape(scores, levels, "levels")
-  _check_same_shape(scores, where, "where")
+  check_scores("item_ranks", scores, levels=levels, where=where)
   if item_index.ndim != 2 or item_index.shape[0] != scores.shape[0]:
     raise ValueError(f"item_index must be [num_queries, P] with num_queries={scores.shape[0]}, got {item_index.shape}")
   b, m = scores.shape
@@ -377,12 +341,99 @@ def item_ranks(scores, item_index, levels=None, *, where=None, step_fn: StepFn =
   return 1.0 + total
 
 
+class RankedItems(NamedTuple):
+  """The gathered relevant items of every query and their ranks: what a score function sees.
+
+  Attributes (all ``[B, P]``):
+    index: int32 column of each item among the ``M`` items.
+    valid: bool, a relevant item (False: padding of a row with fewer than ``P``).
+    rank: its (surrogate) rank among all valid items.
+    scores: its score.
+    levels: its int32 level.
+    relevances: its relevance (0 at padding).
+  """
+
+  index: jax.Array
+  valid: jax.Array
+  rank: jax.Array
+  scores: jax.Array
+  levels: jax.Array
+  relevances: jax.Array
+
+
+def rank_plus(items: RankedItems, *, step_fn: StepFn = heaviside, higher_step_fn: StepFn | None = None):
+  """Relevance-weighted rank among the relevant items (HAPPIER's rank+), ``[B, P]``.
+
+  .. math:: rank^+_{i} = rel_i + \\sum_{j \\ne i} h_{ij}(s_j - s_i) \\min(rel_i, rel_j)
+
+  over the gathered items (only relevant items have ``min(rel_i, rel_j) > 0``), where ``h`` is
+  ``higher_step_fn`` when ``levels_j > levels_i`` and ``step_fn`` otherwise. 0 at padding.
+  """
+  x = items.scores[:, None, :] - items.scores[:, :, None]
+  higher = items.levels[:, None, :] > items.levels[:, :, None]
+  steps = _pair_steps(x, higher, step_fn, higher_step_fn)
+  rel = items.relevances
+  p = rel.shape[1]
+  weight = jnp.where(jnp.eye(p, dtype=bool)[None], 0.0, jnp.minimum(rel[:, :, None], rel[:, None, :]))
+  return rel + jnp.sum(steps * weight, axis=-1)
+
+
+ScoreFn = Callable[[RankedItems], tuple[jax.Array, jax.Array]]
+
+
+def rank_loss(scores, levels, relevances=None, *, score_fn: ScoreFn, where=None, step_fn: StepFn = heaviside,
+              lower_step_fn: StepFn | None = None, max_positives: int | None = None,
+              reduce_fn: Callable | None = jnp.mean, pair_block: int | None = None, name: str = "rank_loss"):
+  """The driver of every rank loss: ``reduce_fn`` over queries of ``1 - score_fn(ranked items)``.
+
+  Args:
+    scores: ``[B, M]`` scores.
+    levels: ``[B, M]`` integer levels (decide which step function a pair uses).
+    relevances: ``[B, M]`` non-negative relevances (``levels`` when None); items with ``relevances > 0``
+      are gathered and ranked.
+    score_fn: ``score_fn(items: RankedItems) -> (score, has_score)``, two ``[B]`` arrays: the score in
+      ``[0, 1]`` of every query and whether it has one (queries without one are left out of the reduction).
+    where: optional ``[B, M]`` bool, items that exist.
+    step_fn / lower_step_fn: rank steps for equal-or-higher / lower level items (:func:`item_ranks`).
+    max_positives: static bound on the relevant items of a row (see the module docstring).
+    reduce_fn: reduction over queries (:func:`safe_reduce`); None returns ``[B]`` per-query losses
+      (0 for a query without a score).
+    pair_block: memory budget, see :func:`item_ranks` (None: its default).
+    name: the loss, for messages.
+
+  Returns:
+    Scalar loss, or ``[B]`` with ``reduce_fn=None``; NaN when a row has more relevant items than
+    ``max_positives`` (traced inputs; eager inputs raise).
+
+  Raises:
+    ValueError: for inputs of the wrong shape or dtype, or (eagerly) too many relevant items.
+  """
+  check_scores(name, scores, levels=levels, relevances=relevances, where=where)
+  if not jnp.issubdtype(levels.dtype, jnp.integer):
+    raise ValueError(f"{name}: levels must be integers, got dtype {levels.dtype}")
+  scores = scores.astype(compute_dtype(scores))
+  where = jnp.ones(scores.shape, bool) if where is None else where.astype(bool)
+  relevances = jnp.where(where, (levels if relevances is None else relevances).astype(scores.dtype), 0.0)
+  levels = levels.astype(jnp.int32)
+  count = jnp.max(jnp.sum(relevances > 0, axis=-1))
+  size = _static_item_count(count, scores.shape[-1], max_positives)
+  index, valid = gather_items(relevances, size, where=where)
+  rank = item_ranks(scores, index, levels, where=where, step_fn=step_fn, lower_step_fn=lower_step_fn,
+                    pair_block=_PAIR_BLOCK if pair_block is None else pair_block)
+  take = functools.partial(jnp.take_along_axis, indices=index, axis=-1)
+  items = RankedItems(index, valid, rank, take(scores), take(levels), jnp.where(valid, take(relevances), 0.0))
+  score, has_score = score_fn(items)
+  loss = safe_reduce(1.0 - score, where=has_score, reduce_fn=reduce_fn)
+  return _guard_item_count(loss, count, size, name)
+
+
 def safe_reduce(values, *, where=None, reduce_fn: Callable | None = jnp.mean):
-  """Reduces per-query values over the valid queries without NaN when none is valid.
+  """Reduces per-query values over the valid queries without NaN when none is valid (rax ``safe_reduce``).
 
   Invalid entries are replaced by 0 (so their gradient is 0). ``jnp.mean`` divides by
   ``max(count, 1)``, so an all-invalid input gives 0 and a finite gradient; NaNs at valid entries
-  still propagate. ``reduce_fn=None`` returns the masked per-query values.
+  still propagate. ``reduce_fn=None`` returns the masked per-query values; any other ``reduce_fn`` is
+  called as ``reduce_fn(values, where=where)`` (e.g. :func:`nonzero_mean`).
 
   >>> float(safe_reduce(jnp.array([1.0, 3.0, 7.0]), where=jnp.array([True, True, False])))
   2.0
@@ -400,17 +451,28 @@ def safe_reduce(values, *, where=None, reduce_fn: Callable | None = jnp.mean):
   return jnp.where(jnp.any(where), out, jnp.zeros_like(out))
 
 
+def nonzero_mean(values, *, where=None, axis=None):
+  """Mean of the strictly positive ``values`` under ``where``, 0 where there are none.
+
+  pytorch-metric-learning's ``AvgNonZeroReducer``, the reduction of the reference's calibration,
+  triplet and FastAP losses.
+
+  >>> round(float(nonzero_mean(jnp.array([0.0, 0.2, 0.4, 0.0]))), 4)
+  0.3
+  """
+  active = values > 0 if where is None else where & (values > 0)
+  count = jnp.sum(active, axis=axis, dtype=values.dtype)
+  total = jnp.sum(jnp.where(active, values, 0.0), axis=axis)
+  return jnp.where(count > 0, total / jnp.maximum(count, 1.0), 0.0)
+
+
 def _is_traced(x) -> bool:
   return isinstance(x, jax.core.Tracer)
 
 
-def static_item_count(count, num_items: int, max_items: int | None) -> int:
-  """The static block size ``P`` for the relevant items of every row.
-
-  ``max_items`` when given (capped at ``num_items``); else the exact maximum ``count`` when it is
-  concrete (eager calls, or labels known outside ``jit``); else ``num_items`` (exact but
-  ``O(B M^2)`` work: pass ``max_positives`` under ``jit`` for speed).
-  """
+def _static_item_count(count, num_items: int, max_items: int | None) -> int:
+  """The static block size ``P``: ``max_items`` when given (capped at ``num_items``); else the exact
+  maximum ``count`` when it is concrete (eager calls, or labels known outside ``jit``); else ``num_items``."""
   if max_items is not None:
     if max_items < 1:
       raise ValueError(f"max_positives must be >= 1, got {max_items}")
@@ -420,11 +482,9 @@ def static_item_count(count, num_items: int, max_items: int | None) -> int:
   return num_items
 
 
-def guard_item_count(value, count, size: int, name: str):
-  """NaN (and a printed explanation) when a row has more relevant items than the static ``size``.
-
-  A row with more relevant items than ``max_positives`` would otherwise be silently truncated.
-  """
+def _guard_item_count(value, count, size: int, name: str):
+  """NaN (and a printed explanation) when a row has more relevant items than the static ``size``, which
+  would otherwise be silently truncated; eagerly, a ValueError."""
   if _is_traced(count):
 
     def warn(c):
@@ -436,39 +496,3 @@ def guard_item_count(value, count, size: int, name: str):
   elif int(count) > size:
     raise ValueError(f"{name}: a query has {int(count)} relevant items > max_positives={size}")
   return jnp.where(count > size, jnp.nan, value)
-
-
-def rank_loss_inputs(inputs: LossInputs, *, hierarchy_level: int | str = 0, include_self: bool = True,
-                     relevance_type: str = "pop", relevance_alpha=1.0):
-  """Scores, pair levels, relevances and the item mask of a rank loss on :class:`LossInputs`.
-
-  Args:
-    inputs: queries ``[B, D]`` against references ``[M, D]``.
-    hierarchy_level: an int ``k`` compares label column ``k`` only (levels and relevances in {0, 1});
-      ``"multi"`` counts the agreeing columns (levels ``0..L``) and uses hierarchical relevances.
-    include_self: keep each query's own copy in its reference set (the reference behaviour in batch
-      mode: the query is one of its own positives). False removes it (``inputs.self_mask()``).
-    relevance_type, relevance_alpha: :func:`suprank_jax.hierarchy.relevance_matrix` (``"multi"`` only).
-
-  Returns:
-    ``(scores, levels, relevances, where)``: ``[B, M]`` float (>= float32), int32, float, bool.
-
-  Raises:
-    ValueError: on an unknown ``hierarchy_level``.
-  """
-  scores = inputs.scores()
-  b, m = scores.shape
-  where = jnp.broadcast_to(inputs.ref_where.astype(bool)[None, :], (b, m))
-  if not include_self:
-    where = where & ~inputs.self_mask()
-  if isinstance(hierarchy_level, str):
-    if hierarchy_level.lower() != "multi":
-      raise ValueError(f"hierarchy_level must be an int label column or 'multi', got {hierarchy_level!r}")
-    levels = hierarchy.pair_levels(inputs.labels, inputs.ref_labels)
-    relevances = hierarchy.relevance_matrix(levels, inputs.num_levels, kind=relevance_type,
-                                            alpha=relevance_alpha, where=where)
-  else:
-    levels = hierarchy.pair_levels(inputs.labels, inputs.ref_labels, level=int(hierarchy_level))
-    relevances = levels
-  relevances = jnp.where(where, relevances.astype(scores.dtype), 0.0)
-  return scores, levels, relevances, where

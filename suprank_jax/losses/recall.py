@@ -7,8 +7,10 @@ Recall@k of a query counts its positives ranked within the top ``k``; replacing 
    R@k_q = \\frac{1}{\\min(|P_q|, k)} \\sum_{i \\in P_q} \\sigma_{temp}(k - rank(i)), \\qquad
    \\mathcal{L} = 1 - \\frac{1}{|K|} \\sum_{k \\in K} R@k_q \\quad \\text{(mean over queries)}.
 
-Unlike the reference (which reshapes the positives to ``[B, n_pos]`` and raises otherwise), queries may
-have different numbers of positives; with equal counts the values are the reference's.
+The recall score function runs over the driver :func:`~suprank_jax.losses.ranks.rank_loss`. Positives
+are binary, so ``hierarchy_level`` is an int label column. Unlike the reference (which reshapes the
+positives to ``[B, n_pos]`` and raises otherwise), queries may have different numbers of positives;
+with equal counts the values are the reference's.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from typing import Callable, Sequence
 
 import jax.numpy as jnp
 
-from suprank_jax.losses import ranks as ranks_lib
-from suprank_jax.losses.ap import _as_float, _binary, _validate
+from suprank_jax.losses import inputs as inputs_lib
+from suprank_jax.losses import ranks
 from suprank_jax.losses.inputs import LossInputs
+from suprank_jax.losses.ranks import SUPRANK
 
 __all__ = [
     "sup_recall_loss",
@@ -29,47 +32,36 @@ __all__ = [
     "smooth_recall_embedding_loss",
 ]
 
+# suprecall.yaml: the k averaged, and the temperature of the sigmoid of k - rank.
 _AT_K = (1, 2, 4, 8, 16)
+_TEMP = 1.0
 
 
-def _recall_sums(num_items, scores, levels, where, *, at_k, temp, step_fn, lower_step_fn, pair_block):
-  """``sum_k sum_i sigma((k - rank_i) / temp) / min(n_pos, k)`` per query (``P = num_items``)."""
-  index, valid = ranks_lib.gather_items(levels, num_items, where=where)
-  rank = ranks_lib.item_ranks(scores, index, levels, where=where, step_fn=step_fn, lower_step_fn=lower_step_fn,
-                              pair_block=pair_block)
-  num_pos = jnp.sum(valid, axis=-1).astype(scores.dtype)
-  total = jnp.zeros(scores.shape[:1], scores.dtype)
+def _recall_score(items: ranks.RankedItems, *, at_k, temp):
+  """The mean over ``at_k`` of the sigmoid recall@k of every query, and whether it has a positive."""
+  num_pos = jnp.sum(items.valid, axis=-1).astype(items.rank.dtype)
+  total = jnp.zeros(num_pos.shape, num_pos.dtype)
   for k in at_k:
-    hits = jnp.sum(jnp.where(valid, ranks_lib.tau_sigmoid(k - rank, tau=temp), 0.0), axis=-1)
+    hits = jnp.sum(jnp.where(items.valid, ranks.tau_sigmoid(k - items.rank, tau=temp), 0.0), axis=-1)
     total = total + hits / jnp.maximum(jnp.minimum(num_pos, float(k)), 1.0)
-  return total
+  return total / len(at_k), num_pos > 0
 
 
-def _recall_loss(scores, positives, *, where, at_k, temp, step_fn, lower_step_fn, max_positives, reduce_fn,
-                 pair_block=ranks_lib._PAIR_BLOCK):
-  _validate(scores, None, positives, where)
+def _recall_loss(name, scores, positives, *, where, at_k, temp, step_fn, lower_step_fn, max_positives, reduce_fn):
   at_k = tuple(int(k) for k in at_k)
   if not at_k or min(at_k) < 1:
-    raise ValueError(f"at_k must be a non-empty sequence of positive ints, got {at_k}")
-  scores = _as_float(scores)
-  if where is None:
-    where = jnp.ones(scores.shape, bool)
-  levels = _binary(positives, where)
-  num_pos = jnp.sum(levels, axis=-1)
-  fn = functools.partial(_recall_sums, at_k=at_k, temp=temp, step_fn=step_fn, lower_step_fn=lower_step_fn,
-                         pair_block=pair_block)
-  count = jnp.max(num_pos)
-  size = ranks_lib.static_item_count(count, scores.shape[-1], max_positives)
-  sums = fn(size, scores, levels, where)
-  recall = sums / len(at_k)
-  loss = ranks_lib.safe_reduce(1.0 - recall, where=num_pos > 0, reduce_fn=reduce_fn)
-  return ranks_lib.guard_item_count(loss, count, size, "recall loss")
+    raise ValueError(f"{name}: at_k must be a non-empty sequence of positive ints, got {at_k}")
+  scores, positives, _, where = inputs_lib.split_pairs(name, scores, positives, where=where)
+  levels = positives.astype(jnp.int32)
+  return ranks.rank_loss(scores, levels, score_fn=functools.partial(_recall_score, at_k=at_k, temp=temp),
+                         where=where, step_fn=step_fn, lower_step_fn=lower_step_fn, max_positives=max_positives,
+                         reduce_fn=reduce_fn, name=name)
 
 
-def sup_recall_loss(scores, positives, *, where=None, at_k: Sequence[int] = _AT_K, temp: float = 1.0,
-                    tau: float = 0.01, rho: float = 100.0, delta: float | None = 0.05, start: float | None = 0.5,
-                    offset: float | None = 1.44, max_positives: int | None = None,
-                    reduce_fn: Callable | None = jnp.mean):
+def sup_recall_loss(scores, positives, *, where=None, at_k: Sequence[int] = _AT_K, temp: float = _TEMP,
+                    tau: float = SUPRANK.tau, rho: float = SUPRANK.rho, delta: float | None = SUPRANK.delta,
+                    start: float | None = SUPRANK.start, offset: float | None = SUPRANK.offset,
+                    max_positives: int | None = None, reduce_fn: Callable | None = jnp.mean):
   """SupRecall loss: ``1 -`` the mean over ``at_k`` of a sigmoid recall@k on SupRank ranks.
 
   .. math::
@@ -91,13 +83,14 @@ def sup_recall_loss(scores, positives, *, where=None, at_k: Sequence[int] = _AT_
   Returns:
     Scalar (or ``[B]``) loss.
   """
-  lower = functools.partial(ranks_lib.suprank_surrogate, tau=tau, rho=rho, delta=delta, start=start, offset=offset)
-  return _recall_loss(scores, positives, where=where, at_k=at_k, temp=temp, step_fn=ranks_lib.heaviside,
-                      lower_step_fn=lower, max_positives=max_positives, reduce_fn=reduce_fn)
+  lower = functools.partial(ranks.suprank_surrogate, tau=tau, rho=rho, delta=delta, start=start, offset=offset)
+  return _recall_loss("sup_recall_loss", scores, positives, where=where, at_k=at_k, temp=temp,
+                      step_fn=ranks.heaviside, lower_step_fn=lower, max_positives=max_positives, reduce_fn=reduce_fn)
 
 
-def smooth_recall_loss(scores, positives, *, where=None, at_k: Sequence[int] = _AT_K, temp: float = 1.0,
-                       tau: float = 0.01, max_positives: int | None = None, reduce_fn: Callable | None = jnp.mean):
+def smooth_recall_loss(scores, positives, *, where=None, at_k: Sequence[int] = _AT_K, temp: float = _TEMP,
+                       tau: float = SUPRANK.tau, max_positives: int | None = None,
+                       reduce_fn: Callable | None = jnp.mean):
   """Smooth-Recall loss: as :func:`sup_recall_loss` with sigmoid ranks (every step a ``tau`` sigmoid).
 
   .. math::
@@ -108,40 +101,34 @@ def smooth_recall_loss(scores, positives, *, where=None, at_k: Sequence[int] = _
   >>> round(float(smooth_recall_loss(scores, jnp.array([[1, 1, 0]]), at_k=(2,))), 3)
   0.384
   """
-  sig = functools.partial(ranks_lib.tau_sigmoid, tau=tau)
-  return _recall_loss(scores, positives, where=where, at_k=at_k, temp=temp, step_fn=sig, lower_step_fn=None,
-                      max_positives=max_positives, reduce_fn=reduce_fn)
+  sig = functools.partial(ranks.tau_sigmoid, tau=tau)
+  return _recall_loss("smooth_recall_loss", scores, positives, where=where, at_k=at_k, temp=temp, step_fn=sig,
+                      lower_step_fn=None, max_positives=max_positives, reduce_fn=reduce_fn)
 
 
-def _binary_inputs(inputs, hierarchy_level, include_self):
-  if isinstance(hierarchy_level, str):
-    raise ValueError(f"recall losses take an int hierarchy_level (binary positives), got {hierarchy_level!r}")
-  scores, levels, _, where = ranks_lib.rank_loss_inputs(inputs, hierarchy_level=hierarchy_level,
-                                                        include_self=include_self)
-  return scores, levels, where
+def sup_recall_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: int | str = 0,
+                              include_self: bool = True, at_k: Sequence[int] = _AT_K, temp: float = _TEMP,
+                              tau: float = SUPRANK.tau, rho: float = SUPRANK.rho, delta: float | None = SUPRANK.delta,
+                              start: float | None = SUPRANK.start, offset: float | None = SUPRANK.offset,
+                              max_positives: int | None = None, reduce_fn: Callable | None = jnp.mean):
+  """:func:`sup_recall_loss` on :class:`LossInputs` (registry name ``sup_recall``); ``params`` is unused.
 
-
-def sup_recall_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: int = 0,
-                              include_self: bool = True, relevance_type: str = "pop", relevance_alpha=1.0,
-                              at_k: Sequence[int] = _AT_K, temp: float = 1.0, tau: float = 0.01,
-                              rho: float = 100.0, delta: float | None = 0.05, start: float | None = 0.5,
-                              offset: float | None = 1.44, max_positives: int | None = None):
-  """:func:`sup_recall_loss` on :class:`LossInputs` (registry name ``sup_recall``).
-
-  ``params``, ``relevance_type`` and ``relevance_alpha`` are unused (binary positives).
+  Positives share label column ``hierarchy_level`` (an int). ``reduce_fn=None``: ``[B]`` per-query losses.
   """
-  del params, relevance_type, relevance_alpha
-  scores, levels, where = _binary_inputs(inputs, hierarchy_level, include_self)
-  return sup_recall_loss(scores, levels, where=where, at_k=at_k, temp=temp, tau=tau, rho=rho, delta=delta,
-                         start=start, offset=offset, max_positives=max_positives)
+  del params
+  positives, where = inputs_lib.binary_pairs(inputs, hierarchy_level=hierarchy_level, include_self=include_self,
+                                             name="sup_recall")
+  return sup_recall_loss(inputs.scores(), positives, where=where, at_k=at_k, temp=temp, tau=tau, rho=rho,
+                         delta=delta, start=start, offset=offset, max_positives=max_positives, reduce_fn=reduce_fn)
 
 
-def smooth_recall_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: int = 0,
-                                 include_self: bool = True, relevance_type: str = "pop", relevance_alpha=1.0,
-                                 at_k: Sequence[int] = _AT_K, temp: float = 1.0, tau: float = 0.01,
-                                 max_positives: int | None = None):
-  """:func:`smooth_recall_loss` on :class:`LossInputs` (registry name ``smooth_recall``)."""
-  del params, relevance_type, relevance_alpha
-  scores, levels, where = _binary_inputs(inputs, hierarchy_level, include_self)
-  return smooth_recall_loss(scores, levels, where=where, at_k=at_k, temp=temp, tau=tau,
-                            max_positives=max_positives)
+def smooth_recall_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: int | str = 0,
+                                 include_self: bool = True, at_k: Sequence[int] = _AT_K, temp: float = _TEMP,
+                                 tau: float = SUPRANK.tau, max_positives: int | None = None,
+                                 reduce_fn: Callable | None = jnp.mean):
+  """:func:`smooth_recall_loss` on :class:`LossInputs` (registry name ``smooth_recall``); ``params`` is unused."""
+  del params
+  positives, where = inputs_lib.binary_pairs(inputs, hierarchy_level=hierarchy_level, include_self=include_self,
+                                             name="smooth_recall")
+  return smooth_recall_loss(inputs.scores(), positives, where=where, at_k=at_k, temp=temp, tau=tau,
+                            max_positives=max_positives, reduce_fn=reduce_fn)

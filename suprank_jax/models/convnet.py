@@ -9,6 +9,8 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
+from suprank_jax.losses.inputs import l2_normalize
+
 __all__ = ["ConvNet"]
 
 
@@ -41,5 +43,5 @@ class ConvNet(nn.Module):
     x = nn.relu(nn.Dense(self.hidden_dim, dtype=dtype, name="hidden")(x))
     x = nn.Dense(self.embed_dim, dtype=dtype, name="projection")(x).astype(jnp.float32)
     if self.normalize:
-      x = x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+      x = l2_normalize(x)
     return x

@@ -18,6 +18,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+# One L2 normalisation for the models' outputs and the losses (torch's F.normalize, finite gradient at 0).
+from suprank_jax.losses.inputs import l2_normalize
+
 __all__ = [
     "POOLINGS",
     "NORMALIZE_MODES",
@@ -25,7 +28,6 @@ __all__ = [
     "max_pool",
     "avgmax_pool",
     "gem_pool",
-    "l2_normalize",
     "layer_norm_no_affine",
     "resize_bilinear_align_corners",
     "RetrievalHead",
@@ -77,11 +79,6 @@ def gem_pool(x: jax.Array, p, *, eps: float = 1e-6) -> jax.Array:
   _check_map(x, "gem_pool")
   p = jnp.reshape(jnp.asarray(p, x.dtype), ())
   return jnp.mean(jnp.maximum(x, eps) ** p, axis=(1, 2)) ** (1.0 / p)
-
-
-def l2_normalize(x: jax.Array, *, eps: float = 1e-12) -> jax.Array:
-  """``x / max(||x||_2, eps)`` along the last axis (as ``torch.nn.functional.normalize``)."""
-  return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
 
 
 def layer_norm_no_affine(x: jax.Array, *, eps: float = 1e-5) -> jax.Array:

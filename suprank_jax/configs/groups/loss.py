@@ -137,12 +137,15 @@ GROUPS = {
     "smoothndcg": _group([("smooth_ndcg", "smooth_ndcg", dict(tau=0.01, hierarchy_level="multi"))]),
     "smoothrecall": _group([("smooth_recall", "smooth_recall", dict(tau=0.01, **RECALL))]),
     # AP baselines.
-    "fastap": _group([("fastap", "fastap", {})]),
+    # The reference runs FastAP without a reference set: PML leaves each query's own pair out.
+    "fastap": _group([("fastap", "fastap", dict(include_self=False))]),
     "softbinap": _group([("softbin_ap", "softbin_ap", dict(num_bins=20, min_score=-1.0, max_score=1.0))]),
     "blackboxap": _group([("blackbox_ap", "blackbox_ap", dict(lambda_val=4.0, margin=0.02))]),
     # Pair losses.
     "triplet": _group([("triplet", "triplet", dict(margin=0.05, semihard=False))]),
-    "triplet_mining": _group([("triplet", "triplet", dict(margin=0.05, semihard=True))]),
+    # include_self=False: the reference's semi-hard miner picks the anchor itself as its positive, so its
+    # batch-mode loss is exactly 0; this experiment trains with the corrected miner (True: the reference).
+    "triplet_mining": _group([("triplet", "triplet", dict(margin=0.05, semihard=True, include_self=False))]),
     "triplet_double": _group(_levels("triplet", (0, 1), margin=0.05, semihard=False)),
     "triplet_triple": _group(_levels("triplet", (0, 1, 2), margin=0.05, semihard=False)),
     # As the original file: levels 0, 1, 3, 4, 5, 6 (level 2 is not in triplet_seven.yaml).
