@@ -9,9 +9,14 @@ slice of the global batch; :func:`global_batch` assembles the global array
 
 from __future__ import annotations
 
+import functools
+
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from suprank_jax.input_pipeline import transforms
 
 __all__ = ["make_mesh", "data_sharding", "replicated", "global_batch", "check_batch_size"]
 
@@ -41,7 +46,20 @@ def check_batch_size(global_batch_size: int, mesh: Mesh, *, name: str = "config.
                      f"({jax.process_count()})")
 
 
-def global_batch(local_batch, mesh: Mesh):
-  """Assembles per-process numpy slices into global arrays sharded on ``'data'``."""
+@functools.partial(jax.jit, static_argnames=("mode",))
+def _normalize_on_devices(images, mode):
+  return transforms.normalize(images, mode, xp=jnp)
+
+
+def global_batch(local_batch, mesh: Mesh, *, normalization: str | None = None):
+  """Assembles per-process numpy slices into global arrays sharded on ``'data'``.
+
+  With ``normalization`` (``config.input.normalization``), uint8 ``images`` (from an iterator with
+  ``uint8_images=True``) are normalised to float32 on the devices, where they are, as the host
+  would have (``transforms.normalize``): the host sends a quarter of the bytes.
+  """
   sharding = data_sharding(mesh)
-  return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local_batch)
+  batch = jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local_batch)
+  if normalization is not None and batch["images"].dtype == jnp.uint8:
+    batch = dict(batch, images=_normalize_on_devices(batch["images"], normalization))
+  return batch

@@ -198,6 +198,13 @@ def _ramp_image(height=300, width=500):
   return rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
 
 
+def _close_to(got, expected):
+  """Equal up to one grey level on a few pixels: the resize's region restricted to the crop computes
+  its filter positions from the region's corner, so their rounding may differ."""
+  difference = np.abs(got - expected)
+  assert difference.max() <= 1 / 255 + 1e-6 and (difference > 1e-6).mean() < 1e-2
+
+
 def test_train_resize_comes_before_the_random_resized_crop():
   from PIL import Image
   from suprank_jax.input_pipeline import transforms
@@ -208,12 +215,15 @@ def test_train_resize_comes_before_the_random_resized_crop():
   got = transforms.make_train_transform(config)(image, np.random.default_rng(0))
   resized = _pil(image).resize((int(256 * 500 / 300), 256), Image.BILINEAR)
   expected = np.asarray(resized.crop((43, 0, 43 + 340, 256)).resize((224, 224), Image.BILINEAR)) / 255.0
-  np.testing.assert_allclose(got, expected, atol=1e-6)
-  # Without the resize the fallback box is taken on the original: 300x399 at x=50.
+  _close_to(got, expected)
+  # Without the resize the fallback box is taken on the original (300x399 at x=50): one resampling
+  # of that box, whose filter also reads the pixels just outside it.
   config.train_resize_size = 0
   got = transforms.make_train_transform(config)(image, np.random.default_rng(0))
-  expected = np.asarray(_pil(image).crop((50, 0, 50 + 399, 300)).resize((224, 224), Image.BILINEAR)) / 255.0
+  expected = np.asarray(_pil(image).resize((224, 224), Image.BILINEAR, box=(50, 0, 50 + 399, 300))) / 255.0
   np.testing.assert_allclose(got, expected, atol=1e-6)
+  cropped = np.asarray(_pil(image).crop((50, 0, 50 + 399, 300)).resize((224, 224), Image.BILINEAR)) / 255.0
+  np.testing.assert_allclose(got[2:-2, 2:-2], cropped[2:-2, 2:-2], atol=1e-6)  # the same inside
 
 
 def test_square_resize_center_crop_ignores_the_aspect_ratio():
@@ -224,10 +234,129 @@ def test_square_resize_center_crop_ignores_the_aspect_ratio():
   got = transforms.make_eval_transform(config)(image)
   # torchvision Resize([256, 256]) then CenterCrop(224): offset round((256 - 224) / 2) = 16.
   expected = np.asarray(_pil(image).resize((256, 256), Image.BILINEAR).crop((16, 16, 240, 240))) / 255.0
-  np.testing.assert_allclose(got, expected, atol=1e-6)
+  _close_to(got, expected)
   with pytest.raises(ValueError, match="eval_resize_size=200 must be >= image_size=224"):
     transforms.make_eval_transform(_config(image_size=224, eval_resize="square_resize_center_crop",
                                            eval_resize_size=200))
+
+
+def _photo(height=427, width=640):
+  """A real photograph (scikit-learn's bundled sample), resized: smooth regions, edges, texture."""
+  from PIL import Image
+  from sklearn.datasets import load_sample_image
+  return np.asarray(Image.fromarray(load_sample_image("china.jpg")).resize((width, height), Image.BICUBIC))
+
+
+def _jpeg(image, quality=92):
+  import io
+  from PIL import Image
+  out = io.BytesIO()
+  Image.fromarray(image).save(out, format="JPEG", quality=quality)
+  return out.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["resize_center_crop", "square_resize_center_crop"])
+def test_resizing_only_the_center_crop_gives_the_resize_then_crop_pixels(mode):
+  from PIL import Image
+  from suprank_jax.input_pipeline import transforms
+  image = _photo()
+  got = transforms.make_eval_transform(_config(image_size=224, eval_resize=mode, eval_resize_size=256),
+                                       normalize_images=False)(image)
+  size = (256, 256) if mode == "square_resize_center_crop" else (int(256 * 640 / 427), 256)
+  two_step = transforms.center_crop(np.asarray(_pil(image).resize(size, Image.BILINEAR)), 224)
+  assert got.dtype == np.uint8 and got.shape == two_step.shape
+  _close_to(got / 255.0, two_step / 255.0)
+
+
+def test_jpeg_items_draw_the_same_boxes_and_decode_at_a_reduced_scale_when_the_crop_allows():
+  from PIL import Image
+  from suprank_jax.input_pipeline import transforms
+  image = _photo(854, 1280)
+  data = _jpeg(image)
+  decoded = np.asarray(Image.open(__import__("io").BytesIO(data)).convert("RGB"))
+  config = _config(image_size=224, random_resized_crop=True, horizontal_flip=True)
+  transform = transforms.make_train_transform(config, normalize_images=False)
+  drafted = 0
+  for seed in range(12):
+    from_jpeg = transform(transforms.EncodedImage(data), np.random.default_rng(seed))
+    from_pixels = transform(decoded, np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    top, left, h, w = transforms.random_resized_crop_box(rng, 854, 1280, scale=config.crop_scale,
+                                                         ratio=config.crop_ratio)
+    assert from_jpeg.shape == from_pixels.shape == (224, 224, 3)
+    difference = np.abs(from_jpeg.astype(float) - from_pixels)
+    if min(h, w) >= 448:  # decoded at 1/2 (or less): the DCT downscale stands for part of the bilinear one
+      drafted += 1
+      assert difference.mean() < 2.0
+    else:
+      np.testing.assert_array_equal(from_jpeg, from_pixels)
+  assert drafted >= 3
+  evaluated = transforms.make_eval_transform(_config(image_size=224, eval_resize="resize_center_crop",
+                                                     eval_resize_size=256))
+  np.testing.assert_allclose(evaluated(transforms.EncodedImage(data)), evaluated(decoded), atol=4 / 255 / 0.224)
+
+
+def test_encoded_items_read_the_sources_crop_box_and_name_a_corrupt_file():
+  from suprank_jax.input_pipeline import sources, transforms
+  image = _photo(200, 300)
+  data = _jpeg(image)
+  decoded = transforms.EncodedImage(data).resample(None, 200, 300)
+  boxed = transforms.EncodedImage(data, box=(40.4, 10, 140, 90))
+  assert (boxed.height, boxed.width) == (80, 100)
+  np.testing.assert_array_equal(boxed.resample(None, 80, 100), decoded[10:90, 40:140])
+  np.testing.assert_array_equal(boxed.resample((0, 0, 100, 80), 80, 100), decoded[10:90, 40:140])
+  grey = transforms.EncodedImage(data, channels=1).resample(None, 200, 300)
+  assert grey.shape == (200, 300, 1)
+  with pytest.raises(sources.ImageLoadError, match="cannot decode image broken.jpg"):
+    transforms.EncodedImage(data[:600], what="image broken.jpg").resample((0, 0, 300, 200), 64, 64)
+  with pytest.raises(sources.ImageLoadError, match="cannot decode image text.jpg"):
+    transforms.EncodedImage(b"not an image", what="image text.jpg")
+
+
+def test_uint8_batches_normalised_on_the_devices_equal_the_float_batches(train_source, tmp_path):
+  from PIL import Image
+  from suprank_jax import parallel
+  paths = []
+  for i, label in enumerate(np.repeat(np.arange(4), 4)):
+    path = tmp_path / f"{i}.jpg"
+    Image.fromarray(np.roll(_photo(120, 160), 7 * i, axis=1)).save(path, quality=90)
+    paths.append(str(path))
+  source = sources.make_source("photos/train", np.repeat(np.arange(4), 4), ("class",), paths=paths)
+  config = _config(global_batch_size=8, samples_per_class=4, image_size=32, random_resized_crop=True,
+                   horizontal_flip=True, normalization="imagenet", eval_resize="resize_center_crop",
+                   eval_resize_size=40)
+  mesh = parallel.make_mesh()
+  floats = _take(config, source, start_step=0, total_steps=2)
+  it = pipeline.make_train_iterator(config, source, seed=0, start_step=0, total_steps=2, uint8_images=True)
+  for reference, batch in zip(floats, it):
+    assert batch["images"].dtype == np.uint8 and batch["images"].shape == (8, 32, 32, 3)
+    on_devices = parallel.global_batch(batch, mesh, normalization=config.normalization)
+    np.testing.assert_allclose(np.asarray(on_devices["images"]), reference["images"], atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(on_devices["index"]), reference["index"])
+  (floats,) = list(pipeline.make_eval_batches(config, source, batch_size=16))
+  (uint8,) = list(pipeline.make_eval_batches(config, source, batch_size=16, uint8_images=True))
+  assert uint8["images"].dtype == np.uint8
+  on_devices = parallel.global_batch(uint8, mesh, normalization=config.normalization)
+  np.testing.assert_allclose(np.asarray(on_devices["images"]), floats["images"], atol=1e-6)
+
+
+def test_a_corrupt_file_is_replaced_by_an_item_of_its_class_with_its_own_draws(tmp_path):
+  from PIL import Image
+  paths = []
+  for i in range(8):
+    path = tmp_path / f"{i}.jpg"
+    Image.fromarray(np.roll(_photo(60, 80), 5 * i, axis=0)).save(path, quality=90)
+    paths.append(str(path))
+  with open(paths[1], "wb") as f:
+    f.write(b"broken")
+  source = sources.make_source("photos/train", np.repeat(np.arange(2), 4), ("class",), paths=paths)
+  config = _config(global_batch_size=8, samples_per_class=4, image_size=16, random_resized_crop=True,
+                   skip_corrupt_images=True)
+  batch = pipeline.load_train_batch(config, source, 0, seed=0)
+  assert 1 not in batch["index"].tolist()
+  np.testing.assert_array_equal(batch["labels"][:, 0], np.array(source.labels[batch["index"], 0]))
+  with pytest.raises(sources.ImageLoadError, match="1.jpg"):
+    pipeline.load_train_batch(_config(global_batch_size=8, samples_per_class=4, image_size=16), source, 0, seed=0)
 
 
 # ----------------------------------------------------------------------------------------------

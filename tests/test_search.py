@@ -51,13 +51,16 @@ def test_exact_top_k_matches_stable_argsort_with_duplicated_features():
   np.testing.assert_array_equal(idx, expected)
 
 
-def test_exact_ranks_equal_stable_argsort_ranks_with_ties_and_self_exclusion():
+@pytest.mark.parametrize("on_device", [False, True])
+def test_exact_ranks_equal_stable_argsort_ranks_with_ties_and_self_exclusion(on_device):
   rng = np.random.default_rng(1)
   _, labels = _clustered(90, 6, 12, rng)
   x = rng.integers(-2, 3, size=(90, 6)).astype(np.float32)  # exact dot products: many ties
   x[30:40] = x[3]  # duplicated rows tie with each other
+  x[50] = 0.0  # zero scores: +0.0 and -0.0 tie
+  x[51, :] = -0.0
   self_index = np.arange(90)
-  chunks = list(S.exact_ranked_relevant(x, labels, x, labels, self_index, chunk_size=32))
+  chunks = list(S.exact_ranked_relevant(x, labels, x, labels, self_index, chunk_size=32, on_device=on_device))
   scores = x @ x.T
   for start, ranked in chunks:
     for b in range(ranked.num_queries):
@@ -71,8 +74,9 @@ def test_exact_ranks_equal_stable_argsort_ranks_with_ties_and_self_exclusion():
       np.testing.assert_array_equal(ranked.ranks[seg], np.sort(rank[relevant]))
 
 
+@pytest.mark.parametrize("on_device", [False, True])
 @pytest.mark.parametrize("tree", [True, False])
-def test_full_ranking_reports_the_rank_of_each_querys_own_item(tree):
+def test_full_ranking_reports_the_rank_of_each_querys_own_item(tree, on_device):
   rng = np.random.default_rng(9)
   fine = rng.integers(0, 12, 80)
   labels = np.stack([fine, fine % 4 if tree else rng.integers(0, 4, 80)], 1)
@@ -81,7 +85,8 @@ def test_full_ranking_reports_the_rank_of_each_querys_own_item(tree):
   own_index = np.where(np.arange(25) % 5 == 4, -1, rng.permutation(80)[:25])
   query_labels = np.where((own_index >= 0)[:, None], labels[np.maximum(own_index, 0)], query_labels)
   scores = query @ x.T
-  for start, ranked, own_rank in S.full_ranked_relevant(query, query_labels, x, labels, own_index, chunk_size=8):
+  for start, ranked, own_rank in S.full_ranked_relevant(query, query_labels, x, labels, own_index, chunk_size=8,
+                                                       on_device=on_device):
     for b in range(ranked.num_queries):
       i = start + b
       rank = np.empty(80, np.int64)
@@ -90,6 +95,27 @@ def test_full_ranking_reports_the_rank_of_each_querys_own_item(tree):
       np.testing.assert_array_equal(ranked.ranks[ranked.offsets[b]:ranked.offsets[b + 1]], np.sort(rank[relevant]))
       assert own_rank[b] == (rank[own_index[i]] if own_index[i] >= 0 else 0)
       assert ranked.num_ranked[b] == 80
+
+
+def test_device_ranking_gives_the_host_numbers_and_copies_only_the_relevant_items(monkeypatch):
+  rng = np.random.default_rng(4)
+  x, labels = _clustered(700, 16, 140, rng)
+  labels[:, 1] = labels[:, 0] % 35  # small coarse groups: about 20 relevant items per query of 700
+  cfg = R.default_config()
+  cfg.update(recall_at=(1, 10), level_ap=(1,), binary_asi=True, chunk_size=64)
+  S.TRANSFERS.reset()
+  host = R.evaluate_retrieval(x, labels, config=cfg, return_per_query=True)
+  host_bytes = S.TRANSFERS.bytes_per_query
+  monkeypatch.setattr(S, "rank_on_device", lambda: True)
+  S.TRANSFERS.reset()
+  device = R.evaluate_retrieval(x, labels, config=cfg, return_per_query=True)
+  assert device[0] == host[0]
+  for key, values in host[1].items():
+    np.testing.assert_array_equal(device[1][key], values, err_msg=key)
+  assert host_bytes == 4 * 700  # a float32 score row per query
+  # Ranks and columns (int32) of each query's relevant items, rows padded by at most 25%.
+  most = int(np.max([(labels[:, 1] == c).sum() for c in labels[:, 1]])) - 1
+  assert S.TRANSFERS.bytes_per_query <= 8 * 1.25 * most < 4 * 700 / 2
 
 
 @pytest.mark.parametrize("tree", [True, False])
@@ -258,3 +284,12 @@ def test_scann_refuses_metrics_that_need_the_full_ranking():
   cfg.search = "scann"
   with pytest.raises(ValueError, match="search='scann'"):
     R.evaluate_retrieval(x, labels, config=cfg)
+
+
+def test_scann_settings_search_more_leaves_when_the_top_k_is_a_larger_share_of_the_gallery():
+  sop, small_k, smaller_gallery = S.scann_settings(60502, 1000), S.scann_settings(30000, 100), S.scann_settings(30000, 1000)
+  assert (sop["num_leaves"], small_k["num_leaves"]) == (245, 173)
+  share = lambda s: s["num_leaves_to_search"] / s["num_leaves"]  # noqa: E731
+  assert share(small_k) < share(sop) < share(smaller_gallery) == 1.0
+  assert (sop["reorder_k"], small_k["reorder_k"]) == (2200, 400)
+  assert S.scann_settings(50, 100) == {"num_leaves": 7, "num_leaves_to_search": 7, "reorder_k": 100}

@@ -114,8 +114,30 @@ def popcount(agree: np.ndarray) -> np.ndarray:
 # Segment helpers.
 
 
+# The last offsets / agreement arrays seen and what was derived from them: the metrics of one chunk
+# share their segment ids and pair levels (the arrays are kept, so the identity test is safe).
+_DERIVED: dict = {}
+
+
+def _derived(name, array, fn):
+  cached = _DERIVED.get(name)
+  if cached is None or cached[0] is not array:
+    cached = _DERIVED[name] = (array, fn(array))
+  return cached[1]
+
+
 def _segment_ids(offsets):
-  return np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+  return _derived("segments", offsets, lambda o: np.repeat(np.arange(len(o) - 1), np.diff(o)))
+
+
+def _levels(ranked):
+  return _derived("levels", ranked.agree, lambda a: popcount(a).astype(np.intp))
+
+
+def _segment_counts(indicator, offsets, seg):
+  """Inclusive running count of ``indicator`` restarted at every segment (int64, exact)."""
+  total = np.cumsum(indicator, dtype=np.int64)
+  return total - np.concatenate([[0], total])[offsets[:-1]][seg]
 
 
 def _segment_sum(values, seg, num_segments):
@@ -304,18 +326,21 @@ def hap_metric(ranked: RankedRelevant, relevance_table, *, count_equal_relevance
   table = table.copy()
   table[:, 0] = 0.0
   seg = _segment_ids(ranked.offsets)
-  levels = ranked.levels.astype(np.int64)
-  rel = table[seg, levels]
-  hrank = np.zeros(len(levels))
-  counts = [_segment_cumsum((levels == v).astype(np.float64), ranked.offsets, seg)
-            for v in range(1, num_levels + 1)]
-  item_table = table[seg] if count_equal_relevances else None
+  levels = _levels(ranked)
+  counts = [_segment_counts(levels == v, ranked.offsets, seg).astype(np.float64) for v in range(1, num_levels + 1)]
+  if count_equal_relevances:
+    item_table = table[seg]
+    counts = [sum(np.where(item_table[:, w] == item_table[:, v], counts[w - 1], 0.0) for w in range(1, num_levels + 1))
+              for v in range(1, num_levels + 1)]
+  # pair_min[q, v, w] = min(table[q, v], table[q, w]): the weight of a level-v item before a level-w one.
+  pair_min = np.minimum(table[:, :, None], table[:, None, :]).reshape(-1)
+  first = seg * (num_levels + 1) ** 2 + levels
+  hrank = None
   for v in range(1, num_levels + 1):
-    count_v = counts[v - 1]
-    if count_equal_relevances:
-      count_v = sum(np.where(item_table[:, w] == item_table[:, v], counts[w - 1], 0.0)
-                    for w in range(1, num_levels + 1))
-    hrank += np.minimum(table[seg, v], rel) * count_v
+    term = pair_min[first + v * (num_levels + 1)] * counts[v - 1]
+    hrank = term if hrank is None else hrank + term
+  if hrank is None:
+    hrank = np.zeros(len(levels))
   num = _segment_sum(hrank / ranked.ranks, seg, num_q)
   denom = np.sum(table * ranked.level_counts, axis=1)
   return _safe_ratio(num, denom)
@@ -328,22 +353,27 @@ def asi_metric(ranked: RankedRelevant):
   num_q, num_levels = counts.shape[0], counts.shape[1] - 1
   big_r = counts[:, 1:].sum(1)
   depth_offsets = np.concatenate([[0], np.cumsum(big_r)])
+  starts = depth_offsets[:-1]
   total = int(depth_offsets[-1])
-  depth_seg = _segment_ids(depth_offsets)
-  depth = np.arange(total) - depth_offsets[:-1][depth_seg] + 1
+  depth_seg = np.repeat(np.arange(num_q), big_r)
+  depth = np.arange(1, total + 1) - np.repeat(starts, big_r)  # 1..R within each query
   seg = _segment_ids(ranked.offsets)
-  levels = ranked.levels.astype(np.int64)
   inside = ranked.ranks <= big_r[seg]
-  slot = depth_offsets[:-1][seg] + ranked.ranks - 1
-  overlap = np.zeros(total)
+  slot = (starts[seg] + ranked.ranks - 1)[inside]
+  levels_inside = _levels(ranked)[inside]
+  # Integer counts (exact): found and ideal level-v counts at every depth, summed over the levels.
+  overlap = np.zeros(total, np.int64)
   above = np.zeros(num_q, np.int64)  # number of items with a level higher than v
   for v in range(num_levels, 0, -1):
-    hit = np.bincount(slot[inside & (levels == v)], minlength=total).astype(np.float64)
-    found = _segment_cumsum(hit, depth_offsets, depth_seg)
-    ideal = np.clip(depth - above[depth_seg], 0, counts[depth_seg, v])
-    overlap += np.minimum(found, ideal)
+    found = np.zeros(total, np.int64)
+    found[slot[levels_inside == v]] = 1
+    np.cumsum(found, out=found)
+    found -= np.repeat(np.concatenate([[0], found])[starts], big_r)
+    ideal = depth - np.repeat(above, big_r)
+    np.clip(ideal, 0, np.repeat(counts[:, v], big_r), out=ideal)
+    overlap += np.minimum(found, ideal, out=found)
     above += counts[:, v]
-  return _safe_ratio(_segment_sum(overlap / np.maximum(depth, 1), depth_seg, num_q), big_r)
+  return _safe_ratio(_segment_sum(overlap / depth, depth_seg, num_q), big_r)
 
 
 def ndcg_metric(ranked: RankedRelevant):
@@ -352,8 +382,10 @@ def ndcg_metric(ranked: RankedRelevant):
   counts = np.asarray(ranked.level_counts, np.int64)
   num_q, num_levels = counts.shape[0], counts.shape[1] - 1
   seg = _segment_ids(ranked.offsets)
-  gains = 2.0 ** ranked.levels.astype(np.float64) - 1.0
-  dcg = _segment_sum(gains / np.log2(1.0 + ranked.ranks), seg, num_q)
+  gains = (2.0 ** np.arange(num_levels + 1, dtype=np.float64) - 1.0)[_levels(ranked)]
+  # log2(1 + r) from a table over the ranks (the same float64 values as computing them per item).
+  discount_of_rank = np.log2(1.0 + np.arange(int(ranked.ranks.max(initial=0)) + 1))
+  dcg = _segment_sum(gains / discount_of_rank[ranked.ranks], seg, num_q)
   # discount[i] = sum_{t=1..i} 1/log2(1+t): the ideal ranking sorts the levels in decreasing order.
   big_r = int(counts[:, 1:].sum(1).max(initial=0))
   discount = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(2.0 + np.arange(big_r)))])
@@ -376,7 +408,7 @@ def level_ap_metric(ranked: RankedRelevant, *, level: int):
   if not 1 <= level <= num_levels:
     raise ValueError(f"level={level} must be in 1..{num_levels} for AP#level")
   seg = _segment_ids(ranked.offsets)
-  levels = ranked.levels
+  levels = _levels(ranked)
   higher_before = _segment_cumsum((levels > level).astype(np.float64), ranked.offsets, seg)
   positive = levels == level
   index = _segment_cumsum(positive.astype(np.float64), ranked.offsets, seg)

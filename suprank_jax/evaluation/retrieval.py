@@ -29,7 +29,7 @@ finest; definitions in :mod:`suprank_jax.evaluation.metrics`):
 ``num_no_relevant_level{h}``  queries without any relevant item at column h (AP-type means
                           skip them; R@k counts them as misses; P@k as 0)
 ``num_no_relevant_multi`` queries without any item of level >= 1
-``scann_recall@{K}``      ScaNN's top-K recall against exact search (``config.scann.report_recall``)
+``scann_recall@{K}``      ScaNN's recall of the exact top-K (``config.scann.report_recall``, on by default)
 ========================  =====================================================================
 
 AP-type metrics (AP, mAP@R, mAP@k, true_R@k, RP, ASI, H-AP, NDCG, AP#v) are means over the queries
@@ -84,10 +84,14 @@ fewer than two items (its label matrices lose a dimension), an AP#v chunk withou
 (a mean of nothing). Ties are ranked lower gallery index first (``torch.topk`` leaves them
 unspecified), and float32 scores may order near-equal items differently from a PyTorch run.
 
-Search: ``config.search = 'exact'`` ranks the whole gallery (chunked jitted matmul; ranks of the
-relevant items by counting against the sorted row, no full argsort). When only top-k metrics are
-requested (R@k, true_R@k, P@k, mAP@k) it uses the cheaper exact top-K (``lax.top_k``). ``'scann'``
-uses an approximate ScaNN top-K and supports only those top-k metrics.
+Search: ``config.search = 'exact'`` ranks the whole gallery (chunked jitted matmul). On an
+accelerator each chunk is ranked on the device and only the ranks and gallery indices of the
+relevant items come back to the host (8 bytes per relevant item, not 4 bytes per gallery item); on
+a CPU the ranks of the relevant items are counted against each sorted score row (``np.sort``; no
+argsort), two chunks at a time in threads, while the next chunk's matmul runs. When only top-k
+metrics are requested (R@k, true_R@k, P@k, mAP@k) it uses the exact top-K (``lax.top_k``).
+``'scann'`` uses an approximate ScaNN top-K (sizes per gallery: ``search.scann_settings``) and
+supports only those top-k metrics; it reports its recall of the exact top-K by default.
 """
 
 from __future__ import annotations
@@ -137,15 +141,17 @@ def default_config() -> ml_collections.ConfigDict:
   config.protocol = "default"
   config.original_metric_batch_size = 256          # the original's metric_batch_size (its chunk means)
   config.scann = ml_collections.ConfigDict()
-  config.scann.num_leaves = 0                      # 0: sqrt(gallery size)
-  config.scann.num_leaves_to_search = 0            # 0: num_leaves / 10
-  config.scann.reorder_k = 100
+  # 0: per gallery size N and list length k (search.scann_settings: recall of the exact top-k >= 0.95):
+  config.scann.num_leaves = 0                      # sqrt(N)
+  config.scann.num_leaves_to_search = 0            # the share min(1, 5.5 sqrt(k / N)) of the leaves
+  config.scann.reorder_k = 0                       # 2 k + 200 candidates re-scored exactly
   config.scann.training_sample_size = 100_000
   config.scann.dims_per_block = 2
   config.scann.anisotropic_quantization_threshold = 0.2
   config.scann.brute_force = False
-  config.scann.report_recall = False
-  config.scann.recall_num_queries = 1000           # queries used for the recall report (first ones)
+  # ScaNN's recall of the exact top-k, on the first recall_num_queries queries (exact search of those).
+  config.scann.report_recall = True
+  config.scann.recall_num_queries = 1000
   return config
 
 

@@ -8,13 +8,21 @@ Ranking rule (everywhere in this package): decreasing score, ties broken by incr
 index (the order of a stable sort; ``lax.top_k`` uses the same rule). A query's own copy in the
 gallery (``self_index``) is removed from its ranking.
 
-Exact ranks without a full argsort: for a query row the rank of item ``j`` is
-``1 + #{i : s_i > s_j}``, obtained by ``searchsorted`` of the relevant scores in the row sorted by
-value (``np.sort`` is ~10x faster than ``np.argsort`` on CPU; on an accelerator the sort runs on the
-device). A relevant item whose score ties with others gets ``+ #{equal scores at a lower gallery
-index}`` (counted directly; rows with more than 64 tied relevant items use a stable argsort).
-When the labels form a tree, a query's relevant items are read from its coarsest-label group
-instead of comparing labels with the whole gallery.
+Exact ranks of the relevant items (those sharing a label with the query), two ways:
+
+* on an accelerator (:func:`rank_on_device`), each chunk is ranked on the device (stable argsort
+  of the scores) and only the ranks and gallery indices of the relevant items come back, in
+  ranking order: 8 bytes per relevant item instead of a 4-byte score per gallery item;
+* on a CPU (XLA's sort is slow there), the rank of item ``j`` is ``1 + #{i : s_i > s_j}``,
+  obtained by ``searchsorted`` of the relevant scores, put in ranking order by one integer sort of
+  packed (row, score, index) keys, in the row sorted by value (``np.sort`` is ~10x faster than
+  ``np.argsort``); two chunks are ranked at a time in threads. A relevant item whose score ties
+  with others gets ``+ #{equal scores at a lower gallery index}`` (counted directly; rows with more
+  than 64 tied relevant items use a stable argsort).
+
+Both give the same integer ranks, hence the same metrics bit for bit. When the labels form a tree,
+a query's relevant items are read from its coarsest-label group instead of comparing labels with
+the whole gallery.
 
 Exact ties only arise between bit-identical scores; duplicated embeddings usually give identical
 scores, but a matmul may round two copies differently (different summation order), in which case
@@ -24,6 +32,8 @@ their order follows the rounded scores.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
+import dataclasses
 import functools
 import hashlib
 import math
@@ -40,17 +50,45 @@ __all__ = [
     "label_statistics",
     "score_chunks",
     "ranked_relevant_chunk",
+    "rank_on_device",
     "exact_ranked_relevant",
     "full_ranked_relevant",
     "exact_top_k",
     "exact_top_k_chunks",
     "top_k_relevant",
+    "scann_settings",
     "build_scann_searcher",
     "scann_top_k",
     "top_k_recall",
+    "TransferCounter",
+    "TRANSFERS",
 ]
 
 _MAX_COLUMNS = 8  # the agreement mask is a uint8
+
+
+@dataclasses.dataclass
+class TransferCounter:
+  """Bytes copied from the device to the host by the exact searches, and the queries they served."""
+  device_to_host_bytes: int = 0
+  queries: int = 0
+
+  def add(self, num_bytes: int, num_queries: int):
+    self.device_to_host_bytes += int(num_bytes)
+    self.queries += int(num_queries)
+
+  def reset(self):
+    self.device_to_host_bytes = self.queries = 0
+
+  @property
+  def bytes_per_query(self) -> float:
+    return self.device_to_host_bytes / max(self.queries, 1)
+
+
+# Module-wide tally (benchmarks reset and read it): exact search on the host copies every score row
+# (4 N bytes per query); device ranking copies the ranks and columns of the relevant items only
+# (8 bytes per relevant item, rows padded by at most 25%); exact top-k copies 8 k bytes.
+TRANSFERS = TransferCounter()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -228,15 +266,17 @@ def score_chunks(query, gallery, self_index, *, chunk_size: int = 256, sort: boo
       pending = dispatch(stop) if stop < num_q else None
       scores = np.array(scores[:stop - start])
       sorted_scores = np.asarray(sorted_scores[:stop - start]) if sort_on_device else None
+      TRANSFERS.add(scores.nbytes + (sorted_scores.nbytes if sort_on_device else 0), stop - start)
     if sort and sorted_scores is None:
       sorted_scores = np.sort(scores, axis=1)
     yield start, scores, sorted_scores
 
 
-def _agreement(query_labels, gallery_labels):
-  agree = np.zeros((query_labels.shape[0], gallery_labels.shape[0]), np.uint8)
-  for h in range(query_labels.shape[1]):
-    agree |= (query_labels[:, h, None] == gallery_labels[None, :, h]).astype(np.uint8) << np.uint8(h)
+def _agree_bits(query_labels, gallery_labels):
+  """uint8 masks, bit ``h`` set where label column ``h`` agrees (label arrays ``[..., L]`` that broadcast)."""
+  agree = np.zeros(np.broadcast_shapes(query_labels.shape[:-1], gallery_labels.shape[:-1]), np.uint8)
+  for h in range(query_labels.shape[-1]):
+    agree |= (query_labels[..., h] == gallery_labels[..., h]).astype(np.uint8) << np.uint8(h)
   return agree
 
 
@@ -262,23 +302,94 @@ class _CoarseGroups:
 
 
 def _candidates(query_labels, gallery_labels, self_index, groups):
-  """Rows, gallery columns and agreement masks of every (query, item) pair sharing a label."""
+  """Rows and gallery columns of every (query, item) pair sharing a label, the query's own copy left out."""
   if groups is None:
-    agree = _agreement(query_labels, gallery_labels)
+    agree = _agree_bits(query_labels[:, None, :], gallery_labels[None, :, :])
     rows = np.nonzero(self_index >= 0)[0]
     agree[rows, self_index[rows]] = 0
-    rows, cols = np.nonzero(agree)
-    return rows, cols, agree[rows, cols]
+    return np.nonzero(agree)
   rows, cols = groups.candidates(query_labels)
   keep = cols != self_index[rows]
-  rows, cols = rows[keep], cols[keep]
-  cand_agree = np.zeros(len(rows), np.uint8)
-  for h in range(query_labels.shape[1]):
-    cand_agree |= (gallery_labels[cols, h] == query_labels[rows, h]).astype(np.uint8) << np.uint8(h)
-  return rows, cols, cand_agree
+  return rows[keep], cols[keep]
+
+
+def _in_ranking_order(rows, cols, values, num_cols):
+  """Sorts pairs by row, then decreasing score, then increasing column: each row's ranking order.
+
+  float32 scores are packed with the row and the column into one uint64 key (one integer sort);
+  otherwise a lexsort.
+  """
+  row_bits = max(int(rows.max(initial=0)).bit_length(), 1)
+  col_bits = max(int(num_cols - 1).bit_length(), 1)
+  if values.dtype != np.float32 or row_bits + 32 + col_bits > 64:
+    order = np.lexsort((cols, -values, rows))
+    return rows[order], cols[order], values[order]
+  # -0.0 + 0.0 = +0.0: the two zeros must tie, as they compare equal.
+  bits = (values + np.float32(0.0)).view(np.int32)
+  # Sign-magnitude to an order-preserving integer, complemented for a decreasing order.
+  descending = ~((bits ^ ((bits >> 31) & 0x7FFFFFFF)).view(np.uint32) ^ np.uint32(0x80000000))
+  shift = np.uint64(col_bits)
+  keys = ((rows.astype(np.uint64) << np.uint64(32 + col_bits)) | (descending.astype(np.uint64) << shift)
+          | cols.astype(np.uint64))
+  keys.sort()
+  signed = (~(keys >> shift).astype(np.uint32) ^ np.uint32(0x80000000)).view(np.int32)
+  values = (signed ^ ((signed >> 31) & 0x7FFFFFFF)).view(np.float32)
+  return ((keys >> np.uint64(32 + col_bits)).astype(np.int64), (keys & np.uint64((1 << col_bits) - 1)).astype(np.int64),
+          values)
 
 
 _MAX_TIES_PER_ROW = 64  # above this, a row is ranked by a stable argsort instead
+_HOST_THREADS = 2  # chunks ranked at a time on the host
+
+
+def _host_ranks(scores, sorted_scores, rows, cols, values, offsets):
+  """1-based ranks of pairs given in ranking order (:func:`_in_ranking_order`), from the sorted rows.
+
+  rank = 1 + #{greater scores} + #{equal scores at a lower gallery index}.
+  """
+  num_b, num_g = scores.shape
+  right = np.empty(len(values), np.int64)
+  for b in range(num_b):
+    lo, hi = offsets[b], offsets[b + 1]
+    if lo < hi:
+      # Increasing needles: numpy narrows each binary search from the previous one.
+      right[lo:hi] = np.searchsorted(sorted_scores[b], values[lo:hi][::-1], side="right")[::-1]
+  ranks = num_g - right + 1
+  # The item itself sits at right - 1 of its sorted row, so it ties with another item iff
+  # position right - 2 holds the same score.
+  previous = sorted_scores.reshape(-1)[rows * num_g + np.maximum(right - 2, 0)]
+  tied = np.nonzero((right >= 2) & (previous == values))[0]
+  for b in np.unique(rows[tied]):
+    row, in_row = scores[b], tied[rows[tied] == b]
+    if len(in_row) > _MAX_TIES_PER_ROW:
+      order = np.argsort(-row, kind="stable")
+      inverse = np.empty(num_g, np.int64)
+      inverse[order] = np.arange(1, num_g + 1)
+      ranks[offsets[b]:offsets[b + 1]] = inverse[cols[offsets[b]:offsets[b + 1]]]
+    else:
+      for t in in_row:
+        ranks[t] += np.count_nonzero(row[:cols[t]] == values[t])
+  return ranks
+
+
+def _ranked(rows, cols, ranks, query_labels, gallery_labels, stats, own_index):
+  """RankedRelevant of pairs in ranking order, and ``[B]`` the rank of ``own_index`` (0 where -1)."""
+  num_b = query_labels.shape[0]
+  own_rank = np.zeros(num_b, np.int64)
+  if own_index is not None:
+    is_own = cols == own_index[rows]
+    own_rank[rows[is_own]] = ranks[is_own]
+    if np.any((own_index >= 0) & (own_rank == 0)):
+      raise ValueError("an own_index item shares no label with its query")
+  level_counts, column_counts, num_ranked = stats
+  per_row = np.bincount(rows, minlength=num_b)
+  agree = np.zeros(len(rows), np.uint8)
+  for h in range(query_labels.shape[1]):
+    same = np.repeat(query_labels[:, h], per_row) == np.ascontiguousarray(gallery_labels[:, h])[cols]
+    agree |= same.astype(np.uint8) << np.uint8(h)
+  return RankedRelevant(
+      offsets=np.concatenate([[0], np.cumsum(per_row)]), ranks=ranks, agree=agree,
+      level_counts=level_counts, column_counts=column_counts, num_ranked=num_ranked, depth=None), own_rank
 
 
 def ranked_relevant_chunk(scores, sorted_scores, query_labels, gallery_labels, self_index, stats, groups=None):
@@ -297,71 +408,93 @@ def ranked_relevant_chunk(scores, sorted_scores, query_labels, gallery_labels, s
   Returns:
     A complete :class:`RankedRelevant` (``depth=None``).
   """
-  return _ranked_relevant_chunk(scores, sorted_scores, query_labels, gallery_labels, self_index, stats, groups)[0]
+  return _host_ranked_chunk(scores, sorted_scores, query_labels, gallery_labels, self_index, stats, groups)[0]
 
 
-def _ranked_relevant_chunk(scores, sorted_scores, query_labels, gallery_labels, self_index, stats, groups=None,
-                           own_index=None):
-  """:func:`ranked_relevant_chunk` and ``[B]`` the rank of gallery item ``own_index[b]`` (0 where -1).
+def _host_ranked_chunk(scores, sorted_scores, query_labels, gallery_labels, self_index, stats, groups, own_index=None):
+  rows, cols = _candidates(query_labels, gallery_labels, self_index, groups)
+  rows, cols, values = _in_ranking_order(rows, cols, scores[rows, cols], scores.shape[1])
+  offsets = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=scores.shape[0]))])
+  ranks = _host_ranks(scores, sorted_scores, rows, cols, values, offsets)
+  return _ranked(rows, cols, ranks, query_labels, gallery_labels, stats, own_index)
 
-  An own item must share a label with its query (it is then among the ranked relevant items).
-  """
+
+@jax.jit
+def _chunk_candidate_ranks(query, gallery, self_index, cand_cols):
+  """Device ranking: ``(ranks, cols)`` ``[B, P]`` int32 of each row's candidates in ranking order
+  (padding, ``cand_cols = -1``, last with rank ``N + 1``). Only these leave the device."""
+  scores = jnp.matmul(query, gallery.T, precision=jax.lax.Precision.HIGHEST)
   num_b, num_g = scores.shape
-  rows, cols, cand_agree = _candidates(query_labels, gallery_labels, self_index, groups)
-  cand_scores = scores[rows, cols]
-  ranks = np.empty(len(rows), np.int64)
-  bounds = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=num_b))])
-  for b in range(num_b):
-    lo_i, hi_i = bounds[b], bounds[b + 1]
-    if lo_i == hi_i:
-      continue
-    row, s = scores[b], cand_scores[lo_i:hi_i]
-    # Binary searches in increasing key order stay in cache (numpy narrows each search from the
-    # previous one): about 1.6x faster than searching in gallery order.
-    key_order = np.argsort(s)
-    right = np.empty(len(s), np.int64)
-    right[key_order] = np.searchsorted(sorted_scores[b], s[key_order], side="right")
-    # rank = 1 + #{greater scores} + #{equal scores at a lower gallery index}. The item itself sits
-    # at right - 1 of the sorted row, so it ties with another item iff position right - 2 holds
-    # the same score.
-    ranks[lo_i:hi_i] = num_g - right + 1
-    tied = np.nonzero(sorted_scores[b][np.maximum(right - 2, 0)] == s)[0]
-    tied = tied[right[tied] >= 2]
-    if len(tied) > _MAX_TIES_PER_ROW:
-      order = np.argsort(-row, kind="stable")
-      inverse = np.empty(num_g, np.int64)
-      inverse[order] = np.arange(1, num_g + 1)
-      ranks[lo_i:hi_i] = inverse[cols[lo_i:hi_i]]
-    else:
-      for t in tied:
-        c = cols[lo_i + t]
-        ranks[lo_i + t] += np.count_nonzero(row[:c] == s[t])
-  own_rank = np.zeros(num_b, np.int64)
-  if own_index is not None:
-    is_own = cols == own_index[rows]
-    own_rank[rows[is_own]] = ranks[is_own]
-    if np.any((own_index >= 0) & (own_rank == 0)):
-      raise ValueError("an own_index item shares no label with its query")
-  # Order every query's items by rank with one integer sort: key = row | rank | agreement.
-  keys = (rows.astype(np.int64) << 40) | (ranks << 8) | cand_agree.astype(np.int64)
-  keys.sort()
-  rows = keys >> 40
-  level_counts, column_counts, num_ranked = stats
-  return RankedRelevant(
-      offsets=np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=num_b))]),
-      ranks=(keys >> 8) & 0xFFFFFFFF,
-      agree=(keys & 0xFF).astype(np.uint8),
-      level_counts=level_counts, column_counts=column_counts, num_ranked=num_ranked, depth=None), own_rank
+  scores = jnp.where(jnp.arange(num_g)[None, :] == self_index[:, None], -jnp.inf, scores)
+  # Decreasing score, ties by increasing gallery index (a stable sort of the negated scores).
+  order = jnp.argsort(-scores, axis=1, stable=True)
+  rank_of = jnp.zeros((num_b, num_g), jnp.int32).at[jnp.arange(num_b)[:, None], order].set(
+      jnp.arange(1, num_g + 1, dtype=jnp.int32)[None, :])
+  ranks = jnp.take_along_axis(rank_of, jnp.maximum(cand_cols, 0), axis=1)
+  ranks = jnp.where(cand_cols >= 0, ranks, num_g + 1)
+  return jax.lax.sort_key_val(ranks, cand_cols, dimension=1)
 
 
-def exact_ranked_relevant(query, query_labels, gallery, gallery_labels, self_index, *, chunk_size: int = 256):
-  """Yields ``(start, RankedRelevant)`` over chunks of queries (exact, complete ranks)."""
+def rank_on_device() -> bool:
+  """Whether exact ranking runs on the device (any backend but CPU, where XLA's sort is slow)."""
+  return jax.default_backend() != "cpu"
+
+
+def _padded_width(count: int) -> int:
+  """``count`` rounded up to 1, 1.25, 1.5 or 1.75 times a power of two (at least 8): few shapes to
+  compile, at most 25% padding."""
+  if count <= 8:
+    return 8
+  step = 1 << max(count.bit_length() - 3, 0)
+  return -(-count // step) * step
+
+
+def _device_ranked_chunks(query, query_labels, gallery, gallery_labels, self_index, own_index, stats, groups,
+                          chunk_size):
+  num_q = query.shape[0]
+  gallery_dev = jnp.asarray(gallery)
+
+  def dispatch(start):
+    stop = min(start + chunk_size, num_q)
+    rows, cols = _candidates(query_labels[start:stop], gallery_labels, self_index[start:stop], groups)
+    counts = np.bincount(rows, minlength=stop - start)
+    width = _padded_width(int(counts.max(initial=1)))
+    cand = np.full((chunk_size, width), -1, np.int32)
+    cand[rows, np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)] = cols
+    q = _pad_rows(query[start:stop], chunk_size, 0)
+    s = _pad_rows(self_index[start:stop].astype(np.int32), chunk_size, -1)
+    return _chunk_candidate_ranks(q, gallery_dev, s, cand), counts
+
+  pending = dispatch(0) if num_q else None
+  for start in range(0, num_q, chunk_size):
+    stop = min(start + chunk_size, num_q)
+    (ranks, cols), counts = pending
+    pending = dispatch(stop) if stop < num_q else None
+    ranks, cols = np.asarray(ranks[:stop - start]), np.asarray(cols[:stop - start])
+    TRANSFERS.add(ranks.nbytes + cols.nbytes, stop - start)
+    valid = np.arange(ranks.shape[1])[None, :] < counts[:, None]
+    rows = np.nonzero(valid)[0]
+    chunk_stats = tuple(x[start:stop] for x in stats)
+    own = None if own_index is None else own_index[start:stop]
+    ranked, own_rank = _ranked(rows, cols[valid].astype(np.int64), ranks[valid].astype(np.int64),
+                               query_labels[start:stop], gallery_labels, chunk_stats, own)
+    yield start, ranked, own_rank
+
+
+def exact_ranked_relevant(query, query_labels, gallery, gallery_labels, self_index, *, chunk_size: int = 256,
+                          on_device: bool | None = None):
+  """Yields ``(start, RankedRelevant)`` over chunks of queries (exact, complete ranks).
+
+  ``on_device``: rank on the device (only the candidates' ranks come back to the host) or on the
+  host from the score rows; ``None``: :func:`rank_on_device`.
+  """
   for start, ranked, _ in _ranked_chunks(query, query_labels, gallery, gallery_labels, self_index, None,
-                                         chunk_size=chunk_size):
+                                         chunk_size=chunk_size, on_device=on_device):
     yield start, ranked
 
 
-def full_ranked_relevant(query, query_labels, gallery, gallery_labels, own_index, *, chunk_size: int = 256):
+def full_ranked_relevant(query, query_labels, gallery, gallery_labels, own_index, *, chunk_size: int = 256,
+                         on_device: bool | None = None):
   """Yields ``(start, RankedRelevant, own_rank)``: exact ranks over the whole gallery, nothing excluded.
 
   ``own_rank[b]`` is the rank of gallery item ``own_index[start + b]`` in query ``start + b``'s
@@ -370,19 +503,39 @@ def full_ranked_relevant(query, query_labels, gallery, gallery_labels, own_index
   """
   num_q = query.shape[0]
   return _ranked_chunks(query, query_labels, gallery, gallery_labels, np.full(num_q, -1, np.int64),
-                        np.asarray(own_index, np.int64), chunk_size=chunk_size)
+                        np.asarray(own_index, np.int64), chunk_size=chunk_size, on_device=on_device)
 
 
-def _ranked_chunks(query, query_labels, gallery, gallery_labels, self_index, own_index, *, chunk_size):
-  level_counts, column_counts, num_ranked = label_statistics(query_labels, gallery_labels, self_index)
+def _ranked_chunks(query, query_labels, gallery, gallery_labels, self_index, own_index, *, chunk_size, on_device):
+  stats = label_statistics(query_labels, gallery_labels, self_index)
   groups = _CoarseGroups(gallery_labels) if _is_label_tree(np.concatenate([query_labels, gallery_labels])) else None
-  for start, scores, sorted_scores in score_chunks(query, gallery, self_index, chunk_size=chunk_size, sort=True):
+  if on_device is None:
+    on_device = rank_on_device()
+  if on_device and not _numpy_scores(query.dtype):
+    yield from _device_ranked_chunks(query, query_labels, gallery, gallery_labels, self_index, own_index, stats,
+                                     groups, chunk_size)
+    return
+
+  def rank(start, scores, sorted_scores):
     stop = start + scores.shape[0]
-    stats = (level_counts[start:stop], column_counts[start:stop], num_ranked[start:stop])
+    if sorted_scores is None:
+      sorted_scores = np.sort(scores, axis=1)
     own = None if own_index is None else own_index[start:stop]
-    ranked, own_rank = _ranked_relevant_chunk(scores, sorted_scores, query_labels[start:stop], gallery_labels,
-                                              self_index[start:stop], stats, groups, own)
-    yield start, ranked, own_rank
+    ranked, own_rank = _host_ranked_chunk(scores, sorted_scores, query_labels[start:stop], gallery_labels,
+                                          self_index[start:stop], tuple(x[start:stop] for x in stats), groups, own)
+    return start, ranked, own_rank
+
+  # Two chunks are ranked at a time in threads (numpy's sorts and searches release the GIL), while
+  # the device computes the next chunk's scores and the caller computes the metrics of the previous.
+  chunks = score_chunks(query, gallery, self_index, chunk_size=chunk_size, sort=rank_on_device())
+  with concurrent.futures.ThreadPoolExecutor(max_workers=_HOST_THREADS) as pool:
+    pending = collections.deque()
+    for chunk in chunks:
+      pending.append(pool.submit(rank, *chunk))
+      if len(pending) >= _HOST_THREADS:
+        yield pending.popleft().result()
+    while pending:
+      yield pending.popleft().result()
 
 
 def exact_top_k_chunks(query, gallery, k: int, self_index=None, *, chunk_size: int = 256):
@@ -408,7 +561,9 @@ def exact_top_k_chunks(query, gallery, k: int, self_index=None, *, chunk_size: i
     q = _pad_rows(query[start:stop], chunk_size, 0)
     s = _pad_rows(self_index[start:stop].astype(np.int32), chunk_size, -1)
     vals, idx = _chunk_top_k(q, gallery_dev, s, k=k)
-    yield start, np.asarray(idx[:stop - start]).astype(np.int64), np.asarray(vals[:stop - start])
+    idx, vals = np.asarray(idx[:stop - start]), np.asarray(vals[:stop - start])
+    TRANSFERS.add(idx.nbytes + vals.nbytes, stop - start)
+    yield start, idx.astype(np.int64), vals
 
 
 def exact_top_k(query, gallery, k: int, self_index=None, *, chunk_size: int = 256):
@@ -439,9 +594,7 @@ def top_k_relevant(indices, query_labels, gallery_labels, stats) -> RankedReleva
   """
   indices = np.asarray(indices, np.int64)
   num_q, depth = indices.shape
-  agree = np.zeros((num_q, depth), np.uint8)
-  for h in range(query_labels.shape[1]):
-    agree |= (gallery_labels[indices, h] == query_labels[:, h, None]).astype(np.uint8) << np.uint8(h)
+  agree = _agree_bits(query_labels[:, None, :], gallery_labels[indices])
   rows, cols = np.nonzero(agree)  # row-major: increasing rank inside a row
   level_counts, column_counts, num_ranked = stats
   return RankedRelevant(
@@ -454,17 +607,37 @@ def top_k_relevant(indices, query_labels, gallery_labels, stats) -> RankedReleva
 # ScaNN.
 
 
+def scann_settings(num_gallery: int, num_neighbors: int) -> dict[str, int]:
+  """ScaNN's tree and reordering sizes for a gallery of ``num_gallery`` items and top-``num_neighbors``
+  lists, chosen so that the recall of the exact top-k is at least 0.95 (measured on SOP-like
+  synthetic embeddings at 30k and 60k items, k = 100 and 1000: ``benchmarks/bench_evaluation.py``).
+
+  * ``num_leaves``: ``sqrt(N)``;
+  * ``num_leaves_to_search``: the share ``min(1, 5.5 sqrt(k / N))`` of the leaves: a top-k that
+    is a larger part of the gallery spreads over more leaves (k = 1000: 71% of the leaves at 60k
+    items, all of them at 30k; k = 100 at 30k: 32%). A top-k of more than about 1% of the gallery
+    needs most leaves: ScaNN is then no faster than exact search;
+  * ``reorder_k``: ``2 k + 200`` candidates re-scored exactly (the hashed scores rank the true
+    neighbours within about twice k).
+  """
+  num_gallery, k = int(num_gallery), int(num_neighbors)
+  leaves = min(max(1, int(math.sqrt(num_gallery))), max(num_gallery, 1))
+  share = min(1.0, 5.5 * math.sqrt(k / max(num_gallery, 1)))
+  return {"num_leaves": leaves, "num_leaves_to_search": max(1, math.ceil(leaves * share)),
+          "reorder_k": min(2 * k + 200, max(num_gallery, k))}
+
+
 def build_scann_searcher(gallery, *, num_neighbors: int = 10, num_leaves: int = 0, num_leaves_to_search: int = 0,
-                         reorder_k: int = 100, training_sample_size: int = 100_000, dims_per_block: int = 2,
+                         reorder_k: int = 0, training_sample_size: int = 100_000, dims_per_block: int = 2,
                          anisotropic_quantization_threshold: float = 0.2, brute_force: bool = False):
   """ScaNN dot-product searcher over ``gallery`` (tree + asymmetric hashing + exact reordering).
 
   Args:
     gallery: ``[N, D]`` embeddings (cast to float32).
     num_neighbors: default number of neighbours of a search.
-    num_leaves: partitions of the tree; 0 picks ``sqrt(N)``.
-    num_leaves_to_search: partitions searched per query; 0 picks ``num_leaves / 10`` (at least 1).
-    reorder_k: candidates re-scored exactly (at least ``num_neighbors``).
+    num_leaves: partitions of the tree; 0: :func:`scann_settings`.
+    num_leaves_to_search: partitions searched per query; 0: :func:`scann_settings`.
+    reorder_k: candidates re-scored exactly (at least ``num_neighbors``); 0: :func:`scann_settings`.
     training_sample_size: points used to train the tree (at most ``N``).
     dims_per_block: asymmetric-hashing block size.
     anisotropic_quantization_threshold: ScaNN's anisotropic loss threshold.
@@ -480,13 +653,14 @@ def build_scann_searcher(gallery, *, num_neighbors: int = 10, num_leaves: int = 
   builder = scann.scann_ops_pybind.builder(gallery, num_neighbors, "dot_product")
   if brute_force:
     return builder.score_brute_force().build()
-  leaves = num_leaves or max(1, int(math.sqrt(num_g)))
-  leaves = min(leaves, num_g)
-  to_search = num_leaves_to_search or max(1, math.ceil(leaves / 10))
+  auto = scann_settings(num_g, num_neighbors)
+  leaves = min(num_leaves or auto["num_leaves"], num_g)
+  to_search = num_leaves_to_search or (auto["num_leaves_to_search"] if not num_leaves
+                                       else max(1, math.ceil(leaves * auto["num_leaves_to_search"] / auto["num_leaves"])))
   builder = builder.tree(num_leaves=leaves, num_leaves_to_search=min(to_search, leaves),
                          training_sample_size=min(training_sample_size, num_g))
   builder = builder.score_ah(dims_per_block, anisotropic_quantization_threshold=anisotropic_quantization_threshold)
-  return builder.reorder(max(reorder_k, num_neighbors)).build()
+  return builder.reorder(max(reorder_k or auto["reorder_k"], num_neighbors)).build()
 
 
 def scann_top_k(searcher, query, k: int, self_index=None, *, leaves_to_search: int | None = None,
@@ -500,7 +674,6 @@ def scann_top_k(searcher, query, k: int, self_index=None, *, leaves_to_search: i
     ``[Q, k]`` int64 gallery indices in ranking order.
   """
   query = np.ascontiguousarray(query, np.float32)
-  num_q = query.shape[0]
   extra = 0 if self_index is None or not np.any(np.asarray(self_index) >= 0) else 1
   kwargs = {"final_num_neighbors": k + extra}
   if leaves_to_search:

@@ -23,20 +23,38 @@ Evaluation (``make_eval_transform``), ``eval_resize`` modes:
 :func:`check_config` validates the values of these keys (``pipeline.check_input_config`` also
 rejects keys set but not read).
 
-Every transform takes and returns ``[H, W, C]`` arrays; resizing uses PIL bilinear (antialiased).
+Every transform takes a uint8 ``[H, W, C]`` array or an :class:`EncodedImage` (an image file decoded
+on demand, as the input pipeline passes them) and returns ``[H, W, C]``: float32 normalised, or
+uint8 with ``normalize_images=False`` (the batch is then normalised on the devices:
+``parallel.global_batch(..., normalization=...)``).
+
+Resampling (PIL bilinear, antialiased): only the region that the recipe keeps is resampled. A
+crop then resize is one call (``Image.resize`` with a box: the filter also reads the pixels just
+outside the box at its border, where a crop-then-resize stops). A resize then crop (the eval
+center crop; the crop of the image resized to ``train_resize_size``) resamples the crop's region
+of the original straight to the crop's size: the pixels of resizing the whole image (up to the
+rounding of the filter's positions: one grey level on under 1% of them), without resizing what
+the crop drops. An :class:`EncodedImage` JPEG is decoded at a reduced DCT scale
+(1/2, 1/4 or 1/8, PIL's ``draft``) when the region stays at least the size it is resampled to at
+that scale (no upsampling is introduced); the DCT downscale then stands for part of the bilinear
+one.
 """
 
 from __future__ import annotations
 
+import io
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Union
 
 import numpy as np
 
+from suprank_jax.input_pipeline.sources import ImageLoadError
+
 __all__ = [
-    "IMAGENET_MEAN", "IMAGENET_STD", "resize", "resize_shorter", "center_crop", "random_resized_crop_box",
-    "random_resized_crop", "horizontal_flip", "random_shift", "normalize", "make_train_transform",
-    "make_eval_transform", "EVAL_RESIZE_MODES", "EVAL_CROP_MODES", "NORMALIZATIONS", "check_config",
+    "IMAGENET_MEAN", "IMAGENET_STD", "EncodedImage", "ImageInput", "resize", "resize_shorter", "center_crop",
+    "random_resized_crop_box", "random_resized_crop", "horizontal_flip", "random_shift", "normalize",
+    "make_train_transform", "make_eval_transform", "EVAL_RESIZE_MODES", "EVAL_CROP_MODES", "NORMALIZATIONS",
+    "check_config",
 ]
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -45,6 +63,119 @@ EVAL_RESIZE_MODES = ("none", "resize_center_crop", "square_resize_center_crop", 
 # The eval_resize modes that resize to eval_resize_size before a center crop of image_size.
 EVAL_CROP_MODES = ("resize_center_crop", "square_resize_center_crop")
 NORMALIZATIONS = ("unit", "imagenet")
+
+
+_DRAFT_SCALES = (8, 4, 2)  # the JPEG DCT scales PIL decodes at (1/8, 1/4, 1/2)
+
+
+class EncodedImage:
+  """An encoded image (JPEG, PNG, ...) whose pixels are decoded only when resampled.
+
+  Only the header is read at construction (size, format). :meth:`resample` decodes a JPEG at the
+  smallest DCT scale that keeps the requested region at least the output size.
+
+  Args:
+    data: the file's bytes.
+    what: how messages name the image (e.g. ``"image /data/x.jpg"``).
+    channels: 3 (RGB) or 1 (grey), as :func:`sources.decode_image_bytes`.
+    box: optional ``(x0, y0, x1, y1)`` pixel region of the image that stands for it (the source's
+      crop box, rounded and clipped as ``Source.load_image`` does).
+
+  Raises:
+    ImageLoadError: the header cannot be read (naming ``what``).
+  """
+
+  def __init__(self, data: bytes, *, what: str = "image", channels: int = 3, box=None):
+    self.data, self.what, self.channels = data, what, channels
+    self._unused = self._open()  # header read; pixels decoded by the first resample
+    width, height = self._unused.size
+    x0, y0, x1, y1 = (0, 0, width, height) if box is None else (int(round(v)) for v in box)
+    left, top = min(max(x0, 0), width), min(max(y0, 0), height)
+    self.region = (left, top, max(min(max(x1, x0 + 1), width), left), max(min(max(y1, y0 + 1), height), top))
+
+  @property
+  def height(self) -> int:
+    return self.region[3] - self.region[1]
+
+  @property
+  def width(self) -> int:
+    return self.region[2] - self.region[0]
+
+  def _open(self):
+    from PIL import Image  # pylint: disable=g-import-not-at-top
+    try:
+      return Image.open(io.BytesIO(self.data))
+    except Exception as e:  # noqa: BLE001 - PIL raises many types for corrupt data.
+      raise ImageLoadError(f"cannot decode {self.what}: {type(e).__name__}: {e}") from e
+
+  def resample(self, box, height: int, width: int, *, mirror: bool = False) -> np.ndarray:
+    """uint8 ``[height, width, C]``: the region ``box = (x0, y0, x1, y1)`` (floats, in this image's
+    pixels) resampled bilinearly, mirrored left-right with ``mirror``; ``box=None`` decodes the whole
+    image at its size."""
+    from PIL import Image  # pylint: disable=g-import-not-at-top
+    left, top = self.region[:2]
+    full = box is None
+    x0, y0, x1, y1 = (0, 0, self.width, self.height) if full else box
+    x0, y0, x1, y1 = x0 + left, y0 + top, x1 + left, y1 + top
+    try:
+      image, self._unused = self._unused or self._open(), None
+      scale = 1
+      if not full and image.format == "JPEG":
+        scale = next((s for s in _DRAFT_SCALES if (x1 - x0) / s >= width and (y1 - y0) / s >= height), 1)
+      if scale > 1:
+        full_width = image.width
+        drafted = image.draft(None, (image.width // scale, image.height // scale))
+        scale = full_width / drafted[1][2] if drafted else 1
+      image = image.convert("L") if self.channels == 1 else image.convert("RGB") if image.mode != "RGB" else image
+      if full:
+        image.load()
+        out = image.crop(self.region) if self.region != (0, 0) + image.size else image
+      else:
+        x0, y0, x1, y1 = (v / scale for v in (x0, y0, x1, y1))
+        out = image.resize((width, height), Image.BILINEAR, box=(x0, y0, min(x1, image.width), min(y1, image.height)))
+      out = np.asarray(out.transpose(Image.FLIP_LEFT_RIGHT) if mirror else out)
+    except ImageLoadError:
+      raise
+    except Exception as e:  # noqa: BLE001 - PIL raises many types for corrupt data.
+      raise ImageLoadError(f"cannot decode {self.what}: {type(e).__name__}: {e}") from e
+    return out[..., None] if self.channels == 1 else out
+
+
+ImageInput = Union[np.ndarray, EncodedImage]
+
+
+def _size(image: ImageInput) -> tuple[int, int]:
+  return (image.height, image.width) if isinstance(image, EncodedImage) else image.shape[:2]
+
+
+def _resample(image: ImageInput, box, height: int, width: int, mirror: bool = False) -> np.ndarray:
+  """The region ``box = (x0, y0, x1, y1)`` of ``image`` resampled to ``[height, width, C]`` uint8,
+  mirrored left-right with ``mirror`` (by PIL: a contiguous result, cheap to batch)."""
+  if isinstance(image, EncodedImage):
+    return image.resample(box, height, width, mirror=mirror)
+  from PIL import Image as PILImage  # pylint: disable=g-import-not-at-top
+
+  h, w, channels = image.shape
+  if tuple(box) == (0, 0, w, h) and (h, w) == (height, width):
+    return image[:, ::-1] if mirror else image
+  pil = PILImage.fromarray(image[..., 0] if channels == 1 else image)
+  pil = pil.resize((width, height), PILImage.BILINEAR, box=tuple(float(v) for v in box))
+  out = np.asarray(pil.transpose(PILImage.FLIP_LEFT_RIGHT) if mirror else pil)
+  return out[..., None] if channels == 1 else out
+
+
+def _decoded(image: ImageInput) -> np.ndarray:
+  return image.resample(None, image.height, image.width) if isinstance(image, EncodedImage) else image
+
+
+def _shorter_side_size(height: int, width: int, size: int) -> tuple[int, int]:
+  """The size after resizing the shorter side to ``size`` (torchvision's rounding)."""
+  return (size, int(size * width / height)) if height <= width else (int(size * height / width), size)
+
+
+def _mapped_box(top, left, h, w, scale_y, scale_x):
+  """A ``(top, left, h, w)`` box of a resized image, in the original's pixels ``(x0, y0, x1, y1)``."""
+  return (left * scale_x, top * scale_y, (left + w) * scale_x, (top + h) * scale_y)
 
 
 def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -61,10 +192,7 @@ def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def resize_shorter(image: np.ndarray, size: int) -> np.ndarray:
   """Resizes so that the shorter side is ``size`` (aspect ratio kept, rounded like torchvision)."""
-  h, w = image.shape[:2]
-  if h <= w:
-    return resize(image, size, int(size * w / h))
-  return resize(image, int(size * h / w), size)
+  return resize(image, *_shorter_side_size(*image.shape[:2], size))
 
 
 def center_crop(image: np.ndarray, size: int) -> np.ndarray:
@@ -125,14 +253,15 @@ def random_shift(image: np.ndarray, rng: np.random.Generator, *, max_shift_px: i
   return out
 
 
-def normalize(image: np.ndarray, mode: str = "unit") -> np.ndarray:
-  """uint8 ``[H, W, C]`` to float32: ``'unit'`` = ``x / 255``; ``'imagenet'`` = mean/std normalised."""
-  x = np.asarray(image, np.float32) * (1.0 / 255.0)
+def normalize(image, mode: str = "unit", *, xp=np):
+  """uint8 ``[..., H, W, C]`` to float32: ``'unit'`` = ``x / 255``; ``'imagenet'`` = mean/std normalised
+  (grey images become 3 channels). ``xp=jax.numpy`` runs it on the devices, under jit."""
+  x = xp.asarray(image, xp.float32) * (1.0 / 255.0)
   if mode == "unit":
     return x
   if mode == "imagenet":
     if x.shape[-1] == 1:
-      x = np.repeat(x, 3, axis=-1)
+      x = xp.repeat(x, 3, axis=-1)
     return (x - IMAGENET_MEAN) / IMAGENET_STD
   raise ValueError(f"unknown normalization {mode!r}; valid: {list(NORMALIZATIONS)}")
 
@@ -178,10 +307,13 @@ def check_config(config: Any):
                      f"with eval_resize={config.eval_resize!r} (resize, then center crop image_size)")
 
 
-def make_train_transform(config: Any) -> Callable[[np.ndarray, np.random.Generator], np.ndarray]:
-  """``(uint8 [H, W, C], rng) -> float32 [S, S, C']`` from ``config.input`` (see module docstring).
+def make_train_transform(config: Any, *, normalize_images: bool = True) -> Callable[[ImageInput, np.random.Generator],
+                                                                                 np.ndarray]:
+  """``(uint8 [H, W, C] or EncodedImage, rng) -> [S, S, C']`` from ``config.input`` (module docstring).
 
-  ``image_size = 0`` keeps the source size (no crop, no resize).
+  float32 normalised, or uint8 (not normalised) with ``normalize_images=False``. ``image_size = 0``
+  keeps the source size (no crop, no resize). The rng draws are those of torchvision's recipe: the
+  crop box (on the image resized to ``train_resize_size`` when set), then the flip, then the shift.
   """
   check_config(config)
   size = int(config.image_size)
@@ -193,37 +325,54 @@ def make_train_transform(config: Any) -> Callable[[np.ndarray, np.random.Generat
   mode = config.normalization
 
   def transform(image, rng):
-    if use_rrc:
-      if pre_size:
-        image = resize_shorter(image, pre_size)
-      image = random_resized_crop(image, rng, size=size, scale=scale, ratio=ratio)
-    elif size > 0:
-      image = resize(image, size, size)
-    if flip:
-      image = horizontal_flip(image, rng)
+    h, w = _size(image)
+    if use_rrc and pre_size:
+      rh, rw = _shorter_side_size(h, w, pre_size)
+      top, left, crop_h, crop_w = random_resized_crop_box(rng, rh, rw, scale=scale, ratio=ratio)
+      # The crop of the resized image, resampled from its region of the original only (the recipe's
+      # first resize, restricted to the crop), then resized to the output as the recipe does.
+      crop = _resample(image, _mapped_box(top, left, crop_h, crop_w, h / rh, w / rw), crop_h, crop_w)
+      out = _resample(crop, (0, 0, crop_w, crop_h), size, size, mirror=flip and rng.uniform() < 0.5)
+    elif use_rrc or size > 0:
+      box = (0, 0, w, h)
+      if use_rrc:
+        top, left, crop_h, crop_w = random_resized_crop_box(rng, h, w, scale=scale, ratio=ratio)
+        box = (left, top, left + crop_w, top + crop_h)
+      # The flip is drawn after the box (horizontal_flip's draw) and applied with the resampling.
+      out = _resample(image, box, size, size, mirror=flip and rng.uniform() < 0.5)
+    else:
+      out = _decoded(image)
+      if flip:
+        out = horizontal_flip(out, rng)
     if shift:
-      image = random_shift(image, rng, max_shift_px=shift)
-    return normalize(image, mode)
+      out = random_shift(out, rng, max_shift_px=shift)
+    return normalize(out, mode) if normalize_images else out
 
   return transform
 
 
-def make_eval_transform(config: Any) -> Callable[[np.ndarray], np.ndarray]:
-  """``uint8 [H, W, C] -> float32`` evaluation preprocessing from ``config.input``."""
+def make_eval_transform(config: Any, *, normalize_images: bool = True) -> Callable[[ImageInput], np.ndarray]:
+  """``uint8 [H, W, C] or EncodedImage -> [S, S, C']`` evaluation preprocessing from ``config.input``
+  (float32 normalised, or uint8 with ``normalize_images=False``)."""
   check_config(config)
   size = int(config.image_size)
   resize_mode, resize_size = config.eval_resize, int(config.eval_resize_size)
   norm = config.normalization
 
   def transform(image):
-    if resize_mode == "resize_center_crop":
-      image = center_crop(resize_shorter(image, resize_size), size)
-    elif resize_mode == "square_resize_center_crop":
-      image = center_crop(resize(image, resize_size, resize_size), size)
+    h, w = _size(image)
+    if resize_mode in EVAL_CROP_MODES:
+      rh, rw = ((resize_size, resize_size) if resize_mode == "square_resize_center_crop"
+                else _shorter_side_size(h, w, resize_size))
+      # center_crop's offsets, on the resized image, mapped back to the original.
+      top, left = int(round((rh - size) / 2.0)), int(round((rw - size) / 2.0))
+      out = _resample(image, _mapped_box(top, left, size, size, h / rh, w / rw), size, size)
     elif resize_mode == "resize":
-      image = resize(image, size, size)
+      out = _resample(image, (0, 0, w, h), size, size)
     elif resize_mode == "resize_shorter":
-      image = resize_shorter(image, size)
-    return normalize(image, norm)
+      out = _resample(image, (0, 0, w, h), *_shorter_side_size(h, w, size))
+    else:
+      out = _decoded(image)
+    return normalize(out, norm) if normalize_images else out
 
   return transform
