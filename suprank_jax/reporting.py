@@ -31,25 +31,63 @@ def _tensorboard_tag(name: str) -> str:
 class MetricWriter:
   """Writes scalars to ``workdir/metrics.jsonl`` and TensorBoard (``workdir/tensorboard``).
 
-  Each JSON line is ``{"step": int, "split": str, "<name>": float, ...}``.
+  Each JSON line is ``{"step": int, "split": str, "<name>": float, ...}``, one line per ``(step, split)``:
+  a run resumed at ``start_step`` first drops the lines of later steps (the steps after its checkpoint,
+  which it runs again; TensorBoard hides them with ``purge_step``), and a record written again for a
+  ``(step, split)`` (e.g. the final evaluation of a finished run that is run again) replaces the older one.
   """
 
-  def __init__(self, workdir: str, *, enabled: bool | None = None, tensorboard: bool = True):
+  def __init__(self, workdir: str, *, enabled: bool | None = None, tensorboard: bool = True,
+               start_step: int | None = None):
     self.enabled = jax.process_index() == 0 if enabled is None else enabled
     self._jsonl = None
     self._tb = None
+    self._keys = set()
     if not self.enabled:
       return
     os.makedirs(workdir, exist_ok=True)
-    self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+    self._path = os.path.join(workdir, "metrics.jsonl")
+    if os.path.exists(self._path):
+      lines = self._read()
+      kept = [(k, line) for k, line in lines if start_step is None or k is None or k[0] <= start_step]
+      if len(kept) != len(lines):
+        self._rewrite(line for _, line in kept)
+      self._keys = {k for k, _ in kept if k is not None}
+    self._jsonl = open(self._path, "a", encoding="utf-8")
     if tensorboard:
       from tensorboardX import SummaryWriter  # imported lazily: it is slow to import
-      self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+      purge = None if start_step is None else int(start_step) + 1
+      self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=purge)
+
+  def _read(self):
+    """``[((step, split) or None, line)]`` of the file; a line that does not parse (a run killed while
+    writing it) has no key and is dropped on the next rewrite."""
+    out = []
+    with open(self._path, encoding="utf-8") as f:
+      for line in f:
+        try:
+          record = json.loads(line)
+          out.append(((int(record["step"]), str(record["split"])), line if line.endswith("\n") else line + "\n"))
+        except (ValueError, KeyError, TypeError):
+          continue
+    return out
+
+  def _rewrite(self, lines):
+    tmp = self._path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+      f.writelines(lines)
+    os.replace(tmp, self._path)
 
   def write_scalars(self, step: int, scalars: Mapping[str, object], *, split: str = "train"):
     if not self.enabled:
       return
     values = {k: v for k, v in ((k, _to_float(v)) for k, v in scalars.items()) if v is not None}
+    key = (int(step), split)
+    if key in self._keys:
+      self._jsonl.close()
+      self._rewrite(line for k, line in self._read() if k != key)
+      self._jsonl = open(self._path, "a", encoding="utf-8")
+    self._keys.add(key)
     self._jsonl.write(json.dumps({"step": int(step), "split": split, **values}) + "\n")
     self._jsonl.flush()
     if self._tb is not None:

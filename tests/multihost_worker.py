@@ -1,9 +1,11 @@
 """One process of a multi-process CPU run (driven by tests/test_multihost.py).
 
-    python tests/multihost_worker.py PROCESS_ID NUM_PROCESSES PORT WORKDIR TOTAL_STEPS OUT.npz
+    python tests/multihost_worker.py PROCESS_ID NUM_PROCESSES PORT WORKDIR TOTAL_STEPS OUT.npz [CHECKPOINT_EVERY]
 
 Each process has 2 CPU devices; with NUM_PROCESSES > 1 they join one JAX cluster over gloo. Trains the
-tiny digits config of tests/test_train.py and saves the final parameters and test mAP@R.
+tiny digits config of tests/test_train.py (with a checkpoint every CHECKPOINT_EVERY steps when given, and a
+log line every 5 steps, printed as it comes) and saves the final parameters and test mAP@R. A run stopped
+by a signal prints its message and exits with its status (128 + the signal).
 """
 
 import os
@@ -22,11 +24,21 @@ def main(argv):
   if int(num_processes) > 1:
     jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=int(num_processes),
                                process_id=int(process_id))
-  from suprank_jax import train  # pylint: disable=g-import-not-at-top
+  from suprank_jax import cli, train  # pylint: disable=g-import-not-at-top
   from tests.test_train import _constant_lr_config  # pylint: disable=g-import-not-at-top
 
+  config = _constant_lr_config(int(total_steps))
   messages = []
-  state, summary = train.train_and_evaluate(_constant_lr_config(int(total_steps)), workdir, log=messages.append)
+  log = messages.append
+  if len(argv) > 7:
+    config.checkpoint_every_steps = int(argv[7])
+    config.log_every_steps = 5
+    log = lambda m: print(m, flush=True)  # noqa: E731
+  try:
+    state, summary = train.train_and_evaluate(config, workdir, log=log)
+  except cli.Exit as e:
+    print(e, flush=True)
+    sys.exit(e.exit_code)
   leaves = {f"param{i}": np.asarray(jax.device_get(x)) for i, x in enumerate(jax.tree.leaves(state.params))}
   np.savez(out, map_at_r=summary["final"]["test"]["mAP@R_level0"], start_step=summary["start_step"],
            devices=jax.device_count(), processes=jax.process_count(), **leaves)

@@ -1,6 +1,9 @@
-"""Multi-process data parallelism on CPU: 2 processes x 2 devices train and resume exactly like 1 x 2."""
+"""Multi-process data parallelism on CPU: 2 processes x 2 devices train and resume exactly like 1 x 2, and
+stop together at one saved step when one of them gets a SIGTERM."""
 
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -44,3 +47,32 @@ def test_two_processes_train_and_resume_like_one(tmp_path):
     for key in (k for k in single if k.startswith("param")):
       # Same global batch and loss; only the order of the cross-device sums differs.
       np.testing.assert_allclose(r[key], single[key], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_sigterm_to_one_process_stops_every_process_at_one_saved_step(tmp_path):
+  # A pre-emption notice may reach one host only: JAX's preemption service makes every process agree on
+  # the step to save at, and each one ends with 128 + SIGTERM.
+  port, workdir = _free_port(), str(tmp_path / "multi")
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  procs = [subprocess.Popen([sys.executable, WORKER, str(i), "2", str(port), workdir, "100000",
+                             str(tmp_path / f"out{i}.npz"), "1000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+           for i in range(2)]
+  try:
+    for line in procs[0].stdout:
+      if line.startswith("step 10/"):
+        break
+    os.kill(procs[1].pid, signal.SIGTERM)
+    logs = [p.communicate(timeout=300)[0] for p in procs]
+  finally:
+    for p in procs:
+      p.kill()
+  steps = []
+  for p, log in zip(procs, logs):
+    assert p.returncode == 128 + signal.SIGTERM, log[-3000:]
+    match = re.search(r"stopped by SIGTERM at step (\d+): the checkpoints in \S+ hold step (\d+)", log)
+    assert match and match[1] == match[2], log[-3000:]
+    steps.append(int(match[1]))
+  assert steps[0] == steps[1] >= 10
+  assert sorted(n for n in os.listdir(os.path.join(workdir, "checkpoints")) if n.isdigit()) == [str(steps[0])]

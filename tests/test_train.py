@@ -76,11 +76,13 @@ def _constant_lr_config(total_steps):
 
 def test_killed_run_resumes_exactly(tmp_path):
   straight, _ = train.train_and_evaluate(_constant_lr_config(6), str(tmp_path / "straight"), log=lambda *_: None)
-  train.train_and_evaluate(_constant_lr_config(3), str(tmp_path / "resumed"), log=lambda *_: None)
+  _, first = train.train_and_evaluate(_constant_lr_config(3), str(tmp_path / "resumed"), log=lambda *_: None)
   messages = []
   resumed, summary = train.train_and_evaluate(_constant_lr_config(6), str(tmp_path / "resumed"),
                                               log=messages.append)
-  assert summary["start_step"] == 3 and summary["initial"] is None
+  # The untrained row of the final table is the first run's initial evaluation.
+  assert summary["start_step"] == 3 and summary["initial"]["test"] == pytest.approx(first["initial"]["test"])
+  assert "untrained (test)" in train.summary_table(summary)
   assert any("resumed from step 3" in m for m in messages)
   jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)),
                straight.params, resumed.params)

@@ -134,3 +134,17 @@ def test_with_memory_under_jit_and_grad_with_a_traced_activation():
                                                                      margin=0.2))(emb)
   np.testing.assert_allclose(g_off, g_batch, rtol=1e-5, atol=1e-7)
   np.testing.assert_allclose(g_on, (g_batch + g_mem) / 2, rtol=1e-5, atol=1e-7)
+
+
+def test_update_and_step_work_in_float64(x64):
+  # With jax_enable_x64 a Python 0 index is int64 while the write position is int32, which
+  # dynamic_update_slice rejects: a float64 run with a memory used to crash on its first step.
+  state = xbm.xbm_init(10, 3, 2, dtype=jnp.float64)
+  step = jax.jit(xbm.xbm_step)
+  for i in range(4):
+    emb = jnp.full((4, 3), i + 1.0, jnp.float64)
+    view, state = step(state, emb, jnp.full((4, 2), i, jnp.int32))
+  assert view.ref_embeddings.dtype == jnp.float64
+  # Steps 0, 1 at [0, 8); step 2 wraps to [6, 10); step 3 at [0, 4).
+  np.testing.assert_array_equal(state.embeddings[:, 0], [4, 4, 4, 4, 2, 2, 3, 3, 3, 3])
+  assert int(state.ptr) == 4 and bool(state.where.all())

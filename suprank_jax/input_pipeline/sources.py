@@ -36,7 +36,8 @@ __all__ = [
     "Source", "ImageLoadError", "DATASETS", "get_source", "register_dataset", "make_source",
     "remap_labels", "digits", "DIGIT_SHAPE_GROUPS", "sop", "cub", "cars", "inshop", "inaturalist",
     "dyml_vehicle", "dyml_animal", "dyml_product", "gldv2", "gldv2_hierarchical", "roxford5k", "rparis6k",
-    "single_image_classes", "report_single_image_classes", "tfds_source", "TFDS_OFFICIAL", "decode_image_file", "decode_image_bytes",
+    "single_image_classes", "report_single_image_classes", "missing_files", "check_files_exist", "tfds_source",
+    "TFDS_OFFICIAL", "decode_image_file", "decode_image_bytes",
 ]
 
 
@@ -63,6 +64,7 @@ class Source:
       loading (Revisited Oxford/Paris queries).
     extras: per-split metadata for evaluators (e.g. Revisited ``easy``/``hard``/``junk`` lists).
     channels: 3 (decode files/records as RGB) or 1 (as grey, ``[H, W, 1]``).
+    index_files: the files (or folder) the split was read from, for messages.
   """
 
   name: str
@@ -75,6 +77,7 @@ class Source:
   boxes: np.ndarray | None = None
   extras: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   channels: int = 3
+  index_files: tuple[str, ...] = ()
 
   def __post_init__(self):
     labels = np.asarray(self.labels)
@@ -293,15 +296,17 @@ def sop(data_dir: str, split: str = "train") -> Source:
   """Stanford Online Products: levels ``(product, category)``; splits ``train``/``test``/``all``."""
   _check_split("sop", split, ("train", "test", "all"))
   root = _data_dir("sop", data_dir, SOP_LAYOUT)
-  paths, raw = [], []
+  paths, raw, indexes = [], [], []
   for part in (("train", "test") if split == "all" else (split,)):
     index = _require("sop", os.path.join(root, f"Ebay_{part}.txt"), SOP_LAYOUT)
+    indexes.append(index)
     for n, row in enumerate(_read_rows(index, skip=1), start=2):
       if len(row) < 4:
         raise ValueError(f"{index}:{n}: expected 'image_id class_id super_class_id path', got {row}")
       raw.append((_as_int(row[1], f"{index}:{n}"), _as_int(row[2], f"{index}:{n}")))
       paths.append(os.path.join(root, row[3]))
-  return make_source(f"sop/{split}", np.array(raw).reshape(-1, 2), ("product", "category"), paths=paths)
+  return make_source(f"sop/{split}", np.array(raw).reshape(-1, 2), ("product", "category"), paths=paths,
+                     index_files=tuple(indexes))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -357,7 +362,8 @@ def cub(data_dir: str, split: str = "train") -> Source:
   species = np.array(species, np.int32)
   raw = np.concatenate([species[:, None], _CUB_FAMILY_ORDER[species - 1]], axis=1) if len(species) else \
       np.zeros((0, 3), np.int32)
-  return make_source(f"cub/{split}", raw, ("species", "family", "order"), paths=paths)
+  return make_source(f"cub/{split}", raw, ("species", "family", "order"), paths=paths,
+                     index_files=(images_txt, labels_txt))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -396,7 +402,7 @@ def cars(data_dir: str, split: str = "train") -> Source:
       model.append(c)
   model = np.array(model, np.int32)
   raw = np.stack([model, _CARS_TYPE[model - 1]], axis=1) if len(model) else np.zeros((0, 2), np.int32)
-  return make_source(f"cars/{split}", raw, ("model", "type"), paths=paths)
+  return make_source(f"cars/{split}", raw, ("model", "type"), paths=paths, index_files=(mat_path,))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -434,7 +440,8 @@ def inshop(data_dir: str, split: str = "train", *, hierarchy_mode: str = "all") 
     labels = remap_labels(labels)
   names = ("item", "category", "gender")
   keep = modes[hierarchy_mode]
-  return make_source(f"inshop/{split}", labels[:, keep], tuple(names[k] for k in keep), paths=paths, remap=False)
+  return make_source(f"inshop/{split}", labels[:, keep], tuple(names[k] for k in keep), paths=paths, remap=False,
+                     index_files=(index,))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -466,10 +473,11 @@ def inaturalist(data_dir: str, split: str = "train", *, mode: str = "base") -> S
   if mode not in ("base", "full"):
     raise ValueError(f"inaturalist: mode={mode!r}; valid: ['base', 'full']")
   root = _data_dir("inaturalist", data_dir, INAT_LAYOUT)
-  rel_paths, parts, species = [], [], []
+  rel_paths, parts, species, listings = [], [], [], []
   for part in (("train", "test") if split == "all" else (split,)):
     listing = _require("inaturalist", os.path.join(root, "Inat_dataset_splits", f"Inaturalist_{part}_set1.txt"),
                        INAT_LAYOUT)
+    listings.append(listing)
     for n, row in enumerate(_read_rows(listing, sep="\t"), start=1):
       parts.append(row[0].split("/"))
       if len(parts[-1]) < 3:
@@ -488,7 +496,8 @@ def inaturalist(data_dir: str, split: str = "train", *, mode: str = "base") -> S
     raw = np.array([[s] + [str(categories[s][k]) for k in INAT_LEVELS[1:]] for s in species],
                    dtype=object).reshape(-1, 7)
     names = INAT_LEVELS
-  return make_source(f"inaturalist/{split}", raw, names, paths=[os.path.join(root, p) for p in rel_paths])
+  return make_source(f"inaturalist/{split}", raw, names, paths=[os.path.join(root, p) for p in rel_paths],
+                     index_files=tuple(listings))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -580,9 +589,9 @@ def _dyml(dataset: str, data_dir: str, split: str, *, product: bool) -> Source:
   levels = ("fine", "middle", "coarse")
   if split == "train" or product:
     folder = "train" if split == "train" else "mini-bmk_all_in_one"
-    paths, raw = _dyml_table(dataset, os.path.join(root, folder, "label.csv"), os.path.join(root, folder, "imgs"),
-                             DYML_TRAIN_COLUMNS)
-    return make_source(f"{dataset}/{split}", raw, levels, paths=paths)
+    table = os.path.join(root, folder, "label.csv")
+    paths, raw = _dyml_table(dataset, table, os.path.join(root, folder, "imgs"), DYML_TRAIN_COLUMNS)
+    return make_source(f"{dataset}/{split}", raw, levels, paths=paths, index_files=(table,))
   _, _, level = split.split("_")
 
   def load(s):
@@ -592,7 +601,8 @@ def _dyml(dataset: str, data_dir: str, split: str, *, product: bool) -> Source:
 
   pair = (f"test_query_{level}", f"test_gallery_{level}")
   paths, labels = _joint(split, pair, load)
-  return make_source(f"{dataset}/{split}", labels, (level,), paths=paths, remap=False)
+  table = os.path.join(root, f"bmk_{level}", f"{split.split('_')[1]}.csv")
+  return make_source(f"{dataset}/{split}", labels, (level,), paths=paths, remap=False, index_files=(table,))
 
 
 def dyml_vehicle(data_dir: str, split: str = "train") -> Source:
@@ -692,7 +702,10 @@ def _gld(dataset: str, data_dir: str, split: str, *, hierarchical: bool, min_ima
   else:
     paths, labels = _joint(split, ("query", "gallery"), load)
   names = ("landmark", "cluster", "overall_cluster") if hierarchical else ("landmark",)
-  return make_source(f"{dataset}/{split}", labels, names, paths=paths, remap=False)
+  index = {"train": "train_clean.csv", "query": "retrieval_solution_v2.1.csv",
+           "gallery": "index_image_to_landmark.csv"}[split]
+  return make_source(f"{dataset}/{split}", labels, names, paths=paths, remap=False,
+                     index_files=(os.path.join(root, index),))
 
 
 def gldv2(data_dir: str, split: str = "train", *, min_images_per_class: int = 0) -> Source:
@@ -721,7 +734,8 @@ def _revisited(dataset: str, data_dir: str, split: str) -> Source:
 
   _check_split(dataset, split, ("query", "gallery"))
   root = _data_dir(dataset, data_dir, REVISITED_LAYOUT)
-  with open(_require(dataset, os.path.join(root, f"gnd_{dataset}.pkl"), REVISITED_LAYOUT), "rb") as f:
+  gnd_path = _require(dataset, os.path.join(root, f"gnd_{dataset}.pkl"), REVISITED_LAYOUT)
+  with open(gnd_path, "rb") as f:
     gnd = pickle.load(f)
 
   def load(part):
@@ -736,7 +750,7 @@ def _revisited(dataset: str, data_dir: str, split: str) -> Source:
     boxes = np.array([g["bbx"] for g in gnd["gnd"]], np.float64).reshape(-1, 4)
     extras = {k: [np.asarray(g[k], np.int64) for g in gnd["gnd"]] for k in ("easy", "hard", "junk")}
   return Source(name=f"{dataset}/{split}", labels=labels, level_names=("landmark",), paths=tuple(paths),
-                boxes=boxes, extras=extras)
+                boxes=boxes, extras=extras, index_files=(gnd_path,))
 
 
 def roxford5k(data_dir: str, split: str = "query") -> Source:
@@ -856,7 +870,8 @@ def tfds_source(dataset: str, data_dir: str, split: str, *, tfds_name: str = "",
     ds, key = open_split(split)
     raw = _tfds_labels(ds, ("class_id", "super_class_id"), os.path.join(cache_dir, key))
     images = _TfdsImages([ds], np.zeros(len(raw), np.int64), np.arange(len(raw)), name)
-    return make_source(f"{dataset}/{split}", raw, ("product", "category"), records=images, describe=images.describe)
+    return make_source(f"{dataset}/{split}", raw, ("product", "category"), records=images, describe=images.describe,
+                       index_files=(folder,))
   if name in ("caltech_birds2011", "cars196"):
     if split not in ("train", "test"):
       raise ValueError(f"{name}: unknown split {split!r}; valid: ['train', 'test'] (re-split by class)")
@@ -879,7 +894,8 @@ def tfds_source(dataset: str, data_dir: str, split: str, *, tfds_name: str = "",
     else:
       raw, names = np.stack([cls, _CARS_TYPE[cls - 1]], axis=1), ("model", "type")
     images = _TfdsImages(sources_, parts[keep], rows[keep], name)
-    return make_source(f"{dataset}/{split}", raw, names, records=images, describe=images.describe)
+    return make_source(f"{dataset}/{split}", raw, names, records=images, describe=images.describe,
+                       index_files=(folder,))
   # A data set written by convert.py: features image, labels [L], index (row in the raw reader).
   ds, key = open_split(split)
   metadata = dict(builder.info.metadata or {})
@@ -892,7 +908,7 @@ def tfds_source(dataset: str, data_dir: str, split: str, *, tfds_name: str = "",
   images = _TfdsImages([ds], np.zeros(len(order), np.int64), order, name)
   channels = int(metadata.get("channels", 3))
   return Source(name=f"{dataset}/{split}", labels=raw[order].astype(np.int32), level_names=level_names,
-                records=images, describe=images.describe, channels=channels)
+                records=images, describe=images.describe, channels=channels, index_files=(folder,))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -930,7 +946,8 @@ def get_source(input_config: Any, split: str) -> Source:
   ``data_dir`` instead (:func:`tfds_source`; ``input_config.tfds_name`` overrides its name).
 
   Raises:
-    ValueError: unknown dataset name (the message lists the valid ones) or split.
+    ValueError: unknown dataset name (the message lists the valid ones) or split, or an empty split
+      (naming the index file).
   """
   name = input_config.dataset
   if name not in DATASETS:
@@ -944,6 +961,9 @@ def get_source(input_config: Any, split: str) -> Source:
     source = DATASETS[name](data_dir, split, **kwargs)
   else:
     raise ValueError(f"config.input.source_format={source_format!r}; valid: ['raw', 'tfds']")
+  if len(source) == 0:
+    where = ", ".join(source.index_files) or data_dir or name
+    raise ValueError(f"{source.name}: the split {split!r} is empty: {where} lists no image")
   if split == getattr(input_config, "train_split", "train"):
     report_single_image_classes(source)
   return source
@@ -965,3 +985,61 @@ def report_single_image_classes(source: Source, *, log=None) -> int:
                + ", ".join(source.location(int(i)) for i in first))
     (log or logging.getLogger(__name__).warning)(message)
   return len(single)
+
+
+def missing_files(source: Source, *, log=None, threads: int = 16, progress_seconds: float = 10.0) -> list[str]:
+  """The image files of ``source`` that are not there (none for in-memory or record sources).
+
+  Each distinct path is ``stat``-ed once, by ``threads`` threads (network file systems answer many
+  requests at a time); on large sets ``log`` gets a progress line every ``progress_seconds``.
+  """
+  if source.paths is None:
+    return []
+  import concurrent.futures  # pylint: disable=g-import-not-at-top
+  import time  # pylint: disable=g-import-not-at-top
+
+  paths = list(dict.fromkeys(source.paths))
+  chunks = [paths[i:i + 2048] for i in range(0, len(paths), 2048)]
+  missing, checked, last = [], 0, time.monotonic()
+  with concurrent.futures.ThreadPoolExecutor(max(1, threads)) as pool:
+    for chunk, absent in zip(chunks, pool.map(lambda c: [p for p in c if not os.path.isfile(p)], chunks)):
+      missing.extend(absent)
+      checked += len(chunk)
+      if log is not None and time.monotonic() - last >= progress_seconds and checked < len(paths):
+        log(f"{source.name}: checked {checked:,} of {len(paths):,} image files ({len(missing):,} missing so far)")
+        last = time.monotonic()
+  return missing
+
+
+def check_files_exist(splits: Sequence[Source], *, skip: bool = False, log=print, report_path: str | None = None):
+  """Checks, before any training, that every image file of ``splits`` exists, and reports all the
+  missing ones at once: the first 20 in the message, all of them in ``report_path`` (when given).
+
+  Args:
+    splits: the sources to check (in-memory and record sources have no file to check).
+    skip: the items of missing files will be skipped (``config.input.skip_corrupt_images``): warn instead.
+    log: progress and warnings.
+    report_path: where to write the full list (one path a line).
+
+  Raises:
+    FileNotFoundError: some files are missing and ``skip`` is False.
+  """
+  missing, counts = [], []
+  for source in splits:
+    absent = missing_files(source, log=log)
+    if absent:
+      missing.extend(absent)
+      counts.append(f"{source.name}: {len(absent)} of {len(set(source.paths))}")
+  if not missing:
+    return
+  listed = "\n  ".join(missing[:20]) + (f"\n  ... ({len(missing) - 20} more)" if len(missing) > 20 else "")
+  written = ""
+  if report_path:
+    with open(report_path, "w", encoding="utf-8") as f:
+      f.write("".join(p + "\n" for p in missing))
+    written = f"; the full list is in {report_path}"
+  message = f"{len(missing)} image files are missing ({'; '.join(counts)}){written}:\n  {listed}"
+  if not skip:
+    raise FileNotFoundError(message + "\n(restore them, fix the data set's index, or set "
+                            "config.input.skip_corrupt_images=True to train without them)")
+  log(f"warning: {message}\nconfig.input.skip_corrupt_images=True: their items are skipped")

@@ -139,9 +139,12 @@ def xbm_update(state: XBMState, embeddings, labels) -> XBMState:
     raise ValueError(f"xbm_update: a batch of {batch} items does not fit a memory of {size} slots")
   wraps = state.ptr + batch > size
   start = jnp.where(wraps, size - batch, state.ptr).astype(jnp.int32)
+  # Both indices int32: a Python 0 becomes int64 under jax_enable_x64, and dynamic_update_slice wants
+  # indices of one type.
+  origin = (start, jnp.zeros((), jnp.int32))
   new_embeddings = jax.lax.dynamic_update_slice(
-      state.embeddings, jax.lax.stop_gradient(embeddings).astype(state.embeddings.dtype), (start, 0))
-  new_labels = jax.lax.dynamic_update_slice(state.labels, labels.astype(state.labels.dtype), (start, 0))
+      state.embeddings, jax.lax.stop_gradient(embeddings).astype(state.embeddings.dtype), origin)
+  new_labels = jax.lax.dynamic_update_slice(state.labels, labels.astype(state.labels.dtype), origin)
   ptr = jnp.where(wraps, 0, state.ptr + batch).astype(jnp.int32)
   count = jnp.minimum(state.count + batch, size + _COUNT_SLACK).astype(jnp.int32)
   where = (count >= size) | (jnp.arange(size) < ptr)
