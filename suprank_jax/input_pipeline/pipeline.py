@@ -310,9 +310,9 @@ class _TrainBatchLoader:
 
 
 def load_train_batch(input_config: Any, source: sources.Source, step: int, *, seed: int, process_index: int = 0,
-                     process_count: int = 1) -> dict[str, np.ndarray]:
+                     process_count: int = 1, uint8_images: bool = False) -> dict[str, np.ndarray]:
   """The batch of one step, without grain (what the iterator yields at ``step``)."""
-  return _TrainBatchLoader(input_config, source, seed=seed, process_index=process_index,
+  return _TrainBatchLoader(input_config, source, seed=seed, process_index=process_index, uint8_images=uint8_images,
                            process_count=process_count)(step)
 
 
