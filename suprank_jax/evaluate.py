@@ -35,7 +35,7 @@ from suprank_jax.input_pipeline import pipeline
 from suprank_jax.models import build_model
 from suprank_jax.models import convert as model_convert
 
-__all__ = ["evaluate", "main"]
+__all__ = ["evaluate", "prepare_evaluators", "main"]
 
 
 class _Variables:
@@ -46,6 +46,24 @@ class _Variables:
 
   def variables(self):
     return self._variables
+
+
+def prepare_evaluators(config: ml_collections.ConfigDict, mesh, *, log=reporting.log):
+  """The model and every evaluation of ``config.evals``, with their data sets read and their settings
+  checked (before any weights are read or any model is initialised).
+
+  Returns:
+    ``(model, {name: Evaluator})``.
+  """
+  model = build_model(config.model)
+  if not config.evals:
+    raise ValueError("config.evals is empty: nothing to evaluate")
+  evaluators = {name: evaluator_lib.Evaluator(name, ev, config.input, model=model, mesh=mesh, log=log)
+                for name, ev in config.evals.items()}
+  unknown = [n for n in config.overall_accuracy_over if n not in evaluators]
+  if unknown:
+    raise ValueError(f"config.overall_accuracy_over names {unknown}, which are not in config.evals")
+  return model, evaluators
 
 
 def evaluate(config: ml_collections.ConfigDict, *, workdir: str | None = None, step: int | None = None,
@@ -67,12 +85,7 @@ def evaluate(config: ml_collections.ConfigDict, *, workdir: str | None = None, s
   if (workdir is None) == (pretrained is None):
     raise ValueError("give either a run (--workdir) or pretrained weights (--pretrained)")
   mesh = parallel.make_mesh()
-  model = build_model(config.model)
-  evaluators = {name: evaluator_lib.Evaluator(name, ev, config.input, model=model, mesh=mesh, log=log)
-                for name, ev in config.evals.items()}
-  unknown = [n for n in config.overall_accuracy_over if n not in evaluators]
-  if unknown:
-    raise ValueError(f"config.overall_accuracy_over names {unknown}, which are not in config.evals")
+  model, evaluators = prepare_evaluators(config, mesh, log=log)
   first = next(iter(evaluators.values()))
   sample = pipeline.sample_images(first.input_config, first.query_source)
   if pretrained is not None:
@@ -105,15 +118,19 @@ def evaluate(config: ml_collections.ConfigDict, *, workdir: str | None = None, s
 FLAGS = flags.FLAGS
 
 
-def _define_flags():
+def define_flags(flag_values=FLAGS):
   """The command line's flags, defined only when this module runs as the program (so that the
-  trainer's and this module's functions can be imported together)."""
+  trainer's and this module's functions can be imported together; tests parse into their own
+  ``flag_values``)."""
   config_flags.DEFINE_config_file("config", None, "Config file (default: the run's config.yaml, with --workdir).",
-                                  lock_config=True)
-  flags.DEFINE_string("workdir", None, "A run's folder: its config.yaml and checkpoints.")
-  flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default: the newest readable one).")
-  flags.DEFINE_string("pretrained", None, "Evaluate the config's model with these backbone weights, untrained.")
-  flags.DEFINE_string("output", None, "Where to write evaluations/*.json (default: --workdir).")
+                                  lock_config=True, flag_values=flag_values)
+  flags.DEFINE_string("workdir", None, "A run's folder: its config.yaml and checkpoints.", flag_values=flag_values)
+  flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default: the newest readable one).",
+                       flag_values=flag_values)
+  flags.DEFINE_string("pretrained", None, "Evaluate the config's model with these backbone weights, untrained.",
+                      flag_values=flag_values)
+  flags.DEFINE_string("output", None, "Where to write evaluations/*.json (default: --workdir).",
+                      flag_values=flag_values)
 
 
 def main(argv):
@@ -142,5 +159,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  _define_flags()
+  define_flags()
   app.run(main, flags_parser=cli.parse_flags)
