@@ -33,9 +33,9 @@ import numpy as np
 from PIL import Image
 
 __all__ = [
-    "Item", "MINIATURES", "ground_truth", "random_jpeg", "write_dyml_csv", "make_sop", "make_cub", "make_cars",
-    "make_inshop", "make_inaturalist", "make_dyml_vehicle", "make_dyml_animal", "make_dyml_product", "make_gldv2",
-    "make_gldv2_hierarchical",
+    "Item", "MINIATURES", "LANDMARK_MINIATURES", "ground_truth", "random_jpeg", "write_dyml_csv", "make_sop",
+    "make_cub", "make_cars", "make_inshop", "make_inaturalist", "make_dyml_vehicle", "make_dyml_animal",
+    "make_dyml_product", "make_gldv2", "make_gldv2_hierarchical", "make_revisited", "make_sfm120k", "for_config",
 ]
 
 IMAGE_SIZE = 16
@@ -51,10 +51,11 @@ class Item:
   same_as: str | None = None
 
 
-def random_jpeg(rng: np.random.Generator, size: int = IMAGE_SIZE) -> bytes:
-  """A ``size x size`` RGB JPEG of random pixels."""
+def random_jpeg(rng: np.random.Generator, size: int = IMAGE_SIZE, width: int | None = None) -> bytes:
+  """A ``size x size`` (or ``size x width``, height first) RGB JPEG of random pixels."""
   buffer = io.BytesIO()
-  Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(buffer, format="JPEG", quality=90)
+  shape = (size, size if width is None else width, 3)
+  Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(buffer, format="JPEG", quality=90)
   return buffer.getvalue()
 
 
@@ -537,6 +538,123 @@ def make_gldv2_hierarchical(root: str, *, seed: int = 0) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
+# Revisited Oxford / Paris and the 1M distractors
+
+# Landmarks of each benchmark: those with a query come first (one query each); the others only have
+# gallery images. Image names are '<landmark>_<number>', the reference's label (path_to_label).
+_REVISITED_LANDMARKS = {
+    "roxford5k": (("all_souls", "ashmolean", "balliol", "bodleian", "christ_church"), ("magdalen",)),
+    "rparis6k": (("paris_defense", "paris_eiffel", "paris_invalides", "paris_louvre", "paris_moulinrouge"),
+                 ("paris_pompidou",)),
+}
+_REVISITED_SIZES = ((16, 16), (16, 16), (12, 16), (16, 12))  # (height, width) of a landmark's k-th image
+# Per query q: (easy, hard, junk) as positions among its landmark's 4 images; query 1 has no hard image
+# and query 2 no easy one (left out of the easy and hard means), query 3 has no junk.
+_REVISITED_GND = (((0, 1), (2,), (3,)), ((0, 1, 2), (), (3,)), ((), (0, 1), (2, 3)), ((0, 3), (1, 2), ()),
+                  ((1,), (2,), (0, 3)))
+_REVISITED_BOXES = ((2, 1, 13, 12), (0, 0, 16, 16), (3.4, 2.6, 11.5, 14.4), (1, 4, 9, 12), (5, 0, 15, 10))
+
+
+def _revisited_tables(dataset: str):
+  """``(gallery names, gallery sizes, query names, gnd)`` of one benchmark (as ``gnd_<dataset>.pkl``)."""
+  queried, others = _REVISITED_LANDMARKS[dataset]
+  names, sizes, first = [], [], {}
+  for landmark in queried + others:
+    first[landmark] = len(names)
+    for k, size in enumerate(_REVISITED_SIZES):
+      names.append(f"{landmark}_{k + 1:06d}")
+      sizes.append(size)
+  queries, gnd = [], []
+  for q, landmark in enumerate(queried):
+    queries.append(f"{landmark}_{q + 500:06d}")
+    easy, hard, junk = ([first[landmark] + k for k in part] for part in _REVISITED_GND[q])
+    gnd.append({"bbx": list(_REVISITED_BOXES[q]), "easy": easy, "hard": hard, "junk": junk})
+  return names, sizes, queries, gnd
+
+
+def _revisited_truth(dataset: str) -> dict[str, list[Item]]:
+  names, _, queries, _ = _revisited_tables(dataset)
+
+  def item(name):
+    return Item(f"jpg/{name}.jpg", ("_".join(name.split("_")[:-1]),))
+
+  return {"query": [item(n) for n in queries], "gallery": [item(n) for n in names]}
+
+
+def _distractor_names(count: int) -> list[str]:
+  return [f"{_hex_id('r1m', n, 2)}/{_hex_id('r1m', n, 16)}.jpg" for n in range(count)]
+
+
+def make_revisited(root: str, *, seed: int = 0, num_distractors: int = 0) -> str:
+  """Revisited Oxford and Paris in the revisitop / cirtorch layout: ``roxford5k/gnd_roxford5k.pkl``,
+  ``roxford5k/jpg/<name>.jpg`` and the same for ``rparis6k``; with ``num_distractors``, also
+  ``revisitop1m/revisitop1m.txt`` (one path relative to ``jpg/`` a line) and its images.
+
+  Follows ``suprank/datasets/revisited_dataset.py`` lines 42-62: the folder's name is the city,
+  ``gnd_<city>.pkl`` is a pickled dict with ``imlist``, ``qimlist`` and ``gnd`` (per query ``bbx``,
+  ``easy``, ``hard``, ``junk``), images ``jpg/<name>.jpg``, and the label is the name without its
+  trailing ``_<number>`` (``path_to_label``). Each benchmark: 5 queried landmarks and one more, 4
+  gallery images each (16 x 16, 12 x 16 and 16 x 12 pixels), one query per queried landmark with a
+  box (one with fractional coordinates), and ground truths that exercise empty easy, hard and junk
+  lists. The distractors follow revisitop's ``dataset.py`` (``revisitop1m.txt``, images under ``jpg``;
+  ``download.py`` fetches both), 16 x 16 pixels.
+  """
+  import pickle  # pylint: disable=g-import-not-at-top
+
+  for tag, dataset in enumerate(_REVISITED_LANDMARKS):
+    names, sizes, queries, gnd = _revisited_tables(dataset)
+    folder = os.path.join(root, dataset)
+    os.makedirs(os.path.join(folder, "jpg"), exist_ok=True)
+    with open(os.path.join(folder, f"gnd_{dataset}.pkl"), "wb") as f:
+      pickle.dump({"imlist": names, "qimlist": queries, "gnd": gnd}, f, protocol=2)
+    rng = np.random.default_rng([seed, 20 + tag])
+    for name, (h, w) in list(zip(names, sizes)) + [(q, (IMAGE_SIZE, IMAGE_SIZE)) for q in queries]:
+      with open(os.path.join(folder, "jpg", f"{name}.jpg"), "wb") as f:
+        f.write(random_jpeg(rng, h, w))
+  if num_distractors:
+    folder = os.path.join(root, "revisitop1m")
+    names = _distractor_names(num_distractors)
+    _write_lines(os.path.join(folder, "revisitop1m.txt"), names)
+    _write_images(folder, [Item(f"jpg/{n}", ()) for n in names], seed, 22)
+  return root
+
+
+# ----------------------------------------------------------------------------------------------
+# retrieval-SfM-120k
+
+_SFM_CLUSTERS = (3, 3, 3, 3, 9, 9, 9, 9, 9, 17, 17, 17, 17, 21, 21, 21, 21, 30, 30, 30, 30, 42, 42, 42, 42,
+                 55, 55, 55, 55, 58, 58, 58, 58, 60, 60)  # cluster of each image, in file order
+
+
+def _sfm_truth() -> dict[str, list[Item]]:
+  cids = [_hex_id("sfm", n, 32) for n in range(len(_SFM_CLUSTERS))]
+  return {"train": [Item(f"ims/{c[-2:]}/{c[-4:-2]}/{c[-6:-4]}/{c}", (k,)) for c, k in zip(cids, _SFM_CLUSTERS)]}
+
+
+def make_sfm120k(root: str, *, seed: int = 0) -> str:
+  """retrieval-SfM-120k: ``retrieval-SfM-120k-imagenames-clusterids.mat`` and ``ims/<a>/<b>/<c>/<cid>``.
+
+  Follows ``suprank/datasets/sfm120k.py`` lines 21-33 and 50-55 (cirtorch's ``cid2filename``):
+  ``loadmat``, ``db['cids'][0]`` (a cell array: ``x[0]`` is the name), ``db['cluster'][0]`` (the
+  class), the image at ``ims/cid[-2:]/cid[-4:-2]/cid[-6:-4]/cid`` (no extension). 9 clusters, 8 of
+  them with at least 4 images (cluster 60 has 2: ``num_samples_th``).
+  """
+  from scipy.io import savemat  # pylint: disable=g-import-not-at-top
+
+  items = _sfm_truth()["train"]
+  os.makedirs(root, exist_ok=True)
+  cids = np.empty((1, len(items)), dtype=object)
+  for n, item in enumerate(items):
+    cids[0, n] = os.path.basename(item.path)
+  path = os.path.join(root, "retrieval-SfM-120k-imagenames-clusterids.mat")
+  savemat(path, {"cids": cids, "cluster": np.array([_SFM_CLUSTERS], np.int32)})
+  with open(path, "r+b") as f:  # a fixed 116-byte header (it holds the creation time)
+    f.write(b"MATLAB 5.0 MAT-file, written by tests/miniatures.py".ljust(116))
+  _write_images(root, items, seed, 23)
+  return root
+
+
+# ----------------------------------------------------------------------------------------------
 
 MINIATURES: dict[str, Callable[..., str]] = {
     "sop": make_sop,
@@ -562,11 +680,43 @@ _TRUTH = {
     "dyml_product": lambda: _dyml_truth(True),
     "gldv2": lambda: _gld_truth(False),
     "gldv2_hierarchical": lambda: _gld_truth(True),
+    "roxford5k": lambda: _revisited_truth("roxford5k"),
+    "rparis6k": lambda: _revisited_truth("rparis6k"),
+    "revisitop1m": lambda: {"distractors": [Item(f"jpg/{n}", (0,)) for n in _distractor_names(12)]},
+    "sfm120k": _sfm_truth,
+}
+
+# The landmark evaluation's data (a folder of benchmarks) and SfM-120k (image files without extension):
+# kept apart from MINIATURES, whose data sets all have a train split of .jpg files.
+LANDMARK_MINIATURES: dict[str, Callable[..., str]] = {
+    "revisited": make_revisited,
+    "sfm120k": make_sfm120k,
 }
 
 
 def ground_truth(name: str) -> dict[str, list[Item]]:
-  """``{split: items}`` of miniature ``name`` (splits named as our readers name them)."""
+  """``{split: items}`` of miniature ``name`` (splits named as our readers name them; ``roxford5k`` and
+  ``rparis6k`` relative to their folder of :func:`make_revisited`, ``revisitop1m`` to its folder with
+  12 distractors)."""
   if name not in _TRUTH:
     raise ValueError(f"no miniature {name!r}; valid: {sorted(_TRUTH)}")
   return _TRUTH[name]()
+
+
+def for_config(config, root: str) -> str:
+  """Builds under ``root`` the miniatures a config reads; returns its ``config.input.data_dir``.
+
+  The training set's miniature (``MINIATURES``), as its hierarchical superset when an evaluation reads
+  the hierarchical labels from the same folder (GLDv2's H-GLDv2 benchmark), or SfM-120k's; and the
+  Revisited benchmarks (with 12 distractors) for every evaluation of kind 'revisited' without a
+  ``data_dir``, which is set.
+  """
+  name = config.input.dataset
+  if name == "gldv2" and any(ev.dataset == "gldv2_hierarchical" and not ev.data_dir for ev in config.evals.values()):
+    name = "gldv2_hierarchical"
+  make = LANDMARK_MINIATURES["sfm120k"] if name == "sfm120k" else MINIATURES[name]
+  data_dir = make(os.path.join(root, name))
+  for ev in config.evals.values():
+    if "kind" in ev and ev.kind == "revisited" and not ev.data_dir:
+      ev.data_dir = make_revisited(os.path.join(root, "revisited"), num_distractors=12)
+  return data_dir

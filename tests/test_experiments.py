@@ -1,7 +1,7 @@
 """Every experiment config, on a miniature of its data set: no config can rot.
 
-Each config of ``configs/{happier,roadmap,suprank,baselines}`` runs on a generated copy of its data set
-in the original's on-disk layout (``tests/miniatures.py``), with its own model family made tiny
+Each config of ``configs/{happier,roadmap,suprank,baselines,landmarks}`` runs on a generated copy of its
+data set in the original's on-disk layout (``tests/miniatures.py``), with its own model family made tiny
 (16-pixel images, a ResNet of width 8 or a one-block ViT), its own losses, optimizer groups,
 schedules (shortened to the frozen warm-up plus one epoch) and evaluations.
 
@@ -28,7 +28,8 @@ from tests.config_audit import KeyAudit, set_keys
 pytestmark = pytest.mark.usefixtures("fast_compile")
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "suprank_jax", "configs")
-EXPERIMENTS = sorted(os.path.relpath(p, CONFIGS) for family in ("happier", "roadmap", "suprank", "baselines")
+FAMILIES = ("happier", "roadmap", "suprank", "baselines", "landmarks")
+EXPERIMENTS = sorted(os.path.relpath(p, CONFIGS) for family in FAMILIES
                      for p in glob.glob(os.path.join(CONFIGS, family, "*.py")) if not p.endswith("__init__.py"))
 TINY_IMAGE = 16
 TINY_BATCH = 16
@@ -102,7 +103,7 @@ FAST = ("happier/dyml_vehicle.py", "happier/sop.py", "roadmap/sop_deit_small.py"
 def test_experiment_passes_the_trainer_checks_reading_every_key_it_sets(path, tmp_path):
   config = load_experiment(path)
   wanted = set_keys(config, defaults_of(config))
-  shrink(config, miniatures.MINIATURES[config.input.dataset](str(tmp_path / "data")))
+  shrink(config, miniatures.for_config(config, str(tmp_path / "data")))
   with KeyAudit(config) as audit:
     run = train.prepare(config, str(tmp_path / "run"), log=lambda _: None)
   assert run.total_steps >= 1
@@ -113,7 +114,7 @@ def test_experiment_passes_the_trainer_checks_reading_every_key_it_sets(path, tm
 def test_experiment_trains_and_evaluates_on_its_miniature_reading_every_key_it_sets(path, tmp_path):
   config = load_experiment(path)
   wanted = set_keys(config, defaults_of(config))
-  data_dir = miniatures.MINIATURES[config.input.dataset](str(tmp_path / "data"))
+  data_dir = miniatures.for_config(config, str(tmp_path / "data"))
   shrink(config, data_dir)
   lines = []
   with KeyAudit(config) as audit:

@@ -4,6 +4,8 @@ Variables come from ``jax.eval_shape`` filled with numpy random values: ``model.
 compiles for about a minute on CPU, and the tests only need well-defined values.
 """
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -323,3 +325,132 @@ def test_multiscale_averages_gem_powered_embeddings_over_resized_images():
   expected = mean / np.linalg.norm(mean, axis=-1, keepdims=True)
   np.testing.assert_allclose(heads.multiscale_embed(model, variables, images, scales=scales), expected,
                              rtol=1e-4, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------------------------
+# Landmark pieces: pooling over each image's region, the whitening head, PCA-whitening.
+
+
+@pytest.mark.parametrize("pool", ["avg", "max", "avgmax", "gem"])
+def test_masked_pooling_equals_pooling_of_each_images_region(pool):
+  x = np.abs(RNG.normal(size=(2, 4, 5, 3))).astype(np.float32) + 0.1
+  regions = [(3, 4), (2, 5)]
+  mask = np.zeros((2, 4, 5), bool)
+  for b, (h, w) in enumerate(regions):
+    mask[b, :h, :w] = True
+  fn = {"avg": heads.avg_pool, "max": heads.max_pool, "avgmax": heads.avgmax_pool,
+        "gem": lambda v, mask=None: heads.gem_pool(v, 3.0, mask=mask)}[pool]
+  expected = np.concatenate([fn(x[b:b + 1, :h, :w]) for b, (h, w) in enumerate(regions)])
+  np.testing.assert_allclose(fn(x, mask=mask) if pool == "gem" else fn(x, mask), expected, rtol=1e-5)
+
+
+def test_resnet_image_sizes_cover_the_feature_rows_of_each_image():
+  model = _tiny_resnet(pooling="gem")
+  variables = _random_variables(model, 64)
+  images = RNG.normal(size=(2, 64, 64, 3)).astype(np.float32)
+  full = model.apply(variables, images)
+  np.testing.assert_allclose(model.apply(variables, images, image_sizes=np.array([[64, 64], [64, 64]])), full,
+                             rtol=1e-5, atol=1e-6)
+  # 33 x 10 pixels of a 64 x 64 canvas: the 2 x 1 feature positions that cover them (stride 32).
+  out = model.apply(variables, images, image_sizes=np.array([[33, 10], [64, 64]]))
+  assert not np.allclose(out[0], full[0]) and np.allclose(out[1], full[1], rtol=1e-5, atol=1e-6)
+
+
+def _whitening_file(tmp_path, out_dim, in_dim, *, seed=0):
+  from suprank_jax.models import whitening  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(seed)
+  white = whitening.Whitening(rng.normal(size=(out_dim, in_dim)).astype(np.float32),
+                              rng.normal(size=out_dim).astype(np.float32))
+  return whitening.save_whitening(str(tmp_path / "whitening.npz"), white), white
+
+
+def test_whitening_head_normalises_the_pooled_features_then_applies_the_files_whitening(tmp_path):
+  x = np.abs(_feature_map()) + 0.1
+  path, white = _whitening_file(tmp_path, 4, x.shape[-1])
+  head = heads.RetrievalHead(embed_dim=4, pooling="gem_frozen", whiten=True, whitening_path=path, normalize="never")
+  variables = head.init(jax.random.PRNGKey(0), x)
+  np.testing.assert_array_equal(variables["params"]["projection"]["kernel"], white.weight.T)
+  pooled = np.mean(x.astype(np.float64) ** 3, axis=(1, 2)) ** (1 / 3)
+  pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
+  np.testing.assert_allclose(head.apply(variables, x), pooled @ white.weight.T + white.bias, rtol=1e-5, atol=1e-5)
+  os.remove(path)  # the file is read when the parameters are made, not when they are used
+  np.testing.assert_allclose(head.apply(variables, x), pooled @ white.weight.T + white.bias, rtol=1e-5, atol=1e-5)
+
+
+def test_the_originals_torch_whitening_file_starts_the_landmark_projection(tmp_path):
+  torch = pytest.importorskip("torch")
+  from suprank_jax.models import whitening  # pylint: disable=g-import-not-at-top
+  linear = torch.nn.Linear(32, 8)
+  path = str(tmp_path / "gldv2_resnet101_gem_whitening.trch")
+  torch.save(linear.state_dict(), path)
+  model = _tiny_resnet(embed_dim=8, pooling="gem", whiten=True, whitening_path=path)
+  shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3))))
+  assert shapes["params"]["head"]["projection"]["kernel"].shape == (32, 8)  # width 4: 32 pooled features
+  variables = jax.jit(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3))))()
+  np.testing.assert_allclose(variables["params"]["head"]["projection"]["kernel"], linear.weight.detach().numpy().T)
+  np.testing.assert_allclose(whitening.load_whitening(path).bias, linear.bias.detach().numpy())
+
+
+@pytest.mark.parametrize("overrides,error,match", [
+    (dict(whitening_path="w.npz"), ValueError, "whiten=False"),
+    (dict(whiten=True, embed_dim=0), ValueError, "needs a projection"),
+    (dict(whiten=True, whitening_path="/nowhere/w.npz"), FileNotFoundError, "no such file"),
+])
+def test_whitening_keys_are_checked_when_the_model_is_built(overrides, error, match):
+  c = default_config("resnet18")
+  c.update(overrides)
+  with pytest.raises(error, match=match):
+    build_model(c)
+
+
+def test_a_whitening_of_another_shape_is_named(tmp_path):
+  path, _ = _whitening_file(tmp_path, 8, 5)
+  model = _tiny_resnet(embed_dim=8, whiten=True, whitening_path=path)
+  with pytest.raises(ValueError, match="whitening of shape \\(8, 5\\).*projects 32 pooled features"):
+    jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3))))
+
+
+def _original_pca_layer(features):
+  """suprank/models/tools/whiten_utils.py: pca() then create_pca_layer(whiten=True), with torch."""
+  import torch  # pylint: disable=g-import-not-at-top
+  features = torch.as_tensor(features, dtype=torch.float64)
+  mean = features.mean(dim=0)
+  n_samples = features.size(0)
+  u, s, v = torch.linalg.svd(features - mean, full_matrices=False)
+  signs = torch.sign(u[u.abs().argmax(0), range(u.size(1))])
+  v = v * signs.unsqueeze(1)
+  explained_variance = (s ** 2) / (n_samples - 1)
+  weight = v / torch.sqrt(explained_variance).unsqueeze(1)
+  return weight.numpy(), (-mean @ v.T / torch.sqrt(explained_variance)).numpy()
+
+
+def test_pca_whitening_matches_the_originals_up_to_signs_and_whitens_streamed_embeddings():
+  pytest.importorskip("torch")
+  from suprank_jax.models import whitening  # pylint: disable=g-import-not-at-top
+  x = RNG.normal(size=(400, 6)) @ RNG.normal(size=(6, 6)) + RNG.normal(size=6)
+  white = whitening.learn_pca_whitening(x)
+  weight, bias = _original_pca_layer(x)
+  signs = np.sign(np.sum(white.weight * weight, axis=1))[:, None]
+  np.testing.assert_allclose(white.weight, signs * weight, rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(white.bias, signs[:, 0] * bias, rtol=1e-4, atol=1e-5)
+  y = x @ white.weight.T + white.bias
+  np.testing.assert_allclose(np.cov(y, rowvar=False), np.eye(6), atol=1e-4)
+  np.testing.assert_allclose(y.mean(0), 0.0, atol=1e-4)
+  streamed = whitening.learn_pca_whitening(iter(np.array_split(x, 7)))
+  np.testing.assert_allclose(streamed.weight, white.weight, rtol=1e-5, atol=1e-6)
+  out = whitening.apply_whitening(x[:3], white)
+  np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-6)
+
+
+def test_the_original_landmark_model_group():
+  from suprank_jax.configs import common  # pylint: disable=g-import-not-at-top
+  from suprank_jax.configs.groups import GROUPS  # pylint: disable=g-import-not-at-top
+  config = common.base_config()
+  GROUPS["model"]["resnet_101_lm"](config)
+  m = config.model
+  assert (m.name, m.embed_dim, m.pooling, m.whiten, m.dtype, m.pretrained) == ("resnet101", 2048, "gem", True,
+                                                                               "bfloat16", True)
+  model = build_model(m)
+  shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 64, 64, 3))))
+  assert shapes["params"]["head"]["projection"]["kernel"].shape == (2048, 2048)
+  assert shapes["params"]["head"]["gem_p"].shape == (1,)

@@ -18,19 +18,20 @@ from typing import Any
 import ml_collections
 
 from suprank_jax import losses, models, optim
-from suprank_jax.evaluation import retrieval
+from suprank_jax.evaluation import landmarks, retrieval
 from suprank_jax.input_pipeline import pipeline
 
-__all__ = ["base_config", "parse_arg", "eval_config", "losses_config", "set_loss", "add_loss", "set_model",
-           "EVAL_KEYS"]
+__all__ = ["base_config", "parse_arg", "eval_config", "revisited_eval_config", "losses_config", "set_loss",
+           "add_loss", "set_model", "EVAL_KEYS"]
 
-# Keys of an evaluation (config.evals.<name>) besides its metrics.
-EVAL_KEYS = ("split", "gallery_split", "gallery_contains_queries", "batch_size", "dataset", "data_dir",
+# Keys of an evaluation (config.evals.<name>) besides its metric settings (metrics, revisited).
+EVAL_KEYS = ("kind", "split", "gallery_split", "gallery_contains_queries", "batch_size", "dataset", "data_dir",
              "dataset_kwargs")
 
 
 def eval_config(split: str = "test", gallery_split: str = "", **overrides: Any) -> ml_collections.ConfigDict:
-  """One evaluation: embed ``split`` (and ``gallery_split``, if any) and compute retrieval metrics.
+  """One evaluation: by default (``kind='retrieval'``) embed ``split`` (and ``gallery_split``, if any)
+  and compute retrieval metrics.
 
   An empty ``gallery_split`` means leave-one-out retrieval inside ``split``. ``dataset``,
   ``data_dir`` and ``dataset_kwargs`` name the data set to read when it is not the training one
@@ -39,16 +40,21 @@ def eval_config(split: str = "test", gallery_split: str = "", **overrides: Any) 
   benchmarks, the original's ``gallery_distractor``); each query's copy, found by identical path or
   identical image content, is removed from its ranking.
 
+  ``kind='revisited'`` is Revisited Oxford/Paris instead (see :func:`revisited_eval_config`): it reads
+  ``data_dir``, ``batch_size`` and the settings ``revisited`` (``landmarks.default_config``), not the
+  splits nor ``metrics``.
+
   Args:
     split: the query split (or the only split).
     gallery_split: the gallery split ('' for leave-one-out).
-    **overrides: other keys of the evaluation; ``metrics`` may be a dict of metric settings
-      (see ``retrieval.default_config``).
+    **overrides: other keys of the evaluation; ``metrics`` and ``revisited`` may be dicts of their
+      settings (see ``retrieval.default_config`` and ``landmarks.default_config``).
 
   Raises:
-    ValueError: for a key that is not an evaluation or metric setting.
+    ValueError: for a key that is not an evaluation, metric or Revisited setting.
   """
   c = ml_collections.ConfigDict()
+  c.kind = "retrieval"
   c.split = split
   c.gallery_split = gallery_split
   c.gallery_contains_queries = False
@@ -57,13 +63,16 @@ def eval_config(split: str = "test", gallery_split: str = "", **overrides: Any) 
   c.data_dir = ""
   c.dataset_kwargs = ml_collections.ConfigDict()
   c.metrics = retrieval.default_config()
+  c.revisited = landmarks.default_config()
   metric_overrides = dict(overrides.pop("metrics", {}) or {})
+  revisited_overrides = dict(overrides.pop("revisited", {}) or {})
   unknown = sorted(set(overrides) - set(EVAL_KEYS))
   if unknown:
-    raise ValueError(f"evaluation keys {unknown} are unknown; valid: {sorted(EVAL_KEYS + ('metrics',))}")
-  unknown = sorted(set(metric_overrides) - set(c.metrics.keys()))
-  if unknown:
-    raise ValueError(f"evaluation metric keys {unknown} are unknown; valid: {sorted(c.metrics.keys())}")
+    raise ValueError(f"evaluation keys {unknown} are unknown; valid: {sorted(EVAL_KEYS + ('metrics', 'revisited'))}")
+  for group, given in (("metrics", metric_overrides), ("revisited", revisited_overrides)):
+    unknown = sorted(set(given) - set(c[group].keys()))
+    if unknown:
+      raise ValueError(f"evaluation {group} keys {unknown} are unknown; valid: {sorted(c[group].keys())}")
   for key, value in overrides.items():
     c[key] = ml_collections.ConfigDict(value) if key == "dataset_kwargs" else value
   for key, value in metric_overrides.items():
@@ -71,7 +80,16 @@ def eval_config(split: str = "test", gallery_split: str = "", **overrides: Any) 
       c.metrics[key].update(value)
     else:
       c.metrics[key] = value
+  c.revisited.update(revisited_overrides)
   return c
+
+
+def revisited_eval_config(data_dir: str = "", *, batch_size: int = 16, **settings: Any) -> ml_collections.ConfigDict:
+  """A Revisited Oxford/Paris evaluation (``kind='revisited'``): ROxford5k and RParis6k (and the 1M
+  distractors when present) from ``data_dir`` (the folder holding ``roxford5k/``, ``rparis6k/`` and
+  ``revisitop1m/``), ``batch_size`` images of one shape per batch, and the settings of
+  ``landmarks.default_config`` (``max_side``, ``multiscale``, ``search``, ...)."""
+  return eval_config("", kind="revisited", data_dir=data_dir, batch_size=batch_size, revisited=settings)
 
 
 def losses_config() -> ml_collections.ConfigDict:
@@ -124,6 +142,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.eval_every_epochs = 0
   config.checkpoint_every_steps = 500
   config.checkpoint_every_epochs = 0
+  config.checkpoint_every_minutes = 0.0  # also save after this many minutes since the last save (0: off)
   config.keep_checkpoints = 2
   config.resume = ""  # a checkpoint folder to start from when the workdir has none
   config.tensorboard = True

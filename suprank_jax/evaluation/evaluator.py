@@ -1,21 +1,36 @@
-"""Evaluator: embeds a data split with the model and computes retrieval metrics on the embeddings.
+"""Evaluators: embed data with the model and compute metrics on the embeddings.
 
-The metric math lives in :mod:`suprank_jax.evaluation.retrieval` (pure, on embeddings and labels);
-this module only runs the model over padded batches (``mask`` marks real items) and gathers the
-embeddings, in data order, on every process.
+``Evaluator(name, config.evals.<name>, config.input, model=, mesh=, log=)`` builds the evaluation of
+the kind ``config.evals.<name>.kind`` names (:data:`EVAL_KINDS`), reads its data sets and checks its
+settings at once (so a missing file or a bad setting stops a run before any training), and
+``.run(state)`` returns ``{metric: value}``:
+
+* ``'retrieval'`` (:class:`RetrievalEvaluator`): a split of a data set (and a gallery split), in
+  fixed-size padded batches (``mask`` marks real items) gathered in data order on every process;
+  the metric math is :mod:`suprank_jax.evaluation.retrieval` (pure, on embeddings and labels);
+* ``'revisited'`` (:class:`RevisitedEvaluator`): Revisited Oxford and Paris (and the 1M distractors)
+  at the protocol's resolution (:mod:`suprank_jax.evaluation.image_embedding`), with the protocol's
+  metrics (:mod:`suprank_jax.evaluation.landmarks`).
 """
 
 from __future__ import annotations
+
+import os
 
 import jax
 import ml_collections
 import numpy as np
 
 from suprank_jax import parallel
-from suprank_jax.evaluation import retrieval
-from suprank_jax.input_pipeline import pipeline, query_copies, sources
+from suprank_jax.evaluation import image_embedding, landmarks, retrieval
+from suprank_jax.evaluation.pictures import subset_source
+from suprank_jax.input_pipeline import landmark_sources, pipeline, query_copies, sources
+from suprank_jax.models import whitening as whitening_lib
 
-__all__ = ["Evaluator", "embed_source", "make_embed_fn", "evaluation_input_config", "HEADLINE_METRICS"]
+__all__ = ["Evaluator", "RetrievalEvaluator", "RevisitedEvaluator", "EVAL_KINDS", "embed_source", "make_embed_fn",
+           "evaluation_input_config", "HEADLINE_METRICS"]
+
+EVAL_KINDS = ("retrieval", "revisited")
 
 # The metrics of the table printed at the end of a run (keys of retrieval.evaluate_retrieval).
 HEADLINE_METRICS = ("R@1_level0", "mAP@R_level0", "H-AP_multi")
@@ -84,26 +99,69 @@ def evaluation_input_config(input_config, eval_config):
   return c
 
 
+def _kind(eval_config) -> str:
+  # A run written before evaluations had kinds is a retrieval evaluation.
+  return eval_config.kind if "kind" in eval_config else "retrieval"
+
+
 class Evaluator:
-  """Retrieval evaluation of one split (``config.evals.<name>``).
+  """One evaluation, ``config.evals.<name>``; ``Evaluator(...)`` gives the class of its ``kind``.
+
+  Args:
+    name: the evaluation's name (used in logs and messages).
+    eval_config: ``config.evals.<name>`` (``configs/common.eval_config``).
+    input_config: ``config.input`` (the evaluation preprocessing, and the data set by default).
+    model: the Linen module.
+    mesh: the device mesh.
+    log: progress printer.
+
+  Raises:
+    ValueError: an unknown kind, or a setting of another kind set to a non-default value.
+  """
+
+  def __new__(cls, name, eval_config, *args, **kwargs):
+    del args, kwargs
+    if cls is Evaluator:
+      kind = _kind(eval_config)
+      if kind not in _KINDS:
+        raise ValueError(f"config.evals.{name}.kind={kind!r}; valid: {EVAL_KINDS}")
+      cls = _KINDS[kind]
+    return super().__new__(cls)
+
+  def run(self, state) -> dict:
+    """Metrics of ``state``'s model (``state.variables()``): ``{metric_name: value}``."""
+    raise NotImplementedError
+
+
+def _check_unread(name, eval_config, kind, defaults):
+  """Raises for a key of ``eval_config`` that ``kind`` does not read, set to a non-default value."""
+  for key, default in defaults.items():
+    if key not in eval_config:
+      continue
+    value = eval_config[key]
+    value = value.to_dict() if isinstance(value, ml_collections.ConfigDict) else value
+    default = default.to_dict() if isinstance(default, ml_collections.ConfigDict) else default
+    if value != default:
+      raise ValueError(f"config.evals.{name}.{key} is set but config.evals.{name}.kind={kind!r} does not read it; "
+                       "leave it at its default or change the kind")
+
+
+class RetrievalEvaluator(Evaluator):
+  """Retrieval evaluation of one split (``kind='retrieval'``).
 
   The data set is read when the evaluator is built (so a missing file stops a run before any
   training), and, for a gallery that contains the queries, each query's copy is found then.
 
-  Args:
-    name: the evaluation's name (used in logs).
-    eval_config: ``config.evals.<name>``: ``split``, ``gallery_split`` ('' for leave-one-out),
-      ``gallery_contains_queries``, ``batch_size``, ``dataset``/``data_dir``/``dataset_kwargs`` and
-      ``metrics`` (see ``configs/common.eval_config`` and ``retrieval.default_config``).
-    input_config: ``config.input`` (the evaluation preprocessing, and the data set by default).
-    model: the Linen module.
-    mesh: the device mesh.
-    log: progress printer (finding the queries' copies reads every gallery file once).
+  ``eval_config``: ``split``, ``gallery_split`` ('' for leave-one-out), ``gallery_contains_queries``,
+  ``batch_size``, ``dataset``/``data_dir``/``dataset_kwargs`` and ``metrics`` (see
+  ``configs/common.eval_config`` and ``retrieval.default_config``). Finding the queries' copies reads
+  every gallery file once (``log`` reports it).
   """
 
   def __init__(self, name: str, eval_config: ml_collections.ConfigDict, input_config, *, model, mesh, log=print):
     self.name = name
     self.config = eval_config
+    _check_unread(name, eval_config, "retrieval", {"revisited": landmarks.default_config()})
     self.input_config = evaluation_input_config(input_config, eval_config)
     self.mesh = mesh
     self.query_source = sources.get_source(self.input_config, eval_config.split)
@@ -140,3 +198,164 @@ class Evaluator:
     return retrieval.evaluate_retrieval(queries, query_labels, gallery, gallery_labels, config=self.config.metrics,
                                         self_index=self.self_index,
                                         gallery_contains_queries=bool(self.config.gallery_contains_queries))
+
+
+def _leaf_ids(variables) -> tuple:
+  return tuple(id(x) for x in jax.tree.leaves(variables))
+
+
+def _item_key(source, i: int):
+  return source.location(i), None if source.boxes is None else tuple(np.asarray(source.boxes[i]).tolist())
+
+
+class RevisitedEvaluator(Evaluator):
+  """Revisited Oxford / Paris (``kind='revisited'``), with the 1M distractors when they are there.
+
+  Reads ``config.evals.<name>.data_dir`` (the revisitop / cirtorch layout,
+  ``landmark_sources.REVISITED_ROOT_LAYOUT``), ``batch_size`` (images of one shape per batch) and the
+  settings ``config.evals.<name>.revisited`` (``landmarks.default_config``); ``config.input`` gives the
+  normalisation, ``skip_corrupt_images`` and, for a learned whitening, the training split. Every
+  image file is checked when the evaluator is built.
+
+  Metrics: ``<dataset>/mAP_<setup>``, ``<dataset>/mP@<k>_<setup>`` and ``<dataset>/num_queries_<setup>``
+  for ``setup`` in easy, medium, hard (``landmarks.revisited_metrics``), and with the distractors the
+  same under ``<dataset>+1m/``. The attributes ``query_source`` and ``gallery_source`` are the first
+  data set's (the trainer's retrieval pictures show its queries).
+  """
+
+  def __init__(self, name: str, eval_config: ml_collections.ConfigDict, input_config, *, model, mesh, log=print):
+    del mesh  # every process embeds every image on its own devices (image_embedding.ImageEmbedder)
+    from suprank_jax.models.resnet import RetrievalResNet  # pylint: disable=g-import-not-at-top
+
+    self.name, self.config, self.log = name, eval_config, log
+    where = f"config.evals.{name}"
+    self.settings = s = eval_config.revisited
+    landmarks.check_config(s, where=f"{where}.revisited")
+    _check_unread(name, eval_config, "revisited", {"split": "", "gallery_split": "", "gallery_contains_queries": False,
+                                                   "dataset": "", "dataset_kwargs": ml_collections.ConfigDict()})
+    if not eval_config.data_dir:
+      raise ValueError(f"{where}.data_dir is empty: give the folder holding the Revisited data sets, laid out as\n"
+                       f"{landmark_sources.REVISITED_ROOT_LAYOUT.strip()}")
+    self.input_config = input_config
+    self.sets, self.distractor_source = landmark_sources.revisited_sets(eval_config.data_dir, tuple(s.datasets),
+                                                                        distractors=s.distractors)
+    self.ground_truth = {d: [{k: q.extras[k][i] for k in ("easy", "hard", "junk")} for i in range(len(q))]
+                         for d, (q, _) in self.sets.items()}
+    self.query_source, self.gallery_source = self.sets[s.datasets[0]]
+    self.self_index = None
+    self.whitening = whitening_lib.load_whitening(s.whitening) if s.whitening else None
+    self.whitening_source = None
+    checked = [x for pair in self.sets.values() for x in pair]
+    if s.learn_whitening_images:
+      train = sources.get_source(input_config, input_config.train_split)
+      count = min(s.learn_whitening_images, len(train))
+      if count < s.learn_whitening_images:
+        log(f"[eval {name}] the training split {train.name} has {len(train):,} images, fewer than "
+            f"learn_whitening_images={s.learn_whitening_images:,}: the whitening is learned from all of them")
+      chosen = np.sort(np.random.default_rng(0).choice(len(train), count, replace=False))
+      self.whitening_source = subset_source(train, chosen)
+      checked.append(self.whitening_source)
+    if self.distractor_source is not None:
+      checked.append(self.distractor_source)
+    sources.check_files_exist(checked, skip=bool(input_config.skip_corrupt_images), log=log)
+    if s.dtype:
+      if "dtype" not in {f for f in getattr(model, "__dataclass_fields__", {})}:
+        raise ValueError(f"{where}.revisited.dtype={s.dtype!r}: the model has no dtype setting")
+      model = model.clone(dtype=s.dtype)
+    if s.pad_to_multiple and not isinstance(model, RetrievalResNet):
+      raise ValueError(f"{where}.revisited.pad_to_multiple needs a ResNet (it pools over each image's region)")
+    self.model = model
+    self._embedder = image_embedding.ImageEmbedder(model, normalization=input_config.normalization,
+                                                   batch_size=eval_config.batch_size, multiscale=s.multiscale,
+                                                   pad_to_multiple=s.pad_to_multiple)
+    self._memo = None
+    sizes = ", ".join(f"{d} {len(q)} queries / {len(g)} images" for d, (q, g) in self.sets.items())
+    extra = f" + {len(self.distractor_source):,} distractors" if self.distractor_source is not None else ""
+    size = f"{s.square_size} x {s.square_size} (the original's square resize)" if s.square_size else f"max side {s.max_side}"
+    log(f"[eval {name}] Revisited: {sizes}{extra} at {size}")
+
+  def _fingerprint(self, variables) -> str:
+    s = self.settings
+    return image_embedding.variables_fingerprint(variables, repr(self.model), s.max_side, s.square_size, s.multiscale,
+                                                 s.pad_to_multiple, self.input_config.normalization)
+
+  def _embed_set(self, variables, what, source, key):
+    """A filled :class:`image_embedding.EmbeddingStore` of ``source`` (on disk for a large set)."""
+    s = self.settings
+    folder = None
+    if len(source) >= s.cache_min_items:
+      folder = os.path.join(s.cache_dir or image_embedding.default_cache_dir(), key(),
+                            f"process{jax.process_index()}", what)
+    store = image_embedding.EmbeddingStore(len(source), self._embedder.output_dim(variables), folder)
+    image_embedding.embed_images(self._embedder, variables, source, store, max_side=s.max_side,
+                                 square_size=s.square_size,
+                                 threads=s.loader_threads, skip_corrupt=bool(self.input_config.skip_corrupt_images),
+                                 log=lambda m: self.log(f"[eval {self.name}] {m}"), what=what)
+    return store
+
+  def _whiten(self, embeddings, whitening):
+    return embeddings if whitening is None else whitening_lib.apply_whitening(embeddings, whitening)
+
+  def embed(self, variables, source):
+    """``(embeddings [N, D], labels)`` of ``source`` (the last run's embeddings when it holds them)."""
+    if self._memo is not None and self._memo[0] == _leaf_ids(variables):
+      rows = self._memo[1]
+      keys = [_item_key(source, i) for i in range(len(source))]
+      if all(k in rows for k in keys):
+        return np.stack([rows[k] for k in keys]), source.labels
+    local = self._embedder.local_variables(variables)
+    store = image_embedding.EmbeddingStore(len(source), self._embedder.output_dim(local))
+    image_embedding.embed_images(self._embedder, local, source, store, max_side=self.settings.max_side,
+                                 square_size=self.settings.square_size,
+                                 threads=self.settings.loader_threads,
+                                 skip_corrupt=bool(self.input_config.skip_corrupt_images))
+    return self._whiten(store.embeddings, self._memo[2] if self._memo else self.whitening), source.labels
+
+  def run(self, state) -> dict:
+    """The protocol's metrics of ``state``'s model on every data set (and with the distractors)."""
+    s = self.settings
+    leaves = _leaf_ids(state.variables())
+    variables = self._embedder.local_variables(state.variables())
+    fingerprint = []
+
+    def key():
+      if not fingerprint:
+        fingerprint.append(self._fingerprint(variables))
+      return fingerprint[0]
+
+    stores = []
+
+    def embed(what, source):
+      stores.append(self._embed_set(variables, what, source, key))
+      return stores[-1].embeddings
+
+    whitening = self.whitening
+    if self.whitening_source is not None:
+      whitening = whitening_lib.learn_pca_whitening(embed("whitening_train", self.whitening_source))
+      self.log(f"[eval {self.name}] learned a PCA-whitening from {len(self.whitening_source):,} training images")
+    distractors = embed("revisitop1m", self.distractor_source) if self.distractor_source is not None else None
+    transform = None if whitening is None else (lambda x: whitening_lib.apply_whitening(x, whitening))
+    metrics, memo = {}, {}
+    for dataset, (query_source, gallery_source) in self.sets.items():
+      query = self._whiten(embed(f"{dataset}_query", query_source), whitening)
+      gallery = self._whiten(embed(f"{dataset}_gallery", gallery_source), whitening)
+      gnd = self.ground_truth[dataset]
+      for k, v in landmarks.evaluate_revisited(query, gallery, gnd, kappas=tuple(s.kappas)).items():
+        metrics[f"{dataset}/{k}"] = v
+      if distractors is not None:
+        with_distractors = landmarks.evaluate_revisited(
+            query, gallery, gnd, kappas=tuple(s.kappas), distractors=distractors, search_mode=s.search,
+            scann_num_neighbors=s.scann_num_neighbors, distractor_transform=transform,
+            log=lambda m: self.log(f"[eval {self.name}] {dataset}+1m {m}"))
+        metrics.update({f"{dataset}+1m/{k}": v for k, v in with_distractors.items()})
+      if not memo:  # the retrieval pictures re-embed the first data set: keep its embeddings
+        memo = {_item_key(src, i): e[i] for src, e in ((query_source, query), (gallery_source, gallery))
+                for i in range(len(src))}
+    self._memo = (leaves, memo, whitening)
+    if not s.keep_embeddings:
+      for store in stores:
+        store.remove()
+    return metrics
+
+
+_KINDS = {"retrieval": RetrievalEvaluator, "revisited": RevisitedEvaluator}

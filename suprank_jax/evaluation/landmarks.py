@@ -1,4 +1,4 @@
-"""Revisited Oxford / Paris landmark retrieval protocol (Radenovic et al., CVPR 2018).
+"""Revisited Oxford / Paris landmark retrieval protocol (Radenovic et al., CVPR 2018), with distractors.
 
 Used for the GLDv2-trained models of SupRank. Ground truth comes from ``gnd_roxford5k.pkl`` /
 ``gnd_rparis6k.pkl``: a pickled dict with ``'imlist'`` (gallery image names), ``'qimlist'`` (query
@@ -7,40 +7,152 @@ names) and ``'gnd'``, one dict per query with ``'easy'``, ``'hard'``, ``'junk'``
 
 Setups: ``easy`` (positives = easy; junk = junk + hard), ``medium`` (positives = easy + hard; junk =
 junk), ``hard`` (positives = hard; junk = junk + easy). Junk images are removed from the ranking
-before positions are counted. AP uses the trapezoid rule of the official code: for the ``j``-th
-positive (0-based) at 0-based position ``r``, ``(j / r + (j + 1) / (r + 1)) / 2`` (``j / r := 1`` at
-``r = 0``), summed and divided by the number of positives. ``mP@k``: with 1-based positions ``p``,
-``k' = min(max(p), k)`` and ``#{p <= k'} / k'``. Queries without positives in a setup are left
-out of that setup's means. Ranking: decreasing score, ties by lower gallery index.
+before positions are counted. AP uses the trapezoid rule of the official code (revisitop's
+``compute_map``): for the ``j``-th positive (0-based) at 0-based position ``r``,
+``(j / r + (j + 1) / (r + 1)) / 2`` (``j / r := 1`` at ``r = 0``), summed and divided by the number of
+positives. ``mP@k``: with 1-based positions ``p``, ``k' = min(max(p), k)`` and ``#{p <= k'} / k'``.
+Queries without positives in a setup are left out of that setup's means. Ranking: decreasing score,
+ties by lower gallery index.
 
-Keys returned by :func:`revisited_metrics`: ``mAP_easy``, ``mAP_medium``, ``mAP_hard`` and
-``mP@{k}_{setup}`` for every ``k`` in ``kappas`` (the original SupRank code reports ``mapM`` =
-``mAP_medium`` and ``mapH`` = ``mAP_hard`` only).
+Keys returned by :func:`revisited_metrics`: ``mAP_easy``, ``mAP_medium``, ``mAP_hard`` (revisitop's
+``mAP E / M / H``), ``mP@{k}_{setup}`` for every ``k`` in ``kappas`` (its ``mP@k``, ``[1, 5, 10]``) and
+``num_queries_{setup}``. The original SupRank code reports ``mapM`` = ``mAP_medium`` and ``mapH`` =
+``mAP_hard`` only.
+
+Distractors (the 1M set, ``R1M``): they come after the gallery in the ranking's tie rule and are
+relevant to no query, so only the number of distractors scoring above each gallery item matters:
+:func:`count_distractors_before` streams the distractor embeddings in blocks of
+``_BLOCK_BYTES`` (memory: one block plus ``[queries, gallery]`` counts, whatever the number of
+distractors) and counts them exactly. With ScaNN (:func:`scann_distractors_before`) each block of
+``_SCANN_SHARD_ITEMS`` distractors gets a ScaNN index and the best ``num_neighbors`` distractor
+scores of each query are kept; the ranking is then exact down to the ``num_neighbors``-th distractor,
+and a gallery item below it is left out of the ranking (:data:`NOT_RETRIEVED`), as revisitop's
+``compute_map`` treats a positive missing from a truncated ranking (it adds nothing to AP; AP is still
+divided by all positives).
+
+Settings of an evaluation of kind ``'revisited'`` (``config.evals.<name>.revisited``):
+:func:`default_config`. Multi-scale embedding is :func:`suprank_jax.models.heads.multiscale_embed`
+(re-exported here as ``multiscale_embed``), the package's one implementation.
 """
 
 from __future__ import annotations
 
-import math
 import pickle
+import time
 from typing import Callable, Mapping, Sequence
 
-import jax
-import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from suprank_jax.evaluation import search
+from suprank_jax.models.heads import multiscale_embed  # noqa: F401 - the package's one multi-scale embedding
+from suprank_jax.reporting import format_duration
 
 __all__ = [
     "SETUPS",
+    "SEARCHES",
+    "DISTRACTOR_MODES",
+    "NOT_RETRIEVED",
+    "default_config",
+    "check_config",
     "load_revisited_ground_truth",
     "setup_ground_truth",
     "revisited_average_precision",
     "revisited_metrics",
+    "count_distractors_before",
+    "scann_distractors_before",
     "evaluate_revisited",
     "multiscale_embed",
 ]
 
 SETUPS = ("easy", "medium", "hard")
+SEARCHES = ("exact", "scann")
+DISTRACTOR_MODES = ("auto", "yes", "no")
+DTYPES = ("", "float32", "bfloat16")
+# A gallery item ranked below the searched part of a truncated (ScaNN) ranking.
+NOT_RETRIEVED = np.iinfo(np.int64).max // 4
+_BLOCK_BYTES = 64 << 20  # distractor embeddings scored at a time (exact search)
+_SCANN_SHARD_ITEMS = 100_000  # distractors per ScaNN index (its memory: about twice the shard's embeddings)
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """Every setting of a Revisited evaluation (``config.evals.<name>.revisited``), with its default."""
+  c = ml_collections.ConfigDict()
+  # The benchmarks, read from config.evals.<name>.data_dir/<dataset>/ (revisitop / cirtorch layout).
+  c.datasets = ("roxford5k", "rparis6k")
+  # The 1M distractors, data_dir/revisitop1m/: 'auto' (when revisitop1m.txt is there), 'yes' or 'no'.
+  c.distractors = "auto"
+  # Images: the longer side of each full image shrunk to max_side (never enlarged; a query crop keeps
+  # its image's scale), the protocol's 1024. Batches hold images of one shape.
+  c.max_side = 1024
+  # 0, or N: instead, every (cropped) image resized to N x N, as the original's configs (Resize([224,
+  # 224]); gldv2_bench: [1024, 1024]) and evaluate_landmark.py (--imsize, default 224) do; max_side unread.
+  c.square_size = 0
+  # Multi-scale embedding at the original's scales (models.heads.MULTISCALE_SCALES).
+  c.multiscale = False
+  # '' (the model's dtype), 'float32' or 'bfloat16' (mixed precision: bf16 backbone, float32 head).
+  c.dtype = ""
+  # 0: each image shape is its own batch shape (exact; one compilation per distinct shape). N (a
+  # multiple of the backbone's stride, 32 for a ResNet): images are zero-padded to multiples of N and
+  # pooled over their own region (few compilations; approximate near the padded border).
+  c.pad_to_multiple = 0
+  c.kappas = (1, 5, 10)
+  # Search of the distractors: 'exact' (streamed, exact ranks) or 'scann' (top scann_num_neighbors).
+  c.search = "exact"
+  c.scann_num_neighbors = 1000
+  # A whitening applied to every embedding (then L2): a file (models/whitening.py), or learned
+  # (PCA-whitening) from the embeddings of learn_whitening_images images of the training split (a fixed
+  # random subset; all of them when it has fewer).
+  c.whitening = ""
+  c.learn_whitening_images = 0
+  # Sets of at least cache_min_items images are embedded into cache_dir ('' : $XDG_CACHE_HOME or
+  # ~/.cache, /suprank_jax/landmarks), resumed there after an interruption, and deleted once the
+  # evaluation is done unless keep_embeddings.
+  c.cache_dir = ""
+  c.cache_min_items = 20_000
+  c.keep_embeddings = False
+  c.loader_threads = 4
+  return c
+
+
+def check_config(c, *, where: str = "config.evals.<name>.revisited"):
+  """Rejects impossible Revisited settings, naming the key.
+
+  Raises:
+    ValueError: an unknown value, or a setting that the others make unread.
+  """
+  from suprank_jax.input_pipeline import landmark_sources  # pylint: disable=g-import-not-at-top
+
+  defaults = default_config()
+  unknown = sorted(set(c.keys()) - set(defaults.keys()))
+  if unknown:
+    raise ValueError(f"{where} has unknown keys {unknown}; valid: {sorted(defaults.keys())}")
+  bad = [d for d in c.datasets if d not in landmark_sources.REVISITED_DATASETS]
+  if not c.datasets or bad or len(set(c.datasets)) != len(c.datasets):
+    raise ValueError(f"{where}.datasets={tuple(c.datasets)} must name some of {landmark_sources.REVISITED_DATASETS} "
+                     "once each")
+  for key, valid in (("distractors", DISTRACTOR_MODES), ("search", SEARCHES), ("dtype", DTYPES)):
+    if c[key] not in valid:
+      raise ValueError(f"{where}.{key}={c[key]!r}; valid: {valid}")
+  for key, low in (("max_side", 1), ("square_size", 0), ("pad_to_multiple", 0), ("scann_num_neighbors", 1),
+                   ("learn_whitening_images", 0), ("cache_min_items", 0), ("loader_threads", 1)):
+    if isinstance(c[key], bool) or not isinstance(c[key], int) or c[key] < low:
+      raise ValueError(f"{where}.{key}={c[key]!r} must be an integer >= {low}")
+  if not c.kappas or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in c.kappas):
+    raise ValueError(f"{where}.kappas={tuple(c.kappas)} must be positive integers")
+  if c.square_size and c.max_side != defaults.max_side:
+    raise ValueError(f"{where}.max_side is not read with {where}.square_size={c.square_size}: set one of them")
+  if c.square_size and c.pad_to_multiple:
+    raise ValueError(f"{where}.pad_to_multiple is not needed with {where}.square_size (every image has one shape)")
+  if c.pad_to_multiple and c.multiscale:
+    raise ValueError(f"{where}.pad_to_multiple needs multiscale=False (each scale would be padded differently)")
+  if c.search != "scann" and c.scann_num_neighbors != defaults.scann_num_neighbors:
+    raise ValueError(f"{where}.scann_num_neighbors is set but {where}.search={c.search!r}; set search='scann' "
+                     "or leave it at its default")
+  if c.distractors == "no" and c.search != defaults.search:
+    raise ValueError(f"{where}.search={c.search!r} searches the distractors, but {where}.distractors='no'")
+  if c.whitening and c.learn_whitening_images:
+    raise ValueError(f"{where}.whitening and {where}.learn_whitening_images are both set: give one")
 
 
 def load_revisited_ground_truth(path) -> dict:
@@ -85,19 +197,31 @@ def revisited_average_precision(positions, num_positives: int) -> float:
 
 
 def _positions(rank_of, positives, junk):
-  """0-based positions of the positives in the ranking with the junk items removed."""
+  """0-based positions of the ranked positives in the ranking with the ranked junk items removed."""
   pos = np.sort(rank_of[positives])
+  pos = pos[pos < NOT_RETRIEVED]
   junk_pos = np.sort(rank_of[junk]) if len(junk) else np.empty(0, np.int64)
   return pos - np.searchsorted(junk_pos, pos, side="left")
 
 
-def revisited_metrics(scores, gnd, *, kappas: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
+def _precision_at(positions, kappas):
+  """revisitop's mP@k of one query: ``#{p <= k'} / k'`` with ``k' = min(max(p), k)`` (1-based ``p``)."""
+  if not len(positions):
+    return [0.0] * len(kappas)
+  one_based = positions + 1
+  return [np.sum(one_based <= min(one_based.max(), k)) / min(one_based.max(), k) for k in kappas]
+
+
+def revisited_metrics(scores, gnd, *, kappas: Sequence[int] = (1, 5, 10), distractors_before=None) -> dict[str, float]:
   """mAP and mP@k of the easy / medium / hard setups.
 
   Args:
     scores: ``[num_queries, num_gallery]`` similarities (query @ gallery.T).
     gnd: per-query ground truth dicts (``'easy'``, ``'hard'``, ``'junk'`` gallery indices).
     kappas: cut-offs of the mean precision.
+    distractors_before: optional ``[num_queries, num_gallery]`` integers: how many distractors rank
+      before each gallery item (:func:`count_distractors_before`), or :data:`NOT_RETRIEVED` for an item
+      below a truncated ranking.
 
   Returns:
     ``{'mAP_<setup>': .., 'mP@<k>_<setup>': .., 'num_queries_<setup>': ..}``.
@@ -109,6 +233,11 @@ def revisited_metrics(scores, gnd, *, kappas: Sequence[int] = (1, 5, 10)) -> dic
   rank_of = np.empty((num_q, num_g), np.int64)
   order = np.argsort(-scores, axis=1, kind="stable")
   np.put_along_axis(rank_of, order, np.arange(num_g)[None, :], axis=1)
+  if distractors_before is not None:
+    distractors_before = np.asarray(distractors_before, np.int64)
+    if distractors_before.shape != scores.shape:
+      raise ValueError(f"distractors_before has shape {distractors_before.shape}, scores {scores.shape}")
+    rank_of = np.where(distractors_before >= NOT_RETRIEVED, NOT_RETRIEVED, rank_of + distractors_before)
   out = {}
   for setup in SETUPS:
     aps, prs = [], []
@@ -119,8 +248,7 @@ def revisited_metrics(scores, gnd, *, kappas: Sequence[int] = (1, 5, 10)) -> dic
         raise ValueError(f"query {i}: ground-truth index out of range for {num_g} gallery items")
       pos = _positions(rank_of[i], positives, junk)
       aps.append(revisited_average_precision(pos, len(positives)))
-      one_based = pos + 1
-      prs.append([np.sum(one_based <= min(one_based.max(), k)) / min(one_based.max(), k) for k in kappas])
+      prs.append(_precision_at(pos, kappas))
     out[f"mAP_{setup}"] = float(np.mean(aps)) if aps else float("nan")
     for j, k in enumerate(kappas):
       out[f"mP@{k}_{setup}"] = float(np.mean([p[j] for p in prs])) if prs else float("nan")
@@ -128,9 +256,115 @@ def revisited_metrics(scores, gnd, *, kappas: Sequence[int] = (1, 5, 10)) -> dic
   return out
 
 
+def _scores(query, items):
+  """``[Q, N]`` scores and each row sorted, computed as :func:`evaluate_revisited` scores the gallery."""
+  no_self = np.full(len(query), -1, np.int64)
+  (_, scores, sorted_scores), = search.score_chunks(query, items, no_self, chunk_size=len(query), sort=True)
+  return scores, sorted_scores
+
+
+def _read_rows(array, start: int, stop: int) -> np.ndarray:
+  """Rows ``start:stop`` as float32; a ``.npy`` memmap is read with a file read, so that the rows
+  already searched do not stay mapped into the process (its memory holds one block)."""
+  if isinstance(array, np.memmap) and array.filename and array.flags.c_contiguous:
+    row_bytes = array.dtype.itemsize * int(np.prod(array.shape[1:]))
+    with open(array.filename, "rb") as f:
+      f.seek(array.offset + start * row_bytes)
+      block = np.fromfile(f, array.dtype, (stop - start) * row_bytes // array.dtype.itemsize)
+    return block.reshape((stop - start,) + array.shape[1:]).astype(np.float32, copy=False)
+  return np.ascontiguousarray(array[start:stop], np.float32)
+
+
+def _blocks(distractors, rows: int, transform, log, what: str):
+  """Blocks of ``rows`` distractor embeddings (read one at a time), transformed, with progress."""
+  total, start_time, last = len(distractors), time.perf_counter(), time.perf_counter()
+  for start in range(0, total, rows):
+    block = _read_rows(distractors, start, min(start + rows, total))
+    yield transform(block) if transform is not None else block
+    now = time.perf_counter()
+    done = min(start + rows, total)
+    if log is not None and (now - last >= 30 or done == total):
+      rate = done / max(now - start_time, 1e-9)
+      log(f"{what}: {done:,} of {total:,} distractors ({rate:,.0f}/s, ETA {format_duration((total - done) / rate)})")
+      last = now
+
+
+def count_distractors_before(query, gallery_scores, distractors, *, transform: Callable | None = None,
+                             log=None) -> np.ndarray:
+  """Exact number of distractors ranked before each gallery item, for every query.
+
+  A distractor ranks before gallery item ``g`` of query ``q`` when its score is higher than ``g``'s
+  (equal scores rank the gallery item first: distractors come after the gallery).
+
+  Args:
+    query: ``[Q, D]`` query embeddings.
+    gallery_scores: ``[Q, G]`` scores of the gallery.
+    distractors: ``[M, D]`` embeddings (an array or a ``np.memmap``, read one block at a time).
+    transform: applied to each block of distractor embeddings (e.g. a whitening).
+    log: progress printer (None: silent).
+
+  Returns:
+    ``[Q, G]`` int64 counts.
+  """
+  gallery_scores = np.asarray(gallery_scores)
+  counts = np.zeros(gallery_scores.shape, np.int64)
+  rows = max(1, _BLOCK_BYTES // (4 * np.shape(distractors)[1]))
+  for block in _blocks(distractors, rows, transform, log, "exact search"):
+    _, sorted_scores = _scores(query, block)
+    for q in range(len(query)):
+      counts[q] += len(block) - np.searchsorted(sorted_scores[q], gallery_scores[q], side="right")
+  return counts
+
+
+def scann_distractors_before(query, gallery_scores, distractors, *, num_neighbors: int = 1000,
+                             transform: Callable | None = None, log=None, **scann_settings) -> np.ndarray:
+  """:func:`count_distractors_before` from ScaNN's top ``num_neighbors`` distractors of each query.
+
+  Each shard of ``_SCANN_SHARD_ITEMS`` distractors gets its own ScaNN index (memory bounded by a
+  shard); the best ``num_neighbors`` scores over all shards are kept. A gallery item scoring at least
+  the ``num_neighbors``-th kept score gets its count among the kept ones; a lower one gets
+  :data:`NOT_RETRIEVED` (it lies beyond the searched ranking).
+
+  Args:
+    query, gallery_scores, distractors, transform, log: as :func:`count_distractors_before`.
+    num_neighbors: distractors kept per query.
+    **scann_settings: passed to :func:`search.build_scann_searcher` (tree and reordering sizes).
+  """
+  query = np.ascontiguousarray(query, np.float32)
+  gallery_scores = np.asarray(gallery_scores)
+  best = np.full((len(query), 0), -np.inf, np.float32)
+  for shard in _blocks(distractors, _SCANN_SHARD_ITEMS, transform, log, "ScaNN search"):
+    k = min(num_neighbors, len(shard))
+    searcher = search.build_scann_searcher(shard, num_neighbors=k, **scann_settings)
+    _, found = searcher.search_batched(query, final_num_neighbors=k)
+    best = np.sort(np.concatenate([best, np.asarray(found, np.float32)], axis=1), axis=1)[:, -num_neighbors:]
+    del searcher
+  counts = np.empty(gallery_scores.shape, np.int64)
+  for q in range(len(query)):
+    counts[q] = best.shape[1] - np.searchsorted(best[q], gallery_scores[q], side="right")
+    if best.shape[1] == num_neighbors:
+      counts[q][gallery_scores[q] < best[q, 0]] = NOT_RETRIEVED
+  return counts
+
+
 def evaluate_revisited(query_embeddings, gallery_embeddings, gnd, *, kappas: Sequence[int] = (1, 5, 10),
-                       chunk_size: int = 256) -> dict[str, float]:
+                       chunk_size: int = 256, distractors=None, search_mode: str = "exact",
+                       scann_num_neighbors: int = 1000, distractor_transform: Callable | None = None,
+                       log=None) -> dict[str, float]:
   """Embeddings -> :func:`revisited_metrics` (scores by the chunked exact search).
+
+  Args:
+    query_embeddings: ``[Q, D]``.
+    gallery_embeddings: ``[G, D]``.
+    gnd: per-query ground truth.
+    kappas: mP@k cut-offs.
+    chunk_size: queries per chunk of the gallery scores.
+    distractors: optional ``[M, D]`` distractor embeddings (array or memmap, streamed), ranked after
+      the gallery on equal scores.
+    search_mode: 'exact' or 'scann' (the distractors' search).
+    scann_num_neighbors: distractors kept per query with ScaNN.
+    distractor_transform: applied to each block of distractors before scoring (a whitening).
+    log: progress printer of the distractor search.
 
   Raises:
     ValueError: NaN/inf rows, or dimension mismatch.
@@ -141,35 +375,13 @@ def evaluate_revisited(query_embeddings, gallery_embeddings, gnd, *, kappas: Seq
     raise ValueError(f"query_embeddings {query.shape} and gallery_embeddings {gallery.shape} differ in dimension")
   no_self = np.full(query.shape[0], -1, np.int64)
   scores = np.concatenate([s for _, s, _ in search.score_chunks(query, gallery, no_self, chunk_size=chunk_size)])
-  return revisited_metrics(scores, gnd, kappas=kappas)
-
-
-def multiscale_embed(embed_fn: Callable, images, *, scales: Sequence[float] = (1.0, 1 / math.sqrt(2), 0.5),
-                     power: float = 1.0):
-  """Multi-scale embedding: generalised mean over scales of un-normalised embeddings, then L2.
-
-  .. math:: e = \\mathrm{normalize}\\Big( \\big(\\tfrac{1}{S} \\sum_s f(\\mathrm{resize}_s(x))^p\\big)^{1/p} \\Big)
-
-  ``p`` is the GeM exponent of the model's pooling (1 for average pooling), as in the original.
-
-  Args:
-    embed_fn: maps ``[B, H, W, C]`` images to ``[B, D]`` un-normalised embeddings.
-    images: ``[B, H, W, C]`` images.
-    scales: resize factors. Resizing is bilinear with half-pixel centres (``jax.image.resize``);
-      the original uses PyTorch's ``align_corners=True``, so pixels differ slightly.
-    power: exponent ``p``.
-
-  Returns:
-    ``[B, D]`` L2-normalised embeddings.
-  """
-  images = jnp.asarray(images)
-  if images.ndim != 4:
-    raise ValueError(f"images must be [B, H, W, C], got shape {images.shape}")
-  b, h, w, c = images.shape
-  total = 0.0
-  for s in scales:
-    size = (b, max(1, round(h * s)), max(1, round(w * s)), c)
-    resized = images if size == images.shape else jax.image.resize(images, size, method="bilinear")
-    total = total + jnp.asarray(embed_fn(resized), jnp.float32) ** power
-  embedding = (total / len(scales)) ** (1.0 / power)
-  return embedding / jnp.maximum(jnp.linalg.norm(embedding, axis=-1, keepdims=True), 1e-12)
+  before = None
+  if distractors is not None:
+    if search_mode not in SEARCHES:
+      raise ValueError(f"search_mode={search_mode!r}; valid: {SEARCHES}")
+    if search_mode == "scann":
+      before = scann_distractors_before(query, scores, distractors, num_neighbors=scann_num_neighbors,
+                                        transform=distractor_transform, log=log)
+    else:
+      before = count_distractors_before(query, scores, distractors, transform=distractor_transform, log=log)
+  return revisited_metrics(scores, gnd, kappas=kappas, distractors_before=before)

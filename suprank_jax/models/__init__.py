@@ -8,6 +8,8 @@ collection.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 
 import ml_collections
 
@@ -62,8 +64,10 @@ def default_config(name: str = "resnet50") -> ml_collections.ConfigDict:
   fresh run with ``pretrained=True`` and no path stops before any work.
 
   ``resnet*``: the ``resnet_ln`` setup without its LayerNorm (512-d projection, average pooling,
-  frozen batch norm). ``deit_*`` / ``vit_*``: the class token without projection (``deit_small.yaml``).
-  ``width`` (ResNet) and ``depth`` (ViT) exist for tests on small networks.
+  frozen batch norm); ``whiten`` and ``whitening_path`` give the original's landmark head (L2 then a
+  projection that starts from a learned whitening, ``models/whitening.py``). ``deit_*`` / ``vit_*``:
+  the class token without projection (``deit_small.yaml``). ``width`` (ResNet) and ``depth`` (ViT)
+  exist for tests on small networks.
   """
   _check_name(name)
   cls, fixed = MODELS[name]
@@ -91,6 +95,22 @@ def frozen_parameter_regex(model_config) -> str | None:
   return None
 
 
+def _check_whitening(kwargs):
+  """The whitening keys of a ResNet: the file exists (it is read when the parameters are made)."""
+  path = kwargs.get("whitening_path", "")
+  if path and not kwargs.get("whiten"):
+    raise ValueError("config.model.whitening_path is set but config.model.whiten=False: set whiten=True (the "
+                     "original's landmark model) or leave the path empty")
+  if kwargs.get("whiten") and (not kwargs.get("embed_dim") or kwargs.get("layer_norm")):
+    raise ValueError("config.model.whiten=True needs a projection (embed_dim > 0) and layer_norm=False")
+  if path and not os.path.isfile(os.path.expanduser(path)):
+    raise FileNotFoundError(f"config.model.whitening_path={path!r}: no such file")
+  if kwargs.get("whiten") and not path:
+    logging.getLogger(__name__).warning(
+        "config.model.whiten=True without config.model.whitening_path: the projection starts from a random "
+        "initialisation; the original starts it from its learned whitening (resnet_101_LM.yaml: whiten)")
+
+
 def build_model(model_config: ml_collections.ConfigDict):
   """Builds the model named ``model_config.name``; every other key (but ``pretrained`` and
   ``pretrained_path``) is a constructor argument.
@@ -112,6 +132,7 @@ def build_model(model_config: ml_collections.ConfigDict):
                      "was written for another model: start from models.default_config(name) or the experiment "
                      "argument model=<group>")
   pooling = kwargs.get("pooling")
+  _check_whitening(kwargs)
   if "gem_p" in kwargs and pooling not in ("gem", "gem_frozen") and kwargs["gem_p"] != _module_fields(cls)["gem_p"]:
     raise ValueError(f"config.model.gem_p={kwargs['gem_p']} is only read with pooling 'gem' or 'gem_frozen', "
                      f"not {pooling!r}; set config.model.pooling='gem' or leave gem_p at its default")

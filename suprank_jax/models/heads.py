@@ -5,9 +5,20 @@ max, or mean+max), an optional LayerNorm without affine parameters (the ``resnet
 linear projection to ``embed_dim`` (or none), and L2 normalisation (always, at test time only, or
 never). The head computes in float32 whatever the backbone's dtype.
 
-Multi-scale embedding (``multiscale_embed``) follows the original (itself from cirtorch): resize the
-images with align-corners bilinear interpolation, embed each scale without normalising, average the
-embeddings raised to the GeM exponent (1 for other poolings), take the root, L2-normalise.
+Whitening (``whiten=True``, the original's landmark model ``resnet_101_LM``): the pooled features
+are L2-normalised before the projection, and the projection starts from the learned whitening of
+``whitening_path`` (:mod:`suprank_jax.models.whitening`; the original's ``whiten: <file>``), then
+trains as any projection. Without a file it starts from the usual random initialisation.
+
+Pooling over part of the map (``feature_mask``): images of different sizes padded into one batch
+are pooled over their own region only (:meth:`RetrievalHead.__call__`).
+
+Multi-scale embedding (``multiscale_embed``, the package's one implementation) follows the original's
+``RetrievalNet.forward_multiscale`` (itself cirtorch's): resize the images with
+``F.interpolate(scale_factor=s, mode='bilinear', align_corners=True)`` (size ``floor(H s)``), embed
+each scale without the final normalisation, average the embeddings raised to the GeM exponent (1
+for other poolings), take the root, L2-normalise; the original evaluates with the scales
+:data:`MULTISCALE_SCALES`.
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ import jax.numpy as jnp
 
 # One L2 normalisation for the models' outputs and the losses (torch's F.normalize, finite gradient at 0).
 from suprank_jax.losses.inputs import l2_normalize
+from suprank_jax.models import whitening as whitening_lib
 
 __all__ = [
     "POOLINGS",
@@ -32,7 +44,11 @@ __all__ = [
     "resize_bilinear_align_corners",
     "RetrievalHead",
     "multiscale_embed",
+    "MULTISCALE_SCALES",
 ]
+
+# The original's multi-scale evaluation (landmark_evaluation.evaluate_a_city: [1, 1/sqrt(2), 1/2]).
+MULTISCALE_SCALES = (1.0, 2 ** -0.5, 0.5)
 
 # 'gem' learns its exponent (the original's default 'gem'); 'gem_frozen' keeps it fixed ('gem_froze').
 # 'token' is for transformer backbones, whose features are already a vector (the class token).
@@ -45,25 +61,39 @@ def _check_map(x, name):
     raise ValueError(f"{name} expects a feature map [batch, height, width, channels]; got shape {x.shape}")
 
 
-def avg_pool(x: jax.Array) -> jax.Array:
-  """Global average pooling: ``[B, H, W, C] -> [B, C]``."""
+def _mean(x, mask):
+  """Mean over the positions of ``x [B, H, W, C]`` (those where ``mask [B, H, W]`` is True)."""
+  if mask is None:
+    return jnp.mean(x, axis=(1, 2))
+  m = mask[..., None].astype(x.dtype)
+  return jnp.sum(x * m, axis=(1, 2)) / jnp.maximum(jnp.sum(m, axis=(1, 2)), 1)
+
+
+def _max(x, mask):
+  if mask is None:
+    return jnp.max(x, axis=(1, 2))
+  return jnp.max(jnp.where(mask[..., None], x, -jnp.inf), axis=(1, 2))
+
+
+def avg_pool(x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+  """Global average pooling: ``[B, H, W, C] -> [B, C]`` (over the positions of ``mask [B, H, W]``)."""
   _check_map(x, "avg_pool")
-  return jnp.mean(x, axis=(1, 2))
+  return _mean(x, mask)
 
 
-def max_pool(x: jax.Array) -> jax.Array:
-  """Global max pooling: ``[B, H, W, C] -> [B, C]``."""
+def max_pool(x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+  """Global max pooling: ``[B, H, W, C] -> [B, C]`` (over the positions of ``mask``)."""
   _check_map(x, "max_pool")
-  return jnp.max(x, axis=(1, 2))
+  return _max(x, mask)
 
 
-def avgmax_pool(x: jax.Array) -> jax.Array:
+def avgmax_pool(x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
   """Sum of global average and global max pooling (the original's ``MeanMaxPooling``): ``[B, C]``."""
   _check_map(x, "avgmax_pool")
-  return jnp.mean(x, axis=(1, 2)) + jnp.max(x, axis=(1, 2))
+  return _mean(x, mask) + _max(x, mask)
 
 
-def gem_pool(x: jax.Array, p, *, eps: float = 1e-6) -> jax.Array:
+def gem_pool(x: jax.Array, p, *, eps: float = 1e-6, mask: jax.Array | None = None) -> jax.Array:
   r"""Generalised-mean pooling: ``[B, H, W, C] -> [B, C]``.
 
   .. math:: \mathrm{GeM}(x)_c = \Big(\frac{1}{HW}\sum_{h,w} \max(x_{hwc}, \epsilon)^p\Big)^{1/p}
@@ -72,13 +102,14 @@ def gem_pool(x: jax.Array, p, *, eps: float = 1e-6) -> jax.Array:
     x: feature map ``[B, H, W, C]``.
     p: exponent, a scalar (or a ``[1]`` array, as the learnable parameter is stored).
     eps: lower clamp of the features, so the power is defined.
+    mask: optional ``[B, H, W]`` booleans: the mean is over these positions only.
 
   Returns:
     ``[B, C]`` pooled features.
   """
   _check_map(x, "gem_pool")
   p = jnp.reshape(jnp.asarray(p, x.dtype), ())
-  return jnp.mean(jnp.maximum(x, eps) ** p, axis=(1, 2)) ** (1.0 / p)
+  return _mean(jnp.maximum(x, eps) ** p, mask) ** (1.0 / p)
 
 
 def layer_norm_no_affine(x: jax.Array, *, eps: float = 1e-5) -> jax.Array:
@@ -129,8 +160,26 @@ def _torch_bias_init(fan_in: int):
   return init
 
 
+def _whitening_init(path: str, in_dim: int, out_dim: int):
+  """Initialisers of the projection from the whitening file ``path`` (kernel ``weight.T``, bias)."""
+  white = whitening_lib.load_whitening(path)
+  if white.weight.shape != (out_dim, in_dim):
+    raise ValueError(f"config.model.whitening_path={path!r} holds a whitening of shape {white.weight.shape} "
+                     f"(out, in); the model projects {in_dim} pooled features to embed_dim={out_dim}")
+
+  def kernel(key, shape, dtype=jnp.float32):
+    del key
+    return jnp.asarray(white.weight.T, dtype).reshape(shape)
+
+  def bias(key, shape, dtype=jnp.float32):
+    del key
+    return jnp.asarray(white.bias, dtype).reshape(shape)
+
+  return kernel, bias
+
+
 class RetrievalHead(nn.Module):
-  """Pooling, optional affine-free LayerNorm, optional projection and L2 normalisation.
+  """Pooling, optional affine-free LayerNorm or L2 whitening input, optional projection, L2 normalisation.
 
   Attributes:
     embed_dim: size of the linear projection; 0 means no projection (the original's ``without_fc``).
@@ -139,6 +188,9 @@ class RetrievalHead(nn.Module):
     layer_norm: LayerNorm without affine parameters on the pooled features (``norm_features``).
     normalize: 'always', 'test' (only when ``train=False``; the original's ``normalize: False``)
       or 'never'.
+    whiten: L2-normalise the pooled features before the projection, which is a whitening (the
+      original's ``whiten``; needs a projection, excludes ``layer_norm``).
+    whitening_path: the whitening file the projection starts from ('' for a random start).
   """
 
   embed_dim: int = 512
@@ -146,9 +198,12 @@ class RetrievalHead(nn.Module):
   gem_p: float = 3.0
   layer_norm: bool = False
   normalize: str = "always"
+  whiten: bool = False
+  whitening_path: str = ""
 
   @nn.compact
-  def __call__(self, features: jax.Array, *, train: bool = False, l2_normalize_output: bool | None = None):
+  def __call__(self, features: jax.Array, *, train: bool = False, l2_normalize_output: bool | None = None,
+               feature_mask: jax.Array | None = None):
     """Embeds backbone features.
 
     Args:
@@ -156,6 +211,8 @@ class RetrievalHead(nn.Module):
       train: training mode (matters for ``normalize='test'``).
       l2_normalize_output: overrides the ``normalize`` mode when not None (multi-scale needs the
         unnormalised embeddings).
+      feature_mask: optional ``[B, H, W]`` booleans: pool over these positions only (an image padded
+        into a larger batch shape).
 
     Returns:
       ``[B, embed_dim]`` (or ``[B, C]`` without projection) float32 embeddings.
@@ -164,29 +221,41 @@ class RetrievalHead(nn.Module):
       raise ValueError(f"config.model.pooling={self.pooling!r} is unknown; valid: {POOLINGS}")
     if self.normalize not in NORMALIZE_MODES:
       raise ValueError(f"config.model.normalize={self.normalize!r} is unknown; valid: {NORMALIZE_MODES}")
+    if self.whiten and (not self.embed_dim or self.layer_norm):
+      raise ValueError("config.model.whiten=True needs a projection (embed_dim > 0) and layer_norm=False")
+    if self.whitening_path and not self.whiten:
+      raise ValueError("config.model.whitening_path is set but config.model.whiten=False: set whiten=True (the "
+                       "original's landmark model) or leave the path empty")
     x = features.astype(jnp.float32)
     if self.pooling == "token":
       if x.ndim != 2:
         raise ValueError(f"pooling 'token' expects [batch, features] backbone outputs; got shape {x.shape}")
+      if feature_mask is not None:
+        raise ValueError("pooling 'token' has no feature map to mask")
     elif x.ndim != 4:
       raise ValueError(f"pooling {self.pooling!r} expects a [batch, height, width, channels] feature map; "
                        f"got shape {x.shape}")
     elif self.pooling == "avg":
-      x = avg_pool(x)
+      x = avg_pool(x, feature_mask)
     elif self.pooling == "max":
-      x = max_pool(x)
+      x = max_pool(x, feature_mask)
     elif self.pooling == "avgmax":
-      x = avgmax_pool(x)
+      x = avgmax_pool(x, feature_mask)
     elif self.pooling == "gem":
       p = self.param("gem_p", nn.initializers.constant(self.gem_p), (1,), jnp.float32)
-      x = gem_pool(x, p)
+      x = gem_pool(x, p, mask=feature_mask)
     else:  # gem_frozen
-      x = gem_pool(x, self.gem_p)
+      x = gem_pool(x, self.gem_p, mask=feature_mask)
     if self.layer_norm:
       x = layer_norm_no_affine(x)
+    if self.whiten:
+      x = l2_normalize(x)
     if self.embed_dim:
-      x = nn.Dense(self.embed_dim, kernel_init=nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform"),
-                   bias_init=_torch_bias_init(x.shape[-1]), name="projection")(x)
+      kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+      bias_init = _torch_bias_init(x.shape[-1])
+      if self.whitening_path and self.is_initializing():  # the file is read only when the parameters are made
+        kernel_init, bias_init = _whitening_init(self.whitening_path, x.shape[-1], self.embed_dim)
+      x = nn.Dense(self.embed_dim, kernel_init=kernel_init, bias_init=bias_init, name="projection")(x)
     if l2_normalize_output is None:
       l2_normalize_output = self.normalize == "always" or (self.normalize == "test" and not train)
     if l2_normalize_output:
@@ -203,7 +272,7 @@ def _gem_power(model, variables) -> jax.Array | float:
   return 1.0
 
 
-def multiscale_embed(model, variables, images: jax.Array, *, scales: Sequence[float] = (1.0, 2 ** -0.5, 0.5)):
+def multiscale_embed(model, variables, images: jax.Array, *, scales: Sequence[float] = MULTISCALE_SCALES):
   r"""Multi-scale test-time embedding (the original's ``forward_multiscale``).
 
   .. math:: e = \mathrm{normalize}\Big(\big(\tfrac{1}{S}\sum_s f(\mathrm{resize}_s(x))^{p}\big)^{1/p}\Big)

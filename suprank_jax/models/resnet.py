@@ -212,6 +212,9 @@ class RetrievalResNet(nn.Module):
     freeze_batch_norm: frozen batch norm (statistics and affine parameters fixed).
     dtype: 'float32' or 'bfloat16' computation in the backbone; parameters and output stay float32.
     width: stem width (64; smaller only for tests).
+    whiten: L2-normalise the pooled features before the projection, a whitening (the original's
+      landmark model, ``resnet_101_LM``: ``whiten: <file>``).
+    whitening_path: the learned whitening the projection starts from (``models/whitening.py``).
   """
 
   depth: int = 50
@@ -223,18 +226,35 @@ class RetrievalResNet(nn.Module):
   freeze_batch_norm: bool = True
   dtype: Any = "float32"
   width: int = 64
+  whiten: bool = False
+  whitening_path: str = ""
 
   @nn.compact
-  def __call__(self, images, *, train: bool = False, l2_normalize_output: bool | None = None):
-    """Embeds ``images [B, H, W, 3]``; ``l2_normalize_output`` overrides ``normalize`` when not None."""
+  def __call__(self, images, *, train: bool = False, l2_normalize_output: bool | None = None, image_sizes=None):
+    """Embeds ``images [B, H, W, 3]``; ``l2_normalize_output`` overrides ``normalize`` when not None.
+
+    ``image_sizes``: optional ``[B, 2]`` integer (height, width) of each image in the top-left corner of
+    its zero-padded row: the pooling then covers the feature positions of that region,
+    ``ceil(h * H' / H)`` rows and ``ceil(w * W' / W)`` columns of the ``H' x W'`` map (ResNet's stride
+    32 on a batch shape that is a multiple of 32). The features near the padded border still see
+    the padding through their receptive field, so this approximates embedding each image alone.
+    """
     if images.ndim != 4:
       raise ValueError(f"images must be [batch, height, width, channels]; got shape {images.shape}")
     pooling = "avg" if self.pooling == "default" else self.pooling
     if pooling == "token":
       raise ValueError("config.model.pooling='token' is for transformer backbones; ResNet needs a spatial pooling")
     features = ResNet(self.depth, self.width, self.freeze_batch_norm, self.dtype, name="backbone")(images, train=train)
-    head = RetrievalHead(self.embed_dim, pooling, self.gem_p, self.layer_norm, self.normalize, name="head")
-    return head(features, train=train, l2_normalize_output=l2_normalize_output)
+    feature_mask = None
+    if image_sizes is not None:
+      sizes = jnp.asarray(image_sizes, jnp.int32)
+      (height, width), (fh, fw) = images.shape[1:3], features.shape[1:3]
+      rows, cols = (sizes[:, 0] * fh + height - 1) // height, (sizes[:, 1] * fw + width - 1) // width
+      feature_mask = ((jnp.arange(fh)[None, :, None] < rows[:, None, None])
+                      & (jnp.arange(fw)[None, None, :] < cols[:, None, None]))
+    head = RetrievalHead(self.embed_dim, pooling, self.gem_p, self.layer_norm, self.normalize, self.whiten,
+                         self.whitening_path, name="head")
+    return head(features, train=train, l2_normalize_output=l2_normalize_output, feature_mask=feature_mask)
 
 
 def _factory(depth: int):

@@ -10,8 +10,9 @@ from __future__ import annotations
 import ml_collections
 
 from suprank_jax.configs import common
+from suprank_jax.input_pipeline import landmark_sources  # noqa: F401 - registers sfm120k and revisitop1m
 
-__all__ = ["GROUPS"]
+__all__ = ["GROUPS", "landmark_evaluations"]
 
 
 def _imagenet_transforms(config, *, size: int = 224, eval_resize: str = "resize_center_crop", eval_size: int = 256,
@@ -129,25 +130,50 @@ def dyml_product(config):
   _test(config, (1,))
 
 
+def landmark_evaluations(config, *, gldv2_benchmark: bool = True):
+  """The evaluations of the original's ``evaluate_landmark.py``: Revisited Oxford and Paris (Medium,
+  Hard; here Easy too, with mP@1/5/10, and the 1M distractors when they are on disk) as
+  ``config.evals.roxf_rpar`` (give ``config.evals.roxf_rpar.data_dir``, the folder holding
+  ``roxford5k/`` and ``rparis6k/``), and with ``gldv2_benchmark`` the H-GLDv2 benchmark as
+  ``config.evals.hgldv2``: the hierarchical GLDv2 test queries against the index (``gldv2_hierarchical``
+  query/gallery, read from ``config.input.data_dir``) with the original's metrics, mAP@100, P@1, P@100,
+  AP, mAP@R of the landmark level and H-AP, ASI, NDCG over the three levels (its ``hap_LM``: 'pop'
+  relevances from each query's ranked index, which is the default protocol's H-AP here)."""
+  config.evals = ml_collections.ConfigDict()
+  config.evals.roxf_rpar = common.revisited_eval_config()
+  if gldv2_benchmark:
+    config.evals.hgldv2 = common.eval_config(
+        "query", "gallery", dataset="gldv2_hierarchical",
+        metrics=dict(recall_at=(), precision_at=(1, 100), map_at=(100,)))
+
+
 def _gldv2(config, dataset):
   config.input.dataset = dataset
   _m_per_class(config, max_per_class=8)
   _imagenet_transforms(config, eval_resize="resize", eval_size=0)
-  # The original evaluates these runs on Revisited Oxford/Paris (not yet an evaluation kind here);
-  # this is the GLDv2 retrieval split: test queries against the index.
-  config.evals = ml_collections.ConfigDict()
-  config.evals.test = common.eval_config("query", "gallery", metrics=dict(recall_at=(1, 10, 100)))
+  landmark_evaluations(config)
 
 
 def gldv2(config):
   """gldv2.yaml: GLDv2-clean landmarks, M-per-class with at most 8 images per class and epoch
-  (``reduce_per_class``), 224 crops."""
+  (``reduce_per_class``), 224 crops; Revisited Oxford/Paris and the H-GLDv2 benchmark
+  (:func:`landmark_evaluations`)."""
   _gldv2(config, "gldv2")
 
 
 def gldv2_hier(config):
   """gldv2_hier.yaml: hierarchical GLDv2 (landmark, cluster, overall cluster), as gldv2."""
   _gldv2(config, "gldv2_hierarchical")
+
+
+def sfm120k(config):
+  """sfm120k.yaml: retrieval-SfM-120k (``landmark_sources.sfm120k``), M-per-class 256/4, 224 crops;
+  Revisited Oxford/Paris. (The original's file does not parse as YAML: an indented ``test:`` key and
+  ``RandomResizedCrop:`` names; its intent is read here.)"""
+  config.input.dataset = "sfm120k"
+  _m_per_class(config)
+  _imagenet_transforms(config, eval_resize="resize", eval_size=0)
+  landmark_evaluations(config, gldv2_benchmark=False)
 
 
 GROUPS = {
@@ -162,4 +188,5 @@ GROUPS = {
     "dyml_product": dyml_product,
     "gldv2": gldv2,
     "gldv2_hier": gldv2_hier,
+    "sfm120k": sfm120k,
 }

@@ -7,8 +7,12 @@ average pooling (ResNet) or the class token (ViT), ``freeze_batch_norm`` as is, 
 (fp16 autocast on a GPU) -> ``dtype='bfloat16'`` (bf16 compute, float32 parameters and embeddings),
 ``pretrained: True`` -> ``pretrained=True``: the run needs ``config.model.pretrained_path``, the
 torchvision/timm ImageNet weights the original downloads (nothing is downloaded here). The
-original's landmark model (resnet_101_LM: GeM, L2 normalisation and a learned whitening loaded
-from a file) has no group yet: it needs the whitening support of the landmark work.
+original's landmark model ``resnet_101_LM``: ResNet-101, GeM (learnable exponent), the pooled
+features L2-normalised then projected to 2048-d by a projection that starts from a learned whitening
+(``whiten: <file>`` -> ``whiten=True`` and ``config.model.whitening_path``, a torch ``nn.Linear``
+state dict such as the original's ``gldv2_resnet101_gem_normalized_d+2048_imssize+1024x1024.trch``, or
+a PCA-whitening written by ``models.whitening.save_whitening``; without a file the projection
+starts at random), frozen batch norm, ImageNet weights, mixed precision.
 """
 
 from __future__ import annotations
@@ -45,4 +49,7 @@ GROUPS = {
     "deit_base": _net("deit_base", embed_dim=0, layer_norm=True, pretrained=True),
     "vit_base": _net("vit_base_patch16", embed_dim=0, layer_norm=False, pretrained=True),
     "vit_base_512proj": _net("vit_base_patch16", embed_dim=512, layer_norm=False, pretrained=True),
+    # The landmark model: ResNet-101, GeM, L2, a 2048-d projection started from a learned whitening.
+    "resnet_101_lm": _net("resnet101", embed_dim=2048, layer_norm=False, pooling="gem", freeze_batch_norm=True,
+                          pretrained=True, whiten=True),
 }
