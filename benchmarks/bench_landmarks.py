@@ -9,8 +9,8 @@ easy / hard / junk lists (positives near their query), and ``--distractors`` 204
 written to a ``.npy`` file, as the Revisited evaluation stores the embeddings of a large set: the
 search reads it one block at a time. Each mode runs in a fresh subprocess after a warm-up on a
 small copy (jit compilation and ScaNN's first import excluded) and reports the time of the two
-benchmarks with the distractors (``landmarks.evaluate_revisited``: gallery scores, distractor search,
-metrics) and the process's peak RSS. Modes:
+benchmarks with the distractors (``landmarks.evaluate_revisited_sets``: gallery scores, one distractor
+search for the queries of both, metrics) and the process's peak RSS. Modes:
   exact : every distractor scored and counted (exact ranks)
   scann : ScaNN indexes of 100,000 distractors at most, the best ``--neighbors`` per query kept
 """
@@ -77,8 +77,8 @@ def run_mode(args):
   q, g, gnd = make_benchmark(4, 500, args.dim, np.random.default_rng(2))
   landmarks.evaluate_revisited(q, g, gnd, distractors=distractors[:2000], **kwargs)  # warm-up
   start = time.perf_counter()
-  results = {name: landmarks.evaluate_revisited(q, g, gnd, distractors=distractors, **kwargs)
-             for name, (q, g, gnd) in sets.items()}
+  results = landmarks.evaluate_revisited_sets(sets, distractors=distractors, **kwargs)
+  results = {name: results[f"{name}+1m"] for name in sets}
   seconds = time.perf_counter() - start
   peak = peak_rss_gb()
   print(json.dumps({"mode": args.mode, "seconds": seconds, "peak_rss_gb": peak,

@@ -94,8 +94,8 @@ def train_step_figures(size, log):
       losses_config=config.losses, registry=losses.LOSSES, num_classes_per_level=size["classes"])
   state = jax.jit(make_state, out_shardings=parallel.replicated(mesh))(jax.random.PRNGKey(0))
   step_fn = jax.jit(
-      functools.partial(train.train_step, model=model, losses_config=config.losses, registry=losses.LOSSES, tx=tx,
-                        schedules=schedules, steps_per_epoch=100,
+      functools.partial(train.train_step, model=model, loss_fn=losses.make_loss_fn(config.losses, losses.LOSSES),
+                        tx=tx, schedules=schedules, steps_per_epoch=100,
                         loss_context={"proxy_labels": jnp.asarray(proxy_labels, jnp.int32)}),
       in_shardings=(parallel.replicated(mesh), parallel.data_sharding(mesh)),
       out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)), donate_argnums=(0,))

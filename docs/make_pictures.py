@@ -59,7 +59,7 @@ def main():
                                           k=6)
     Image.fromarray(picture).save(os.path.join(HERE, name))
 
-  train = sources.digits("", "train")
+  train = sources.get_source(run.config.input, "train")
   queries = []
   for i in (11, 42, 77):
     queries.append(os.path.join(args.workdir, f"train_{i}.png"))

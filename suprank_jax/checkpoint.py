@@ -445,17 +445,24 @@ def has_checkpoints(directory: str) -> bool:
 
 
 def check_writable(directory: str):
-  """Creates ``directory`` and writes a probe file into it (each process its own).
+  """Writes a probe file into ``directory`` (each process its own), creating the folder for the probe
+  and removing what it created: a run stopped by a later check leaves no empty checkpoint folder.
 
   Raises:
     CheckpointWriteError: naming the folder and the system's reason.
   """
   try:
+    existed = os.path.isdir(directory)
     os.makedirs(directory, exist_ok=True)
     probe = os.path.join(directory, f".write_probe.{jax.process_index()}.{os.getpid()}")
     with open(probe, "w", encoding="utf-8") as f:
       f.write("ok")
     os.remove(probe)
+    if not existed:
+      try:
+        os.rmdir(directory)
+      except OSError:  # another process's probe, or its first checkpoint, is already there
+        pass
   except OSError as e:
     raise CheckpointWriteError(f"the checkpoint folder {directory} is not writable ({e.strerror or e}): make it "
                                "writable, or choose another --workdir") from e

@@ -32,8 +32,7 @@ from suprank_jax.configs import workdir as workdir_config
 from suprank_jax.evaluation import evaluator as evaluator_lib
 from suprank_jax.evaluation import metrics as eval_metrics
 from suprank_jax.input_pipeline import pipeline
-from suprank_jax.models import build_model
-from suprank_jax.models import convert as model_convert
+from suprank_jax.models import build_model, torch_weights
 
 __all__ = ["evaluate", "prepare_evaluators", "main"]
 
@@ -95,7 +94,7 @@ def evaluate(config: ml_collections.ConfigDict, *, workdir: str | None = None, s
     model_config = config.model.copy_and_resolve_references()
     with model_config.unlocked():
       model_config.pretrained_path = pretrained
-    variables = model_convert.load_pretrained(jax.device_get(variables), model_config)
+    variables = torch_weights.load_pretrained(jax.device_get(variables), model_config)
     log(f"loaded pretrained weights from {pretrained}")
   else:
     step, variables = checkpoint.CheckpointManager(os.path.join(workdir, "checkpoints")).restore_variables(step)
@@ -155,7 +154,7 @@ def main(argv):
       json.dump({"step": step, "pretrained": FLAGS.pretrained, "results": results}, f, indent=1, default=float)
     reporting.log(f"wrote {path}")
   rows = {name: metrics for name, metrics in results.items()}
-  reporting.log("\n" + reporting.format_table(rows, evaluator_lib.HEADLINE_METRICS))
+  reporting.log("\n" + reporting.format_table(rows, evaluator_lib.headline_columns(rows)))
 
 
 if __name__ == "__main__":

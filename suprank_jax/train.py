@@ -298,10 +298,10 @@ def _train_and_evaluate(config, workdir, *, log, allow_config_change):
       log(f"[eval {name} @ step {step}] " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()
                                                        if isinstance(v, float)) + f" ({seconds:.1f}s)")
 
-    loss_kwargs = dict(model=model, losses_config=config.losses, registry=losses.LOSSES,
-                       memory_config=config.xbm if run.memory_size else None,
+    loss_kwargs = dict(model=model, memory_config=config.xbm if run.memory_size else None,
                        steps_per_epoch=run.steps_per_epoch, loss_context=_loss_context(train_source))
-    step_fn = jax.jit(functools.partial(train_step, tx=tx, schedules=run.schedules, **loss_kwargs),
+    loss_fn = losses.make_loss_fn(config.losses, losses.LOSSES)
+    step_fn = jax.jit(functools.partial(train_step, loss_fn=loss_fn, tx=tx, schedules=run.schedules, **loss_kwargs),
                       in_shardings=(replicated, parallel.data_sharding(mesh)), out_shardings=(replicated, replicated),
                       donate_argnums=(0,))
     total_steps = run.total_steps
@@ -322,7 +322,8 @@ def _train_and_evaluate(config, workdir, *, log, allow_config_change):
           start = jax.jit(make_state, out_shardings=replicated)(jax.random.PRNGKey(config.seed))
           if config.model.pretrained_path:
             start = jax.device_put(load_pretrained(start, config.model, tx), replicated)
-        return term_gradient_norms(start, load_batch(step), **loss_kwargs)
+        return term_gradient_norms(start, load_batch(step), losses_config=config.losses, registry=losses.LOSSES,
+                                   **loss_kwargs)
       except Exception:  # noqa: BLE001 - a diagnosis that fails must not hide the error it explains.
         return None
 
@@ -419,7 +420,7 @@ def summary_table(summary, columns=None) -> str:
   for when, label in (("initial", "untrained"), ("final", "trained")):
     for name, metrics in (summary.get(when) or {}).items():
       rows[f"{label} ({name})"] = metrics
-  columns = columns or evaluator_lib.HEADLINE_METRICS
+  columns = columns or evaluator_lib.headline_columns(rows)
   return reporting.format_table(rows, columns)
 
 

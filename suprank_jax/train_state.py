@@ -1,4 +1,4 @@
-"""The train state and the jitted train step: ``train_step(state, batch, *, model, losses_config, ...)``.
+"""The train state and the jitted train step: ``train_step(state, batch, *, model, loss_fn, ...)``.
 
 One pytree (:class:`TrainState`) holds everything a run needs to continue exactly; the step is a
 module-level function bound with ``functools.partial`` and jit-compiled over the data-parallel mesh
@@ -18,7 +18,7 @@ import optax
 
 from suprank_jax.losses import combine, xbm
 from suprank_jax.losses.inputs import batch_inputs
-from suprank_jax.models import convert as model_convert
+from suprank_jax.models import torch_weights
 
 __all__ = ["TrainState", "create_state", "load_pretrained", "train_step", "term_gradient_norms", "global_norm"]
 
@@ -63,7 +63,7 @@ def create_state(rng, *, model, tx, sample_images, losses_config, registry, num_
 
 def load_pretrained(state: TrainState, model_config, tx) -> TrainState:
   """``state`` with the backbone of ``model_config.pretrained_path`` and a fresh optimizer state."""
-  variables = model_convert.load_pretrained(jax.device_get(state.variables()), model_config)
+  variables = torch_weights.load_pretrained(jax.device_get(state.variables()), model_config)
   state = state.replace(params=variables["params"], batch_stats=variables.get("batch_stats", state.batch_stats))
   return state.replace(opt_state=tx.init(state.trainable()))
 
@@ -73,8 +73,8 @@ def global_norm(tree):
   return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in leaves)) if leaves else jnp.zeros(())
 
 
-def _loss_and_terms(trainable, state: TrainState, batch, rng, *, model, losses_config, registry, memory_config,
-                    steps_per_epoch, loss_context):
+def _loss_and_terms(trainable, state: TrainState, batch, rng, *, model, loss_fn, memory_config, steps_per_epoch,
+                    loss_context):
   """The weighted loss of ``trainable`` on ``batch``: ``(total, (terms, batch_stats, memory))``."""
   has_batch_stats = bool(state.batch_stats)
   variables = {"params": trainable["model"], **({"batch_stats": state.batch_stats} if has_batch_stats else {})}
@@ -89,13 +89,12 @@ def _loss_and_terms(trainable, state: TrainState, batch, rng, *, model, losses_c
         memory_factor_true_loss=memory_config.factor_true_loss,
         memory_active=xbm.xbm_active(state.step, steps_per_epoch=steps_per_epoch,
                                      activate=memory_config.activate_epoch))
-  total, terms = combine.weighted_loss(
-      trainable["loss"], batch_inputs(embeddings, batch["labels"]), losses_config, registry,
-      rng=jax.random.fold_in(rng, 1), context=loss_context, **memory_kwargs)
+  total, terms = loss_fn(trainable["loss"], batch_inputs(embeddings, batch["labels"]), rng=jax.random.fold_in(rng, 1),
+                         context=loss_context, **memory_kwargs)
   return total, (terms, new_vars.get("batch_stats", state.batch_stats), memory)
 
 
-def train_step(state: TrainState, batch, *, model, losses_config, registry, tx, schedules, memory_config=None,
+def train_step(state: TrainState, batch, *, model, loss_fn, tx, schedules, memory_config=None,
                steps_per_epoch: int = 1, loss_context=None):
   """One optimisation step on a global batch.
 
@@ -103,8 +102,7 @@ def train_step(state: TrainState, batch, *, model, losses_config, registry, tx, 
     state: the train state.
     batch: ``{"images": [B, H, W, C], "labels": [B, L] int32, ...}`` (global arrays).
     model: the Linen module.
-    losses_config: ``config.losses``.
-    registry: the loss registry (``losses.LOSSES``).
+    loss_fn: the weighted loss, ``combine.make_loss_fn(config.losses)``.
     tx: the optax transformation over ``state.trainable()``.
     schedules: ``{group: schedule}`` learning rates, for logging.
     memory_config: ``config.xbm`` when the state holds a cross-batch memory: the detached batch is
@@ -118,9 +116,8 @@ def train_step(state: TrainState, batch, *, model, losses_config, registry, tx, 
     parameters and updates, and the learning rate of each group.
   """
   rng = jax.random.fold_in(state.rng, state.step)
-  loss_of = functools.partial(_loss_and_terms, state=state, batch=batch, rng=rng, model=model,
-                              losses_config=losses_config, registry=registry, memory_config=memory_config,
-                              steps_per_epoch=steps_per_epoch, loss_context=loss_context)
+  loss_of = functools.partial(_loss_and_terms, state=state, batch=batch, rng=rng, model=model, loss_fn=loss_fn,
+                              memory_config=memory_config, steps_per_epoch=steps_per_epoch, loss_context=loss_context)
   trainable = state.trainable()
   (loss, (terms, batch_stats, memory)), grads = jax.value_and_grad(loss_of, has_aux=True)(trainable)
   updates, opt_state = tx.update(grads, state.opt_state, trainable)
@@ -138,13 +135,13 @@ def term_gradient_norms(state: TrainState, batch, *, losses_config, registry, **
   """The L2 norm of the gradient of each loss term alone, for the message of a non-finite gradient:
   which term's gradient is NaN or inf. Each term is differentiated on its own (a NaN in one term's
   backward pass would reach the others' through their shared forward pass). ``loss_kwargs``: those of
-  :func:`train_step` but ``tx`` and ``schedules``."""
+  :func:`train_step` but ``loss_fn``, ``tx`` and ``schedules``."""
   rng = jax.random.fold_in(state.rng, state.step)
   norms = {}
   for entry, *_ in combine.entries(losses_config, registry):
     alone = ml_collections.ConfigDict({entry: losses_config[entry]})
-    loss_of = functools.partial(_loss_and_terms, state=state, batch=batch, rng=rng, losses_config=alone,
-                                registry=registry, **loss_kwargs)
+    loss_of = functools.partial(_loss_and_terms, state=state, batch=batch, rng=rng,
+                                loss_fn=combine.make_loss_fn(alone, registry), **loss_kwargs)
     grads = jax.jit(jax.grad(lambda t, f=loss_of: f(t)[0]))(state.trainable())
     norms[entry] = float(global_norm(grads))
   return norms

@@ -87,7 +87,8 @@ def test_every_loss_hyper_parameter_has_its_default_and_typed_fields():
 def test_model_config_has_every_key_of_its_family_and_rejects_others():
   resnet = models.default_config("resnet50")
   assert set(resnet.keys()) == {"name", "embed_dim", "pooling", "gem_p", "layer_norm", "normalize",
-                                "freeze_batch_norm", "dtype", "width", "pretrained", "pretrained_path"}
+                                "freeze_batch_norm", "dtype", "width", "whiten", "whitening_path", "pretrained",
+                                "pretrained_path"}
   vit = models.default_config("deit_small")
   assert vit.embed_dim == 0 and not vit.freeze_batch_norm and "img_size" in vit and "gem_p" not in vit
   resnet.name = "deit_small"
@@ -102,8 +103,10 @@ def test_model_config_has_every_key_of_its_family_and_rejects_others():
 def test_eval_config_rejects_unknown_keys():
   with pytest.raises(ValueError, match="unknown"):
     common.eval_config("test", galery_split="x")
-  with pytest.raises(ValueError, match="metric keys"):
+  with pytest.raises(ValueError, match=r"evaluation metrics keys \['recal_at'\] are unknown"):
     common.eval_config("test", metrics=dict(recal_at=(1,)))
+  with pytest.raises(ValueError, match=r"evaluation revisited keys \['max_size'\] are unknown"):
+    common.eval_config("test", revisited=dict(max_size=512))
 
 
 def _cli(*args):

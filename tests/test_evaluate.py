@@ -20,7 +20,7 @@ from suprank_jax.evaluation import retrieval
 from suprank_jax.input_pipeline import transforms
 from suprank_jax.models import build_model
 from tests import miniatures
-from tests.test_model_convert import _torch_layout
+from tests.test_torch_weights import _torch_layout
 from tests.test_train import _tiny_config
 
 pytestmark = pytest.mark.usefixtures("fast_compile")

@@ -156,7 +156,7 @@ def run_dir(tmp_path_factory):
 def digit_files(tmp_path_factory):
   """Test digits 3, 100 and 500 as PNG files, and a file that is not an image."""
   folder = tmp_path_factory.mktemp("queries")
-  test = sources.digits("", "test")
+  test = sources.DATASETS["digits"]("", "test")
   paths = []
   for i in (3, 100, 500):
     paths.append(str(folder / f"test_{i}.png"))
@@ -179,7 +179,7 @@ def test_exported_split_records_its_model_and_items(test_index, run_dir):
   assert m["model"]["workdir"] == os.path.abspath(run_dir) and m["gallery"] == {"dataset": "digits", "split": "test"}
   assert (m["model"]["input_shape"], m["model"]["image_channels"]) == ([8, 8, 1], 1)
   assert m["config"]["model"]["embed_dim"] == 16
-  test = sources.digits("", "test")
+  test = sources.DATASETS["digits"]("", "test")
   np.testing.assert_array_equal(test_index.labels, test.labels)
   assert test_index.locations[12] == "digits/test[12]"
   assert m["model"]["weights_sha256"] == index_lib.weights_fingerprint(export.load_run(run_dir).variables)

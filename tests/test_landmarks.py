@@ -20,7 +20,8 @@ from suprank_jax.configs import common, experiment
 from suprank_jax.evaluation import evaluator as evaluator_lib
 from suprank_jax.evaluation import image_embedding as IE
 from suprank_jax.evaluation import landmarks as LM
-from suprank_jax.input_pipeline import landmark_sources, sources
+from suprank_jax.input_pipeline import sources
+from suprank_jax.input_pipeline.readers import revisited
 from suprank_jax.models import build_model, default_config, heads
 from tests import miniatures
 
@@ -188,6 +189,25 @@ def test_distractor_counts_stream_in_blocks_and_rank_ties_after_the_gallery(monk
   np.testing.assert_array_equal(counts, expected)
 
 
+def test_several_benchmarks_search_the_distractors_once_and_equal_each_alone(monkeypatch):
+  rng = np.random.default_rng(6)
+  sets = {name: (_unit(rng, nq, 16), _unit(rng, ng, 16), _random_gnd(rng, nq, ng))
+          for name, nq, ng in (("a", 5, 30), ("b", 4, 45))}
+  distractors = _unit(rng, 200, 16)
+  for mode, kwargs in (("exact", {}), ("scann", dict(scann_num_neighbors=200))):
+    reads = []
+    original_blocks = LM._blocks
+    monkeypatch.setattr(LM, "_blocks", lambda *a, **k: (reads.append(1), original_blocks(*a, **k))[1])
+    together = LM.evaluate_revisited_sets(sets, distractors=distractors, search_mode=mode, **kwargs)
+    monkeypatch.setattr(LM, "_blocks", original_blocks)
+    assert len(reads) == 1 and sorted(together) == ["a", "a+1m", "b", "b+1m"]
+    for name, (q, g, gnd) in sets.items():
+      assert together[name] == LM.evaluate_revisited(q, g, gnd)
+      alone = LM.evaluate_revisited(q, g, gnd, distractors=distractors, search_mode=mode, **kwargs)
+      for key, value in alone.items():
+        assert together[f"{name}+1m"][key] == pytest.approx(value, rel=1e-6), (mode, name, key)
+
+
 def test_scann_search_is_exact_when_it_keeps_every_distractor_and_truncates_the_ranking_otherwise():
   rng = np.random.default_rng(5)
   query, gallery, distractors = _unit(rng, 6, 16), _unit(rng, 40, 16), _unit(rng, 300, 16)
@@ -237,7 +257,7 @@ def revisited_dir(tmp_path_factory):
 
 @pytest.mark.parametrize("max_side", [1024, 11, 7])
 def test_images_are_cropped_and_shrunk_as_the_originals_reader_does(revisited_dir, max_side):
-  sets, _ = landmark_sources.revisited_sets(revisited_dir, distractors="no")
+  sets, _ = revisited.revisited_sets(revisited_dir, distractors="no")
   for source in sets["roxford5k"]:
     for i in range(len(source)):
       box = None if source.boxes is None else tuple(source.boxes[i])
@@ -251,7 +271,7 @@ def test_square_size_is_the_originals_configs_crop_then_resize_to_a_square(revis
   # The original's configs build RevisitedDataset without imsize (no thumbnail) and transform with
   # torchvision's Resize([s, s]), which on a PIL image is img.resize((s, s), BILINEAR).
   from PIL import Image
-  sets, _ = landmark_sources.revisited_sets(revisited_dir, distractors="no")
+  sets, _ = revisited.revisited_sets(revisited_dir, distractors="no")
   for source in sets["roxford5k"]:
     for i in range(len(source)):
       box = None if source.boxes is None else tuple(source.boxes[i])
@@ -262,13 +282,13 @@ def test_square_size_is_the_originals_configs_crop_then_resize_to_a_square(revis
 
 
 def test_revisited_sets_read_both_benchmarks_and_the_distractors_when_present(revisited_dir, tmp_path):
-  sets, distractors = landmark_sources.revisited_sets(revisited_dir)
+  sets, distractors = revisited.revisited_sets(revisited_dir)
   assert sorted(sets) == ["roxford5k", "rparis6k"] and len(distractors) == 12
-  assert landmark_sources.revisited_sets(revisited_dir, distractors="no")[1] is None
+  assert revisited.revisited_sets(revisited_dir, distractors="no")[1] is None
   bare = miniatures.make_revisited(str(tmp_path / "bare"))
-  assert landmark_sources.revisited_sets(bare)[1] is None
+  assert revisited.revisited_sets(bare)[1] is None
   with pytest.raises(FileNotFoundError, match="revisitop1m does not exist"):
-    landmark_sources.revisited_sets(bare, distractors="yes")
+    revisited.revisited_sets(bare, distractors="yes")
   truth = miniatures.ground_truth("roxford5k")
   query, gallery = sets["roxford5k"]
   assert [os.path.relpath(p, os.path.join(revisited_dir, "roxford5k")) for p in gallery.paths] == \
@@ -339,7 +359,7 @@ def test_embeddings_keep_each_images_shape_and_a_query_is_its_crop(revisited_dir
 
 def test_an_interrupted_embedding_resumes_with_the_items_it_lacks(revisited_dir, tiny, tmp_path):
   model, variables = tiny
-  source = landmark_sources.revisited_sets(revisited_dir)[1]
+  source = revisited.revisited_sets(revisited_dir)[1]
   embedder = IE.ImageEmbedder(model, normalization="imagenet", batch_size=8)
   local = embedder.local_variables(variables)
 
@@ -458,6 +478,11 @@ def test_gldv2_training_evaluates_revisited_and_hgldv2_and_the_evaluate_command_
   for metrics in final.values():
     assert all(np.isfinite(v) for v in metrics.values())
   assert os.path.isfile(os.path.join(workdir, "pictures", "roxf_rpar_step000002.png"))
+  header, *rows = train.summary_table(summary).splitlines()
+  assert header.split()[1:] == ["mAP@R_level0", "H-AP_multi", "roxford5k/mAP_medium", "roxford5k/mAP_hard",
+                                "rparis6k/mAP_medium", "rparis6k/mAP_hard"]
+  trained = next(r for r in rows if r.startswith("trained (roxf_rpar)")).split()
+  assert trained[-4:] == [f"{final['roxf_rpar'][k]:.4f}" for k in header.split()[-4:]]
   step, results = evaluate_lib.evaluate(evaluate_lib.workdir_config.load(workdir), workdir=workdir,
                                         log=lambda _: None)
   assert step == 2

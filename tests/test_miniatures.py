@@ -83,7 +83,7 @@ def test_inaturalist_modes(built, kwargs):
   for split in ("train", "test", "all"):
     source, truth = _check_split("inaturalist", built["inaturalist"], split, **kwargs)
     assert source.num_levels == truth.shape[1]
-  full = sources.inaturalist(built["inaturalist"], "train", mode="full")
+  full = sources.DATASETS["inaturalist"](built["inaturalist"], "train", mode="full")
   assert full.num_classes == (9, 7, 5, 4, 3, 3, 2)  # species .. kingdom of the 9 train species
   assert all(_nested(full.labels[:, k], full.labels[:, k + 1]) for k in range(6))
 
@@ -92,7 +92,7 @@ def test_inaturalist_modes(built, kwargs):
 def test_inshop_hierarchy_modes(built, mode):
   for split in ("train", "query", "gallery"):
     _check_split("inshop", built["inshop"], split, hierarchy_mode=mode)
-  train = sources.inshop(built["inshop"], "train")
+  train = sources.DATASETS["inshop"](built["inshop"], "train")
   assert train.num_classes == (8, 3, 2)
   # Denim is a category of both genders in the release: category is not nested in gender.
   assert _nested(train.labels[:, 0], train.labels[:, 1]) and not _nested(train.labels[:, 1], train.labels[:, 2])
@@ -100,7 +100,7 @@ def test_inshop_hierarchy_modes(built, mode):
 
 def test_cub_and_cars_levels_follow_the_reference_tables(built):
   for split in ("train", "test"):
-    cub = sources.cub(built["cub"], split)
+    cub = sources.DATASETS["cub"](built["cub"], split)
     assert cub.num_classes[0] == 100
     big = [n for n, p in enumerate(cub.paths) if int(p.split("/")[-2][:3]) in CUB_TREES]
     species = [int(cub.paths[n].split("/")[-2][:3]) for n in big]
@@ -108,11 +108,11 @@ def test_cub_and_cars_levels_follow_the_reference_tables(built):
     order = [CUB_TREES[s][1] for s in species]
     assert _same_classes(cub.labels[big, 1], family) and _same_classes(cub.labels[big, 2], order)
     assert _nested(cub.labels[:, 0], cub.labels[:, 1]) and _nested(cub.labels[:, 1], cub.labels[:, 2])
-    cars = sources.cars(built["cars"], split)
+    cars = sources.DATASETS["cars"](built["cars"], split)
     models = [miniatures.ground_truth("cars")[split][n].labels[0] for n in range(len(cars))]
     assert _same_classes(cars.labels[:, 1], [CARS_TREES[m] for m in models])
   # The reference's sizes (suprank/config/dataset/cub.yaml): 100 train species, 30 families, 13 orders.
-  assert sources.cub(built["cub"], "train").num_classes == (100, 30, 13)
+  assert sources.DATASETS["cub"](built["cub"], "train").num_classes == (100, 30, 13)
 
 
 @pytest.mark.parametrize("name", ["dyml_vehicle", "dyml_animal", "dyml_product", "inshop", "gldv2",
@@ -187,7 +187,7 @@ def test_gldv2_min_images_per_class_drops_small_landmarks(built):
   truth = miniatures.ground_truth("gldv2")["train"]
   landmarks = [i.labels[0] for i in truth]
   kept = [lm for lm in landmarks if landmarks.count(lm) >= 4]
-  assert len(sources.gldv2(built["gldv2"], "train", min_images_per_class=4)) == len(kept) == len(truth) - 2
+  assert len(sources.DATASETS["gldv2"](built["gldv2"], "train", min_images_per_class=4)) == len(kept) == len(truth) - 2
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -7,11 +7,12 @@ import pytest
 from sklearn.datasets import load_digits
 
 from suprank_jax.input_pipeline import pipeline, sources
+from suprank_jax.input_pipeline.readers import digits
 
 
 @pytest.fixture(scope="module")
 def train_source():
-  return sources.digits("", "train")
+  return digits.digits("", "train")
 
 
 def _config(**overrides):
@@ -39,7 +40,7 @@ def _assert_batches_equal(a, b):
 
 def test_digits_splits_are_stratified_disjoint_and_match_sklearn():
   bunch = load_digits()
-  train, test = sources.digits("", "train"), sources.digits("", "test")
+  train, test = digits.digits("", "train"), digits.digits("", "test")
   assert len(train) + len(test) == 1797
   assert train.images.shape[1:] == (8, 8, 1) and train.images.dtype == np.uint8
   # Every second image of each digit, in load_digits order, goes to train.
@@ -122,7 +123,7 @@ def test_start_step_outside_the_run_is_rejected(train_source):
 
 @pytest.mark.parametrize("process_count", [1, 3])
 def test_eval_batches_cover_every_item_once_in_order_with_a_mask(process_count):
-  source = sources.digits("", "test")  # 896 items
+  source = digits.digits("", "test")  # 896 items
   config = _config()
   per_process = [list(pipeline.make_eval_batches(config, source, batch_size=100, process_index=p,
                                                  process_count=process_count))

@@ -27,7 +27,7 @@ from suprank_jax import parallel, train
 from suprank_jax.evaluate import define_flags as define_evaluate_flags
 from suprank_jax.evaluate import prepare_evaluators
 from suprank_jax.configs import common
-from suprank_jax.input_pipeline import convert
+from suprank_jax.input_pipeline import to_array_record
 from tests import miniatures
 from tests.test_experiments import shrink
 
@@ -36,7 +36,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIRS = {
     "/data/Stanford_Online_Products": "sop", "/mnt/Stanford_Online_Products": "sop", "/data/CUB_200_2011": "cub",
     "/data/Inaturalist": "inaturalist", "/data/dyml_vehicle": "dyml_vehicle", "/data/dyml_animal": "dyml_animal",
-    "/data/dyml_product": "dyml_product",
+    "/data/dyml_product": "dyml_product", "/data/gldv2": "gldv2_hierarchical", "/data/revisited": "revisited",
 }
 
 
@@ -67,7 +67,9 @@ class Paths:
   def data_dir(self, path):
     dataset = DATA_DIRS[path]
     if dataset not in self.made:
-      self.made[dataset] = miniatures.MINIATURES[dataset](os.path.join(self.root, "data", dataset))
+      folder = os.path.join(self.root, "data", dataset)
+      self.made[dataset] = (miniatures.make_revisited(folder, num_distractors=12) if dataset == "revisited"
+                            else miniatures.MINIATURES[dataset](folder))
     return self.made[dataset]
 
   def weights(self, path):
@@ -81,9 +83,10 @@ class Paths:
 
   def map(self, token):
     key, sep, value = token.partition("=")
-    if sep and key in ("--config.input.data_dir", "--data_dir") and value in DATA_DIRS:
+    data_key = key in ("--config.input.data_dir", "--data_dir") or re.fullmatch(r"--config\.evals\.\w+\.data_dir", key)
+    if sep and data_key and value in DATA_DIRS:
       return f"{key}={self.data_dir(value)}"
-    if sep and key == "--config.model.pretrained_path":
+    if sep and key in ("--config.model.pretrained_path", "--config.model.whitening_path"):
       return f"{key}={self.weights(value)}"
     if token.startswith("/weights/"):
       return self.weights(token)
@@ -169,13 +172,16 @@ def _experiment_for(run, paths):
   family, _, experiment = name.partition("_")
   config = load_experiment(f"{family}/{experiment}.py")
   data = next(d for d, ds in DATA_DIRS.items() if ds == config.input.dataset)
+  for ev in config.evals.values():
+    if ev.get("kind") == "revisited":
+      ev.data_dir = paths.data_dir("/data/revisited")
   return shrink(config, paths.data_dir(data))
 
 
-@pytest.mark.parametrize("command", readme_commands("suprank_jax.input_pipeline.convert"))
+@pytest.mark.parametrize("command", readme_commands("suprank_jax.input_pipeline.to_array_record"))
 def test_readme_converter_command_converts_its_data(command, tmp_path):
   argv = _argv(command, Paths(tmp_path))[1:]
-  out = convert.main(argv)
+  out = to_array_record.main(argv)
   assert os.path.isdir(out)
 
 
@@ -201,7 +207,31 @@ def _shrink_flags(command, paths):
   for key, value in leaves(before).items():
     if after[key] != value:
       out.append(f"--config.{key}={after[key]!r}" if not isinstance(after[key], str) else f"--config.{key}={after[key]}")
+  if config.model.get("pretrained_path"):  # the tiny network has no weights to load (shrink: pretrained=False)
+    out.append("--config.model.pretrained_path=")
+  if config.model.get("whitening_path"):
+    out.append(f"--config.model.whitening_path={_whitening_file(config, paths.root)}")
   return [o.replace("'", "") for o in out]
+
+
+def _whitening_file(config, root):
+  """A whitening of the shrunk model's projection shape (the README's file is the original's, for the
+  full-size ResNet-101), written as ``.npz``."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from suprank_jax import models  # pylint: disable=g-import-not-at-top
+  from suprank_jax.models import whitening  # pylint: disable=g-import-not-at-top
+
+  model_config = config.model.copy_and_resolve_references()
+  model_config.whitening_path = ""
+  model = models.build_model(model_config)
+  size = config.input.image_size
+  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), np.zeros((1, size, size, 3), np.float32), train=False))
+  in_dim, out_dim = shapes["params"]["head"]["projection"]["kernel"].shape
+  rng = np.random.default_rng(0)
+  white = whitening.Whitening(rng.normal(size=(out_dim, in_dim)).astype(np.float32) / np.sqrt(in_dim),
+                              np.zeros(out_dim, np.float32))
+  return whitening.save_whitening(os.path.join(root, "weights", "whitening.npz"), white)
 
 
 @pytest.mark.slow
@@ -214,8 +244,8 @@ def test_every_readme_command_runs_as_written(tmp_path):
       _run(command, paths)
   query = os.path.join(os.getcwd(), "query.png")
   from PIL import Image  # pylint: disable=g-import-not-at-top
-  from suprank_jax.input_pipeline import sources  # pylint: disable=g-import-not-at-top
+  from suprank_jax.input_pipeline.readers import digits  # pylint: disable=g-import-not-at-top
 
-  Image.fromarray(sources.digits("", "test").load_image(0)[..., 0]).save(query)
+  Image.fromarray(digits.digits("", "test").load_image(0)[..., 0]).save(query)
   for command in readme_commands("suprank_jax.search"):
     _run(command.replace(" [more.png ...]", ""), paths)

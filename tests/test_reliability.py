@@ -201,8 +201,8 @@ def test_a_zero_temperature_is_blamed_on_its_loss_term_in_one_line(tmp_path):
     ("optim.learning_rate", -1.0, "config.optim.learning_rate=-1.0"),
     ("input.global_batch_size", -40, "config.input.global_batch_size=-40"),
     ("input.crop_scale", (0.9, 0.1), r"config.input.crop_scale=\(0.9, 0.1\)"),
-    pytest.param("evals.test.metrics.recall_at", (1.5, 2), r"recall_at",
-                 marks=pytest.mark.xfail(reason="retrieval.check_config accepts non-integer ranks")),
+    ("evals.test.metrics.recall_at", (1.5, 2), r"config.evals.test.metrics.recall_at must hold positive integers, "
+                                               r"got \(1.5, 2\)"),
 ])
 def test_impossible_values_are_rejected_before_any_work(tmp_path, key, value, expected):
   config = _config(4)

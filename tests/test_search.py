@@ -126,15 +126,37 @@ def test_label_statistics_match_brute_force_counts(tree):
   labels = np.stack([fine, coarse], 1)
   q, g = labels[:30], labels[20:]
   self_index = np.where(np.arange(30) >= 20, np.arange(30) - 20, -1)
-  level_counts, column_counts, num_ranked = S.label_statistics(q, g, self_index)
+  stats = S.label_statistics(q, g, self_index)
   for i in range(30):
     keep = np.arange(60) != self_index[i]
     eq = g[keep] == q[i]
-    np.testing.assert_array_equal(level_counts[i], np.bincount(eq.sum(1), minlength=3))
-    np.testing.assert_array_equal(column_counts[i], eq.sum(0))
-    assert num_ranked[i] == keep.sum()
-  # Cached: a second call returns the same arrays without recomputing.
-  assert S.label_statistics(q, g, self_index)[0] is level_counts
+    np.testing.assert_array_equal(stats.level_counts[i], np.bincount(eq.sum(1), minlength=3))
+    np.testing.assert_array_equal(stats.column_counts[i], eq.sum(0))
+    assert stats.num_ranked[i] == keep.sum()
+  assert stats.label_tree == tree
+
+
+@pytest.mark.parametrize("protocol,gallery,computed", [
+    ("default", False, 1), ("original", False, 1), ("both", False, 2), ("original", True, 2), ("both", True, 2)])
+def test_an_evaluation_computes_each_label_statistics_once(monkeypatch, protocol, gallery, computed):
+  # Same source: the ranking's statistics are the query set's own (the original's H-AP relevances); a
+  # separate gallery: the default view excludes nothing, as the original's ranking.
+  rng = np.random.default_rng(5)
+  x, labels = _clustered(120, 8, 12, rng)
+  cfg = R.default_config()
+  cfg.update(protocol=protocol, binary_metrics=("AP", "mAP@R"), multi_level_metrics=("H-AP",), level_ap=(1,),
+             chunk_size=32, original_metric_batch_size=50)
+  args = (x[:60], labels[:60], x[60:], labels[60:]) if gallery else (x, labels)
+  calls = []
+  compute = S.label_statistics
+
+  def counted(*a, **k):
+    calls.append(1)
+    return compute(*a, **k)
+
+  monkeypatch.setattr(S, "label_statistics", counted)
+  R.evaluate_retrieval(*args, config=cfg)
+  assert len(calls) == computed
 
 
 # ------------------------------------------------------------------------------------------------

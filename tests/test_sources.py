@@ -11,10 +11,11 @@ import pytest
 from PIL import Image
 
 from suprank_jax.input_pipeline import pipeline, sources
+from suprank_jax.input_pipeline.readers import cars, cub, dyml, gldv2, inaturalist, inshop, revisited, sop
 from tests import miniatures
 
 # ----------------------------------------------------------------------------------------------
-# Replica writers (also used by test_convert.py)
+# Replica writers (also used by test_to_array_record.py)
 
 
 def write_jpeg(path, seed, size=(16, 12)):
@@ -186,19 +187,19 @@ def _assert_loads(source):
 
 def test_sop_reads_products_and_categories(tmp_path):
   root = make_sop(str(tmp_path))
-  train = sources.sop(root, "train")
+  train = sop.sop(root, "train")
   np.testing.assert_array_equal(train.labels, np.repeat([[0, 0], [1, 0], [2, 1], [3, 1]], 3, axis=0))
   assert train.level_names == ("product", "category")
   assert train.paths[0] == os.path.join(root, "bicycle_final/1_0.JPG")
   _assert_loads(train)
-  test = sources.sop(root, "test")
+  test = sop.sop(root, "test")
   np.testing.assert_array_equal(test.labels, [[0, 0], [0, 0], [1, 0], [1, 0]])
-  assert len(sources.sop(root, "all")) == 16
+  assert len(sop.sop(root, "all")) == 16
 
 
 def test_cub_splits_by_class_and_adds_family_and_order(tmp_path):
   root = make_cub(str(tmp_path))
-  train, test = sources.cub(root, "train"), sources.cub(root, "test")
+  train, test = cub.cub(root, "train"), cub.cub(root, "test")
   # Reference hierarchy: species 1 -> (family 35, order 12), 4 -> (9, 6), 101 -> (32, 9), 200 -> (23, 8).
   np.testing.assert_array_equal(train.labels, [[0, 1, 1]] * 2 + [[1, 0, 0]] * 2)
   np.testing.assert_array_equal(test.labels, [[0, 1, 1]] * 2 + [[1, 0, 0]] * 2)
@@ -213,12 +214,12 @@ def test_cub_rejects_a_class_out_of_range(tmp_path):
   with open(os.path.join(root, "image_class_labels.txt"), "a") as f:
     f.write("9 201\n")
   with pytest.raises(ValueError, match="class 201 is out of range"):
-    sources.cub(root, "train")
+    cub.cub(root, "train")
 
 
 def test_cars_splits_by_class_and_adds_body_type(tmp_path):
   root = make_cars(str(tmp_path))
-  train, test = sources.cars(root, "train"), sources.cars(root, "test")
+  train, test = cars.cars(root, "train"), cars.cars(root, "test")
   # Reference: model 1 -> type 7, 98 -> 4, 99 -> 3, 196 -> 2.
   np.testing.assert_array_equal(train.labels, [[0, 1], [0, 1], [1, 0]])
   np.testing.assert_array_equal(test.labels, [[0, 1], [1, 0], [1, 0]])
@@ -228,37 +229,37 @@ def test_cars_splits_by_class_and_adds_body_type(tmp_path):
 
 def test_inshop_query_and_gallery_share_item_ids(tmp_path):
   root = make_inshop(str(tmp_path))
-  train = sources.inshop(root, "train")
+  train = inshop.inshop(root, "train")
   # Items 2 and 7; categories Denim < Dresses; genders MEN < WOMEN.
   np.testing.assert_array_equal(train.labels, [[0, 1, 1], [0, 1, 1], [1, 0, 0], [1, 0, 0]])
-  query, gallery = sources.inshop(root, "query"), sources.inshop(root, "gallery")
+  query, gallery = inshop.inshop(root, "query"), inshop.inshop(root, "gallery")
   np.testing.assert_array_equal(query.labels[:, 0], [0, 1])  # id_10, id_12
   np.testing.assert_array_equal(gallery.labels[:, 0], [1, 0, 0])
-  assert sources.inshop(root, "query", hierarchy_mode="2").level_names == ("item", "gender")
+  assert inshop.inshop(root, "query", hierarchy_mode="2").level_names == ("item", "gender")
   _assert_loads(gallery)
 
 
 def test_inaturalist_base_and_full_modes(tmp_path):
   root = make_inaturalist(str(tmp_path))
-  base = sources.inaturalist(root, "train", mode="base")
+  base = inaturalist.inaturalist(root, "train", mode="base")
   np.testing.assert_array_equal(base.labels, [[0, 1], [0, 1], [1, 1], [1, 1], [2, 0], [2, 0]])
-  full = sources.inaturalist(root, "train", mode="full")
-  assert full.level_names == sources.INAT_LEVELS
+  full = inaturalist.inaturalist(root, "train", mode="full")
+  assert full.level_names == inaturalist.INAT_LEVELS
   # species 10, 11, 20: genus G1, G2, G3; family F1, F1, F2; kingdom Plantae, Plantae, Animalia.
   np.testing.assert_array_equal(full.labels[::2], [[0, 0, 0, 0, 0, 0, 1], [1, 1, 0, 0, 0, 0, 1],
                                                    [2, 2, 1, 1, 1, 1, 0]])
-  assert len(sources.inaturalist(root, "test", mode="full")) == 2
+  assert len(inaturalist.inaturalist(root, "test", mode="full")) == 2
   _assert_loads(base)
 
 
 def test_dyml_train_levels_and_joint_query_gallery_ids(tmp_path):
   root = make_dyml(str(tmp_path))
-  train = sources.dyml_vehicle(root, "train")
+  train = dyml.dyml_vehicle(root, "train")
   # fine 0, 1, 2, 5 -> middle 10, 10, 11, 12 -> coarse 100, 100, 100, 101.
   np.testing.assert_array_equal(train.labels[::2], [[0, 0, 0], [1, 0, 0], [2, 1, 0], [3, 2, 1]])
   assert train.paths[0] == os.path.join(root, "train", "imgs", "0.jpg")  # the record glued to the header
-  query = sources.dyml_animal(root, "test_query_fine")
-  gallery = sources.dyml_animal(root, "test_gallery_fine")
+  query = dyml.dyml_animal(root, "test_query_fine")
+  gallery = dyml.dyml_animal(root, "test_gallery_fine")
   np.testing.assert_array_equal(query.labels[:, 0], [0, 2])  # ids over {3, 5, 8}
   np.testing.assert_array_equal(gallery.labels[:, 0], [2, 0, 0, 1])
   _assert_loads(gallery)
@@ -294,9 +295,9 @@ def test_dyml_levels_are_the_named_columns_finest_first_like_the_original(tmp_pa
     for level in (1, 2):
       assert all(len(set(source.labels[source.labels[:, 0] == f, level])) == 1 for f in range(4))
   # The record glued to the header: 0.jpg, coarse 100, middle 10, fine 0 -> the first id of each level.
-  np.testing.assert_array_equal(sources.dyml_vehicle(root, "train").labels[0], [0, 0, 0])
+  np.testing.assert_array_equal(dyml.dyml_vehicle(root, "train").labels[0], [0, 0, 0])
   rows, files = _pandas_selection(os.path.join(root, "bmk_fine", "gallery.csv"), [" labels0.jpg"])
-  gallery = sources.dyml_vehicle(root, "test_gallery_fine")
+  gallery = dyml.dyml_vehicle(root, "test_gallery_fine")
   assert [row[0] for row in rows] == [3, 3, 5] and files == ["1.jpg", "2.jpg", "3.jpg"]  # 0.jpg (8) dropped
   assert len(gallery) == 4 and gallery.paths[0].endswith("bmk_fine/gallery/0.jpg")
 
@@ -306,7 +307,7 @@ def test_dyml_reads_a_header_on_its_own_line_in_any_column_order(tmp_path):
   path = os.path.join(root, "train", "label.csv")
   with open(path, "w") as f:
     f.write("fname, middle_id, fine_id, coarse_id\n0.jpg, 10, 0, 100\n1.jpg, 11, 2, 100\n2.jpg, 12, 5, 101\n")
-  train = sources.dyml_vehicle(root, "train")
+  train = dyml.dyml_vehicle(root, "train")
   np.testing.assert_array_equal(train.labels, [[0, 0, 0], [1, 1, 0], [2, 2, 1]])
   assert train.num_classes == (3, 3, 2)
 
@@ -322,36 +323,36 @@ def test_dyml_rejects_a_header_of_neither_shape_naming_the_file(tmp_path, first_
   with open(path, "w") as f:
     f.write("\n".join([first_line] + rest) + "\n")
   with pytest.raises(ValueError, match=f"{path}: line 1 .* is not a header with the columns fname, fine_id"):
-    sources.dyml_vehicle(root, "train")
+    dyml.dyml_vehicle(root, "train")
 
 
 def test_dyml_product_test_split(tmp_path):
   root = make_dyml(str(tmp_path), product=True)
-  test = sources.dyml_product(root, "test")
+  test = dyml.dyml_product(root, "test")
   np.testing.assert_array_equal(test.labels, [[0, 0, 0]] * 2 + [[1, 1, 0]] * 2)
   _assert_loads(test)
 
 
 def test_gldv2_train_query_gallery_and_hierarchy(tmp_path):
   root, train_ids, index, queries = make_gldv2(str(tmp_path))
-  train = sources.gldv2(root, "train")
+  train = gldv2.gldv2(root, "train")
   np.testing.assert_array_equal(train.labels[:, 0], [0, 0, 0, 1, 1, 2])
   first = train_ids[7][0]
   assert train.paths[0] == os.path.join(root, "images", "train", first[0], first[1], first[2], f"{first}.jpg")
   # Landmark 12 has no cluster: the hierarchical variant drops it.
-  hier = sources.gldv2_hierarchical(root, "train")
+  hier = gldv2.gldv2_hierarchical(root, "train")
   np.testing.assert_array_equal(hier.labels, [[0, 0, 0]] * 3 + [[1, 1, 0]] * 2)
-  assert len(sources.gldv2(root, "train", min_images_per_class=2)) == 5
-  gallery, query = sources.gldv2(root, "gallery"), sources.gldv2(root, "query")
+  assert len(gldv2.gldv2(root, "train", min_images_per_class=2)) == 5
+  gallery, query = gldv2.gldv2(root, "gallery"), gldv2.gldv2(root, "query")
   np.testing.assert_array_equal(gallery.labels[:, 0], [0, 0, 1, 2])  # landmarks 50, 50, 60, 70
   np.testing.assert_array_equal(query.labels[:, 0], [1, 0])  # the query with 'None' is left out
   _assert_loads(query)
-  assert sources.gldv2_hierarchical(root, "query").num_classes == (2, 2, 1)
+  assert gldv2.gldv2_hierarchical(root, "query").num_classes == (2, 2, 1)
 
 
 def test_revisited_queries_are_cropped_and_carry_ground_truth(tmp_path):
   root = make_revisited(str(tmp_path))
-  query, gallery = sources.roxford5k(root, "query"), sources.roxford5k(root, "gallery")
+  query, gallery = revisited.roxford5k(root, "query"), revisited.roxford5k(root, "gallery")
   np.testing.assert_array_equal(query.labels[:, 0], [0, 2])  # all_souls, radcliffe_camera
   np.testing.assert_array_equal(gallery.labels[:, 0], [0, 1, 2, 0])
   assert query.load_image(0).shape == (8, 8, 3)  # bbx (2, 1, 10, 9)
@@ -374,14 +375,14 @@ def test_a_missing_index_file_names_the_path_and_the_layout(tmp_path, loader):
 def test_a_missing_data_dir_names_it(tmp_path):
   missing = str(tmp_path / "nowhere")
   with pytest.raises(FileNotFoundError, match="nowhere does not exist"):
-    sources.sop(missing, "train")
+    sop.sop(missing, "train")
   with pytest.raises(ValueError, match="data_dir is empty"):
-    sources.sop("", "train")
+    sop.sop("", "train")
 
 
 def test_unknown_split_lists_the_valid_ones(tmp_path):
   with pytest.raises(ValueError, match="'query', 'gallery'"):
-    sources.inshop(str(tmp_path), "val")
+    inshop.inshop(str(tmp_path), "val")
 
 
 def test_a_corrupt_image_is_reported_with_its_path(tmp_path):
@@ -389,7 +390,7 @@ def test_a_corrupt_image_is_reported_with_its_path(tmp_path):
   bad = os.path.join(root, "bicycle_final/1_1.JPG")
   with open(bad, "wb") as f:
     f.write(b"not a jpeg")
-  source = sources.sop(root, "train")
+  source = sop.sop(root, "train")
   with pytest.raises(sources.ImageLoadError, match="1_1.JPG"):
     source.load_image(1)
   os.remove(bad)
@@ -421,7 +422,7 @@ def test_training_fails_on_a_bad_image_by_default_and_can_skip_it(tmp_path):
 
 def test_single_image_classes_are_reported(tmp_path):
   root = make_sop(str(tmp_path))
-  test = sources.sop(root, "test")
+  test = sop.sop(root, "test")
   assert sources.report_single_image_classes(test) == 0
   messages = []
   labels = np.array([[0, 0], [0, 0], [1, 0], [2, 1]])

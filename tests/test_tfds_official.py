@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from suprank_jax.input_pipeline import pipeline, sources
+from suprank_jax.input_pipeline.readers import cars, cub, tfds_format
 
 tfds = pytest.importorskip("tensorflow_datasets")
 
@@ -54,7 +55,7 @@ def test_official_sop_reads_labels_and_images(tmp_path):
   test = [(11, 2), (11, 2), (12, 0)]
   _prepare("stanford_online_products", data_dir, {"train": _sop_examples(train), "test": _sop_examples(test)})
   cache = str(tmp_path / "cache")
-  source = sources.tfds_source("sop", data_dir, "test", cache_dir=cache)
+  source = tfds_format.tfds_source("sop", data_dir, "test", cache_dir=cache)
   assert source.level_names == ("product", "category")
   assert len(source) == 3
   # Contiguous per level, whatever order TFDS stored the records in.
@@ -94,7 +95,7 @@ def test_official_cub_and_cars_are_resplit_by_class(tmp_path, name, dataset, hal
   _prepare(name, data_dir, {"train": examples("train"), "test": examples("test")})
   cache = str(tmp_path / "cache")
   for split in ("train", "test"):
-    source = sources.tfds_source(dataset, data_dir, split, cache_dir=cache)
+    source = tfds_format.tfds_source(dataset, data_dir, split, cache_dir=cache)
     everything = sorted(official["train"] + official["test"])
     expected_classes = [c for c in everything if (c < half) == (split == "train")]
     # Ordered by class; the finest level remapped to contiguous ids.
@@ -102,8 +103,7 @@ def test_official_cub_and_cars_are_resplit_by_class(tmp_path, name, dataset, hal
     np.testing.assert_array_equal(source.labels[:, 0], expected_fine)
     # Same coarser levels as the raw-folder reader of the same classes (its tables, remapped).
     ids = np.asarray(expected_classes) + 1
-    coarse = (sources._CUB_FAMILY_ORDER[ids - 1] if dataset == "cub"  # pylint: disable=protected-access
-              else sources._CARS_TYPE[ids - 1][:, None])  # pylint: disable=protected-access
+    coarse = cub.FAMILY_ORDER[ids - 1] if dataset == "cub" else cars.BODY_TYPE[ids - 1][:, None]
     assert source.labels.shape[1] == 1 + coarse.shape[1]
     for level in range(coarse.shape[1]):
       np.testing.assert_array_equal(source.labels[:, 1 + level], np.unique(coarse[:, level], return_inverse=True)[1])

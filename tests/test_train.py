@@ -98,7 +98,7 @@ def test_train_step_on_sharded_batch_equals_single_device():
   tx, schedules = optim.make_optimizer(config.optim, 10)
   make = functools.partial(train.create_state, model=model, tx=tx, sample_images=batch["images"][:1],
                            losses_config=config.losses, registry=losses.LOSSES, num_classes_per_level=(10, 3))
-  step = functools.partial(train.train_step, model=model, losses_config=config.losses, registry=losses.LOSSES,
+  step = functools.partial(train.train_step, model=model, loss_fn=losses.make_loss_fn(config.losses, losses.LOSSES),
                            tx=tx, schedules=schedules)
   mesh = parallel.make_mesh()
   assert mesh.size == 8  # tests/conftest.py fakes 8 CPU devices
@@ -156,7 +156,7 @@ def test_every_registered_loss_trains_a_step(name, memory):
                              losses_config=config.losses, registry=losses.LOSSES, num_classes_per_level=(10, 3),
                              memory_size=config.xbm.size)
   step = jax.jit(functools.partial(
-      train.train_step, model=model, losses_config=config.losses, registry=losses.LOSSES, tx=tx,
+      train.train_step, model=model, loss_fn=losses.make_loss_fn(config.losses, losses.LOSSES), tx=tx,
       schedules=schedules, memory_config=config.xbm if memory else None, steps_per_epoch=7,
       loss_context=train._loss_context(source)))
   before = jax.tree.map(np.asarray, state.params)

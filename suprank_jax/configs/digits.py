@@ -3,7 +3,7 @@
 Paper: Ramzi et al., "Robust and Decomposable Average Precision for Image Retrieval" (NeurIPS 2021):
 the objective is 0.9 SupAP + 0.1 calibration loss (ROADMAP_SOP.yaml of the reference).
 Data: scikit-learn's bundled 8x8 handwritten digits, two label levels (digit, shape group), see
-``suprank_jax/input_pipeline/sources.py``.
+``suprank_jax/input_pipeline/readers/digits.py``.
 
 Command:
   python -m suprank_jax.train --config suprank_jax/configs/digits.py --workdir /tmp/digits

@@ -24,16 +24,26 @@ import numpy as np
 from suprank_jax import parallel
 from suprank_jax.evaluation import image_embedding, landmarks, retrieval
 from suprank_jax.evaluation.pictures import subset_source
-from suprank_jax.input_pipeline import landmark_sources, pipeline, query_copies, sources
+from suprank_jax.input_pipeline import pipeline, query_copies, sources
+from suprank_jax.input_pipeline.readers import revisited
 from suprank_jax.models import whitening as whitening_lib
 
 __all__ = ["Evaluator", "RetrievalEvaluator", "RevisitedEvaluator", "EVAL_KINDS", "embed_source", "make_embed_fn",
-           "evaluation_input_config", "HEADLINE_METRICS"]
+           "evaluation_input_config", "HEADLINE_METRICS", "REVISITED_HEADLINE_METRICS", "headline_columns"]
 
 EVAL_KINDS = ("retrieval", "revisited")
 
 # The metrics of the table printed at the end of a run (keys of retrieval.evaluate_retrieval).
 HEADLINE_METRICS = ("R@1_level0", "mAP@R_level0", "H-AP_multi")
+# Those of a Revisited evaluation: the Medium and Hard mAP the landmark literature reports.
+REVISITED_HEADLINE_METRICS = tuple(f"{d}/mAP_{s}" for d in ("roxford5k", "rparis6k") for s in ("medium", "hard"))
+
+
+def headline_columns(rows) -> tuple:
+  """The headline metrics that some entry of ``rows`` (``{name: {metric: value}}``) has, in order
+  (:data:`HEADLINE_METRICS` when none has any)."""
+  present = tuple(c for c in HEADLINE_METRICS + REVISITED_HEADLINE_METRICS if any(c in m for m in rows.values()))
+  return present or HEADLINE_METRICS
 
 
 def embed_source(embed_fn, variables, input_config, source, *, batch_size: int, mesh):
@@ -54,11 +64,12 @@ def embed_source(embed_fn, variables, input_config, source, *, batch_size: int, 
   parallel.check_batch_size(batch_size, mesh, name="config.evals.<name>.batch_size")
   local_batch = batch_size // jax.process_count()
   chunks, label_chunks, index_chunks = [], [], []
+  # uint8 images on the host, normalised on the devices (a quarter of the bytes to send).
   for batch in pipeline.make_eval_batches(input_config, source, batch_size=local_batch,
                                           process_index=jax.process_index(),
-                                          process_count=jax.process_count()):
-    embeddings, mask, labels, index = (
-        np.asarray(x) for x in jax.device_get(embed_fn(variables, parallel.global_batch(batch, mesh))))
+                                          process_count=jax.process_count(), uint8_images=True):
+    device_batch = parallel.global_batch(batch, mesh, normalization=input_config.normalization)
+    embeddings, mask, labels, index = (np.asarray(x) for x in jax.device_get(embed_fn(variables, device_batch)))
     mask = mask.astype(bool)
     chunks.append(embeddings[mask])
     label_chunks.append(labels[mask])
@@ -212,7 +223,7 @@ class RevisitedEvaluator(Evaluator):
   """Revisited Oxford / Paris (``kind='revisited'``), with the 1M distractors when they are there.
 
   Reads ``config.evals.<name>.data_dir`` (the revisitop / cirtorch layout,
-  ``landmark_sources.REVISITED_ROOT_LAYOUT``), ``batch_size`` (images of one shape per batch) and the
+  ``revisited.REVISITED_ROOT_LAYOUT``), ``batch_size`` (images of one shape per batch) and the
   settings ``config.evals.<name>.revisited`` (``landmarks.default_config``); ``config.input`` gives the
   normalisation, ``skip_corrupt_images`` and, for a learned whitening, the training split. Every
   image file is checked when the evaluator is built.
@@ -235,9 +246,9 @@ class RevisitedEvaluator(Evaluator):
                                                    "dataset": "", "dataset_kwargs": ml_collections.ConfigDict()})
     if not eval_config.data_dir:
       raise ValueError(f"{where}.data_dir is empty: give the folder holding the Revisited data sets, laid out as\n"
-                       f"{landmark_sources.REVISITED_ROOT_LAYOUT.strip()}")
+                       f"{revisited.REVISITED_ROOT_LAYOUT.strip()}")
     self.input_config = input_config
-    self.sets, self.distractor_source = landmark_sources.revisited_sets(eval_config.data_dir, tuple(s.datasets),
+    self.sets, self.distractor_source = revisited.revisited_sets(eval_config.data_dir, tuple(s.datasets),
                                                                         distractors=s.distractors)
     self.ground_truth = {d: [{k: q.extras[k][i] for k in ("easy", "hard", "junk")} for i in range(len(q))]
                          for d, (q, _) in self.sets.items()}
@@ -335,22 +346,21 @@ class RevisitedEvaluator(Evaluator):
       self.log(f"[eval {self.name}] learned a PCA-whitening from {len(self.whitening_source):,} training images")
     distractors = embed("revisitop1m", self.distractor_source) if self.distractor_source is not None else None
     transform = None if whitening is None else (lambda x: whitening_lib.apply_whitening(x, whitening))
-    metrics, memo = {}, {}
+    embedded = {}
     for dataset, (query_source, gallery_source) in self.sets.items():
-      query = self._whiten(embed(f"{dataset}_query", query_source), whitening)
-      gallery = self._whiten(embed(f"{dataset}_gallery", gallery_source), whitening)
-      gnd = self.ground_truth[dataset]
-      for k, v in landmarks.evaluate_revisited(query, gallery, gnd, kappas=tuple(s.kappas)).items():
-        metrics[f"{dataset}/{k}"] = v
-      if distractors is not None:
-        with_distractors = landmarks.evaluate_revisited(
-            query, gallery, gnd, kappas=tuple(s.kappas), distractors=distractors, search_mode=s.search,
-            scann_num_neighbors=s.scann_num_neighbors, distractor_transform=transform,
-            log=lambda m: self.log(f"[eval {self.name}] {dataset}+1m {m}"))
-        metrics.update({f"{dataset}+1m/{k}": v for k, v in with_distractors.items()})
-      if not memo:  # the retrieval pictures re-embed the first data set: keep its embeddings
-        memo = {_item_key(src, i): e[i] for src, e in ((query_source, query), (gallery_source, gallery))
-                for i in range(len(src))}
+      embedded[dataset] = (self._whiten(embed(f"{dataset}_query", query_source), whitening),
+                           self._whiten(embed(f"{dataset}_gallery", gallery_source), whitening),
+                           self.ground_truth[dataset])
+    results = landmarks.evaluate_revisited_sets(
+        embedded, kappas=tuple(s.kappas), distractors=distractors, search_mode=s.search,
+        scann_num_neighbors=s.scann_num_neighbors, distractor_transform=transform,
+        log=lambda m: self.log(f"[eval {self.name}] distractors: {m}"))
+    metrics = {f"{name}/{k}": v for name, values in results.items() for k, v in values.items()}
+    # The retrieval pictures re-embed the first data set: keep its embeddings.
+    query_source, gallery_source = self.sets[s.datasets[0]]
+    query, gallery, _ = embedded[s.datasets[0]]
+    memo = {_item_key(src, i): e[i] for src, e in ((query_source, query), (gallery_source, gallery))
+            for i in range(len(src))}
     self._memo = (leaves, memo, whitening)
     if not s.keep_embeddings:
       for store in stores:

@@ -61,7 +61,9 @@ __all__ = [
     "revisited_metrics",
     "count_distractors_before",
     "scann_distractors_before",
+    "gallery_scores",
     "evaluate_revisited",
+    "evaluate_revisited_sets",
     "multiscale_embed",
 ]
 
@@ -121,15 +123,15 @@ def check_config(c, *, where: str = "config.evals.<name>.revisited"):
   Raises:
     ValueError: an unknown value, or a setting that the others make unread.
   """
-  from suprank_jax.input_pipeline import landmark_sources  # pylint: disable=g-import-not-at-top
+  from suprank_jax.input_pipeline.readers import revisited  # pylint: disable=g-import-not-at-top
 
   defaults = default_config()
   unknown = sorted(set(c.keys()) - set(defaults.keys()))
   if unknown:
     raise ValueError(f"{where} has unknown keys {unknown}; valid: {sorted(defaults.keys())}")
-  bad = [d for d in c.datasets if d not in landmark_sources.REVISITED_DATASETS]
+  bad = [d for d in c.datasets if d not in revisited.REVISITED_DATASETS]
   if not c.datasets or bad or len(set(c.datasets)) != len(c.datasets):
-    raise ValueError(f"{where}.datasets={tuple(c.datasets)} must name some of {landmark_sources.REVISITED_DATASETS} "
+    raise ValueError(f"{where}.datasets={tuple(c.datasets)} must name some of {revisited.REVISITED_DATASETS} "
                      "once each")
   for key, valid in (("distractors", DISTRACTOR_MODES), ("search", SEARCHES), ("dtype", DTYPES)):
     if c[key] not in valid:
@@ -289,49 +291,61 @@ def _blocks(distractors, rows: int, transform, log, what: str):
       last = now
 
 
+def _groups(query, gallery_scores):
+  """``gallery_scores`` as a list of ``[Q_j, G_j]`` arrays whose rows are consecutive queries."""
+  single = not isinstance(gallery_scores, (list, tuple))
+  groups = [np.asarray(gallery_scores)] if single else [np.asarray(g) for g in gallery_scores]
+  if sum(len(g) for g in groups) != len(query):
+    raise ValueError(f"gallery_scores have {sum(len(g) for g in groups)} rows for {len(query)} queries")
+  return single, groups, np.cumsum([0] + [len(g) for g in groups])
+
+
 def count_distractors_before(query, gallery_scores, distractors, *, transform: Callable | None = None,
-                             log=None) -> np.ndarray:
+                             log=None):
   """Exact number of distractors ranked before each gallery item, for every query.
 
   A distractor ranks before gallery item ``g`` of query ``q`` when its score is higher than ``g``'s
-  (equal scores rank the gallery item first: distractors come after the gallery).
+  (equal scores rank the gallery item first: distractors come after the gallery). The distractors are
+  read once, one block at a time, whatever the number of benchmarks.
 
   Args:
     query: ``[Q, D]`` query embeddings.
-    gallery_scores: ``[Q, G]`` scores of the gallery.
+    gallery_scores: ``[Q, G]`` scores of the gallery, or a list of ``[Q_j, G_j]`` (benchmarks with
+      their own galleries, whose queries are consecutive rows of ``query``).
     distractors: ``[M, D]`` embeddings (an array or a ``np.memmap``, read one block at a time).
     transform: applied to each block of distractor embeddings (e.g. a whitening).
     log: progress printer (None: silent).
 
   Returns:
-    ``[Q, G]`` int64 counts.
+    int64 counts shaped as ``gallery_scores`` (an array, or a list of arrays).
   """
-  gallery_scores = np.asarray(gallery_scores)
-  counts = np.zeros(gallery_scores.shape, np.int64)
+  single, groups, offsets = _groups(query, gallery_scores)
+  counts = [np.zeros(g.shape, np.int64) for g in groups]
   rows = max(1, _BLOCK_BYTES // (4 * np.shape(distractors)[1]))
   for block in _blocks(distractors, rows, transform, log, "exact search"):
     _, sorted_scores = _scores(query, block)
-    for q in range(len(query)):
-      counts[q] += len(block) - np.searchsorted(sorted_scores[q], gallery_scores[q], side="right")
-  return counts
+    for j, g in enumerate(groups):
+      for q in range(len(g)):
+        counts[j][q] += len(block) - np.searchsorted(sorted_scores[offsets[j] + q], g[q], side="right")
+  return counts[0] if single else counts
 
 
 def scann_distractors_before(query, gallery_scores, distractors, *, num_neighbors: int = 1000,
-                             transform: Callable | None = None, log=None, **scann_settings) -> np.ndarray:
+                             transform: Callable | None = None, log=None, **scann_settings):
   """:func:`count_distractors_before` from ScaNN's top ``num_neighbors`` distractors of each query.
 
-  Each shard of ``_SCANN_SHARD_ITEMS`` distractors gets its own ScaNN index (memory bounded by a
-  shard); the best ``num_neighbors`` scores over all shards are kept. A gallery item scoring at least
-  the ``num_neighbors``-th kept score gets its count among the kept ones; a lower one gets
-  :data:`NOT_RETRIEVED` (it lies beyond the searched ranking).
+  Each shard of ``_SCANN_SHARD_ITEMS`` distractors gets its own ScaNN index, built once and searched
+  by every query (memory bounded by a shard); the best ``num_neighbors`` scores over all shards are
+  kept. A gallery item scoring at least the ``num_neighbors``-th kept score gets its count among the
+  kept ones; a lower one gets :data:`NOT_RETRIEVED` (it lies beyond the searched ranking).
 
   Args:
     query, gallery_scores, distractors, transform, log: as :func:`count_distractors_before`.
     num_neighbors: distractors kept per query.
     **scann_settings: passed to :func:`search.build_scann_searcher` (tree and reordering sizes).
   """
+  single, groups, offsets = _groups(query, gallery_scores)
   query = np.ascontiguousarray(query, np.float32)
-  gallery_scores = np.asarray(gallery_scores)
   best = np.full((len(query), 0), -np.inf, np.float32)
   for shard in _blocks(distractors, _SCANN_SHARD_ITEMS, transform, log, "ScaNN search"):
     k = min(num_neighbors, len(shard))
@@ -339,32 +353,20 @@ def scann_distractors_before(query, gallery_scores, distractors, *, num_neighbor
     _, found = searcher.search_batched(query, final_num_neighbors=k)
     best = np.sort(np.concatenate([best, np.asarray(found, np.float32)], axis=1), axis=1)[:, -num_neighbors:]
     del searcher
-  counts = np.empty(gallery_scores.shape, np.int64)
-  for q in range(len(query)):
-    counts[q] = best.shape[1] - np.searchsorted(best[q], gallery_scores[q], side="right")
-    if best.shape[1] == num_neighbors:
-      counts[q][gallery_scores[q] < best[q, 0]] = NOT_RETRIEVED
-  return counts
+  counts = []
+  for j, g in enumerate(groups):
+    c = np.empty(g.shape, np.int64)
+    for q in range(len(g)):
+      row = best[offsets[j] + q]
+      c[q] = best.shape[1] - np.searchsorted(row, g[q], side="right")
+      if best.shape[1] == num_neighbors:
+        c[q][g[q] < row[0]] = NOT_RETRIEVED
+    counts.append(c)
+  return counts[0] if single else counts
 
 
-def evaluate_revisited(query_embeddings, gallery_embeddings, gnd, *, kappas: Sequence[int] = (1, 5, 10),
-                       chunk_size: int = 256, distractors=None, search_mode: str = "exact",
-                       scann_num_neighbors: int = 1000, distractor_transform: Callable | None = None,
-                       log=None) -> dict[str, float]:
-  """Embeddings -> :func:`revisited_metrics` (scores by the chunked exact search).
-
-  Args:
-    query_embeddings: ``[Q, D]``.
-    gallery_embeddings: ``[G, D]``.
-    gnd: per-query ground truth.
-    kappas: mP@k cut-offs.
-    chunk_size: queries per chunk of the gallery scores.
-    distractors: optional ``[M, D]`` distractor embeddings (array or memmap, streamed), ranked after
-      the gallery on equal scores.
-    search_mode: 'exact' or 'scann' (the distractors' search).
-    scann_num_neighbors: distractors kept per query with ScaNN.
-    distractor_transform: applied to each block of distractors before scoring (a whitening).
-    log: progress printer of the distractor search.
+def gallery_scores(query_embeddings, gallery_embeddings, *, chunk_size: int = 256) -> np.ndarray:
+  """``[Q, G]`` query-gallery similarities by the chunked exact search, rows checked finite.
 
   Raises:
     ValueError: NaN/inf rows, or dimension mismatch.
@@ -374,14 +376,62 @@ def evaluate_revisited(query_embeddings, gallery_embeddings, gnd, *, kappas: Seq
   if query.shape[1] != gallery.shape[1]:
     raise ValueError(f"query_embeddings {query.shape} and gallery_embeddings {gallery.shape} differ in dimension")
   no_self = np.full(query.shape[0], -1, np.int64)
-  scores = np.concatenate([s for _, s, _ in search.score_chunks(query, gallery, no_self, chunk_size=chunk_size)])
-  before = None
-  if distractors is not None:
-    if search_mode not in SEARCHES:
-      raise ValueError(f"search_mode={search_mode!r}; valid: {SEARCHES}")
-    if search_mode == "scann":
-      before = scann_distractors_before(query, scores, distractors, num_neighbors=scann_num_neighbors,
-                                        transform=distractor_transform, log=log)
-    else:
-      before = count_distractors_before(query, scores, distractors, transform=distractor_transform, log=log)
-  return revisited_metrics(scores, gnd, kappas=kappas, distractors_before=before)
+  return np.concatenate([s for _, s, _ in search.score_chunks(query, gallery, no_self, chunk_size=chunk_size)])
+
+
+def evaluate_revisited_sets(sets: Mapping[str, tuple], *, kappas: Sequence[int] = (1, 5, 10), chunk_size: int = 256,
+                            distractors=None, search_mode: str = "exact", scann_num_neighbors: int = 1000,
+                            distractor_transform: Callable | None = None, log=None) -> dict[str, dict[str, float]]:
+  """:func:`revisited_metrics` of several benchmarks, with the distractors searched once for all.
+
+  Args:
+    sets: ``{name: (query [Q, D], gallery [G, D], gnd)}``.
+    kappas: mP@k cut-offs.
+    chunk_size: queries per chunk of the gallery scores.
+    distractors: optional ``[M, D]`` distractor embeddings (array or memmap, streamed once), ranked
+      after the gallery on equal scores.
+    search_mode: 'exact' or 'scann' (the distractors' search).
+    scann_num_neighbors: distractors kept per query with ScaNN.
+    distractor_transform: applied to each block of distractors before scoring (a whitening).
+    log: progress printer of the distractor search.
+
+  Returns:
+    ``{name: metrics}`` and, with distractors, ``{name + '+1m': metrics}``.
+
+  Raises:
+    ValueError: NaN/inf rows, or dimension mismatch.
+  """
+  scores = {name: gallery_scores(q, g, chunk_size=chunk_size) for name, (q, g, _) in sets.items()}
+  out = {name: revisited_metrics(scores[name], gnd, kappas=kappas) for name, (_, _, gnd) in sets.items()}
+  if distractors is None:
+    return out
+  if search_mode not in SEARCHES:
+    raise ValueError(f"search_mode={search_mode!r}; valid: {SEARCHES}")
+  names = list(sets)
+  query = np.concatenate([np.asarray(sets[n][0], np.float32) for n in names])
+  groups = [scores[n] for n in names]
+  if search_mode == "scann":
+    before = scann_distractors_before(query, groups, distractors, num_neighbors=scann_num_neighbors,
+                                      transform=distractor_transform, log=log)
+  else:
+    before = count_distractors_before(query, groups, distractors, transform=distractor_transform, log=log)
+  for name, counts in zip(names, before):
+    out[f"{name}+1m"] = revisited_metrics(scores[name], sets[name][2], kappas=kappas, distractors_before=counts)
+  return out
+
+
+def evaluate_revisited(query_embeddings, gallery_embeddings, gnd, *, kappas: Sequence[int] = (1, 5, 10),
+                       chunk_size: int = 256, distractors=None, search_mode: str = "exact",
+                       scann_num_neighbors: int = 1000, distractor_transform: Callable | None = None,
+                       log=None) -> dict[str, float]:
+  """Embeddings of one benchmark -> :func:`revisited_metrics` (with the distractors when given; see
+  :func:`evaluate_revisited_sets` for the arguments).
+
+  Raises:
+    ValueError: NaN/inf rows, or dimension mismatch.
+  """
+  out = evaluate_revisited_sets({"set": (query_embeddings, gallery_embeddings, gnd)}, kappas=kappas,
+                                chunk_size=chunk_size, distractors=distractors, search_mode=search_mode,
+                                scann_num_neighbors=scann_num_neighbors, distractor_transform=distractor_transform,
+                                log=log)
+  return out["set+1m"] if distractors is not None else out["set"]

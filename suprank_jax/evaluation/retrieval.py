@@ -183,7 +183,7 @@ def _check_config(config, num_columns):
     if not 1 <= v <= num_columns:
       raise ValueError(f"config.level_ap has {v}; levels 1..{num_columns} are valid")
   for name in ("recall_at", "true_recall_at", "precision_at", "map_at"):
-    if any(int(k) < 1 for k in config[name]):
+    if any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 for k in config[name]):
       raise ValueError(f"config.{name} must hold positive integers, got {tuple(config[name])}")
 
 
@@ -269,15 +269,17 @@ def _check_original_config(config, num_columns, num_queries, num_ranked):
     raise ValueError(f"{why} fails on rankings of fewer than two items (the gallery is too small)")
 
 
-def _original_relevance_table(query_labels, config):
+def _original_relevance_table(query_labels, config, *, stats=None):
   """The original's H-AP relevances: query set against itself, the query included (float32 values).
 
   'pop' weights are computed in float64 and each division is rounded to float32, as the original does
-  (exact for alpha 1); 'map' follows its float32 cumulative sum.
+  (exact for alpha 1); 'map' follows its float32 cumulative sum. ``stats``: those label statistics
+  (nothing excluded) when the caller has them.
   """
   num_columns = query_labels.shape[1]
-  counts = search.label_statistics(query_labels, query_labels, np.full(len(query_labels), -1, np.int64))[0]
-  counts = counts.astype(np.float64)
+  if stats is None:
+    stats = search.label_statistics(query_labels, query_labels, np.full(len(query_labels), -1, np.int64))
+  counts = stats.level_counts.astype(np.float64)
   if config.relevance.type == "pop":
     weights = np.array([(v / (num_columns - 1)) ** config.relevance.alpha for v in range(num_columns + 1)])
     table = np.where(counts > 0, weights / np.maximum(counts, 1.0), 0.0).astype(np.float32)
@@ -444,7 +446,7 @@ def _default_metrics(query, query_labels, gallery, gallery_labels, self_index, c
   num_q = query.shape[0]
   has_self = self_index >= 0
   stats = search.label_statistics(query_labels, gallery_labels, self_index)
-  level_counts, column_counts, num_ranked = stats
+  level_counts, column_counts, num_ranked = stats.level_counts, stats.column_counts, stats.num_ranked
   full = _needs_full_ranking(config)
   top_k = [int(k) for k in (*config.recall_at, *config.true_recall_at, *config.precision_at, *config.map_at)]
   depth = min(max(top_k, default=1), int(num_ranked.min()))
@@ -470,7 +472,7 @@ def _default_metrics(query, query_labels, gallery, gallery_labels, self_index, c
       stop = min(start + block, num_q)
       indices = search.scann_top_k(searcher, query[start:stop], depth,
                                    self_index[start:stop] if has_self.any() else None)
-      chunk_stats = tuple(s[start:stop] for s in stats)
+      chunk_stats = stats.rows(start, stop)
       add(_chunk_metrics(search.top_k_relevant(indices, query_labels[start:stop], gallery_labels, chunk_stats),
                          config, None))
       if sc.report_recall and start == 0:
@@ -481,13 +483,13 @@ def _default_metrics(query, query_labels, gallery, gallery_labels, self_index, c
     for start, indices, _ in search.exact_top_k_chunks(query, gallery, depth, self_index,
                                                        chunk_size=config.chunk_size):
       stop = start + len(indices)
-      chunk_stats = tuple(s[start:stop] for s in stats)
+      chunk_stats = stats.rows(start, stop)
       add(_chunk_metrics(search.top_k_relevant(indices, query_labels[start:stop], gallery_labels, chunk_stats),
                          config, None))
   else:
     table = _relevance_table(level_counts, config) if "H-AP" in config.multi_level_metrics else None
     for start, ranked in search.exact_ranked_relevant(query, query_labels, gallery, gallery_labels, self_index,
-                                                      chunk_size=config.chunk_size):
+                                                      stats=stats, chunk_size=config.chunk_size):
       chunk_table = None if table is None else table[start:start + ranked.num_queries]
       add(_chunk_metrics(ranked, config, chunk_table))
   return _summarise(results, per_query, level_counts, column_counts, config,
@@ -505,11 +507,17 @@ def _protocol_metrics(query, query_labels, gallery, gallery_labels, config, *, d
   num_q, num_columns = query_labels.shape
   _check_original_config(config, num_columns, num_q, gallery.shape[0] - 1)
   hap = "H-AP" in config.multi_level_metrics
-  table = _original_relevance_table(query_labels, config) if hap else None
+  no_self = np.full(num_q, -1, np.int64)
+  # Each set of label statistics is computed once: the ranking's (nothing excluded) serves the original's
+  # relevances when the gallery is the query set, and the default view when it excludes nothing.
+  stats = search.label_statistics(query_labels, gallery_labels, no_self)
+  same_labels = np.array_equal(query_labels, gallery_labels)
+  table = _original_relevance_table(query_labels, config, stats=stats if same_labels else None) if hap else None
   both = default_self_index is not None
-  own_index = default_self_index if both else np.full(num_q, -1, np.int64)
+  own_index = default_self_index if both else no_self
   if both:
-    default_stats = search.label_statistics(query_labels, gallery_labels, default_self_index)
+    default_stats = stats if np.all(default_self_index < 0) else search.label_statistics(
+        query_labels, gallery_labels, default_self_index)
     default_table = _relevance_table(default_stats[0], config) if hap else None
   original_values: dict[str, list[np.ndarray]] = {}
   default_values: dict[str, list[np.ndarray]] = {}
@@ -520,7 +528,7 @@ def _protocol_metrics(query, query_labels, gallery, gallery_labels, config, *, d
       per_query.setdefault(key, []).append(values)
 
   for start, ranked, own_rank in search.full_ranked_relevant(query, query_labels, gallery, gallery_labels, own_index,
-                                                             chunk_size=config.chunk_size):
+                                                             stats=stats, chunk_size=config.chunk_size):
     rows = slice(start, start + ranked.num_queries)
     drop = np.ones(ranked.num_queries, np.int64) if drop_nearest else ranked.num_ranked
     original = metrics_lib.drop_ranked(ranked, drop)

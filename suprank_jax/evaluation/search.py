@@ -35,8 +35,8 @@ import collections
 import concurrent.futures
 import dataclasses
 import functools
-import hashlib
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -47,6 +47,7 @@ from suprank_jax.evaluation.metrics import RankedRelevant
 __all__ = [
     "check_embeddings",
     "check_labels",
+    "LabelStatistics",
     "label_statistics",
     "score_chunks",
     "ranked_relevant_chunk",
@@ -129,19 +130,30 @@ def check_labels(labels, num_items: int, name: str) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------
-# Label statistics (relevance budget), computed once per (query labels, gallery labels) and cached.
-
-_STATS_CACHE: collections.OrderedDict = collections.OrderedDict()
-_STATS_CACHE_SIZE = 8
+# Label statistics (relevance budget): computed once per evaluation and passed to the searches.
 
 
-def _digest(*arrays):
-  h = hashlib.blake2b(digest_size=16)
-  for a in arrays:
-    a = np.ascontiguousarray(a)
-    h.update(str((a.shape, a.dtype.str)).encode())
-    h.update(a.tobytes())
-  return h.hexdigest()
+class LabelStatistics(NamedTuple):
+  """What the labels alone fix about every query's ranking (:func:`label_statistics`).
+
+  Attributes:
+    level_counts: ``[Q, L + 1]`` int64, ranked items per number of agreeing label columns (per
+      relevance level in a label tree).
+    column_counts: ``[Q, L]`` int64, ranked items sharing label column ``h`` with the query.
+    num_ranked: ``[Q]`` int64, items in each query's ranking.
+    label_tree: every label of a column has a single parent in the next column; then a query's
+      relevant items are those of its coarsest-label group.
+  """
+
+  level_counts: np.ndarray
+  column_counts: np.ndarray
+  num_ranked: np.ndarray
+  label_tree: bool
+
+  def rows(self, start: int, stop: int) -> "LabelStatistics":
+    """The statistics of queries ``start:stop``."""
+    return LabelStatistics(self.level_counts[start:stop], self.column_counts[start:stop],
+                           self.num_ranked[start:stop], self.label_tree)
 
 
 def _is_label_tree(labels):
@@ -153,8 +165,8 @@ def _is_label_tree(labels):
   return True
 
 
-def label_statistics(query_labels, gallery_labels, self_index, *, chunk_size: int = 1024):
-  """Level and column counts of every query over its ranked gallery (cached by content).
+def label_statistics(query_labels, gallery_labels, self_index, *, chunk_size: int = 1024) -> LabelStatistics:
+  """Level and column counts of every query over its ranked gallery.
 
   Args:
     query_labels: ``[Q, L]`` int labels.
@@ -163,12 +175,8 @@ def label_statistics(query_labels, gallery_labels, self_index, *, chunk_size: in
     chunk_size: rows per chunk for the brute-force path (labels that are not a tree).
 
   Returns:
-    ``(level_counts [Q, L + 1], column_counts [Q, L], num_ranked [Q])`` int64.
+    :class:`LabelStatistics`.
   """
-  key = _digest(query_labels, gallery_labels, self_index)
-  if key in _STATS_CACHE:
-    _STATS_CACHE.move_to_end(key)
-    return _STATS_CACHE[key]
   num_q, num_columns = query_labels.shape
   has_self = self_index >= 0
   num_ranked = gallery_labels.shape[0] - has_self.astype(np.int64)
@@ -177,7 +185,8 @@ def label_statistics(query_labels, gallery_labels, self_index, *, chunk_size: in
     values, counts = np.unique(gallery_labels[:, h], return_counts=True)
     pos = np.clip(np.searchsorted(values, query_labels[:, h]), 0, len(values) - 1)
     column_counts[:, h] = np.where(values[pos] == query_labels[:, h], counts[pos], 0) - has_self
-  if _is_label_tree(np.concatenate([query_labels, gallery_labels])):
+  label_tree = _is_label_tree(np.concatenate([query_labels, gallery_labels]))
+  if label_tree:
     # In a label tree, agreeing on column h implies agreeing on every coarser column, so
     # "level >= v" is "agrees on column L - v".
     at_least = np.concatenate([num_ranked[:, None], column_counts[:, ::-1], np.zeros((num_q, 1), np.int64)], 1)
@@ -191,11 +200,7 @@ def label_statistics(query_labels, gallery_labels, self_index, *, chunk_size: in
       levels[rows, self_index[start + rows]] = -1
       for v in range(num_columns + 1):
         level_counts[start:start + len(q), v] = (levels == v).sum(1)
-  out = (level_counts, column_counts, num_ranked)
-  _STATS_CACHE[key] = out
-  while len(_STATS_CACHE) > _STATS_CACHE_SIZE:
-    _STATS_CACHE.popitem(last=False)
-  return out
+  return LabelStatistics(level_counts, column_counts, num_ranked, label_tree)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -381,7 +386,6 @@ def _ranked(rows, cols, ranks, query_labels, gallery_labels, stats, own_index):
     own_rank[rows[is_own]] = ranks[is_own]
     if np.any((own_index >= 0) & (own_rank == 0)):
       raise ValueError("an own_index item shares no label with its query")
-  level_counts, column_counts, num_ranked = stats
   per_row = np.bincount(rows, minlength=num_b)
   agree = np.zeros(len(rows), np.uint8)
   for h in range(query_labels.shape[1]):
@@ -389,7 +393,8 @@ def _ranked(rows, cols, ranks, query_labels, gallery_labels, stats, own_index):
     agree |= same.astype(np.uint8) << np.uint8(h)
   return RankedRelevant(
       offsets=np.concatenate([[0], np.cumsum(per_row)]), ranks=ranks, agree=agree,
-      level_counts=level_counts, column_counts=column_counts, num_ranked=num_ranked, depth=None), own_rank
+      level_counts=stats.level_counts, column_counts=stats.column_counts, num_ranked=stats.num_ranked,
+      depth=None), own_rank
 
 
 def ranked_relevant_chunk(scores, sorted_scores, query_labels, gallery_labels, self_index, stats, groups=None):
@@ -401,7 +406,7 @@ def ranked_relevant_chunk(scores, sorted_scores, query_labels, gallery_labels, s
     query_labels: ``[B, L]`` labels of the chunk.
     gallery_labels: ``[N, L]`` labels of the gallery.
     self_index: ``[B]`` gallery index of each query's own copy, or -1.
-    stats: ``(level_counts, column_counts, num_ranked)`` of the chunk (:func:`label_statistics`).
+    stats: :class:`LabelStatistics` of the chunk's queries.
     groups: gallery grouped by its coarsest label when the labels form a tree (then only those
       groups are scanned for relevant items); ``None`` compares every pair.
 
@@ -474,41 +479,46 @@ def _device_ranked_chunks(query, query_labels, gallery, gallery_labels, self_ind
     TRANSFERS.add(ranks.nbytes + cols.nbytes, stop - start)
     valid = np.arange(ranks.shape[1])[None, :] < counts[:, None]
     rows = np.nonzero(valid)[0]
-    chunk_stats = tuple(x[start:stop] for x in stats)
+    chunk_stats = stats.rows(start, stop)
     own = None if own_index is None else own_index[start:stop]
     ranked, own_rank = _ranked(rows, cols[valid].astype(np.int64), ranks[valid].astype(np.int64),
                                query_labels[start:stop], gallery_labels, chunk_stats, own)
     yield start, ranked, own_rank
 
 
-def exact_ranked_relevant(query, query_labels, gallery, gallery_labels, self_index, *, chunk_size: int = 256,
-                          on_device: bool | None = None):
+def exact_ranked_relevant(query, query_labels, gallery, gallery_labels, self_index, *,
+                          stats: LabelStatistics | None = None, chunk_size: int = 256, on_device: bool | None = None):
   """Yields ``(start, RankedRelevant)`` over chunks of queries (exact, complete ranks).
 
-  ``on_device``: rank on the device (only the candidates' ranks come back to the host) or on the
-  host from the score rows; ``None``: :func:`rank_on_device`.
+  ``stats``: :func:`label_statistics` of these labels and ``self_index``, when the caller has them
+  (computed here otherwise). ``on_device``: rank on the device (only the candidates' ranks come
+  back to the host) or on the host from the score rows; ``None``: :func:`rank_on_device`.
   """
-  for start, ranked, _ in _ranked_chunks(query, query_labels, gallery, gallery_labels, self_index, None,
+  for start, ranked, _ in _ranked_chunks(query, query_labels, gallery, gallery_labels, self_index, None, stats,
                                          chunk_size=chunk_size, on_device=on_device):
     yield start, ranked
 
 
-def full_ranked_relevant(query, query_labels, gallery, gallery_labels, own_index, *, chunk_size: int = 256,
-                         on_device: bool | None = None):
+def full_ranked_relevant(query, query_labels, gallery, gallery_labels, own_index, *,
+                         stats: LabelStatistics | None = None, chunk_size: int = 256, on_device: bool | None = None):
   """Yields ``(start, RankedRelevant, own_rank)``: exact ranks over the whole gallery, nothing excluded.
 
   ``own_rank[b]`` is the rank of gallery item ``own_index[start + b]`` in query ``start + b``'s
   ranking (0 where ``own_index`` is -1); such an item must share a label with its query (a copy of
   the query). :func:`suprank_jax.evaluation.metrics.drop_ranked` then removes any one item.
+  ``stats``: :func:`label_statistics` with no item excluded (``self_index`` all -1), when the caller
+  has them (computed here otherwise).
   """
   num_q = query.shape[0]
   return _ranked_chunks(query, query_labels, gallery, gallery_labels, np.full(num_q, -1, np.int64),
-                        np.asarray(own_index, np.int64), chunk_size=chunk_size, on_device=on_device)
+                        np.asarray(own_index, np.int64), stats, chunk_size=chunk_size, on_device=on_device)
 
 
-def _ranked_chunks(query, query_labels, gallery, gallery_labels, self_index, own_index, *, chunk_size, on_device):
-  stats = label_statistics(query_labels, gallery_labels, self_index)
-  groups = _CoarseGroups(gallery_labels) if _is_label_tree(np.concatenate([query_labels, gallery_labels])) else None
+def _ranked_chunks(query, query_labels, gallery, gallery_labels, self_index, own_index, stats, *, chunk_size,
+                   on_device):
+  if stats is None:
+    stats = label_statistics(query_labels, gallery_labels, self_index)
+  groups = _CoarseGroups(gallery_labels) if stats.label_tree else None
   if on_device is None:
     on_device = rank_on_device()
   if on_device and not _numpy_scores(query.dtype):
@@ -522,7 +532,7 @@ def _ranked_chunks(query, query_labels, gallery, gallery_labels, self_index, own
       sorted_scores = np.sort(scores, axis=1)
     own = None if own_index is None else own_index[start:stop]
     ranked, own_rank = _host_ranked_chunk(scores, sorted_scores, query_labels[start:stop], gallery_labels,
-                                          self_index[start:stop], tuple(x[start:stop] for x in stats), groups, own)
+                                          self_index[start:stop], stats.rows(start, stop), groups, own)
     return start, ranked, own_rank
 
   # Two chunks are ranked at a time in threads (numpy's sorts and searches release the GIL), while
@@ -590,17 +600,16 @@ def top_k_relevant(indices, query_labels, gallery_labels, stats) -> RankedReleva
     indices: ``[Q, K]`` gallery indices in ranking order (the query's own copy already removed).
     query_labels: ``[Q, L]`` labels.
     gallery_labels: ``[N, L]`` labels.
-    stats: ``(level_counts, column_counts, num_ranked)`` of these queries.
+    stats: :class:`LabelStatistics` of these queries.
   """
   indices = np.asarray(indices, np.int64)
   num_q, depth = indices.shape
   agree = _agree_bits(query_labels[:, None, :], gallery_labels[indices])
   rows, cols = np.nonzero(agree)  # row-major: increasing rank inside a row
-  level_counts, column_counts, num_ranked = stats
   return RankedRelevant(
       offsets=np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=num_q))]),
       ranks=cols.astype(np.int64) + 1, agree=agree[rows, cols],
-      level_counts=level_counts, column_counts=column_counts, num_ranked=num_ranked, depth=depth)
+      level_counts=stats.level_counts, column_counts=stats.column_counts, num_ranked=stats.num_ranked, depth=depth)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ Worker processes (``num_workers > 0``) use grain's ``mp_prefetch``; they read ab
 from __future__ import annotations
 
 import inspect
+import itertools
 import logging
 from typing import Any, Iterator
 
@@ -67,7 +68,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.dataset_kwargs = ml_collections.ConfigDict()
   c.train_split = "train"
   # 'raw': read the original folder layout; 'tfds': a prepared TFDS/ArrayRecord data set under
-  # data_dir (official or written by convert.py), named tfds_name ('' = the default for dataset).
+  # data_dir (official or written by to_array_record.py), named tfds_name ('' = the default for dataset).
   c.source_format = "raw"
   c.tfds_name = ""
   # Sampler: 'm_per_class' or 'hierarchical' (samplers.py).
@@ -127,7 +128,8 @@ def _check_dataset_kwargs(c: Any):
   if c.source_format == "tfds":
     if set(kwargs) - {"cache_dir"}:
       raise ValueError(f"config.input.dataset_kwargs={kwargs}: with source_format='tfds' only cache_dir is read (the "
-                       "reader's arguments were applied at conversion, convert.py --dataset_kwargs); remove the others")
+                       "reader's arguments were applied at conversion, to_array_record.py --dataset_kwargs); remove "
+                       "the others")
     return
   loader = sources.DATASETS[c.dataset]
   signature = inspect.signature(loader)
@@ -209,8 +211,9 @@ def steps_per_epoch(input_config: Any, source: sources.Source) -> int:
   return make_batch_sampler(input_config, source, seed=0).steps_per_epoch
 
 
-class _SkipCounter:
-  count = 0
+# Running count of the bad images skipped in this process, for the warnings (each grain worker process
+# counts its own); ``next`` on an ``itertools.count`` is atomic, so the loader threads share it safely.
+_SKIPPED = itertools.count(1)
 
 
 def load_item(source: sources.Source, i: int) -> transforms.ImageInput:
@@ -249,8 +252,7 @@ def _transformed_or_none(transform, source: sources.Source, i: int, skip: bool, 
   except sources.ImageLoadError as e:
     if not skip:
       raise
-    _SkipCounter.count += 1
-    _LOG.warning("skipping a bad image (%d so far in this process): %s", _SkipCounter.count, e)
+    _LOG.warning("skipping a bad image (%d so far in this process): %s", next(_SKIPPED), e)
     return None
 
 
@@ -317,6 +319,13 @@ def load_train_batch(input_config: Any, source: sources.Source, step: int, *, se
 
 
 def _ensure_flags_parsed():
+  """Marks absl's flags as parsed when no ``absl.app.run`` parsed them (tests, notebooks, a trainer called
+  from Python).
+
+  grain's ``mp_prefetch`` reads its own absl flags (e.g. ``grain_enable_multiprocess_worker_profiling``)
+  through ``flags.FLAGS``, and absl raises ``UnparsedFlagAccessError`` on any flag read before the command
+  line is parsed; once marked, the reads return the flags' defaults. Under ``app.run`` this does nothing.
+  """
   from absl import flags  # pylint: disable=g-import-not-at-top
 
   if not flags.FLAGS.is_parsed():

@@ -16,11 +16,11 @@ conventions, the same for every loss:
 """
 
 from suprank_jax.losses import ap, ap_baselines, hap, inputs, ndcg, pairwise, proxy, ranks, recall, xbm
-from suprank_jax.losses.combine import LossDef, entries, init_loss_params, weighted_loss
+from suprank_jax.losses.combine import LossDef, entries, init_loss_params, make_loss_fn, weighted_loss
 from suprank_jax.losses.inputs import LossInputs, batch_inputs, memory_inputs
 
 __all__ = ["LOSSES", "LossDef", "LossInputs", "batch_inputs", "memory_inputs", "entries", "init_loss_params",
-           "weighted_loss"]
+           "make_loss_fn", "weighted_loss"]
 
 # config name -> loss. One explicit dict: an unknown name fails listing these keys.
 LOSSES = {

@@ -39,7 +39,7 @@ from suprank_jax.losses import xbm
 from suprank_jax.losses.inputs import LossInputs
 
 __all__ = ["LossDef", "DATA_ARGUMENTS", "default_config", "hyper_parameter_defaults", "entries", "init_loss_params",
-           "weighted_loss"]
+           "make_loss_fn", "weighted_loss"]
 
 # Arguments of a registered loss that are not hyper-parameters of the config: data given by the trainer,
 # and ``reduce_fn`` (the weighted sum needs each loss's scalar; ``reduce_fn=None`` gives per-query values).
@@ -65,12 +65,18 @@ class LossDef:
   uses_reference: bool = True
 
 
-def _accepted(fn, kwargs):
-  """The subset of ``kwargs`` that ``fn`` takes by keyword (all of them if it takes **kwargs)."""
+def _keyword_filter(fn) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+  """``kwargs -> the subset of kwargs that fn takes by keyword`` (all of them if it takes **kwargs),
+  ``fn``'s signature read once."""
   params = inspect.signature(fn).parameters
   if any(p.kind == p.VAR_KEYWORD for p in params.values()):
-    return dict(kwargs)
-  return {k: v for k, v in kwargs.items() if k in params}
+    return dict
+  return lambda kwargs: {k: v for k, v in kwargs.items() if k in params}
+
+
+def _accepted(fn, kwargs):
+  """The subset of ``kwargs`` that ``fn`` takes by keyword (all of them if it takes **kwargs)."""
+  return _keyword_filter(fn)(kwargs)
 
 
 def hyper_parameter_defaults(fn: Callable[..., Any]) -> dict[str, Any]:
@@ -174,40 +180,61 @@ def init_loss_params(rng, losses_config, registry, *, embed_dim: int, num_classe
   return params
 
 
-def weighted_loss(loss_params, inputs: LossInputs, losses_config, registry, *, memory: LossInputs | None = None,
-                  memory_active=False, memory_factor: float = 1.0, memory_factor_true_loss: float = 1.0,
-                  rng=None, context: Mapping[str, Any] | None = None):
-  """The weighted sum of the configured losses on ``inputs``.
+def make_loss_fn(losses_config, registry: Mapping[str, LossDef] | None = None):
+  """The weighted sum of the losses of ``config.losses``, validated and bound once (the train step
+  gets it, as it gets the model: no config is read while tracing).
 
   Args:
-    loss_params: ``{entry: pytree}`` learnable loss parameters.
-    inputs: batch-mode inputs.
     losses_config: ``config.losses``.
-    registry: name -> :class:`LossDef`.
-    memory: memory-mode inputs (cross-batch memory), or None.
-    memory_active: bool (may be traced): whether the memory term is used yet.
-    memory_factor: weight ``f`` of the memory loss.
-    memory_factor_true_loss: weight ``f_t`` of the batch loss.
-    rng: a PRNG key for random losses (black-box AP); each entry gets its own fold.
-    context: data-set constants a loss may take by keyword (e.g. ``proxy_labels`` for CSL); given to
-      the losses whose signature has them and whose config does not set them.
+    registry: name -> :class:`LossDef` (default: ``losses.LOSSES``).
 
   Returns:
-    ``(total, logs)`` where ``logs[entry]`` is each loss's unweighted value (float32 scalars).
+    ``loss_fn(loss_params, inputs, *, memory=None, memory_active=False, memory_factor=1.0,
+    memory_factor_true_loss=1.0, rng=None, context=None) -> (total, logs)``:
+
+    * ``loss_params``: ``{entry: pytree}`` learnable loss parameters.
+    * ``inputs``: batch-mode inputs.
+    * ``memory``: memory-mode inputs (cross-batch memory), or None.
+    * ``memory_active``: bool (may be traced): whether the memory term is used yet.
+    * ``memory_factor``, ``memory_factor_true_loss``: weights ``f`` of the memory loss and ``f_t`` of
+      the batch loss.
+    * ``rng``: a PRNG key for random losses (black-box AP); each entry gets its own fold.
+    * ``context``: data-set constants a loss may take by keyword (e.g. ``proxy_labels`` for CSL); given
+      to the losses whose signature has them and whose config does not set them.
+    * ``logs[entry]`` is each loss's unweighted value (float32 scalars).
+
+  Raises:
+    ValueError: a bad ``config.losses`` (:func:`entries`).
   """
-  total = jnp.zeros((), jnp.float32)
-  logs = {}
-  for i, (entry, loss_def, weight, hp) in enumerate(entries(losses_config, registry)):
-    extra = dict(context or {})
-    if rng is not None:
-      extra["rng"] = jax.random.fold_in(rng, i)
-    kwargs = {**_accepted(loss_def.fn, {k: v for k, v in extra.items() if k not in hp}), **hp}
-    params = loss_params.get(entry)
-    if memory is not None and loss_def.uses_reference:
-      value = xbm.with_memory(loss_def.fn, inputs, memory, params, active=memory_active, factor=memory_factor,
-                              factor_true_loss=memory_factor_true_loss, **kwargs)
-    else:
-      value = loss_def.fn(inputs, params, **kwargs)
-    logs[entry] = value.astype(jnp.float32)
-    total = total + weight * logs[entry]
-  return total, logs
+  if registry is None:
+    from suprank_jax.losses import LOSSES as registry  # pylint: disable=g-import-not-at-top
+  terms = [(entry, loss_def, weight, hp, _keyword_filter(loss_def.fn))
+           for entry, loss_def, weight, hp in entries(losses_config, registry)]
+
+  def loss_fn(loss_params, inputs: LossInputs, *, memory: LossInputs | None = None, memory_active=False,
+              memory_factor: float = 1.0, memory_factor_true_loss: float = 1.0, rng=None,
+              context: Mapping[str, Any] | None = None):
+    total = jnp.zeros((), jnp.float32)
+    logs = {}
+    for i, (entry, loss_def, weight, hp, accepted) in enumerate(terms):
+      extra = dict(context or {})
+      if rng is not None:
+        extra["rng"] = jax.random.fold_in(rng, i)
+      kwargs = {**accepted({k: v for k, v in extra.items() if k not in hp}), **hp}
+      params = loss_params.get(entry)
+      if memory is not None and loss_def.uses_reference:
+        value = xbm.with_memory(loss_def.fn, inputs, memory, params, active=memory_active, factor=memory_factor,
+                                factor_true_loss=memory_factor_true_loss, **kwargs)
+      else:
+        value = loss_def.fn(inputs, params, **kwargs)
+      logs[entry] = value.astype(jnp.float32)
+      total = total + weight * logs[entry]
+    return total, logs
+
+  return loss_fn
+
+
+def weighted_loss(loss_params, inputs: LossInputs, losses_config, registry, **kwargs):
+  """The weighted sum of the configured losses on ``inputs``, in one call: ``make_loss_fn(losses_config,
+  registry)(loss_params, inputs, **kwargs)`` (arguments and result: :func:`make_loss_fn`)."""
+  return make_loss_fn(losses_config, registry)(loss_params, inputs, **kwargs)

@@ -36,7 +36,7 @@ MODELS = {
 }
 
 # Keys of config.model read by the trainer, not by the module: the name, and the pretrained weights
-# loaded after initialisation (models/convert.py).
+# loaded after initialisation (models/torch_weights.py).
 TRAINER_KEYS = ("name", "pretrained", "pretrained_path")
 
 # The original's defaults where they differ from the module's: a ViT's embedding is its class token

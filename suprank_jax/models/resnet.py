@@ -2,7 +2,7 @@
 
 The parameter tree mirrors torchvision's state-dict keys (``layer1/0/conv1/kernel`` for
 ``layer1.0.conv1.weight``, ``layer1/0/downsample/0`` for the projection shortcut), so
-``convert.py`` maps weights by name. Convolutions use explicit PyTorch padding (``'SAME'`` with
+``torch_weights.py`` maps weights by name. Convolutions use explicit PyTorch padding (``'SAME'`` with
 stride 2 pads differently from PyTorch), batch norm has eps 1e-5 and momentum 0.9 (PyTorch's 0.1).
 
 Batch norm is either trainable (batch statistics in training, running averages updated) or frozen

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ml_collections
 
 from suprank_jax.configs import common
-from suprank_jax.input_pipeline import landmark_sources  # noqa: F401 - registers sfm120k and revisitop1m
 
 __all__ = ["GROUPS", "landmark_evaluations"]
 
@@ -167,7 +166,7 @@ def gldv2_hier(config):
 
 
 def sfm120k(config):
-  """sfm120k.yaml: retrieval-SfM-120k (``landmark_sources.sfm120k``), M-per-class 256/4, 224 crops;
+  """sfm120k.yaml: retrieval-SfM-120k (``readers/sfm120k.py``), M-per-class 256/4, 224 crops;
   Revisited Oxford/Paris. (The original's file does not parse as YAML: an indented ``test:`` key and
   ``RandomResizedCrop:`` names; its intent is read here.)"""
   config.input.dataset = "sfm120k"

@@ -1,4 +1,4 @@
-"""Tests for models/convert.py: reading state dicts, name/shape checks, and PyTorch equivalence.
+"""Tests for models/torch_weights.py: reading state dicts, name/shape checks, and PyTorch equivalence.
 
 The equivalence tests build ResNet-50 and DeiT-S in plain torch.nn with the torchvision / timm
 state-dict names, initialise them randomly, and compare their features with the converted Flax
@@ -13,7 +13,7 @@ import pytest
 import safetensors.numpy
 
 from suprank_jax.models import build_model, default_config
-from suprank_jax.models.convert import convert_state_dict, load_pretrained, load_state_dict
+from suprank_jax.models.torch_weights import convert_state_dict, load_pretrained, load_state_dict
 
 
 pytestmark = pytest.mark.usefixtures("fast_compile")

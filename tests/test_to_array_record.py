@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from suprank_jax.input_pipeline import convert, pipeline, sources
+from suprank_jax.input_pipeline import pipeline, sources, to_array_record
+from suprank_jax.input_pipeline.readers import cub, digits, sop, tfds_format
 from tests.test_sources import make_cub, make_sop
 
 
@@ -20,13 +21,13 @@ def _tfds_config(data_dir, dataset, **kw):
 def test_converted_sop_reads_back_like_the_raw_folder(tmp_path):
   raw_dir = make_sop(str(tmp_path / "raw"))
   out = str(tmp_path / "tfds")
-  path = convert.main(["--dataset", "sop", "--data_dir", raw_dir, "--output_dir", out])
+  path = to_array_record.main(["--dataset", "sop", "--data_dir", raw_dir, "--output_dir", out])
   assert path == os.path.join(out, "suprank_sop", "1.0.0")
   assert any(f.startswith("suprank_sop-train.array_record") for f in os.listdir(path))
   cache = str(tmp_path / "cache")
   for split in ("train", "test"):
-    raw = sources.sop(raw_dir, split)
-    converted = sources.tfds_source("sop", out, split, cache_dir=cache)
+    raw = sop.sop(raw_dir, split)
+    converted = tfds_format.tfds_source("sop", out, split, cache_dir=cache)
     assert converted.level_names == raw.level_names
     np.testing.assert_array_equal(converted.labels, raw.labels)  # raw order restored
     for i in range(len(raw)):
@@ -34,14 +35,14 @@ def test_converted_sop_reads_back_like_the_raw_folder(tmp_path):
   # The second read uses the label cache.
   assert len(os.listdir(cache)) == 2
   via_config = sources.get_source(_tfds_config(out, "sop"), "test")
-  np.testing.assert_array_equal(via_config.labels, sources.sop(raw_dir, "test").labels)
+  np.testing.assert_array_equal(via_config.labels, sop.sop(raw_dir, "test").labels)
 
 
 def test_converted_digits_keep_one_channel_and_train(tmp_path):
   out = str(tmp_path / "tfds")
-  convert.convert("digits", "", out, splits=["test"])
-  converted = sources.tfds_source("digits", out, "test", cache_dir=str(tmp_path / "cache"))
-  raw = sources.digits("", "test")
+  to_array_record.convert("digits", "", out, splits=["test"])
+  converted = tfds_format.tfds_source("digits", out, "test", cache_dir=str(tmp_path / "cache"))
+  raw = digits.digits("", "test")
   np.testing.assert_array_equal(converted.labels, raw.labels)
   for i in (0, 1, 500):
     np.testing.assert_array_equal(converted.load_image(i), raw.images[i])  # PNG is lossless
@@ -53,35 +54,35 @@ def test_converted_digits_keep_one_channel_and_train(tmp_path):
 def test_converted_cub_can_be_read_under_another_name(tmp_path):
   raw_dir = make_cub(str(tmp_path / "raw"))
   out = str(tmp_path / "tfds")
-  convert.convert("cub", raw_dir, out, name="my_cub")
+  to_array_record.convert("cub", raw_dir, out, name="my_cub")
   source = sources.get_source(_tfds_config(out, "cub", tfds_name="my_cub"), "test")
-  np.testing.assert_array_equal(source.labels, sources.cub(raw_dir, "test").labels)
+  np.testing.assert_array_equal(source.labels, cub.cub(raw_dir, "test").labels)
 
 
 def test_a_missing_tfds_data_set_names_the_folder_and_how_to_prepare_it(tmp_path):
   with pytest.raises(FileNotFoundError, match="suprank_sop.*not prepared.*convert"):
-    sources.tfds_source("sop", str(tmp_path), "train", tfds_name="suprank_sop")
+    tfds_format.tfds_source("sop", str(tmp_path), "train", tfds_name="suprank_sop")
 
 
 def test_convert_reports_a_missing_image(tmp_path):
   raw_dir = make_sop(str(tmp_path / "raw"))
   os.remove(os.path.join(raw_dir, "lamp_final/12_1.JPG"))
   with pytest.raises(sources.ImageLoadError, match="12_1.JPG"):
-    convert.convert("sop", raw_dir, str(tmp_path / "tfds"))
+    to_array_record.convert("sop", raw_dir, str(tmp_path / "tfds"))
 
 
 def test_the_readme_command_converts_digits_in_a_subprocess(tmp_path):
-  """``python3 -m suprank_jax.input_pipeline.convert --dataset digits --output_dir DIR`` exactly as written
-  (it used to fail: TFDS could not name a ``Builder`` class defined in ``__main__``)."""
+  """``python3 -m suprank_jax.input_pipeline.to_array_record --dataset digits --output_dir DIR`` exactly as
+  written (it used to fail: TFDS could not name a ``Builder`` class defined in ``__main__``)."""
   out = str(tmp_path / "x")
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  result = subprocess.run([sys.executable, "-m", "suprank_jax.input_pipeline.convert", "--dataset", "digits",
+  result = subprocess.run([sys.executable, "-m", "suprank_jax.input_pipeline.to_array_record", "--dataset", "digits",
                            "--output_dir", out], cwd=root, capture_output=True, text=True, timeout=600, check=False)
   assert result.returncode == 0, result.stderr[-3000:]
   assert f"wrote {os.path.join(out, 'suprank_digits', '1.0.0')}" in result.stdout
   for split in ("train", "test"):
-    converted = sources.tfds_source("digits", out, split, cache_dir=str(tmp_path / "cache"))
-    raw = sources.digits("", split)
+    converted = tfds_format.tfds_source("digits", out, split, cache_dir=str(tmp_path / "cache"))
+    raw = digits.digits("", split)
     assert converted.level_names == raw.level_names == ("digit", "shape")
     np.testing.assert_array_equal(converted.labels, raw.labels)
     for i in (0, len(raw) // 2, len(raw) - 1):
@@ -90,4 +91,4 @@ def test_the_readme_command_converts_digits_in_a_subprocess(tmp_path):
 
 def test_tfds_sources_reject_reader_arguments(tmp_path):
   with pytest.raises(ValueError, match=r"dataset_kwargs \['mode'\] are not read with source_format='tfds'"):
-    sources.tfds_source("inaturalist", str(tmp_path), "train", mode="full")
+    tfds_format.tfds_source("inaturalist", str(tmp_path), "train", mode="full")

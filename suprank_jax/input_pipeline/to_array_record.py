@@ -2,9 +2,9 @@
 
 Command::
 
-  python -m suprank_jax.input_pipeline.convert --dataset sop --data_dir ~/data/Stanford_Online_Products \
+  python -m suprank_jax.input_pipeline.to_array_record --dataset sop --data_dir ~/data/Stanford_Online_Products \
       --output_dir ~/tfds
-  python -m suprank_jax.input_pipeline.convert --dataset digits --output_dir ~/tfds   # embedded: no --data_dir
+  python -m suprank_jax.input_pipeline.to_array_record --dataset digits --output_dir ~/tfds   # embedded: no --data_dir
 
 writes ``<output_dir>/suprank_sop/1.0.0/{dataset_info.json, features.json, metadata.json,
 suprank_sop-<split>.array_record-*}``, one TFDS split per split of the raw reader. Train with it by
@@ -27,6 +27,7 @@ from typing import Sequence
 import numpy as np
 
 from suprank_jax.input_pipeline import sources
+from suprank_jax.input_pipeline.readers import dyml, tfds_format
 
 __all__ = ["SPLITS", "convert", "main"]
 
@@ -38,8 +39,8 @@ SPLITS = {
     "cars": ("train", "test"),
     "inshop": ("train", "query", "gallery"),
     "inaturalist": ("train", "test"),
-    "dyml_vehicle": ("train",) + sources._DYML_TEST_SPLITS,  # pylint: disable=protected-access
-    "dyml_animal": ("train",) + sources._DYML_TEST_SPLITS,  # pylint: disable=protected-access
+    "dyml_vehicle": ("train",) + dyml.TEST_SPLITS,
+    "dyml_animal": ("train",) + dyml.TEST_SPLITS,
     "dyml_product": ("train", "test"),
     "gldv2": ("train", "query", "gallery"),
     "gldv2_hierarchical": ("train", "query", "gallery"),
@@ -80,14 +81,14 @@ def _builder_class(name: str, splits: dict[str, sources.Source], dataset: str):
     """Our raw-folder data set as a TFDS data set."""
 
     # Set in the class body: TFDS otherwise infers the name of a class called ``Builder`` from its
-    # package, which fails when this module runs as ``__main__`` (python -m ...convert).
+    # package, which fails when this module runs as ``__main__`` (python -m ...to_array_record).
     name = tfds_name
     VERSION = tfds.core.Version("1.0.0")
 
     def _info(self):
       return tfds.core.DatasetInfo(
           builder=self,
-          description=f"{dataset} converted by suprank_jax.input_pipeline.convert; levels {level_names}.",
+          description=f"{dataset} converted by suprank_jax.input_pipeline.to_array_record; levels {level_names}.",
           features=tfds.features.FeaturesDict({
               "image": tfds.features.Image(shape=(None, None, channels)),
               "labels": tfds.features.Tensor(shape=(len(level_names),), dtype=np.int64),
@@ -130,7 +131,7 @@ def convert(dataset: str, data_dir: str, output_dir: str, *, splits: Sequence[st
   splits = tuple(splits or SPLITS.get(dataset, ("train", "test")))
   loader = sources.DATASETS[dataset]
   loaded = {s: loader(data_dir, s, **(dataset_kwargs or {})) for s in splits}
-  name = name or sources.CONVERTED_PREFIX + dataset
+  name = name or tfds_format.CONVERTED_PREFIX + dataset
   builder = _builder_class(name, loaded, dataset)(data_dir=output_dir, file_format="array_record")
   builder.download_and_prepare()
   return os.path.join(output_dir, name, "1.0.0")
