@@ -1,5 +1,9 @@
 """Checkpoints with orbax: the train state, a JSON record and an integrity record, saved together in one step.
 
+Size: the integrity record is written by the manager's save (in orbax's commit thread) and checked by
+its restore, using the same private helpers (paths, host copies, CRC-32, finiteness); record and manager
+are one save-and-verify protocol.
+
 The data position needs no separate state: training batches are a pure function of the step
 (``input_pipeline.pipeline.make_train_iterator(..., start_step=step)``), so restoring the state
 restores the input stream exactly.
@@ -62,7 +66,13 @@ class IncompatibleCheckpointError(CheckpointError):
 
 
 class CheckpointWriteError(OSError):
-  """Writing a checkpoint failed (read-only or full disk, ...)."""
+  """Writing a checkpoint failed (read-only or full disk, ...).
+
+  orbax's writer threads then wait forever: a command line ends its process without joining them
+  (``cli.user_errors`` reads ``abandons_threads``).
+  """
+
+  abandons_threads = True
 
 
 class NonFiniteStateError(FloatingPointError):

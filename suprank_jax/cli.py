@@ -32,15 +32,17 @@ class Exit(Exception):
     self.exit_code = exit_code
 
 
-def _end(message: str, code: int):
+def _end(message: str, code: int, *, abandon_threads: bool = False):
   """Prints ``message`` and ends the process with ``code``.
 
-  After a failed checkpoint write, orbax's writer threads wait forever, and the interpreter would wait
-  for them at exit (holding a cluster allocation until its time limit): when a non-daemon thread is
-  still alive, the process ends without joining it.
+  After a failed checkpoint write (an error with ``abandons_threads``), orbax's writer threads wait
+  forever, and the interpreter would wait for them at exit (holding a cluster allocation until its
+  time limit): with ``abandon_threads``, when a non-daemon thread is still alive, the process ends
+  without joining it. Otherwise the end is a ``SystemExit``, which a caller (a notebook, a test) may
+  catch.
   """
   others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
-  if others:
+  if abandon_threads and others:
     print(message, file=sys.stderr, flush=True)
     sys.stdout.flush()
     os._exit(code)  # pylint: disable=protected-access
@@ -63,10 +65,11 @@ def user_errors():
       traceback.print_exc()
     _end("error: interrupted", 130)
   except ANTICIPATED as e:
+    abandon = bool(getattr(e, "abandons_threads", False))
     if os.environ.get("SUPRANK_TRACEBACK"):
       traceback.print_exc()
-      _end(f"error: {e}", 1)
-    _end(f"error: {e}\n(set SUPRANK_TRACEBACK=1 for the full traceback)", 1)
+      _end(f"error: {e}", 1, abandon_threads=abandon)
+    _end(f"error: {e}\n(set SUPRANK_TRACEBACK=1 for the full traceback)", 1, abandon_threads=abandon)
 
 
 def parse_flags(argv):

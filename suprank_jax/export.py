@@ -142,7 +142,7 @@ def export_index(workdir: str, out_dir: str, *, split: str | None = None, images
   mesh = parallel.make_mesh()
   variables = jax.device_put(run.variables, parallel.replicated(mesh))
   embeddings, labels = evaluator_lib.embed_source(evaluator_lib.make_embed_fn(run.model, mesh), variables,
-                                                  input_config, source, batch_size=batch_size, mesh=mesh)
+                                                  input_config, source, batch_size=batch_size, mesh=mesh, log=log)
   input_shape = list(transforms.make_eval_transform(input_config)(source.load_image(0)).shape)
   model = {"name": run.config.model.name, "checkpoint_step": run.step, "workdir": run.workdir,
            "input_shape": input_shape, "image_channels": int(channels)}

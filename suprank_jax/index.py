@@ -82,22 +82,23 @@ def _searcher_kind(num_items: int, searcher: str) -> str:
 def build_searcher(embeddings, kind: str, *, num_neighbors: int = 10):
   """A ScaNN searcher over ``embeddings`` ``[N, D]`` and its settings (the manifest's ``"scann"``).
 
-  ``'exact'``: brute force (settings None). ``'scann'``: :func:`suprank_jax.evaluation.search.build_scann_searcher`
-  with ``sqrt(N)`` leaves, all of them searched, and :data:`SCANN_REORDER` candidates re-scored exactly.
+  ``'exact'``: brute force (settings None). ``'scann'``:
+  :func:`suprank_jax.evaluation.scann_search.build_scann_searcher` with ``sqrt(N)`` leaves, all of them
+  searched, and :data:`SCANN_REORDER` candidates re-scored exactly.
 
   Returns:
     ``(searcher, settings)``.
   """
-  from suprank_jax.evaluation import search  # pylint: disable=g-import-not-at-top
+  from suprank_jax.evaluation import scann_search  # pylint: disable=g-import-not-at-top
 
   if kind not in ("exact", "scann"):
     raise ValueError(f"kind={kind!r}; valid: ['exact', 'scann']")
   if kind == "exact":
-    return search.build_scann_searcher(embeddings, num_neighbors=num_neighbors, brute_force=True), None
+    return scann_search.build_scann_searcher(embeddings, num_neighbors=num_neighbors, brute_force=True), None
   leaves = max(1, min(len(embeddings), int(math.sqrt(len(embeddings)))))
   settings = {"num_leaves": leaves, "leaves_to_search": leaves, "pre_reorder_num_neighbors": SCANN_REORDER}
-  searcher = search.build_scann_searcher(embeddings, num_neighbors=num_neighbors, num_leaves=leaves,
-                                         num_leaves_to_search=leaves, reorder_k=SCANN_REORDER)
+  searcher = scann_search.build_scann_searcher(embeddings, num_neighbors=num_neighbors, num_leaves=leaves,
+                                               num_leaves_to_search=leaves, reorder_k=SCANN_REORDER)
   return searcher, settings
 
 

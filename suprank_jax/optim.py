@@ -1,5 +1,9 @@
 """Optimizers with parameter groups chosen by regular expressions over parameter paths.
 
+Size: a fifth of it is this docstring (the reference of every option, with the original's settings);
+the code is one ``config.optim`` -> optax transformation, whose group settings are resolved and checked
+against the optimizer and schedule that will use them.
+
 The trainable pytree is ``{"model": params, "loss": loss_params}``; a parameter's path is its keys
 joined by ``/`` (e.g. ``model/backbone/conv_init/kernel``, ``model/head/projection/kernel``,
 ``loss/cluster/weights``).

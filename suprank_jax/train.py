@@ -1,5 +1,9 @@
 """Training and evaluation loop: ``train_and_evaluate(config, workdir)``.
 
+Size: the loop with its evaluations, checkpoints, logging and clean stops (signals, non-finite losses,
+write failures) in one place; the state and step (``train_state.py``), the checks (``preflight.py``)
+and the command line (``main.py``) already live apart.
+
 The run: every check first (``preflight.prepare``), then the state (``train_state.create_state``) or
 its newest verified checkpoint, the evaluations before, during and after training, and the jitted
 step (``train_state.train_step``) over a data-parallel mesh: the batch is sharded on ``'data'``, the

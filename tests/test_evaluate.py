@@ -153,3 +153,19 @@ def test_dyml_benchmark_removes_each_querys_copy_so_an_untrained_network_does_no
   # Without the rule every query finds its own copy first: the defect the rule fixes.
   _, leaky = _dyml_benchmark(tmp_path / "leaky", contains_queries=False)
   assert leaky["P@1_level0"] == 1.0
+
+
+def test_embedding_a_split_reports_progress_with_an_eta(tmp_path, monkeypatch):
+  config = _tiny_sop_config(miniatures.make_sop(str(tmp_path / "sop")))
+  model = build_model(config.model)
+  lines = []
+  ev = evaluator_lib.Evaluator("test", config.evals.test, config.input, model=model, mesh=parallel.make_mesh(),
+                               log=lines.append)
+  variables = jax.jit(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3)), train=False))()
+  monkeypatch.setattr(evaluator_lib, "_PROGRESS_SECONDS", 0.0)  # a line after every batch
+  embeddings, _ = ev.embed(variables, ev.query_source)
+  n = len(ev.query_source)
+  progress = [line for line in lines if "images/s" in line]
+  assert len(embeddings) == n and len(progress) == -(-n // 16)
+  assert progress[-1].startswith(f"[eval test] {ev.query_source.name}: {n:,} of {n:,} images (")
+  assert progress[-1].endswith("ETA 0:00:00)")

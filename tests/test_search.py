@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from suprank_jax.evaluation import retrieval as R
+from suprank_jax.evaluation import scann_search
 from suprank_jax.evaluation import search as S
 
 
@@ -309,9 +310,10 @@ def test_scann_refuses_metrics_that_need_the_full_ranking():
 
 
 def test_scann_settings_search_more_leaves_when_the_top_k_is_a_larger_share_of_the_gallery():
-  sop, small_k, smaller_gallery = S.scann_settings(60502, 1000), S.scann_settings(30000, 100), S.scann_settings(30000, 1000)
+  sop, small_k, smaller_gallery = (scann_search.scann_settings(60502, 1000), scann_search.scann_settings(30000, 100),
+                                   scann_search.scann_settings(30000, 1000))
   assert (sop["num_leaves"], small_k["num_leaves"]) == (245, 173)
   share = lambda s: s["num_leaves_to_search"] / s["num_leaves"]  # noqa: E731
   assert share(small_k) < share(sop) < share(smaller_gallery) == 1.0
   assert (sop["reorder_k"], small_k["reorder_k"]) == (2200, 400)
-  assert S.scann_settings(50, 100) == {"num_leaves": 7, "num_leaves_to_search": 7, "reorder_k": 100}
+  assert scann_search.scann_settings(50, 100) == {"num_leaves": 7, "num_leaves_to_search": 7, "reorder_k": 100}

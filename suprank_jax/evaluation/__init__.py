@@ -1,6 +1,6 @@
 """Retrieval evaluation: pure metrics on embeddings (``retrieval``, ``metrics``), nearest-neighbour
-search (``search``: exact and ScaNN), the Revisited Oxford/Paris protocol (``landmarks``), and the
-``Evaluator`` that embeds a data split with a model (``evaluator``)."""
+search (``search``: exact; ``scann_search``: ScaNN), the Revisited Oxford/Paris protocol
+(``landmarks``), and the ``Evaluator`` that embeds a data split with a model (``evaluator``)."""
 
 from suprank_jax.evaluation.landmarks import evaluate_revisited, multiscale_embed, revisited_metrics
 from suprank_jax.evaluation.metrics import inter_set_overall_accuracy, overall_accuracy

@@ -15,13 +15,15 @@ settings at once (so a missing file or a bad setting stops a run before any trai
 
 from __future__ import annotations
 
+import math
 import os
+import time
 
 import jax
 import ml_collections
 import numpy as np
 
-from suprank_jax import parallel
+from suprank_jax import parallel, reporting
 from suprank_jax.evaluation import image_embedding, landmarks, retrieval
 from suprank_jax.evaluation.pictures import subset_source
 from suprank_jax.input_pipeline import pipeline, query_copies, sources
@@ -46,8 +48,11 @@ def headline_columns(rows) -> tuple:
   return present or HEADLINE_METRICS
 
 
-def embed_source(embed_fn, variables, input_config, source, *, batch_size: int, mesh):
-  """Embeds every item of ``source``.
+_PROGRESS_SECONDS = 30.0
+
+
+def embed_source(embed_fn, variables, input_config, source, *, batch_size: int, mesh, log=None):
+  """Embeds every item of ``source``, with a progress line (images/s, ETA) every 30 s when ``log``.
 
   Args:
     embed_fn: jitted ``(variables, batch) -> (embeddings, mask, labels, index)`` with replicated
@@ -57,6 +62,7 @@ def embed_source(embed_fn, variables, input_config, source, *, batch_size: int, 
     source: the split to embed.
     batch_size: global batch size (padded batches of this size).
     mesh: the device mesh.
+    log: progress printer, or None.
 
   Returns:
     ``(embeddings [N, D] float32, labels [N, L] int32)`` in the source's order.
@@ -64,6 +70,8 @@ def embed_source(embed_fn, variables, input_config, source, *, batch_size: int, 
   parallel.check_batch_size(batch_size, mesh, name="config.evals.<name>.batch_size")
   local_batch = batch_size // jax.process_count()
   chunks, label_chunks, index_chunks = [], [], []
+  start = last = time.perf_counter()
+  done = 0
   # uint8 images on the host, normalised on the devices (a quarter of the bytes to send).
   for batch in pipeline.make_eval_batches(input_config, source, batch_size=local_batch,
                                           process_index=jax.process_index(),
@@ -74,6 +82,14 @@ def embed_source(embed_fn, variables, input_config, source, *, batch_size: int, 
     chunks.append(embeddings[mask])
     label_chunks.append(labels[mask])
     index_chunks.append(index[mask])
+    done += int(mask.sum())
+    now = time.perf_counter()
+    due = now - last >= _PROGRESS_SECONDS or (done == len(source) and now - start >= _PROGRESS_SECONDS)
+    if log is not None and due:
+      rate = done / (now - start)
+      log(f"{source.name}: {done:,} of {len(source):,} images ({rate:.1f} images/s, ETA "
+          f"{reporting.format_duration((len(source) - done) / rate if rate > 0 else math.inf)})")
+      last = now
   index = np.concatenate(index_chunks)
   order = np.argsort(index, kind="stable")
   embeddings = np.concatenate(chunks)[order].astype(np.float32)
@@ -170,8 +186,7 @@ class RetrievalEvaluator(Evaluator):
   """
 
   def __init__(self, name: str, eval_config: ml_collections.ConfigDict, input_config, *, model, mesh, log=print):
-    self.name = name
-    self.config = eval_config
+    self.name, self.config, self.log = name, eval_config, log
     _check_unread(name, eval_config, "retrieval", {"revisited": landmarks.default_config()})
     self.input_config = evaluation_input_config(input_config, eval_config)
     self.mesh = mesh
@@ -198,7 +213,7 @@ class RetrievalEvaluator(Evaluator):
 
   def embed(self, variables, source):
     return embed_source(self._embed, variables, self.input_config, source, batch_size=self.config.batch_size,
-                        mesh=self.mesh)
+                        mesh=self.mesh, log=lambda m: self.log(f"[eval {self.name}] {m}"))
 
   def run(self, state) -> dict:
     """Metrics of ``state``'s model: ``{metric_name: value}``."""
@@ -282,7 +297,8 @@ class RevisitedEvaluator(Evaluator):
     self._memo = None
     sizes = ", ".join(f"{d} {len(q)} queries / {len(g)} images" for d, (q, g) in self.sets.items())
     extra = f" + {len(self.distractor_source):,} distractors" if self.distractor_source is not None else ""
-    size = f"{s.square_size} x {s.square_size} (the original's square resize)" if s.square_size else f"max side {s.max_side}"
+    size = (f"{s.square_size} x {s.square_size} (the original's square resize)" if s.square_size
+            else f"max side {s.max_side}")
     log(f"[eval {name}] Revisited: {sizes}{extra} at {size}")
 
   def _fingerprint(self, variables) -> str:

@@ -1,5 +1,8 @@
 """Revisited Oxford / Paris landmark retrieval protocol (Radenovic et al., CVPR 2018), with distractors.
 
+Size: one evaluation kind end to end: its settings, ground truth and metrics, and the distractor counts
+(exact or ScaNN) that the metrics take as their input (``distractors_before``).
+
 Used for the GLDv2-trained models of SupRank. Ground truth comes from ``gnd_roxford5k.pkl`` /
 ``gnd_rparis6k.pkl``: a pickled dict with ``'imlist'`` (gallery image names), ``'qimlist'`` (query
 names) and ``'gnd'``, one dict per query with ``'easy'``, ``'hard'``, ``'junk'`` gallery indices
@@ -44,6 +47,7 @@ from typing import Callable, Mapping, Sequence
 import ml_collections
 import numpy as np
 
+from suprank_jax.evaluation import scann_search
 from suprank_jax.evaluation import search
 from suprank_jax.models.heads import multiscale_embed  # noqa: F401 - the package's one multi-scale embedding
 from suprank_jax.reporting import format_duration
@@ -342,14 +346,14 @@ def scann_distractors_before(query, gallery_scores, distractors, *, num_neighbor
   Args:
     query, gallery_scores, distractors, transform, log: as :func:`count_distractors_before`.
     num_neighbors: distractors kept per query.
-    **scann_settings: passed to :func:`search.build_scann_searcher` (tree and reordering sizes).
+    **scann_settings: passed to :func:`scann_search.build_scann_searcher` (tree and reordering sizes).
   """
   single, groups, offsets = _groups(query, gallery_scores)
   query = np.ascontiguousarray(query, np.float32)
   best = np.full((len(query), 0), -np.inf, np.float32)
   for shard in _blocks(distractors, _SCANN_SHARD_ITEMS, transform, log, "ScaNN search"):
     k = min(num_neighbors, len(shard))
-    searcher = search.build_scann_searcher(shard, num_neighbors=k, **scann_settings)
+    searcher = scann_search.build_scann_searcher(shard, num_neighbors=k, **scann_settings)
     _, found = searcher.search_batched(query, final_num_neighbors=k)
     best = np.sort(np.concatenate([best, np.asarray(found, np.float32)], axis=1), axis=1)[:, -num_neighbors:]
     del searcher

@@ -1,5 +1,9 @@
 """Retrieval metrics from the ranks of the relevant items (pure numpy, float64).
 
+Size: every retrieval metric reads the one ragged layout below through the same segment helpers
+(rax keeps its metrics in one ``metrics.py`` too); each metric is short, and a tenth of the module is
+the definitions in this docstring.
+
 Every metric here is computed per query from a *ragged* description of its ranked gallery: for each
 query, the 1-based ranks of the gallery items that share at least one label column with it, in
 increasing rank order, with a bit mask of the label columns they agree on. Non-relevant items

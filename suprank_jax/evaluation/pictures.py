@@ -1,5 +1,8 @@
 """Retrieval pictures: a grid of queries and their top-k results, each result framed by its relevance.
 
+Size: one picture kind, from its pure drawing (also used by ``suprank_jax.search``) to the queries an
+evaluation draws and the PNG and TensorBoard output.
+
 Row ``q`` of a grid holds query ``q`` (blue frame), then, after a wider gap, its ``k`` results in
 ranking order. A result's frame says how it relates to the query (:func:`relevance_kinds`):
 

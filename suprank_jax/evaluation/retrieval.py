@@ -1,5 +1,9 @@
 """Retrieval evaluation entry point: embeddings + labels -> metric dictionary.
 
+Size: a sixth of it is this docstring (the reference of metric keys and protocols); the code is one
+entry point whose two protocols, default and original, share the config checks, the chunk metrics and
+the summary.
+
 :func:`evaluate_retrieval` covers the evaluation modes of SupRank/HAPPIER/ROADMAP:
 
 * same source (``gallery_embeddings=None``): every item queries all the others, itself excluded;
@@ -90,7 +94,7 @@ relevant items come back to the host (8 bytes per relevant item, not 4 bytes per
 a CPU the ranks of the relevant items are counted against each sorted score row (``np.sort``; no
 argsort), two chunks at a time in threads, while the next chunk's matmul runs. When only top-k
 metrics are requested (R@k, true_R@k, P@k, mAP@k) it uses the exact top-K (``lax.top_k``).
-``'scann'`` uses an approximate ScaNN top-K (sizes per gallery: ``search.scann_settings``) and
+``'scann'`` uses an approximate ScaNN top-K (sizes per gallery: ``scann_search.scann_settings``) and
 supports only those top-k metrics; it reports its recall of the exact top-K by default.
 """
 
@@ -101,6 +105,7 @@ import numpy as np
 
 from suprank_jax import hierarchy
 from suprank_jax.evaluation import metrics as metrics_lib
+from suprank_jax.evaluation import scann_search
 from suprank_jax.evaluation import search
 
 __all__ = ["default_config", "check_config", "evaluate_retrieval", "with_distractors", "TOP_K_METRICS",
@@ -141,7 +146,7 @@ def default_config() -> ml_collections.ConfigDict:
   config.protocol = "default"
   config.original_metric_batch_size = 256          # the original's metric_batch_size (its chunk means)
   config.scann = ml_collections.ConfigDict()
-  # 0: per gallery size N and list length k (search.scann_settings: recall of the exact top-k >= 0.95):
+  # 0: per gallery size N and list length k (scann_search.scann_settings: recall of the exact top-k >= 0.95):
   config.scann.num_leaves = 0                      # sqrt(N)
   config.scann.num_leaves_to_search = 0            # the share min(1, 5.5 sqrt(k / N)) of the leaves
   config.scann.reorder_k = 0                       # 2 k + 200 candidates re-scored exactly
@@ -463,22 +468,22 @@ def _default_metrics(query, query_labels, gallery, gallery_labels, self_index, c
                        f"{TOP_K_METRICS}; set binary_metrics=(), binary_asi=False, multi_level_metrics=(), "
                        "level_ap=() or use search='exact'")
     sc = config.scann
-    searcher = search.build_scann_searcher(
+    searcher = scann_search.build_scann_searcher(
         gallery, num_neighbors=depth, num_leaves=sc.num_leaves, num_leaves_to_search=sc.num_leaves_to_search,
         reorder_k=sc.reorder_k, training_sample_size=sc.training_sample_size, dims_per_block=sc.dims_per_block,
         anisotropic_quantization_threshold=sc.anisotropic_quantization_threshold, brute_force=sc.brute_force)
     block = 8192  # queries per ScaNN call: bounds the [block, K] neighbour lists
     for start in range(0, num_q, block):
       stop = min(start + block, num_q)
-      indices = search.scann_top_k(searcher, query[start:stop], depth,
-                                   self_index[start:stop] if has_self.any() else None)
+      indices = scann_search.scann_top_k(searcher, query[start:stop], depth,
+                                         self_index[start:stop] if has_self.any() else None)
       chunk_stats = stats.rows(start, stop)
       add(_chunk_metrics(search.top_k_relevant(indices, query_labels[start:stop], gallery_labels, chunk_stats),
                          config, None))
       if sc.report_recall and start == 0:
         n = min(sc.recall_num_queries, stop)
         exact, _ = search.exact_top_k(query[:n], gallery, depth, self_index[:n], chunk_size=config.chunk_size)
-        results[f"scann_recall@{depth}"] = search.top_k_recall(indices[:n], exact)
+        results[f"scann_recall@{depth}"] = scann_search.top_k_recall(indices[:n], exact)
   elif not full:
     for start, indices, _ in search.exact_top_k_chunks(query, gallery, depth, self_index,
                                                        chunk_size=config.chunk_size):

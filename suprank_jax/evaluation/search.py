@@ -1,4 +1,9 @@
-"""Nearest-neighbour search for evaluation: exact chunked ranking, exact top-k, and ScaNN.
+"""Exact nearest-neighbour search for evaluation: chunked exact ranking and exact top-k (approximate
+search with ScaNN: :mod:`suprank_jax.evaluation.scann_search`).
+
+Size: the host and device rankings below must give the same integer ranks; they share the candidate
+selection, the masked scoring and the assembly of :class:`RankedRelevant`, which the label statistics
+and the exact top-k feed too, so one module keeps the one ranking rule in one place.
 
 Scores are dot products ``query @ gallery.T`` (embeddings are expected L2-normalised, so this is the
 cosine similarity). The full ``[num_queries, num_gallery]`` matrix is never materialised: queries
@@ -35,7 +40,6 @@ import collections
 import concurrent.futures
 import dataclasses
 import functools
-import math
 from typing import NamedTuple
 
 import jax
@@ -57,10 +61,6 @@ __all__ = [
     "exact_top_k",
     "exact_top_k_chunks",
     "top_k_relevant",
-    "scann_settings",
-    "build_scann_searcher",
-    "scann_top_k",
-    "top_k_recall",
     "TransferCounter",
     "TRANSFERS",
 ]
@@ -212,11 +212,16 @@ def _numpy_scores(dtype):
   return np.dtype(dtype) == np.float64 and not jax.config.jax_enable_x64
 
 
-@functools.partial(jax.jit, static_argnames=("sort",))
-def _chunk_scores(query, gallery, self_index, *, sort: bool):
+def _masked_scores(query, gallery, self_index):
+  """``query @ gallery.T`` on the device, each query's own copy (``self_index``, or -1) at ``-inf``."""
   scores = jnp.matmul(query, gallery.T, precision=jax.lax.Precision.HIGHEST)
   is_self = jnp.arange(gallery.shape[0])[None, :] == self_index[:, None]
-  scores = jnp.where(is_self, -jnp.inf, scores)
+  return jnp.where(is_self, -jnp.inf, scores)
+
+
+@functools.partial(jax.jit, static_argnames=("sort",))
+def _chunk_scores(query, gallery, self_index, *, sort: bool):
+  scores = _masked_scores(query, gallery, self_index)
   if sort:
     return scores, jnp.sort(scores, axis=1)
   return scores, scores[:, :0]
@@ -224,10 +229,7 @@ def _chunk_scores(query, gallery, self_index, *, sort: bool):
 
 @functools.partial(jax.jit, static_argnames=("k",))
 def _chunk_top_k(query, gallery, self_index, *, k: int):
-  scores = jnp.matmul(query, gallery.T, precision=jax.lax.Precision.HIGHEST)
-  is_self = jnp.arange(gallery.shape[0])[None, :] == self_index[:, None]
-  scores = jnp.where(is_self, -jnp.inf, scores)
-  return jax.lax.top_k(scores, k)
+  return jax.lax.top_k(_masked_scores(query, gallery, self_index), k)
 
 
 def _pad_rows(x, size, value):
@@ -428,9 +430,8 @@ def _host_ranked_chunk(scores, sorted_scores, query_labels, gallery_labels, self
 def _chunk_candidate_ranks(query, gallery, self_index, cand_cols):
   """Device ranking: ``(ranks, cols)`` ``[B, P]`` int32 of each row's candidates in ranking order
   (padding, ``cand_cols = -1``, last with rank ``N + 1``). Only these leave the device."""
-  scores = jnp.matmul(query, gallery.T, precision=jax.lax.Precision.HIGHEST)
+  scores = _masked_scores(query, gallery, self_index)
   num_b, num_g = scores.shape
-  scores = jnp.where(jnp.arange(num_g)[None, :] == self_index[:, None], -jnp.inf, scores)
   # Decreasing score, ties by increasing gallery index (a stable sort of the negated scores).
   order = jnp.argsort(-scores, axis=1, stable=True)
   rank_of = jnp.zeros((num_b, num_g), jnp.int32).at[jnp.arange(num_b)[:, None], order].set(
@@ -610,103 +611,3 @@ def top_k_relevant(indices, query_labels, gallery_labels, stats) -> RankedReleva
       offsets=np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=num_q))]),
       ranks=cols.astype(np.int64) + 1, agree=agree[rows, cols],
       level_counts=stats.level_counts, column_counts=stats.column_counts, num_ranked=stats.num_ranked, depth=depth)
-
-
-# ----------------------------------------------------------------------------------------------
-# ScaNN.
-
-
-def scann_settings(num_gallery: int, num_neighbors: int) -> dict[str, int]:
-  """ScaNN's tree and reordering sizes for a gallery of ``num_gallery`` items and top-``num_neighbors``
-  lists, chosen so that the recall of the exact top-k is at least 0.95 (measured on SOP-like
-  synthetic embeddings at 30k and 60k items, k = 100 and 1000: ``benchmarks/bench_evaluation.py``).
-
-  * ``num_leaves``: ``sqrt(N)``;
-  * ``num_leaves_to_search``: the share ``min(1, 5.5 sqrt(k / N))`` of the leaves: a top-k that
-    is a larger part of the gallery spreads over more leaves (k = 1000: 71% of the leaves at 60k
-    items, all of them at 30k; k = 100 at 30k: 32%). A top-k of more than about 1% of the gallery
-    needs most leaves: ScaNN is then no faster than exact search;
-  * ``reorder_k``: ``2 k + 200`` candidates re-scored exactly (the hashed scores rank the true
-    neighbours within about twice k).
-  """
-  num_gallery, k = int(num_gallery), int(num_neighbors)
-  leaves = min(max(1, int(math.sqrt(num_gallery))), max(num_gallery, 1))
-  share = min(1.0, 5.5 * math.sqrt(k / max(num_gallery, 1)))
-  return {"num_leaves": leaves, "num_leaves_to_search": max(1, math.ceil(leaves * share)),
-          "reorder_k": min(2 * k + 200, max(num_gallery, k))}
-
-
-def build_scann_searcher(gallery, *, num_neighbors: int = 10, num_leaves: int = 0, num_leaves_to_search: int = 0,
-                         reorder_k: int = 0, training_sample_size: int = 100_000, dims_per_block: int = 2,
-                         anisotropic_quantization_threshold: float = 0.2, brute_force: bool = False):
-  """ScaNN dot-product searcher over ``gallery`` (tree + asymmetric hashing + exact reordering).
-
-  Args:
-    gallery: ``[N, D]`` embeddings (cast to float32).
-    num_neighbors: default number of neighbours of a search.
-    num_leaves: partitions of the tree; 0: :func:`scann_settings`.
-    num_leaves_to_search: partitions searched per query; 0: :func:`scann_settings`.
-    reorder_k: candidates re-scored exactly (at least ``num_neighbors``); 0: :func:`scann_settings`.
-    training_sample_size: points used to train the tree (at most ``N``).
-    dims_per_block: asymmetric-hashing block size.
-    anisotropic_quantization_threshold: ScaNN's anisotropic loss threshold.
-    brute_force: exact brute-force scoring instead (for checks).
-
-  Returns:
-    A ``scann_ops_pybind`` searcher (cannot be pickled; ``serialize(dir)`` to save it).
-  """
-  import scann  # pylint: disable=g-import-not-at-top
-
-  gallery = np.ascontiguousarray(gallery, np.float32)
-  num_g = gallery.shape[0]
-  builder = scann.scann_ops_pybind.builder(gallery, num_neighbors, "dot_product")
-  if brute_force:
-    return builder.score_brute_force().build()
-  auto = scann_settings(num_g, num_neighbors)
-  leaves = min(num_leaves or auto["num_leaves"], num_g)
-  to_search = num_leaves_to_search or (auto["num_leaves_to_search"] if not num_leaves
-                                       else max(1, math.ceil(leaves * auto["num_leaves_to_search"] / auto["num_leaves"])))
-  builder = builder.tree(num_leaves=leaves, num_leaves_to_search=min(to_search, leaves),
-                         training_sample_size=min(training_sample_size, num_g))
-  builder = builder.score_ah(dims_per_block, anisotropic_quantization_threshold=anisotropic_quantization_threshold)
-  return builder.reorder(max(reorder_k or auto["reorder_k"], num_neighbors)).build()
-
-
-def scann_top_k(searcher, query, k: int, self_index=None, *, leaves_to_search: int | None = None,
-                pre_reorder_num_neighbors: int | None = None):
-  """Top-``k`` gallery indices from a ScaNN searcher, the query's own copy removed.
-
-  With a self index the search asks for ``k + 1`` neighbours and drops the query's own copy, or
-  the last neighbour when the approximate search missed the copy.
-
-  Returns:
-    ``[Q, k]`` int64 gallery indices in ranking order.
-  """
-  query = np.ascontiguousarray(query, np.float32)
-  extra = 0 if self_index is None or not np.any(np.asarray(self_index) >= 0) else 1
-  kwargs = {"final_num_neighbors": k + extra}
-  if leaves_to_search:
-    kwargs["leaves_to_search"] = leaves_to_search
-  if pre_reorder_num_neighbors:
-    kwargs["pre_reorder_num_neighbors"] = pre_reorder_num_neighbors
-  neighbors, _ = searcher.search_batched_parallel(query, **kwargs)
-  neighbors = np.asarray(neighbors, np.int64)
-  if neighbors.shape[1] < k + extra:
-    raise ValueError(f"ScaNN returned {neighbors.shape[1]} neighbours, fewer than the {k + extra} requested")
-  if not extra:
-    return neighbors[:, :k]
-  self_index = np.asarray(self_index)
-  is_self = neighbors == self_index[:, None]
-  # Drop the self match if present, else the last neighbour: a stable argsort moves it to the end.
-  order = np.argsort(is_self, axis=1, kind="stable")
-  return np.take_along_axis(neighbors, order, 1)[:, :k]
-
-
-def top_k_recall(approx_indices, exact_indices) -> float:
-  """Mean fraction of the exact top-``k`` neighbours found by an approximate search."""
-  approx_indices = np.asarray(approx_indices)
-  exact_indices = np.asarray(exact_indices)
-  if approx_indices.shape != exact_indices.shape:
-    raise ValueError(f"approx and exact indices differ in shape: {approx_indices.shape} vs {exact_indices.shape}")
-  hits = (approx_indices[:, :, None] == exact_indices[:, None, :]).any(-1)
-  return float(hits.mean())

@@ -1,5 +1,8 @@
 """``config.input`` to per-process batches: training iterator, evaluation batches, resume.
 
+Size: training and evaluation batches share the config checks, the item loading and the handling of
+corrupt images, so config-to-batches is one module (STYLE's module map: ``pipeline.py``).
+
 Training: one grain element per step (ECOSYSTEM.md §1)::
 
   grain.MapDataset.range(total_steps).map(load_batch)[start_step:].to_iter_dataset()

@@ -1,8 +1,7 @@
 """Step functions, the differentiable rank primitives and the one driver of every rank loss.
 
-(About 500 lines, more than the other modules, on purpose: the step functions, the chunked rank
-primitive with its custom VJP and the driver are the single rank machinery of every rank loss; split
-up, the driver would reach into another module's internals.)
+Size: the step functions, the chunked rank primitive with its custom VJP and the driver are the single
+rank machinery of every rank loss; split up, the driver would reach into another module's internals.
 
 A rank loss scores every query ``b`` against items ``j`` with ``scores[b, j]``. The rank of item ``i``
 is one plus the number of items scored above it,
