@@ -65,6 +65,12 @@ class IncompatibleCheckpointError(CheckpointError):
   """A checkpoint holds a state of another structure (another model, losses or memory)."""
 
 
+def _first_line(error: Exception, limit: int = 300) -> str:
+  """``Type: message`` of ``error``, its first line only (TensorStore appends a many-line spec dump)."""
+  text = f"{type(error).__name__}: {str(error).strip()}".splitlines()[0]
+  return text if len(text) <= limit else text[:limit] + " ..."
+
+
 class CheckpointWriteError(OSError):
   """Writing a checkpoint failed (read-only or full disk, ...).
 
@@ -344,7 +350,7 @@ class CheckpointManager:
       restored = self._manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
     except Exception as e:  # noqa: BLE001 - any read failure means this step is damaged.
-      raise _Damaged(f"unreadable: {type(e).__name__}: {e}") from e
+      raise _Damaged(f"unreadable: {_first_line(e)}") from e
     self._verify(step, restored.state, record)
     if record is None:
       log(f"warning: checkpoint step {step} in {self.directory} has no integrity record (written by an "
@@ -430,7 +436,7 @@ class CheckpointManager:
         try:
           restored = self._manager.restore(s, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
         except Exception as e:  # noqa: BLE001 - any read failure means this step is damaged.
-          raise _Damaged(f"unreadable: {type(e).__name__}: {e}") from e
+          raise _Damaged(f"unreadable: {_first_line(e)}") from e
         state = restored.state
         get = state.get if isinstance(state, dict) else lambda k, d=None: getattr(state, k, d)
         variables = {"params": get("params")}

@@ -140,6 +140,25 @@ def test_no_readable_checkpoint_stops_the_run_and_changes_nothing(run):
   assert _snapshot(run) == before
 
 
+def test_a_read_error_is_named_in_one_line_per_step(run, monkeypatch):
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+
+  def failing_restore(self, step, *args, **kwargs):
+    raise Exception(f"Encountered error while reading array index of step {step}. See full TensorStore "
+                    "details: TensorStore({\n  'base': {\n    'driver': 'zarr',\n  }\n})")
+
+  monkeypatch.setattr(ocp.CheckpointManager, "restore", failing_restore)
+  before = _snapshot(run)
+  with pytest.raises(checkpoint.NoUsableCheckpointError) as info:
+    train.train_and_evaluate(_config(9), str(run), log=_quiet)
+  message = str(info.value)
+  assert re.search(r"step folders \[3, 6\] and none of them restores: .*step 6: unreadable: Exception: "
+                   r"Encountered error while reading array index of step 6\. See full TensorStore details: "
+                   r"TensorStore\(\{.*start afresh on purpose", message, re.S)
+  assert "'driver'" not in message
+  assert _snapshot(run) == before
+
+
 def test_a_resume_from_another_runs_folder_verifies_it_and_changes_nothing_there(run, tmp_path):
   damage_bytes(str(run / "checkpoints" / "6"))
   before = _snapshot(run)
