@@ -22,8 +22,9 @@ from suprank_jax.evaluation import image_embedding as IE
 from suprank_jax.evaluation import landmarks as LM
 from suprank_jax.input_pipeline import sources
 from suprank_jax.input_pipeline.readers import revisited
-from suprank_jax.models import build_model, default_config, heads
+from suprank_jax.models import default_config, heads
 from tests import miniatures
+from tests.test_models import _tiny_resnet
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
 
@@ -296,14 +297,6 @@ def test_revisited_sets_read_both_benchmarks_and_the_distractors_when_present(re
   np.testing.assert_array_equal(query.labels[:, 0], [0, 1, 2, 3, 4])  # joint ids with the gallery
 
 
-def _tiny_model(**overrides):
-  c = default_config("resnet18")
-  c.width = 4
-  c.embed_dim = 8
-  c.update(overrides)
-  return build_model(c)
-
-
 class _State:
   def __init__(self, variables):
     self._variables = variables
@@ -321,7 +314,7 @@ def _revisited_evaluator(data_dir, model, log=lambda _: None, **settings):
 
 @pytest.fixture(scope="module")
 def tiny():
-  model = _tiny_model()
+  model = _tiny_resnet()
   return model, model.init(jax.random.PRNGKey(0), np.zeros((1, 32, 32, 3), np.float32), train=False)
 
 
@@ -442,14 +435,14 @@ def test_bad_revisited_settings_stop_when_the_evaluator_is_built(revisited_dir, 
   ev.update(settings)
   ev.revisited.update(revisited)
   with pytest.raises((ValueError, FileNotFoundError), match=match):
-    evaluator_lib.Evaluator("lm", ev, config.input, model=_tiny_model(), mesh=parallel.make_mesh())
+    evaluator_lib.Evaluator("lm", ev, config.input, model=_tiny_resnet(), mesh=parallel.make_mesh())
 
 
 def test_a_retrieval_evaluation_rejects_revisited_settings():
   config = common.base_config()
   config.evals.test.revisited.max_side = 512
   with pytest.raises(ValueError, match="revisited is set but config.evals.test.kind='retrieval'"):
-    evaluator_lib.Evaluator("test", config.evals.test, config.input, model=_tiny_model(), mesh=parallel.make_mesh())
+    evaluator_lib.Evaluator("test", config.evals.test, config.input, model=_tiny_resnet(), mesh=parallel.make_mesh())
 
 
 # ----------------------------------------------------------------------------------------------

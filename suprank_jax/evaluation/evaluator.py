@@ -15,6 +15,7 @@ settings at once (so a missing file or a bad setting stops a run before any trai
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -306,11 +307,12 @@ class RevisitedEvaluator(Evaluator):
     return image_embedding.variables_fingerprint(variables, repr(self.model), s.max_side, s.square_size, s.multiscale,
                                                  s.pad_to_multiple, self.input_config.normalization)
 
-  def _embed_set(self, variables, what, source, key):
-    """A filled :class:`image_embedding.EmbeddingStore` of ``source`` (on disk for a large set)."""
+  def _embed_set(self, variables, what, source, key=None):
+    """A filled :class:`image_embedding.EmbeddingStore` of ``source``: with ``key`` (a callable giving
+    the cache folder's name), on disk for a large set; in memory otherwise."""
     s = self.settings
     folder = None
-    if len(source) >= s.cache_min_items:
+    if key is not None and len(source) >= s.cache_min_items:
       folder = os.path.join(s.cache_dir or image_embedding.default_cache_dir(), key(),
                             f"process{jax.process_index()}", what)
     store = image_embedding.EmbeddingStore(len(source), self._embedder.output_dim(variables), folder)
@@ -330,12 +332,7 @@ class RevisitedEvaluator(Evaluator):
       keys = [_item_key(source, i) for i in range(len(source))]
       if all(k in rows for k in keys):
         return np.stack([rows[k] for k in keys]), source.labels
-    local = self._embedder.local_variables(variables)
-    store = image_embedding.EmbeddingStore(len(source), self._embedder.output_dim(local))
-    image_embedding.embed_images(self._embedder, local, source, store, max_side=self.settings.max_side,
-                                 square_size=self.settings.square_size,
-                                 threads=self.settings.loader_threads,
-                                 skip_corrupt=bool(self.input_config.skip_corrupt_images))
+    store = self._embed_set(self._embedder.local_variables(variables), source.name, source)
     return self._whiten(store.embeddings, self._memo[2] if self._memo else self.whitening), source.labels
 
   def run(self, state) -> dict:
@@ -343,13 +340,7 @@ class RevisitedEvaluator(Evaluator):
     s = self.settings
     leaves = _leaf_ids(state.variables())
     variables = self._embedder.local_variables(state.variables())
-    fingerprint = []
-
-    def key():
-      if not fingerprint:
-        fingerprint.append(self._fingerprint(variables))
-      return fingerprint[0]
-
+    key = functools.cache(lambda: self._fingerprint(variables))  # hashed only when a set is cached on disk
     stores = []
 
     def embed(what, source):
