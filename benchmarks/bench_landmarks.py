@@ -1,7 +1,9 @@
-"""Revisited Oxford + Paris evaluation with generated distractors: time and peak memory, exact and ScaNN.
+"""Revisited Oxford + Paris evaluation with generated distractors: time and peak memory, exact and ScaNN;
+the H-GLDv2 benchmark with its index in memory and on disk.
 
     python benchmarks/bench_landmarks.py                       # 100,000 distractors, 2048-d
     python benchmarks/bench_landmarks.py --distractors 20000   # quick check
+    python benchmarks/bench_landmarks.py --hgldv2 100000       # H-GLDv2 benchmark, 100,000 index images
 
 Generated embeddings at the benchmarks' sizes (ROxford5k: 70 queries, 4,993 gallery images;
 RParis6k: 70 queries, 6,322 gallery images; 2048-d, the landmark model's), with the protocol's
@@ -13,6 +15,13 @@ benchmarks with the distractors (``landmarks.evaluate_revisited_sets``: gallery 
 search for the queries of both, metrics) and the process's peak RSS. Modes:
   exact : every distractor scored and counted (exact ranks)
   scann : ScaNN indexes of 100,000 distractors at most, the best ``--neighbors`` per query kept
+
+``--hgldv2 N``: the H-GLDv2 benchmark's metrics (the landmark configs' ``config.evals.hgldv2``: mAP@100,
+P@1, P@100, AP, mAP@R, H-AP, ASI, NDCG over three label levels) for 1,129 generated queries (the
+GLDv2 retrieval test's) against N generated 2048-d index embeddings in three levels (landmarks of
+about 10 images, 1,000 clusters, 10 overall clusters), the index held in memory or read from its
+``.npy`` store on disk, as the evaluator does for a set of ``cache_min_items`` or more. Same numbers,
+compared to 1e-6.
 """
 
 import argparse
@@ -65,6 +74,69 @@ def peak_rss_gb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+def make_hgldv2(num_queries, num_index, dim, rng, chunk=10_000):
+  """``(query, query_labels, index_labels)`` and a generator of index blocks: each query has its
+  landmark's images near it (clustered), three label levels."""
+  landmarks = rng.integers(0, max(1, num_index // 10), num_index)
+  levels = lambda lm: np.stack([lm, lm % 1000, lm % 10], 1)  # landmark, cluster, overall cluster
+  centres = rng.normal(size=(max(1, num_index // 10), dim)).astype(np.float32)
+  query_lm = rng.choice(landmarks, num_queries)
+  query = centres[query_lm] + 3.0 * rng.normal(size=(num_queries, dim)).astype(np.float32)
+  query /= np.linalg.norm(query, axis=1, keepdims=True)
+
+  def blocks():
+    for start in range(0, num_index, chunk):
+      lm = landmarks[start:start + chunk]
+      x = centres[lm] + 3.0 * rng.normal(size=(len(lm), dim)).astype(np.float32)
+      yield start, x / np.linalg.norm(x, axis=1, keepdims=True)
+
+  return query, levels(query_lm), levels(landmarks), blocks
+
+
+def run_hgldv2(args):
+  from suprank_jax.configs.landmarks import compose  # pylint: disable=g-import-not-at-top
+  from suprank_jax.evaluation import retrieval  # pylint: disable=g-import-not-at-top
+
+  config = compose(dataset="gldv2_hier", loss="happier", optimizer="gldv2").evals.hgldv2.metrics
+  query, query_labels, index_labels, _ = make_hgldv2(1129, args.hgldv2, args.dim, np.random.default_rng(0))
+  index = np.load(args.path, mmap_mode="r")
+  retrieval.evaluate_retrieval(query[:50], query_labels[:50], index[:3000], index_labels[:3000], config=config)
+  start = time.perf_counter()
+  if args.mode == "memory":
+    index = np.array(index)
+  results = retrieval.evaluate_retrieval(query, query_labels, index, index_labels, config=config)
+  seconds = time.perf_counter() - start
+  print(json.dumps({"mode": args.mode, "seconds": seconds, "peak_rss_gb": peak_rss_gb(), "results": results}))
+
+
+def main_hgldv2(args):
+  with tempfile.TemporaryDirectory() as folder:
+    path = os.path.join(folder, "index.npy")
+    _, _, _, blocks = make_hgldv2(1129, args.hgldv2, args.dim, np.random.default_rng(0))
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(args.hgldv2, args.dim))
+    for start, block in blocks():
+      out[start:start + len(block)] = block
+    out.flush()
+    del out
+    print(f"H-GLDv2 benchmark: 1,129 queries, {args.hgldv2:,} index images x {args.dim} "
+          f"({os.path.getsize(path) / 2**30:.2f} GiB on disk)")
+    runs = {}
+    for mode in ("memory", "disk"):
+      out = subprocess.run([sys.executable, __file__, "--mode", mode, "--path", path, "--dim", str(args.dim),
+                            "--hgldv2", str(args.hgldv2)], capture_output=True, text=True, check=False)
+      if out.returncode:
+        print(out.stderr[-3000:])
+        continue
+      runs[mode] = r = json.loads(out.stdout.strip().splitlines()[-1])
+      print(f"index {'in memory' if mode == 'memory' else 'on disk  '}: {r['seconds']:.1f} s, peak RSS "
+            f"{r['peak_rss_gb']:.2f} GiB (H-AP {r['results']['H-AP_multi']:.4f}, "
+            f"mAP@100 {r['results']['mAP@100_level0']:.4f})")
+    if len(runs) == 2:
+      a, b = runs["memory"]["results"], runs["disk"]["results"]
+      worst = max(abs(a[k] - b[k]) for k in a)
+      print(f"largest metric difference between the two: {worst:.1e} ({'equal to 1e-6' if worst <= 1e-6 else 'DIFFER'})")
+
+
 def run_mode(args):
   from suprank_jax.evaluation import landmarks  # pylint: disable=g-import-not-at-top
 
@@ -92,11 +164,15 @@ def main():
   parser.add_argument("--dim", type=int, default=2048)
   parser.add_argument("--neighbors", type=int, default=1000)
   parser.add_argument("--modes", default="exact,scann")
+  parser.add_argument("--hgldv2", type=int, default=0, help="H-GLDv2 benchmark with this many index images")
   parser.add_argument("--mode", help=argparse.SUPPRESS)
   parser.add_argument("--path", help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.mode:
-    run_mode(args)
+    (run_hgldv2 if args.hgldv2 else run_mode)(args)
+    return
+  if args.hgldv2:
+    main_hgldv2(args)
     return
   with tempfile.TemporaryDirectory() as folder:
     path = os.path.join(folder, "distractors.npy")

@@ -15,7 +15,7 @@ from typing import Mapping
 import jax
 import numpy as np
 
-__all__ = ["MetricWriter", "Progress", "format_table"]
+__all__ = ["MetricWriter", "Progress", "ProgressLog", "format_table"]
 
 
 def _to_float(value):
@@ -124,6 +124,42 @@ class Progress:
     steps_per_sec = (step - self._s0) / elapsed if elapsed > 0 else math.nan
     eta = (self.total_steps - step) / steps_per_sec if steps_per_sec > 0 else math.nan
     return {"steps_per_sec": steps_per_sec, "eta_sec": eta}
+
+
+# Seconds between two lines of a ProgressLog.
+PROGRESS_SECONDS = 30.0
+
+
+class ProgressLog:
+  """Progress lines of a long piece of work: ``'<what>: <done> of <total> <unit> (<rate> <unit>/s, ETA
+  h:mm:ss)'``, at most every :data:`PROGRESS_SECONDS` (read at each update), and at the end when a
+  line was printed before or the work took that long (quick work stays silent).
+
+  Args:
+    log: the printer (None: nothing is logged).
+    what: the name of the work.
+    total: units to do.
+    unit: their name.
+    done: units already done before this run (resumed work: not counted in the rate).
+  """
+
+  def __init__(self, log, what: str, total: int, unit: str = "images", *, done: int = 0):
+    self.log, self.what, self.total, self.unit = log, what, total, unit
+    self._first = done
+    self._start = self._last = time.perf_counter()
+    self._printed = False
+
+  def update(self, done: int):
+    """Reports ``done`` units out of the total, when a line is due."""
+    now = time.perf_counter()
+    finished = done >= self.total and (self._printed or now - self._start >= PROGRESS_SECONDS)
+    if self.log is None or not (now - self._last >= PROGRESS_SECONDS or finished):
+      return
+    rate = (done - self._first) / max(now - self._start, 1e-9)
+    eta = (self.total - done) / rate if rate > 0 else math.inf
+    self.log(f"{self.what}: {done:,} of {self.total:,} {self.unit} ({rate:,.1f} {self.unit}/s, ETA "
+             f"{format_duration(eta)})")
+    self._last, self._printed = now, True
 
 
 def format_duration(seconds: float) -> str:

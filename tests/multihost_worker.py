@@ -4,7 +4,8 @@
 
 Each process has 2 CPU devices; with NUM_PROCESSES > 1 they join one JAX cluster over gloo. Trains the
 tiny digits config of tests/test_train.py (with a checkpoint every CHECKPOINT_EVERY steps when given, and a
-log line every 5 steps, printed as it comes) and saves the final parameters and test mAP@R. A run stopped
+log line every 5 steps, printed as it comes) and saves the final parameters and test mAP@R (its test set
+embedded into an on-disk store, as a large set is). A run stopped
 by a signal prints its message and exits with its status (128 + the signal).
 """
 
@@ -28,6 +29,8 @@ def main(argv):
   from tests.test_train import _constant_lr_config  # pylint: disable=g-import-not-at-top
 
   config = _constant_lr_config(int(total_steps))
+  # The evaluation embeds into an on-disk store (every process its own; the items to embed agreed on).
+  config.evals.test.update(cache_min_items=0, cache_dir=workdir + "_embeddings")
   messages = []
   log = messages.append
   if len(argv) > 7:

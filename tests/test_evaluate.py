@@ -13,7 +13,7 @@ import pytest
 import safetensors.numpy
 
 from suprank_jax import evaluate as evaluate_lib
-from suprank_jax import parallel, train
+from suprank_jax import parallel, reporting, train
 from suprank_jax.configs import common, experiment
 from suprank_jax.evaluation import evaluator as evaluator_lib
 from suprank_jax.evaluation import retrieval
@@ -162,7 +162,7 @@ def test_embedding_a_split_reports_progress_with_an_eta(tmp_path, monkeypatch):
   ev = evaluator_lib.Evaluator("test", config.evals.test, config.input, model=model, mesh=parallel.make_mesh(),
                                log=lines.append)
   variables = jax.jit(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3)), train=False))()
-  monkeypatch.setattr(evaluator_lib, "_PROGRESS_SECONDS", 0.0)  # a line after every batch
+  monkeypatch.setattr(reporting, "PROGRESS_SECONDS", 0.0)  # a line after every batch
   embeddings, _ = ev.embed(variables, ev.query_source)
   n = len(ev.query_source)
   progress = [line for line in lines if "images/s" in line]

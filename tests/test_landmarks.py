@@ -20,6 +20,7 @@ from suprank_jax.configs import common, experiment
 from suprank_jax.evaluation import evaluator as evaluator_lib
 from suprank_jax.evaluation import image_embedding as IE
 from suprank_jax.evaluation import landmarks as LM
+from suprank_jax.evaluation import search
 from suprank_jax.input_pipeline import sources
 from suprank_jax.input_pipeline.readers import revisited
 from suprank_jax.models import default_config, heads
@@ -184,7 +185,7 @@ def test_distractor_counts_stream_in_blocks_and_rank_ties_after_the_gallery(monk
   query, distractors = _unit(rng, 3, 8), _unit(rng, 50, 8)
   gallery_scores = query @ _unit(rng, 7, 8).T
   gallery_scores[0, 0] = float(query[0] @ distractors[5])  # a tie with a distractor
-  monkeypatch.setattr(LM, "_BLOCK_BYTES", 7 * 8 * 4)  # blocks of 7 rows
+  monkeypatch.setattr(search, "GALLERY_BLOCK_BYTES", 7 * 8 * 4)  # blocks of 7 rows
   counts = LM.count_distractors_before(query, gallery_scores, distractors)
   expected = ((query @ distractors.T)[:, None, :] > gallery_scores[:, :, None]).sum(-1)
   np.testing.assert_array_equal(counts, expected)
@@ -305,10 +306,11 @@ class _State:
     return self._variables
 
 
-def _revisited_evaluator(data_dir, model, log=lambda _: None, **settings):
+def _revisited_evaluator(data_dir, model, log=lambda _: None, store=None, **settings):
   config = common.base_config()
   config.input.normalization = "imagenet"
   ev = common.revisited_eval_config(data_dir, batch_size=8, **settings)
+  ev.update(store or {})
   return evaluator_lib.Evaluator("revisited", ev, config.input, model=model, mesh=parallel.make_mesh(), log=log)
 
 
@@ -320,7 +322,7 @@ def tiny():
 
 def test_revisited_numbers_on_the_miniature_equal_the_standard_implementation(revisited_dir, tiny, tmp_path):
   model, variables = tiny
-  ev = _revisited_evaluator(revisited_dir, model, cache_dir=str(tmp_path / "cache"), cache_min_items=10)
+  ev = _revisited_evaluator(revisited_dir, model, store=dict(cache_dir=str(tmp_path / "cache"), cache_min_items=10))
   assert isinstance(ev, evaluator_lib.RevisitedEvaluator) and ev.distractor_source is not None
   metrics = ev.run(_State(variables))
   distractors, _ = ev.embed(variables, ev.distractor_source)
@@ -481,6 +483,53 @@ def test_gldv2_training_evaluates_revisited_and_hgldv2_and_the_evaluate_command_
   assert step == 2
   for name in ("roxf_rpar", "hgldv2"):
     assert results[name] == pytest.approx(final[name], rel=1e-5, abs=1e-7)
+
+
+def test_a_large_index_is_embedded_on_disk_resumes_after_an_interruption_and_gives_the_same_numbers(
+    tmp_path, tiny, monkeypatch):
+  config = _landmark_run_config("landmarks/happier_hgldv2.py", str(tmp_path / "data"))
+  model, variables = tiny
+  ev_config = config.evals.hgldv2
+  ev_config.batch_size = 8
+
+  def evaluator(**store):
+    ev_config.update(store)
+    return evaluator_lib.Evaluator("hgldv2", ev_config, config.input, model=model, mesh=parallel.make_mesh(),
+                                   log=lines.append)
+
+  lines = []
+  in_memory = evaluator().run(_State(variables))
+  cache = tmp_path / "cache"
+  ev = evaluator(cache_dir=str(cache), cache_min_items=len(_gallery_of(config)) - 1)
+  # An interruption after the queries' batch and one batch of the index: the latter stays on disk.
+  embed, calls = ev._embed, []
+
+  def failing(v, batch):
+    calls.append(1)
+    if len(calls) > 2:
+      raise KeyboardInterrupt
+    return embed(v, batch)
+
+  ev._embed = failing
+  with pytest.raises(KeyboardInterrupt):
+    ev.run(_State(variables))
+  ev._embed, calls = (lambda v, batch: calls.append(1) or embed(v, batch)), []
+  lines.clear()
+  read_rows, reads = search.read_rows, []
+  monkeypatch.setattr(search, "read_rows", lambda a, i, j: reads.append(search.on_disk(a)) or read_rows(a, i, j))
+  on_disk = ev.run(_State(variables))
+  assert reads.count(True) >= 2  # the index is checked and searched from its store on disk
+  gallery_size = len(ev.gallery_source)
+  assert len(ev.query_source) <= 8 < gallery_size
+  assert any(f"8 of {gallery_size} images already embedded" in line for line in lines), lines
+  assert len(calls) == 1 + -(-(gallery_size - 8) // 8)  # the queries (in memory) and the missing items only
+  assert on_disk == pytest.approx(in_memory, rel=1e-6, abs=1e-7)
+  assert not os.listdir(cache)  # deleted once the evaluation is done
+
+
+def _gallery_of(config):
+  from suprank_jax.evaluation.evaluator import evaluation_input_config  # pylint: disable=g-import-not-at-top
+  return sources.get_source(evaluation_input_config(config.input, config.evals.hgldv2), "gallery")
 
 
 def test_sfm120k_reader_and_its_group(tmp_path):

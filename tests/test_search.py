@@ -211,6 +211,89 @@ def test_query_gallery_entry_point_ranks_whole_gallery_like_pml(golden):
 # Modes, search variants, errors.
 
 
+def _on_disk(tmp_path, array, name="gallery.npy"):
+  np.save(tmp_path / name, array)
+  return np.load(tmp_path / name, mmap_mode="r")
+
+
+@pytest.mark.parametrize("tree", [True, False])
+def test_a_gallery_on_disk_is_read_in_blocks_and_ranked_exactly(tmp_path, monkeypatch, tree):
+  rng = np.random.default_rng(11)
+  num, dim = 83, 6
+  fine = rng.integers(0, 10, num)
+  labels = np.stack([fine, fine % 3 if tree else rng.integers(0, 3, num)], 1)
+  x = rng.integers(-2, 3, size=(num, dim)).astype(np.float32)  # exact dot products: many ties
+  x[40:50] = x[2]
+  query, self_index = x[:37], np.where(np.arange(37) % 4 == 0, -1, np.arange(37))
+  gallery = _on_disk(tmp_path, x)
+  monkeypatch.setattr(S, "GALLERY_BLOCK_BYTES", 10 * dim * 4)  # blocks of 10 rows, the last one of 3
+  monkeypatch.setattr(S, "_ON_DISK_SCORE_BYTES", 16 * num * 4)  # chunks of 16 queries, not 32
+  reads = []
+  read_rows = S.read_rows
+  monkeypatch.setattr(S, "read_rows", lambda a, i, j: reads.append((i, j)) or read_rows(a, i, j))
+  scores = query @ x.T
+  rank = np.empty((37, num), np.int64)
+  for i in range(37):
+    order = np.argsort(-np.where(np.arange(num) == self_index[i], -np.inf, scores[i]), kind="stable")
+    rank[i, order] = np.arange(1, num + 1)
+  starts = []
+  for start, ranked in S.exact_ranked_relevant(query, labels[:37], gallery, labels, self_index, chunk_size=32):
+    starts.append(start)
+    for b in range(ranked.num_queries):
+      i = start + b
+      relevant = np.nonzero((labels == labels[i]).any(1) & (np.arange(num) != self_index[i]))[0]
+      np.testing.assert_array_equal(ranked.ranks[ranked.offsets[b]:ranked.offsets[b + 1]], np.sort(rank[i, relevant]))
+  assert starts == [0, 16, 32]
+  assert reads == [(a, min(a + 10, num)) for _ in starts for a in range(0, num, 10)]  # one block at a time
+  idx, _ = S.exact_top_k(query, gallery, 25, self_index, chunk_size=16)
+  np.testing.assert_array_equal(idx, np.argsort(rank, axis=1)[:, :25])
+
+
+def test_retrieval_metrics_of_a_gallery_on_disk_equal_those_in_memory(tmp_path, monkeypatch):
+  rng = np.random.default_rng(12)
+  x = rng.integers(-2, 3, size=(120, 8)).astype(np.float32)  # exact dot products: same scores either way
+  _, labels = _clustered(120, 8, 15, rng)
+  monkeypatch.setattr(S, "GALLERY_BLOCK_BYTES", 32 * 8 * 4)
+  full, top_k = R.default_config(), R.default_config()
+  full.update(recall_at=(1, 10), level_ap=(1,), binary_asi=True, chunk_size=50)
+  top_k.update(recall_at=(1, 10), map_at=(5,), binary_metrics=(), multi_level_metrics=(), chunk_size=50)
+  for cfg in (full, top_k):
+    for gallery, query in ((None, _on_disk(tmp_path, x, "same.npy")), (_on_disk(tmp_path, x[30:]), x[:30])):
+      glabels = None if gallery is None else labels[30:]
+      qlabels = labels if gallery is None else labels[:30]
+      in_memory = R.evaluate_retrieval(np.array(query), qlabels, None if gallery is None else np.array(gallery),
+                                       glabels, config=cfg, return_per_query=True)
+      disk = R.evaluate_retrieval(query, qlabels, gallery, glabels, config=cfg, return_per_query=True)
+      assert disk[0] == in_memory[0]
+      for key, values in in_memory[1].items():
+        np.testing.assert_array_equal(disk[1][key], values, err_msg=key)
+
+
+def test_a_search_reports_the_queries_done_with_an_eta(monkeypatch):
+  from suprank_jax import reporting  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(13)
+  x, labels = _clustered(100, 8, 10, rng)
+  monkeypatch.setattr(reporting, "PROGRESS_SECONDS", 0.0)  # a line after every chunk
+  for metrics in (dict(), dict(binary_metrics=(), multi_level_metrics=()), dict(protocol="both")):
+    cfg = R.default_config()
+    cfg.update(recall_at=(1, 10), chunk_size=32, **metrics)
+    lines = []
+    R.evaluate_retrieval(x, labels, config=cfg, log=lines.append)
+    assert [line.split(" (")[0] for line in lines] == [f"exact search: {n} of 100 queries" for n in (32, 64, 96, 100)]
+    assert lines[-1].endswith("ETA 0:00:00)")
+
+
+def test_read_rows_reads_a_view_of_a_memmap_from_its_own_rows(tmp_path):
+  x = np.arange(60, dtype=np.float32).reshape(20, 3)
+  stored = _on_disk(tmp_path, x)
+  np.testing.assert_array_equal(S.read_rows(stored, 4, 9), x[4:9])
+  np.testing.assert_array_equal(S.read_rows(stored[5:], 2, 4), x[7:9])  # a view keeps the file's offset
+  bad = x.copy()
+  bad[17, 1] = np.nan
+  with pytest.raises(ValueError, match=r"1 of 20 rows with NaN or inf values \(first rows: \[17\]"):
+    S.check_embeddings(_on_disk(tmp_path, bad, "bad.npy"), "gallery")
+
+
 def test_top_k_path_and_float32_device_path_agree_with_full_float64_ranking():
   rng = np.random.default_rng(3)
   x, labels = _clustered(300, 16, 40, rng)

@@ -18,7 +18,7 @@ from typing import Any
 import ml_collections
 
 from suprank_jax import losses, models, optim
-from suprank_jax.evaluation import landmarks, retrieval
+from suprank_jax.evaluation import image_embedding, landmarks, retrieval
 from suprank_jax.input_pipeline import pipeline
 
 __all__ = ["base_config", "parse_arg", "eval_config", "revisited_eval_config", "losses_config", "set_loss",
@@ -26,7 +26,7 @@ __all__ = ["base_config", "parse_arg", "eval_config", "revisited_eval_config", "
 
 # Keys of an evaluation (config.evals.<name>) besides its metric settings (metrics, revisited).
 EVAL_KEYS = ("kind", "split", "gallery_split", "gallery_contains_queries", "batch_size", "dataset", "data_dir",
-             "dataset_kwargs")
+             "dataset_kwargs", "cache_dir", "cache_min_items", "keep_embeddings")
 
 
 def eval_config(split: str = "test", gallery_split: str = "", **overrides: Any) -> ml_collections.ConfigDict:
@@ -39,6 +39,13 @@ def eval_config(split: str = "test", gallery_split: str = "", **overrides: Any) 
   ``gallery_contains_queries``: the gallery holds a copy of every query (DyML-Vehicle/Animal
   benchmarks, the original's ``gallery_distractor``); each query's copy, found by identical path or
   identical image content, is removed from its ranking.
+
+  Sets of at least ``cache_min_items`` images (either kind: an H-GLDv2 index, iNaturalist's test set,
+  the 1M Revisited distractors) are embedded into an on-disk store under ``cache_dir`` ('':
+  ``$XDG_CACHE_HOME`` or ``~/.cache``, then ``suprank_jax/embeddings``) named by the weights and the
+  preprocessing: an interrupted embedding resumes there, the searches read it in blocks (memory
+  bounded whatever its size), and it is deleted once the evaluation is done unless
+  ``keep_embeddings``.
 
   ``kind='revisited'`` is Revisited Oxford/Paris instead (see :func:`revisited_eval_config`): it reads
   ``data_dir``, ``batch_size`` and the settings ``revisited`` (``landmarks.default_config``), not the
@@ -62,6 +69,7 @@ def eval_config(split: str = "test", gallery_split: str = "", **overrides: Any) 
   c.dataset = ""
   c.data_dir = ""
   c.dataset_kwargs = ml_collections.ConfigDict()
+  c.update(image_embedding.STORE_DEFAULTS)  # cache_dir, cache_min_items, keep_embeddings
   c.metrics = retrieval.default_config()
   c.revisited = landmarks.default_config()
   metric_overrides = dict(overrides.pop("metrics", {}) or {})

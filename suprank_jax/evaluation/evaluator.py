@@ -16,9 +16,7 @@ settings at once (so a missing file or a bad setting stops a run before any trai
 from __future__ import annotations
 
 import functools
-import math
 import os
-import time
 
 import jax
 import ml_collections
@@ -49,10 +47,8 @@ def headline_columns(rows) -> tuple:
   return present or HEADLINE_METRICS
 
 
-_PROGRESS_SECONDS = 30.0
-
-
-def embed_source(embed_fn, variables, input_config, source, *, batch_size: int, mesh, log=None):
+def embed_source(embed_fn, variables, input_config, source, *, batch_size: int, mesh, log=None,
+                 store_folder: str | None = None):
   """Embeds every item of ``source``, with a progress line (images/s, ETA) every 30 s when ``log``.
 
   Args:
@@ -64,33 +60,48 @@ def embed_source(embed_fn, variables, input_config, source, *, batch_size: int, 
     batch_size: global batch size (padded batches of this size).
     mesh: the device mesh.
     log: progress printer, or None.
+    store_folder: write the embeddings into an on-disk :class:`image_embedding.EmbeddingStore` there
+      (flushed every 30 s); the items that an interrupted run already stored there are not embedded
+      again (on several processes: those every process has).
 
   Returns:
-    ``(embeddings [N, D] float32, labels [N, L] int32)`` in the source's order.
+    ``(embeddings [N, D] float32, labels [N, L] int32)`` in the source's order; with
+    ``store_folder`` the embeddings are the store's ``np.memmap``.
   """
   parallel.check_batch_size(batch_size, mesh, name="config.evals.<name>.batch_size")
   local_batch = batch_size // jax.process_count()
+  store = None if store_folder is None else image_embedding.EmbeddingStore.reopen(store_folder, len(source))
+  todo = np.arange(len(source)) if store_folder is None else _missing_on_every_process(store, len(source))
+  if log is not None and len(todo) < len(source):
+    log(f"{source.name}: {len(source) - len(todo):,} of {len(source):,} images already embedded in {store_folder}")
   chunks, label_chunks, index_chunks = [], [], []
-  start = last = time.perf_counter()
-  done = 0
+  done = len(source) - len(todo)
+  progress = reporting.ProgressLog(log, source.name, len(source), done=done)
+  batches = () if not len(todo) else pipeline.make_eval_batches(
+      input_config, source if len(todo) == len(source) else subset_source(source, todo), batch_size=local_batch,
+      process_index=jax.process_index(), process_count=jax.process_count(), uint8_images=True)
   # uint8 images on the host, normalised on the devices (a quarter of the bytes to send).
-  for batch in pipeline.make_eval_batches(input_config, source, batch_size=local_batch,
-                                          process_index=jax.process_index(),
-                                          process_count=jax.process_count(), uint8_images=True):
+  for batch in batches:
     device_batch = parallel.global_batch(batch, mesh, normalization=input_config.normalization)
     embeddings, mask, labels, index = (np.asarray(x) for x in jax.device_get(embed_fn(variables, device_batch)))
     mask = mask.astype(bool)
-    chunks.append(embeddings[mask])
-    label_chunks.append(labels[mask])
-    index_chunks.append(index[mask])
+    index = todo[index[mask]]
+    if store_folder is not None:
+      if store is None:
+        store = image_embedding.EmbeddingStore(len(source), embeddings.shape[1], store_folder)
+      store.write(index, embeddings[mask])
+    else:
+      chunks.append(embeddings[mask])
+      label_chunks.append(labels[mask])
+      index_chunks.append(index)
     done += int(mask.sum())
-    now = time.perf_counter()
-    due = now - last >= _PROGRESS_SECONDS or (done == len(source) and now - start >= _PROGRESS_SECONDS)
-    if log is not None and due:
-      rate = done / (now - start)
-      log(f"{source.name}: {done:,} of {len(source):,} images ({rate:.1f} images/s, ETA "
-          f"{reporting.format_duration((len(source) - done) / rate if rate > 0 else math.inf)})")
-      last = now
+    progress.update(done)
+  if store_folder is not None:
+    store.flush()
+    if len(store.missing()):
+      raise RuntimeError(f"evaluation of {source.name!r} left {len(store.missing())} of {len(source)} items "
+                         f"unembedded in {store_folder}")
+    return store.embeddings, np.asarray(source.labels, np.int32)
   index = np.concatenate(index_chunks)
   order = np.argsort(index, kind="stable")
   embeddings = np.concatenate(chunks)[order].astype(np.float32)
@@ -98,6 +109,16 @@ def embed_source(embed_fn, variables, input_config, source, *, batch_size: int, 
   if len(index) != len(source) or np.any(index[order] != np.arange(len(source))):
     raise RuntimeError(f"evaluation of {source.name!r} saw {len(index)} items, expected each of {len(source)} once")
   return embeddings, labels
+
+
+def _missing_on_every_process(store, num_items: int) -> np.ndarray:
+  """Indices of the items missing from ``store`` (None: all) on some process: every process embeds
+  the same items (the batches are gathered across processes)."""
+  done = np.zeros(num_items, np.uint8) if store is None else np.asarray(store.done)
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    done = np.asarray(multihost_utils.process_allgather(done)).min(axis=0)
+  return np.flatnonzero(done == 0)
 
 
 def make_embed_fn(model, mesh):
@@ -161,6 +182,32 @@ class Evaluator:
     raise NotImplementedError
 
 
+def _store_setting(eval_config, key):
+  # A run written before the store settings existed has their defaults.
+  return eval_config[key] if key in eval_config else image_embedding.STORE_DEFAULTS[key]
+
+
+def _check_store_settings(name, eval_config):
+  where = f"config.evals.{name}"
+  low = _store_setting(eval_config, "cache_min_items")
+  if isinstance(low, bool) or not isinstance(low, int) or low < 0:
+    raise ValueError(f"{where}.cache_min_items={low!r} must be an integer >= 0 (sets at least this large are "
+                     "embedded on disk)")
+  if not isinstance(_store_setting(eval_config, "keep_embeddings"), bool):
+    raise ValueError(f"{where}.keep_embeddings={eval_config.keep_embeddings!r} must be True or False")
+  if not isinstance(_store_setting(eval_config, "cache_dir"), str):
+    raise ValueError(f"{where}.cache_dir={eval_config.cache_dir!r} must be a folder path ('' for the default)")
+
+
+def _store_folder(eval_config, key, what: str, num_items: int) -> str | None:
+  """Where a set of ``num_items`` is embedded on disk (``key()``: the weights' fingerprint), or None
+  (in memory) below ``cache_min_items``."""
+  if num_items < _store_setting(eval_config, "cache_min_items"):
+    return None
+  return os.path.join(_store_setting(eval_config, "cache_dir") or image_embedding.default_cache_dir(), key(),
+                      f"process{jax.process_index()}", what)
+
+
 def _check_unread(name, eval_config, kind, defaults):
   """Raises for a key of ``eval_config`` that ``kind`` does not read, set to a non-default value."""
   for key, default in defaults.items():
@@ -189,6 +236,7 @@ class RetrievalEvaluator(Evaluator):
   def __init__(self, name: str, eval_config: ml_collections.ConfigDict, input_config, *, model, mesh, log=print):
     self.name, self.config, self.log = name, eval_config, log
     _check_unread(name, eval_config, "retrieval", {"revisited": landmarks.default_config()})
+    _check_store_settings(name, eval_config)
     self.input_config = evaluation_input_config(input_config, eval_config)
     self.mesh = mesh
     self.query_source = sources.get_source(self.input_config, eval_config.split)
@@ -210,21 +258,38 @@ class RetrievalEvaluator(Evaluator):
       log(f"[eval {name}] finding each query's copy in the gallery ({len(self.query_source)} queries, "
           f"{len(self.gallery_source)} gallery items)")
       self.self_index = query_copies.find_query_copies(self.query_source, self.gallery_source, log=log)
+    self.model = model
     self._embed = make_embed_fn(model, mesh)
 
-  def embed(self, variables, source):
+  def embed(self, variables, source, store_folder=None):
     return embed_source(self._embed, variables, self.input_config, source, batch_size=self.config.batch_size,
-                        mesh=self.mesh, log=lambda m: self.log(f"[eval {self.name}] {m}"))
+                        mesh=self.mesh, log=lambda m: self.log(f"[eval {self.name}] {m}"), store_folder=store_folder)
 
   def run(self, state) -> dict:
-    """Metrics of ``state``'s model: ``{metric_name: value}``."""
+    """Metrics of ``state``'s model: ``{metric_name: value}``. A set of at least ``cache_min_items``
+    is embedded on disk (resumed after an interruption) and searched from there in blocks."""
     variables = state.variables()
-    queries, query_labels = self.embed(variables, self.query_source)
-    gallery, gallery_labels = (self.embed(variables, self.gallery_source) if self.gallery_source is not None
+    # The store's name: the weights and everything the embedding reads (hashed only when a set is that large).
+    key = functools.cache(lambda: image_embedding.variables_fingerprint(
+        variables, repr(self.model), self.input_config.to_json_best_effort(sort_keys=True)))
+    folders = []
+
+    def embed(source, what):
+      folders.append(_store_folder(self.config, key, f"{self.name}_{what}", len(source)))
+      return self.embed(variables, source, folders[-1])
+
+    queries, query_labels = embed(self.query_source, "query")
+    gallery, gallery_labels = (embed(self.gallery_source, "gallery") if self.gallery_source is not None
                                else (None, None))
-    return retrieval.evaluate_retrieval(queries, query_labels, gallery, gallery_labels, config=self.config.metrics,
-                                        self_index=self.self_index,
-                                        gallery_contains_queries=bool(self.config.gallery_contains_queries))
+    results = retrieval.evaluate_retrieval(queries, query_labels, gallery, gallery_labels, config=self.config.metrics,
+                                           self_index=self.self_index,
+                                           gallery_contains_queries=bool(self.config.gallery_contains_queries),
+                                           log=lambda m: self.log(f"[eval {self.name}] {m}"))
+    if not _store_setting(self.config, "keep_embeddings"):
+      del queries, gallery
+      for folder in filter(None, folders):
+        image_embedding.remove_store(folder)
+    return results
 
 
 def _leaf_ids(variables) -> tuple:
@@ -258,6 +323,7 @@ class RevisitedEvaluator(Evaluator):
     where = f"config.evals.{name}"
     self.settings = s = eval_config.revisited
     landmarks.check_config(s, where=f"{where}.revisited")
+    _check_store_settings(name, eval_config)
     _check_unread(name, eval_config, "revisited", {"split": "", "gallery_split": "", "gallery_contains_queries": False,
                                                    "dataset": "", "dataset_kwargs": ml_collections.ConfigDict()})
     if not eval_config.data_dir:
@@ -311,10 +377,7 @@ class RevisitedEvaluator(Evaluator):
     """A filled :class:`image_embedding.EmbeddingStore` of ``source``: with ``key`` (a callable giving
     the cache folder's name), on disk for a large set; in memory otherwise."""
     s = self.settings
-    folder = None
-    if key is not None and len(source) >= s.cache_min_items:
-      folder = os.path.join(s.cache_dir or image_embedding.default_cache_dir(), key(),
-                            f"process{jax.process_index()}", what)
+    folder = None if key is None else _store_folder(self.config, key, what, len(source))
     store = image_embedding.EmbeddingStore(len(source), self._embedder.output_dim(variables), folder)
     image_embedding.embed_images(self._embedder, variables, source, store, max_side=s.max_side,
                                  square_size=s.square_size,
@@ -369,7 +432,7 @@ class RevisitedEvaluator(Evaluator):
     memo = {_item_key(src, i): e[i] for src, e in ((query_source, query), (gallery_source, gallery))
             for i in range(len(src))}
     self._memo = (leaves, memo, whitening)
-    if not s.keep_embeddings:
+    if not _store_setting(self.config, "keep_embeddings"):
       for store in stores:
         store.remove()
     return metrics

@@ -27,7 +27,6 @@ import hashlib
 import io
 import json
 import logging
-import math
 import os
 import shutil
 import time
@@ -38,16 +37,15 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from suprank_jax import reporting
 from suprank_jax.input_pipeline import sources, transforms
-from suprank_jax.reporting import format_duration
 from suprank_jax.models import heads
 
 __all__ = ["load_landmark_image", "ImageEmbedder", "EmbeddingStore", "embed_images", "variables_fingerprint",
-           "default_cache_dir"]
+           "default_cache_dir", "STORE_DEFAULTS", "remove_store"]
 
 _LOG = logging.getLogger(__name__)
 _FLUSH_SECONDS = 30.0
-_PROGRESS_SECONDS = 30.0
 
 
 def _read_bytes(source: sources.Source, i: int) -> bytes:
@@ -163,10 +161,15 @@ class ImageEmbedder:
     return int(jax.eval_shape(self._fn, variables, images, sizes).shape[-1])
 
 
+# The on-disk store settings of every evaluation (config.evals.<name>.cache_dir, cache_min_items,
+# keep_embeddings; see configs/common.eval_config).
+STORE_DEFAULTS = {"cache_dir": "", "cache_min_items": 100_000, "keep_embeddings": False}
+
+
 def default_cache_dir() -> str:
-  """``$XDG_CACHE_HOME/suprank_jax/landmarks`` (``~/.cache/...`` without it)."""
+  """``$XDG_CACHE_HOME/suprank_jax/embeddings`` (``~/.cache/...`` without it)."""
   base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-  return os.path.join(base, "suprank_jax", "landmarks")
+  return os.path.join(base, "suprank_jax", "embeddings")
 
 
 def variables_fingerprint(variables, *extra) -> str:
@@ -210,6 +213,17 @@ class EmbeddingStore:
     self.embeddings, self.done = embeddings, done
     self.resumed = int(np.count_nonzero(done))
 
+  @classmethod
+  def reopen(cls, folder: str, num_items: int) -> "EmbeddingStore | None":
+    """The store of ``num_items`` rows that an earlier (interrupted) run left in ``folder``, or None."""
+    try:
+      shape = np.load(os.path.join(folder, "embeddings.npy"), mmap_mode="r").shape
+    except (OSError, ValueError):
+      return None
+    if len(shape) != 2 or shape[0] != num_items:
+      return None
+    return cls(num_items, shape[1], folder)
+
   def missing(self) -> np.ndarray:
     return np.flatnonzero(self.done == 0)
 
@@ -230,14 +244,19 @@ class EmbeddingStore:
     """Deletes the on-disk folder (nothing in memory)."""
     if self.folder is not None:
       del self.embeddings, self.done
-      shutil.rmtree(self.folder, ignore_errors=True)
-      parent = os.path.dirname(self.folder)
-      for _ in range(2):  # the process and fingerprint folders, once empty
-        try:
-          os.rmdir(parent)
-        except OSError:
-          break
-        parent = os.path.dirname(parent)
+      remove_store(self.folder)
+
+
+def remove_store(folder: str):
+  """Deletes a store's folder, and its process and fingerprint folders once empty."""
+  shutil.rmtree(folder, ignore_errors=True)
+  parent = os.path.dirname(folder)
+  for _ in range(2):
+    try:
+      os.rmdir(parent)
+    except OSError:
+      break
+    parent = os.path.dirname(parent)
 
 
 def _loaded(source, indices, max_side, square_size, threads, skip):
@@ -281,22 +300,17 @@ def embed_images(embedder: ImageEmbedder, variables, source: sources.Source, sto
   total, batch_size = len(todo), embedder.batch_size
   groups: dict[tuple[int, int], list] = {}
   pending, done = 0, 0
-  start = last = time.perf_counter()
+  progress = reporting.ProgressLog(log, what, total)
   if log is not None and store.resumed:
     log(f"{what}: resuming with {store.resumed:,} of {len(store.done):,} images already embedded")
 
   def run(shape):
-    nonlocal pending, done, last
+    nonlocal pending, done
     items = groups.pop(shape)
     store.write([i for i, _ in items], embedder(variables, [x for _, x in items]))
     pending -= len(items)
     done += len(items)
-    now = time.perf_counter()
-    if log is not None and (now - last >= _PROGRESS_SECONDS or done == total):
-      rate = done / max(now - start, 1e-9)
-      log(f"{what}: {done:,} of {total:,} images ({rate:.1f} images/s, ETA "
-          f"{format_duration((total - done) / rate if rate > 0 else math.inf)})")
-      last = now
+    progress.update(done)
 
   try:
     for i, image in _loaded(source, todo, max_side, square_size, threads, skip_corrupt):

@@ -25,7 +25,7 @@ Keys returned by :func:`revisited_metrics`: ``mAP_easy``, ``mAP_medium``, ``mAP_
 Distractors (the 1M set, ``R1M``): they come after the gallery in the ranking's tie rule and are
 relevant to no query, so only the number of distractors scoring above each gallery item matters:
 :func:`count_distractors_before` streams the distractor embeddings in blocks of
-``_BLOCK_BYTES`` (memory: one block plus ``[queries, gallery]`` counts, whatever the number of
+``search.GALLERY_BLOCK_BYTES`` (memory: one block plus ``[queries, gallery]`` counts, whatever the number of
 distractors) and counts them exactly. With ScaNN (:func:`scann_distractors_before`) each block of
 ``_SCANN_SHARD_ITEMS`` distractors gets a ScaNN index and the best ``num_neighbors`` distractor
 scores of each query are kept; the ranking is then exact down to the ``num_neighbors``-th distractor,
@@ -41,16 +41,15 @@ Settings of an evaluation of kind ``'revisited'`` (``config.evals.<name>.revisit
 from __future__ import annotations
 
 import pickle
-import time
 from typing import Callable, Mapping, Sequence
 
 import ml_collections
 import numpy as np
 
+from suprank_jax import reporting
 from suprank_jax.evaluation import scann_search
 from suprank_jax.evaluation import search
 from suprank_jax.models.heads import multiscale_embed  # noqa: F401 - the package's one multi-scale embedding
-from suprank_jax.reporting import format_duration
 
 __all__ = [
     "SETUPS",
@@ -77,7 +76,6 @@ DISTRACTOR_MODES = ("auto", "yes", "no")
 DTYPES = ("", "float32", "bfloat16")
 # A gallery item ranked below the searched part of a truncated (ScaNN) ranking.
 NOT_RETRIEVED = np.iinfo(np.int64).max // 4
-_BLOCK_BYTES = 64 << 20  # distractor embeddings scored at a time (exact search)
 _SCANN_SHARD_ITEMS = 100_000  # distractors per ScaNN index (its memory: about twice the shard's embeddings)
 
 
@@ -111,12 +109,7 @@ def default_config() -> ml_collections.ConfigDict:
   # random subset; all of them when it has fewer).
   c.whitening = ""
   c.learn_whitening_images = 0
-  # Sets of at least cache_min_items images are embedded into cache_dir ('' : $XDG_CACHE_HOME or
-  # ~/.cache, /suprank_jax/landmarks), resumed there after an interruption, and deleted once the
-  # evaluation is done unless keep_embeddings.
-  c.cache_dir = ""
-  c.cache_min_items = 20_000
-  c.keep_embeddings = False
+  # (Large sets are embedded on disk: config.evals.<name>.cache_dir, cache_min_items, keep_embeddings.)
   c.loader_threads = 4
   return c
 
@@ -141,7 +134,7 @@ def check_config(c, *, where: str = "config.evals.<name>.revisited"):
     if c[key] not in valid:
       raise ValueError(f"{where}.{key}={c[key]!r}; valid: {valid}")
   for key, low in (("max_side", 1), ("square_size", 0), ("pad_to_multiple", 0), ("scann_num_neighbors", 1),
-                   ("learn_whitening_images", 0), ("cache_min_items", 0), ("loader_threads", 1)):
+                   ("learn_whitening_images", 0), ("loader_threads", 1)):
     if isinstance(c[key], bool) or not isinstance(c[key], int) or c[key] < low:
       raise ValueError(f"{where}.{key}={c[key]!r} must be an integer >= {low}")
   if not c.kappas or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in c.kappas):
@@ -269,30 +262,14 @@ def _scores(query, items):
   return scores, sorted_scores
 
 
-def _read_rows(array, start: int, stop: int) -> np.ndarray:
-  """Rows ``start:stop`` as float32; a ``.npy`` memmap is read with a file read, so that the rows
-  already searched do not stay mapped into the process (its memory holds one block)."""
-  if isinstance(array, np.memmap) and array.filename and array.flags.c_contiguous:
-    row_bytes = array.dtype.itemsize * int(np.prod(array.shape[1:]))
-    with open(array.filename, "rb") as f:
-      f.seek(array.offset + start * row_bytes)
-      block = np.fromfile(f, array.dtype, (stop - start) * row_bytes // array.dtype.itemsize)
-    return block.reshape((stop - start,) + array.shape[1:]).astype(np.float32, copy=False)
-  return np.ascontiguousarray(array[start:stop], np.float32)
-
-
 def _blocks(distractors, rows: int, transform, log, what: str):
   """Blocks of ``rows`` distractor embeddings (read one at a time), transformed, with progress."""
-  total, start_time, last = len(distractors), time.perf_counter(), time.perf_counter()
+  total = len(distractors)
+  progress = reporting.ProgressLog(log, what, total, "distractors")
   for start in range(0, total, rows):
-    block = _read_rows(distractors, start, min(start + rows, total))
+    block = search.read_rows(distractors, start, min(start + rows, total)).astype(np.float32, copy=False)
     yield transform(block) if transform is not None else block
-    now = time.perf_counter()
-    done = min(start + rows, total)
-    if log is not None and (now - last >= 30 or done == total):
-      rate = done / max(now - start_time, 1e-9)
-      log(f"{what}: {done:,} of {total:,} distractors ({rate:,.0f}/s, ETA {format_duration((total - done) / rate)})")
-      last = now
+    progress.update(min(start + rows, total))
 
 
 def _groups(query, gallery_scores):
@@ -325,7 +302,7 @@ def count_distractors_before(query, gallery_scores, distractors, *, transform: C
   """
   single, groups, offsets = _groups(query, gallery_scores)
   counts = [np.zeros(g.shape, np.int64) for g in groups]
-  rows = max(1, _BLOCK_BYTES // (4 * np.shape(distractors)[1]))
+  rows = max(1, search.GALLERY_BLOCK_BYTES // (4 * np.shape(distractors)[1]))
   for block in _blocks(distractors, rows, transform, log, "exact search"):
     _, sorted_scores = _scores(query, block)
     for j, g in enumerate(groups):

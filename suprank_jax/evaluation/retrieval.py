@@ -93,7 +93,9 @@ accelerator each chunk is ranked on the device and only the ranks and gallery in
 relevant items come back to the host (8 bytes per relevant item, not 4 bytes per gallery item); on
 a CPU the ranks of the relevant items are counted against each sorted score row (``np.sort``; no
 argsort), two chunks at a time in threads, while the next chunk's matmul runs. When only top-k
-metrics are requested (R@k, true_R@k, P@k, mAP@k) it uses the exact top-K (``lax.top_k``).
+metrics are requested (R@k, true_R@k, P@k, mAP@k) it uses the exact top-K (``lax.top_k``). A gallery
+given as a ``np.memmap`` (the evaluators' on-disk store of a large set) is read in 64 MiB blocks by
+both, in bounded memory.
 ``'scann'`` uses an approximate ScaNN top-K (sizes per gallery: ``scann_search.scann_settings``) and
 supports only those top-k metrics; it reports its recall of the exact top-K by default.
 """
@@ -103,7 +105,7 @@ from __future__ import annotations
 import ml_collections
 import numpy as np
 
-from suprank_jax import hierarchy
+from suprank_jax import hierarchy, reporting
 from suprank_jax.evaluation import metrics as metrics_lib
 from suprank_jax.evaluation import scann_search
 from suprank_jax.evaluation import search
@@ -344,13 +346,15 @@ def _needs_full_ranking(config):
 
 def evaluate_retrieval(query_embeddings, query_labels, gallery_embeddings=None, gallery_labels=None, *,
                        config: ml_collections.ConfigDict | None = None, self_index=None,
-                       gallery_contains_queries: bool = False, return_per_query: bool = False):
+                       gallery_contains_queries: bool = False, return_per_query: bool = False, log=None):
   """Retrieval metrics of ``query_embeddings`` against a gallery (see the module docstring).
 
   Args:
     query_embeddings: ``[Q, D]`` float embeddings (L2-normalised; scores are dot products).
     query_labels: ``[Q, L]`` (or ``[Q]``) int labels, column 0 the finest.
-    gallery_embeddings: ``[N, D]``; ``None`` for same-source leave-one-out evaluation.
+    gallery_embeddings: ``[N, D]``; ``None`` for same-source leave-one-out evaluation. A ``np.memmap``
+      (an embedding store on disk; likewise the queries in same-source mode) is read in blocks, never
+      whole (``search.on_disk``).
     gallery_labels: ``[N, L]``; required with ``gallery_embeddings``.
     config: :func:`default_config` or a variant.
     self_index: optional ``[Q]`` gallery index of each query's own copy (excluded from its
@@ -361,6 +365,7 @@ def evaluate_retrieval(query_embeddings, query_labels, gallery_embeddings=None, 
       nearest gallery item instead, as the original code does.
     return_per_query: also return ``{key: [Q] per-query values}`` (NaN where undefined; under the
       original protocol its per-query values, e.g. AP 0 without relevant item).
+    log: progress printer (queries searched, rate and ETA every 30 s), or None.
 
   Returns:
     ``{metric_key: float}`` (and the per-query dictionary when ``return_per_query``); with
@@ -410,10 +415,11 @@ def evaluate_retrieval(query_embeddings, query_labels, gallery_embeddings=None, 
     dtype = np.promote_types(query.dtype, gallery.dtype)
     query, gallery = query.astype(dtype), gallery.astype(dtype)
 
+  progress = reporting.ProgressLog(log, f"{config.search} search", num_q, "queries")
   if protocol == "default":
-    results, per_query = _default_metrics(query, query_labels, gallery, gallery_labels, self_index, config)
+    results, per_query = _default_metrics(query, query_labels, gallery, gallery_labels, self_index, config, progress)
   else:
-    results, per_query = _protocol_metrics(query, query_labels, gallery, gallery_labels, config,
+    results, per_query = _protocol_metrics(query, query_labels, gallery, gallery_labels, config, progress,
                                            drop_nearest=same_source or gallery_contains_queries,
                                            default_self_index=self_index if protocol == "both" else None)
   if return_per_query:
@@ -446,7 +452,7 @@ def _summarise(results, per_query, level_counts, column_counts, config, mean):
   return results, per_query_arrays
 
 
-def _default_metrics(query, query_labels, gallery, gallery_labels, self_index, config):
+def _default_metrics(query, query_labels, gallery, gallery_labels, self_index, config, progress):
   """The default protocol: ``(results, per-query values)``."""
   num_q = query.shape[0]
   has_self = self_index >= 0
@@ -480,6 +486,7 @@ def _default_metrics(query, query_labels, gallery, gallery_labels, self_index, c
       chunk_stats = stats.rows(start, stop)
       add(_chunk_metrics(search.top_k_relevant(indices, query_labels[start:stop], gallery_labels, chunk_stats),
                          config, None))
+      progress.update(stop)
       if sc.report_recall and start == 0:
         n = min(sc.recall_num_queries, stop)
         exact, _ = search.exact_top_k(query[:n], gallery, depth, self_index[:n], chunk_size=config.chunk_size)
@@ -491,17 +498,20 @@ def _default_metrics(query, query_labels, gallery, gallery_labels, self_index, c
       chunk_stats = stats.rows(start, stop)
       add(_chunk_metrics(search.top_k_relevant(indices, query_labels[start:stop], gallery_labels, chunk_stats),
                          config, None))
+      progress.update(stop)
   else:
     table = _relevance_table(level_counts, config) if "H-AP" in config.multi_level_metrics else None
     for start, ranked in search.exact_ranked_relevant(query, query_labels, gallery, gallery_labels, self_index,
                                                       stats=stats, chunk_size=config.chunk_size):
       chunk_table = None if table is None else table[start:start + ranked.num_queries]
       add(_chunk_metrics(ranked, config, chunk_table))
+      progress.update(start + ranked.num_queries)
   return _summarise(results, per_query, level_counts, column_counts, config,
                     lambda key, values: metrics_lib.nan_mean(values)[0])
 
 
-def _protocol_metrics(query, query_labels, gallery, gallery_labels, config, *, drop_nearest, default_self_index):
+def _protocol_metrics(query, query_labels, gallery, gallery_labels, config, progress, *, drop_nearest,
+                      default_self_index):
   """The original protocol from one exact ranking of the whole gallery; with ``default_self_index``
   (protocol 'both') also the default metrics from the same ranking, the original ones prefixed.
 
@@ -543,6 +553,7 @@ def _protocol_metrics(query, query_labels, gallery, gallery_labels, config, *, d
     if both:
       default = metrics_lib.drop_ranked(ranked, own_rank)
       add(default_values, _chunk_metrics(default, config, None if default_table is None else default_table[rows]))
+    progress.update(rows.stop)
 
   batch = int(config.original_metric_batch_size)
 

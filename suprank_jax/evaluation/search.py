@@ -29,6 +29,14 @@ Both give the same integer ranks, hence the same metrics bit for bit. When the l
 a query's relevant items are read from its coarsest-label group instead of comparing labels with
 the whole gallery.
 
+A gallery on disk (a ``np.memmap``, e.g. an evaluator's embedding store for a large index) is never
+held whole: it is read in blocks of :data:`GALLERY_BLOCK_BYTES`, each scored on the device, and the
+score rows of a chunk of queries (at most :data:`_ON_DISK_SCORE_BYTES` of them, which sets the chunk
+size) are ranked on the host as above; exact top-k merges the blocks' top-k on the device. Memory:
+one block and a few chunks of score rows, whatever the gallery size; the gallery is read once per
+chunk of queries. (Scores computed block by block may differ from a whole-gallery matmul in the
+last bit, as any change of matmul shape may.)
+
 Exact ties only arise between bit-identical scores; duplicated embeddings usually give identical
 scores, but a matmul may round two copies differently (different summation order), in which case
 their order follows the rounded scores.
@@ -40,6 +48,7 @@ import collections
 import concurrent.futures
 import dataclasses
 import functools
+import mmap
 from typing import NamedTuple
 
 import jax
@@ -49,6 +58,9 @@ import numpy as np
 from suprank_jax.evaluation.metrics import RankedRelevant
 
 __all__ = [
+    "GALLERY_BLOCK_BYTES",
+    "on_disk",
+    "read_rows",
     "check_embeddings",
     "check_labels",
     "LabelStatistics",
@@ -66,6 +78,8 @@ __all__ = [
 ]
 
 _MAX_COLUMNS = 8  # the agreement mask is a uint8
+GALLERY_BLOCK_BYTES = 64 << 20  # embeddings of an array on disk read (and scored) at a time
+_ON_DISK_SCORE_BYTES = 256 << 20  # score rows of one chunk of queries against a gallery on disk
 
 
 @dataclasses.dataclass
@@ -96,18 +110,47 @@ TRANSFERS = TransferCounter()
 # Input checks.
 
 
+def on_disk(array) -> bool:
+  """Whether ``array`` is a ``np.memmap`` (an embedding store on disk): the searches then read it in
+  blocks of :data:`GALLERY_BLOCK_BYTES` instead of holding it whole."""
+  return isinstance(array, np.memmap)
+
+
+def read_rows(array, start: int, stop: int) -> np.ndarray:
+  """Rows ``start:stop`` of ``array`` in memory (its dtype). A ``.npy`` memmap (the whole file's array,
+  not a view of it) is read with a file read, so that the rows already read do not stay mapped into
+  the process: its memory holds one block, whatever the file's size."""
+  if isinstance(array, np.memmap) and isinstance(array.base, mmap.mmap) and array.flags.c_contiguous:
+    row_items = int(np.prod(array.shape[1:]))
+    with open(array.filename, "rb") as f:
+      f.seek(array.offset + start * row_items * array.dtype.itemsize)
+      block = np.fromfile(f, array.dtype, (stop - start) * row_items)
+    return block.reshape((stop - start,) + array.shape[1:])
+  return np.array(array[start:stop])
+
+
+def _block_rows(array) -> int:
+  """Rows of ``array`` in :data:`GALLERY_BLOCK_BYTES` (at least one)."""
+  return max(1, GALLERY_BLOCK_BYTES // max(1, int(np.prod(array.shape[1:])) * array.dtype.itemsize))
+
+
 def check_embeddings(embeddings, name: str) -> np.ndarray:
-  """Returns ``embeddings`` as a 2-D floating numpy array; raises on NaN/inf rows.
+  """Returns ``embeddings`` as a 2-D floating numpy array (a ``np.memmap`` stays one, read in blocks
+  here); raises on NaN/inf rows.
 
   Raises:
     ValueError: not 2-D, not floating, or some rows hold NaN or inf (the message gives how many).
   """
-  embeddings = np.asarray(embeddings)
+  if not isinstance(embeddings, np.ndarray):
+    embeddings = np.asarray(embeddings)
   if embeddings.ndim != 2:
     raise ValueError(f"{name} must be [num_items, dim], got shape {embeddings.shape}")
   if not np.issubdtype(embeddings.dtype, np.floating):
     raise ValueError(f"{name} must be floating point, got dtype {embeddings.dtype}")
-  bad = ~np.isfinite(embeddings).all(axis=1)
+  num, rows = embeddings.shape[0], _block_rows(embeddings)
+  bad = np.zeros(num, bool)
+  for start in range(0, num, rows):
+    bad[start:start + rows] = ~np.isfinite(read_rows(embeddings, start, min(start + rows, num))).all(axis=1)
   if bad.any():
     rows = np.nonzero(bad)[0]
     raise ValueError(f"{name} has {len(rows)} of {len(embeddings)} rows with NaN or inf values "
@@ -232,6 +275,19 @@ def _chunk_top_k(query, gallery, self_index, *, k: int):
   return jax.lax.top_k(_masked_scores(query, gallery, self_index), k)
 
 
+@jax.jit
+def _block_scores(query, block, self_index, num_valid):
+  """Scores against a block of gallery rows whose first ``num_valid`` are real (the rest at ``-inf``);
+  ``self_index`` relative to the block."""
+  scores = _masked_scores(query, block, self_index)
+  return jnp.where(jnp.arange(block.shape[0])[None, :] < num_valid, scores, -jnp.inf)
+
+
+@functools.partial(jax.jit, static_argnames=("k",))
+def _block_top_k(query, block, self_index, num_valid, *, k: int):
+  return jax.lax.top_k(_block_scores(query, block, self_index, num_valid), k)
+
+
 def _pad_rows(x, size, value):
   if len(x) == size:
     return x
@@ -239,23 +295,68 @@ def _pad_rows(x, size, value):
   return np.concatenate([x, pad])
 
 
+def _device_blocks(gallery):
+  """Yields ``(start, num_valid, block)``: the gallery's rows read in blocks of
+  :data:`GALLERY_BLOCK_BYTES`, put on the device, the last zero-padded to the others' shape."""
+  num_g, rows = gallery.shape[0], min(gallery.shape[0], _block_rows(gallery))
+  for start in range(0, num_g, rows):
+    block = read_rows(gallery, start, min(start + rows, num_g))
+    yield start, len(block), jnp.asarray(_pad_rows(block, rows, 0))
+
+
+def _chunk_rows(query, self_index, start, stop, chunk_size):
+  """Queries ``start:stop`` and their self indices, padded to ``chunk_size`` rows."""
+  return (_pad_rows(np.asarray(query[start:stop]), chunk_size, 0),
+          _pad_rows(self_index[start:stop].astype(np.int32), chunk_size, -1))
+
+
+def _on_disk_score_chunks(query, gallery, self_index, chunk_size, sort):
+  """:func:`score_chunks` for a gallery on disk: each chunk's rows assembled block by block."""
+  num_q, num_g = query.shape[0], gallery.shape[0]
+  chunk_size = max(1, min(chunk_size, _ON_DISK_SCORE_BYTES // (4 * num_g)))
+  for start in range(0, num_q, chunk_size):
+    stop = min(start + chunk_size, num_q)
+    q, s = _chunk_rows(query, self_index, start, stop, chunk_size)
+    scores, pending = None, None
+    for block_start, valid, block in _device_blocks(gallery):
+      # The block's matmul runs while the previous block's scores are copied and the next block is read.
+      result = (block_start, valid, _block_scores(q, block, s - block_start, valid))
+      if pending is not None:
+        scores = _copy_block(scores, *pending, stop - start, num_g)
+      pending = result
+    scores = _copy_block(scores, *pending, stop - start, num_g)
+    TRANSFERS.add(scores.nbytes, stop - start)
+    yield start, scores, np.sort(scores, axis=1) if sort else None
+
+
+def _copy_block(scores, block_start, valid, block_scores, num_rows, num_g):
+  block_scores = np.asarray(block_scores[:num_rows, :valid])
+  if scores is None:
+    scores = np.empty((num_rows, num_g), block_scores.dtype)
+  scores[:, block_start:block_start + valid] = block_scores
+  return scores
+
+
 def score_chunks(query, gallery, self_index, *, chunk_size: int = 256, sort: bool = False):
   """Yields ``(start, scores, sorted_scores)`` for chunks of ``chunk_size`` queries.
 
   ``scores`` is ``[B, N]`` numpy with the query's own copy set to ``-inf``; ``sorted_scores`` is
   each row sorted increasingly when ``sort`` (computed on the device unless it is a CPU, where
-  ``np.sort`` is much faster than XLA's sort), else ``None``.
+  ``np.sort`` is much faster than XLA's sort), else ``None``. A gallery on disk (:func:`on_disk`) is
+  read in blocks; its chunks are smaller when ``chunk_size`` rows of scores would exceed
+  :data:`_ON_DISK_SCORE_BYTES`, and their rows are sorted on the host.
   """
   num_q = query.shape[0]
   use_numpy = _numpy_scores(query.dtype)
+  if on_disk(gallery) and not use_numpy:
+    yield from _on_disk_score_chunks(query, gallery, self_index, chunk_size, sort)
+    return
   sort_on_device = sort and jax.default_backend() != "cpu" and not use_numpy
   gallery_dev = None if use_numpy else jnp.asarray(gallery)
 
   def dispatch(start):
     """Starts the device computation of a chunk (asynchronous: it runs while the caller works)."""
-    stop = min(start + chunk_size, num_q)
-    q = _pad_rows(query[start:stop], chunk_size, 0)
-    s = _pad_rows(self_index[start:stop].astype(np.int32), chunk_size, -1)
+    q, s = _chunk_rows(query, self_index, start, min(start + chunk_size, num_q), chunk_size)
     return _chunk_scores(q, gallery_dev, s, sort=sort_on_device)
 
   pending = None if use_numpy or num_q == 0 else dispatch(0)
@@ -522,7 +623,7 @@ def _ranked_chunks(query, query_labels, gallery, gallery_labels, self_index, own
   groups = _CoarseGroups(gallery_labels) if stats.label_tree else None
   if on_device is None:
     on_device = rank_on_device()
-  if on_device and not _numpy_scores(query.dtype):
+  if on_device and not _numpy_scores(query.dtype) and not on_disk(gallery):
     yield from _device_ranked_chunks(query, query_labels, gallery, gallery_labels, self_index, own_index, stats,
                                      groups, chunk_size)
     return
@@ -553,9 +654,11 @@ def exact_top_k_chunks(query, gallery, k: int, self_index=None, *, chunk_size: i
   """Yields ``(start, indices [B, k] int64, scores [B, k])``: exact top-``k`` of each chunk of queries.
 
   Jitted chunked matmul + ``lax.top_k`` (ties: lower gallery index first); the gallery is moved to
-  the device once. Arguments as in :func:`exact_top_k`.
+  the device once (a gallery on disk: read in blocks, each block's top-``k`` merged on the device).
+  Arguments as in :func:`exact_top_k`.
   """
-  query, gallery = np.asarray(query), np.asarray(gallery)
+  query = query if isinstance(query, np.ndarray) else np.asarray(query)
+  gallery = gallery if isinstance(gallery, np.ndarray) else np.asarray(gallery)
   num_q = query.shape[0]
   self_index = np.full(num_q, -1, np.int64) if self_index is None else np.asarray(self_index)
   available = gallery.shape[0] - int(np.any(self_index >= 0))
@@ -566,15 +669,29 @@ def exact_top_k_chunks(query, gallery, k: int, self_index=None, *, chunk_size: i
       idx = np.argsort(-scores, axis=1, kind="stable")[:, :k]
       yield start, idx, np.take_along_axis(scores, idx, 1)
     return
-  gallery_dev = jnp.asarray(gallery)
+  gallery_dev = None if on_disk(gallery) else jnp.asarray(gallery)
   for start in range(0, num_q, chunk_size):
     stop = min(start + chunk_size, num_q)
-    q = _pad_rows(query[start:stop], chunk_size, 0)
-    s = _pad_rows(self_index[start:stop].astype(np.int32), chunk_size, -1)
-    vals, idx = _chunk_top_k(q, gallery_dev, s, k=k)
+    q, s = _chunk_rows(query, self_index, start, stop, chunk_size)
+    if gallery_dev is None:
+      vals, idx = _on_disk_top_k(q, gallery, s, k)
+    else:
+      vals, idx = _chunk_top_k(q, gallery_dev, s, k=k)
     idx, vals = np.asarray(idx[:stop - start]), np.asarray(vals[:stop - start])
     TRANSFERS.add(idx.nbytes + vals.nbytes, stop - start)
     yield start, idx.astype(np.int64), vals
+
+
+def _on_disk_top_k(query, gallery, self_index, k):
+  """``lax.top_k`` over a gallery on disk: each block's top-``k`` (blocks in order, so that equal
+  scores still rank the lower gallery index first), then the top-``k`` of those."""
+  values, indices = [], []
+  for block_start, valid, block in _device_blocks(gallery):
+    v, i = _block_top_k(query, block, self_index - block_start, valid, k=min(k, block.shape[0]))
+    values.append(v)
+    indices.append(i + block_start)
+  vals, pos = jax.lax.top_k(jnp.concatenate(values, axis=1), k)
+  return vals, jnp.take_along_axis(jnp.concatenate(indices, axis=1), pos, axis=1)
 
 
 def exact_top_k(query, gallery, k: int, self_index=None, *, chunk_size: int = 256):
