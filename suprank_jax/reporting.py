@@ -78,6 +78,10 @@ class MetricWriter:
       f.writelines(lines)
     os.replace(tmp, self._path)
 
+  def has(self, step: int, split: str) -> bool:
+    """Whether the file holds a record of ``split`` at ``step`` (always False when not enabled)."""
+    return (int(step), split) in self._keys
+
   def write_scalars(self, step: int, scalars: Mapping[str, object], *, split: str = "train"):
     if not self.enabled:
       return

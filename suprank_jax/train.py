@@ -297,6 +297,16 @@ def _train_and_evaluate(config, workdir, *, log, allow_config_change):
         report(step, "overall", results["overall"], 0.0)
       return results
 
+    def unfinished_evaluation(step) -> bool:
+      """Whether the evaluation due at ``step`` has no record: the run was stopped while it ran, after
+      the checkpoint of ``step`` was saved. Every process gets process 0's answer (it is collective)."""
+      due = bool(run.eval_every_steps) and 0 < step < total_steps and step % run.eval_every_steps == 0
+      missing = due and not all(writer.has(step, name) for name in run.evaluators)
+      if jax.process_count() > 1:
+        from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+        missing = bool(multihost_utils.broadcast_one_to_all(np.int32(missing)))
+      return missing
+
     def report(step, name, metrics, seconds):
       writer.write_scalars(step, metrics, split=name)
       log(f"[eval {name} @ step {step}] " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()
@@ -361,6 +371,9 @@ def _train_and_evaluate(config, workdir, *, log, allow_config_change):
     with _StopRequests() as stops:
       summary = {"initial": evaluate(0) if start_step == 0 else initial, "start_step": start_step}
       initial_record = _jsonable(summary["initial"])
+      if start_step > 0 and unfinished_evaluation(start_step):
+        log(f"the evaluation at step {start_step} has no record (the run stopped during it): running it again")
+        evaluate(start_step)
       # uint8 images: a quarter of the host work and host-to-device bytes; normalised on the devices.
       batches = pipeline.make_train_iterator(
           config.input, train_source, seed=config.seed, start_step=start_step, total_steps=total_steps,

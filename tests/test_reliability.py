@@ -375,6 +375,35 @@ def test_a_resumed_run_logs_each_step_once_and_keeps_the_first_evaluation(run, t
   assert "untrained (test)" in train.summary_table(summary)
 
 
+def test_an_evaluation_stopped_after_its_checkpoint_runs_again_on_resume(tmp_path, monkeypatch):
+  from suprank_jax.evaluation import evaluator as evaluator_lib  # pylint: disable=g-import-not-at-top
+  config = _config(6)
+  config.eval_every_steps = 3  # evaluations at 0, 3 and 6; checkpoints at 3 and 6
+  workdir = str(tmp_path / "run")
+  real_run, calls = evaluator_lib.RetrievalEvaluator.run, []
+
+  def killed_at_step_3(self, state):
+    calls.append(1)
+    if len(calls) == 2:  # the run dies while evaluating step 3, its checkpoint already written
+      raise KeyboardInterrupt
+    return real_run(self, state)
+
+  monkeypatch.setattr(evaluator_lib.RetrievalEvaluator, "run", killed_at_step_3)
+  with pytest.raises(KeyboardInterrupt):
+    train.train_and_evaluate(config, workdir, log=_quiet)
+  assert _steps(workdir, "test") == [0] and os.path.isdir(os.path.join(workdir, "checkpoints", "3"))
+  monkeypatch.setattr(evaluator_lib.RetrievalEvaluator, "run", real_run)
+  lines = []
+  train.train_and_evaluate(config, workdir, log=lines.append)
+  assert "the evaluation at step 3 has no record (the run stopped during it): running it again" in lines
+  assert _steps(workdir, "test") == [0, 3, 6]
+  # A resume whose evaluation was recorded does not run it again.
+  shutil.rmtree(os.path.join(workdir, "checkpoints", "6"))
+  lines.clear()
+  train.train_and_evaluate(config, workdir, log=lines.append)
+  assert not any("has no record" in line for line in lines) and _steps(workdir, "test") == [0, 3, 6]
+
+
 # ----------------------------------------------------------------------------------------------
 # One run per workdir
 

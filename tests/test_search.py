@@ -400,3 +400,14 @@ def test_scann_settings_search_more_leaves_when_the_top_k_is_a_larger_share_of_t
   assert share(small_k) < share(sop) < share(smaller_gallery) == 1.0
   assert (sop["reorder_k"], small_k["reorder_k"]) == (2200, 400)
   assert scann_search.scann_settings(50, 100) == {"num_leaves": 7, "num_leaves_to_search": 7, "reorder_k": 100}
+
+
+def test_top_k_recall_counts_each_rows_shared_items_like_a_pairwise_comparison():
+  rng = np.random.default_rng(14)
+  exact = np.stack([rng.permutation(50)[:7] for _ in range(20)])
+  approx = np.stack([rng.permutation(50)[:7] for _ in range(20)])
+  approx[:5] = exact[:5][:, ::-1]  # same items, another order
+  approx[5, 0] = -1  # a missing neighbour
+  expected = (approx[:, :, None] == exact[:, None, :]).any(-1).mean()
+  assert scann_search.top_k_recall(approx, exact) == pytest.approx(expected, abs=0)
+  assert scann_search.top_k_recall(exact, exact) == 1.0
