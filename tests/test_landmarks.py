@@ -527,6 +527,17 @@ def test_a_large_index_is_embedded_on_disk_resumes_after_an_interruption_and_giv
   assert not os.listdir(cache)  # deleted once the evaluation is done
 
 
+def test_an_unwritable_store_folder_stops_the_evaluator_before_any_work(tmp_path, tiny):
+  config = _landmark_run_config("landmarks/happier_hgldv2.py", str(tmp_path / "data"))
+  (tmp_path / "a_file").write_text("")
+  config.evals.hgldv2.update(cache_dir=str(tmp_path / "a_file" / "cache"), cache_min_items=10)
+  with pytest.raises(ValueError, match=r"config.evals.hgldv2.cache_dir: .*a_file/cache is not writable .*"
+                                       r"gldv2_hierarchical/gallery \(15 images, cache_min_items=10\)"):
+    evaluator_lib.Evaluator("hgldv2", config.evals.hgldv2, config.input, model=tiny[0], mesh=parallel.make_mesh())
+  config.evals.hgldv2.cache_min_items = 16  # every set stays in memory: nothing is written there
+  evaluator_lib.Evaluator("hgldv2", config.evals.hgldv2, config.input, model=tiny[0], mesh=parallel.make_mesh())
+
+
 def _gallery_of(config):
   from suprank_jax.evaluation.evaluator import evaluation_input_config  # pylint: disable=g-import-not-at-top
   return sources.get_source(evaluation_input_config(config.input, config.evals.hgldv2), "gallery")

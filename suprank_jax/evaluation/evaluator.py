@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import os
+import tempfile
 
 import jax
 import ml_collections
@@ -199,6 +200,23 @@ def _check_store_settings(name, eval_config):
     raise ValueError(f"{where}.cache_dir={eval_config.cache_dir!r} must be a folder path ('' for the default)")
 
 
+def _check_store_writable(name, eval_config, sources_):
+  """Raises unless the store folder can be written when one of ``sources_`` is large enough to go there
+  (checked when the evaluator is built, not after the training)."""
+  low = _store_setting(eval_config, "cache_min_items")
+  large = [s for s in sources_ if s is not None and len(s) >= low]
+  if not large:
+    return
+  folder = _store_setting(eval_config, "cache_dir") or image_embedding.default_cache_dir()
+  try:
+    os.makedirs(folder, exist_ok=True)
+    tempfile.TemporaryFile(dir=folder).close()
+  except OSError as e:
+    raise ValueError(f"config.evals.{name}.cache_dir: {folder} is not writable ({e.strerror or e}), and "
+                     f"{large[0].name} ({len(large[0]):,} images, cache_min_items={low:,}) would be embedded "
+                     "there: give a writable cache_dir, or raise cache_min_items to keep it in memory") from e
+
+
 def _store_folder(eval_config, key, what: str, num_items: int) -> str | None:
   """Where a set of ``num_items`` is embedded on disk (``key()``: the weights' fingerprint), or None
   (in memory) below ``cache_min_items``."""
@@ -258,6 +276,7 @@ class RetrievalEvaluator(Evaluator):
       log(f"[eval {name}] finding each query's copy in the gallery ({len(self.query_source)} queries, "
           f"{len(self.gallery_source)} gallery items)")
       self.self_index = query_copies.find_query_copies(self.query_source, self.gallery_source, log=log)
+    _check_store_writable(name, eval_config, (self.query_source, self.gallery_source))
     self.model = model
     self._embed = make_embed_fn(model, mesh)
 
@@ -351,6 +370,7 @@ class RevisitedEvaluator(Evaluator):
     if self.distractor_source is not None:
       checked.append(self.distractor_source)
     sources.check_files_exist(checked, skip=bool(input_config.skip_corrupt_images), log=log)
+    _check_store_writable(name, eval_config, checked)
     if s.dtype:
       if "dtype" not in {f for f in getattr(model, "__dataclass_fields__", {})}:
         raise ValueError(f"{where}.revisited.dtype={s.dtype!r}: the model has no dtype setting")

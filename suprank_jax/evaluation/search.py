@@ -305,8 +305,10 @@ def _device_blocks(gallery):
 
 
 def _chunk_rows(query, self_index, start, stop, chunk_size):
-  """Queries ``start:stop`` and their self indices, padded to ``chunk_size`` rows."""
-  return (_pad_rows(np.asarray(query[start:stop]), chunk_size, 0),
+  """Queries ``start:stop`` (read from the file when on disk) and their self indices, padded to
+  ``chunk_size`` rows."""
+  rows = read_rows(query, start, stop) if on_disk(query) else np.asarray(query[start:stop])
+  return (_pad_rows(rows, chunk_size, 0),
           _pad_rows(self_index[start:stop].astype(np.int32), chunk_size, -1))
 
 
