@@ -72,6 +72,10 @@ def shrink(config, data_dir: str):
   config.num_epochs = config.optim.freeze_epochs + len(config.optim.decay_epochs) + 1
   for ev in config.evals.values():
     ev.batch_size = TINY_BATCH
+  if config.xbm.size > 0:
+    # A toy memory for the toy data: a 60,000-item memory of a few classes gives each query ~M/C
+    # positives against M items (an [B, P, M] comparison of tens of GB).
+    config.xbm.size = min(config.xbm.size, 4 * TINY_BATCH)
   config.tensorboard = False
   return config
 
