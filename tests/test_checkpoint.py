@@ -70,16 +70,19 @@ def _save_steps(directory, steps, state_fn=_random_state, **kwargs):
   mngr.close()
 
 
-def damage_bytes(step_dir, seed=0):
-  """Overwrites 16 bytes in the middle of the largest array data file of a step (size unchanged)."""
+def damage_bytes(step_dir, seed=0, *, every_file=False):
+  """Overwrites 16 bytes in the middle of the largest array data file of a step (size unchanged), or
+  of every data file with ``every_file`` (OCDBT data files may also hold superseded index nodes, so a
+  single file's middle is not always live data when a save was flushed in several parts)."""
   files = [os.path.join(root, f) for root, _, names in os.walk(os.path.join(step_dir, "state")) for f in names
            if os.path.basename(root) == "d"]
-  path = max(files, key=os.path.getsize)
-  size = os.path.getsize(path)
-  with open(path, "r+b") as f:
-    f.seek(size // 2)
-    f.write(np.random.default_rng(seed).integers(0, 256, 16, dtype=np.uint8).tobytes())
-  assert os.path.getsize(path) == size
+  rng = np.random.default_rng(seed)
+  for path in files if every_file else [max(files, key=os.path.getsize)]:
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:
+      f.seek(size // 2)
+      f.write(rng.integers(0, 256, min(16, size - size // 2), dtype=np.uint8).tobytes())
+    assert os.path.getsize(path) == size
 
 
 def test_every_step_holds_an_integrity_record_of_its_arrays(tmp_path):

@@ -114,7 +114,7 @@ def run(trained, tmp_path):
 
 def test_damaged_bytes_in_the_latest_checkpoint_are_detected_and_moved_aside(run):
   step3 = _checkpoint_files(run, 3)
-  damage_bytes(str(run / "checkpoints" / "6"))
+  damage_bytes(str(run / "checkpoints" / "6"), every_file=True)
   config = _config(9)
   config.keep_checkpoints = 3  # a resume may change it
   messages = []
@@ -133,7 +133,7 @@ def test_damaged_bytes_in_the_latest_checkpoint_are_detected_and_moved_aside(run
 
 def test_no_readable_checkpoint_stops_the_run_and_changes_nothing(run):
   for step in (3, 6):
-    damage_bytes(str(run / "checkpoints" / str(step)), seed=step)
+    damage_bytes(str(run / "checkpoints" / str(step)), seed=step, every_file=True)
   before = _snapshot(run)
   with pytest.raises(checkpoint.NoUsableCheckpointError, match=r"step folders \[3, 6\].*start afresh on purpose"):
     train.train_and_evaluate(_config(9), str(run), log=_quiet)
@@ -160,7 +160,7 @@ def test_a_read_error_is_named_in_one_line_per_step(run, monkeypatch):
 
 
 def test_a_resume_from_another_runs_folder_verifies_it_and_changes_nothing_there(run, tmp_path):
-  damage_bytes(str(run / "checkpoints" / "6"))
+  damage_bytes(str(run / "checkpoints" / "6"), every_file=True)
   before = _snapshot(run)
   config = _config(5)
   config.resume = str(run / "checkpoints")
