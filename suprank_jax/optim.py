@@ -33,7 +33,11 @@ end of the frozen warm-up (below):
 * ``schedule_per_epoch=True`` steps the schedule once per epoch, like the reference trainer, which calls
   ``scheduler.step()`` after each epoch: the counter is ``step // steps_per_epoch`` and the horizon
   ``total_steps / steps_per_epoch`` epochs, so the rate is constant within an epoch. (Formally the rate at
-  ``step`` is the per-step schedule's at the start of its epoch.)
+  ``step`` is the per-step schedule's at the start of its epoch.) When the epochs vary in length
+  (``make_optimizer(..., steps_per_epoch=plan)``, a ``steps.EpochPlan``), the counter is the epoch index
+  of the step and every length is in epochs: the freeze, the warm-up ramp, the milestones and the run
+  must then end at epoch ends (else an error names the key), as the reference steps its schedulers
+  once per epoch whatever the epoch's length.
 
 Frozen warm-up (the reference's ``warmup_step`` / ``warmup_keys``): for the first ``freeze_steps`` (or
 ``freeze_epochs``) steps the parameters whose path matches ``freeze_regex`` (default the backbone) get
@@ -55,7 +59,8 @@ its twin. ``min_learning_rate`` is absolute: ``lr_multiplier`` does not scale it
 matches use the base optimizer.
 
 Length keys come in pairs, in steps or in epochs (``warmup_*``, ``decay_*``, ``freeze_*``): set one of
-each pair. Epoch values, and ``schedule_per_epoch``, need ``make_optimizer(..., steps_per_epoch=...)``.
+each pair. Epoch values, and ``schedule_per_epoch``, need ``make_optimizer(..., steps_per_epoch=...)``; with epochs
+of varying length, lengths in epochs are whole epochs counted from the end of the freeze (``steps.to_steps``).
 
 The original code's optimizer configs (``suprank/config/optimizer/*.yaml``, epochs ``max_iter``) read::
 
@@ -161,6 +166,8 @@ class _Group:
   warmup_steps: int
   decay_steps: tuple
   decay_factor: float
+  # Per-epoch schedules over epochs of varying length: (freeze, warm-up ramp, milestones, run) in epochs.
+  epoch_counts: tuple | None = None
 
 
 def _number(value, key: str, *, minimum: float = 0.0) -> float:
@@ -184,7 +191,7 @@ def _choice(value, key: str, valid) -> str:
 
 
 def _resolve(values: dict, explicit: set, where, *, multiplier: float, total_steps: int, freeze: int,
-             steps_per_epoch: int | None) -> _Group:
+             epochs: steps_lib.EpochPlan | None) -> _Group:
   """Validates one group's keys and resolves its lengths into steps.
 
   Args:
@@ -195,7 +202,7 @@ def _resolve(values: dict, explicit: set, where, *, multiplier: float, total_ste
     multiplier: the group's lr multiplier.
     total_steps: the run length.
     freeze: the frozen warm-up, in steps.
-    steps_per_epoch: steps in an epoch, or None.
+    epochs: the run's epochs, or None.
   """
   def unused(key, because):
     return ValueError(f"{where(key)}={values[key]!r} would be ignored: {because}")
@@ -224,12 +231,12 @@ def _resolve(values: dict, explicit: set, where, *, multiplier: float, total_ste
     for key in ("decay_steps", "decay_epochs", "decay_factor"):
       if key in explicit:
         raise unused(key, f"it is for the 'steps' schedule, and {where('schedule')}={schedule!r}")
-  if per_epoch and steps_per_epoch is None:
+  if per_epoch and epochs is None:
     raise ValueError(f"{where('schedule_per_epoch')}=True needs the number of steps per epoch: "
                      "make_optimizer(..., steps_per_epoch=...)")
 
-  warmup = steps_lib.to_steps(values["warmup_steps"], values["warmup_epochs"], steps_per_epoch,
-                              where("warmup_steps"), where("warmup_epochs"))
+  warmup = steps_lib.to_steps(values["warmup_steps"], values["warmup_epochs"], epochs,
+                              where("warmup_steps"), where("warmup_epochs"), after=freeze)
   horizon = total_steps - freeze
   if warmup > horizon:
     raise ValueError(f"the warm-up ramp of {warmup} steps ({where('warmup_steps')} / {where('warmup_epochs')}) "
@@ -237,8 +244,8 @@ def _resolve(values: dict, explicit: set, where, *, multiplier: float, total_ste
                      f"{freeze} frozen)")
   milestones = ()
   if schedule == "steps":
-    milestones = steps_lib.to_steps(values["decay_steps"], values["decay_epochs"], steps_per_epoch,
-                                    where("decay_steps"), where("decay_epochs"))
+    milestones = steps_lib.to_steps(values["decay_steps"], values["decay_epochs"], epochs,
+                                    where("decay_steps"), where("decay_epochs"), after=freeze)
     key = where("decay_epochs") if values["decay_epochs"] else where("decay_steps")
     if not milestones:
       raise ValueError(f"{where('schedule')}='steps' needs milestones: set {where('decay_steps')} or "
@@ -249,8 +256,26 @@ def _resolve(values: dict, explicit: set, where, *, multiplier: float, total_ste
       raise ValueError(f"{key}: the milestones {milestones} (in steps, counted from the end of the freeze) "
                        f"must lie after the warm-up ramp ({warmup} steps) and within the {horizon} steps "
                        f"the schedule runs (total_steps={total_steps}, {freeze} frozen)")
+  counts = None
+  if per_epoch and epochs.varies:
+    counts = _epoch_counts(epochs, where, total_steps=total_steps, freeze=freeze, warmup=warmup, milestones=milestones)
   return _Group(name, learning_rate, weight_decay, momentum, nesterov, schedule, min_learning_rate, per_epoch,
-                warmup, milestones, decay_factor)
+                warmup, milestones, decay_factor, counts)
+
+
+def _epoch_counts(plan, where, *, total_steps: int, freeze: int, warmup: int, milestones: tuple) -> tuple:
+  """``(freeze, warm-up ramp, milestones, run)`` in epochs, for a per-epoch schedule over epochs of varying
+  length (the ramp and milestones counted from the end of the freeze). Each must end at an epoch end."""
+  why = f"{where('schedule_per_epoch')}=True counts whole epochs, but"
+  first = plan.epoch_at(freeze, f"{why} the freeze (config.optim.freeze_steps / freeze_epochs) ends")
+  ramp = plan.epoch_at(freeze + warmup, f"{why} the warm-up ramp ({where('warmup_steps')} / "
+                                        f"{where('warmup_epochs')}) ends") - first
+  marks = tuple(plan.epoch_at(freeze + m, f"{why} the milestone {m} ({where('decay_steps')} / "
+                                          f"{where('decay_epochs')}, steps after the freeze) is") - first
+                for m in milestones)
+  run = plan.epoch_at(total_steps, f"{why} the run (total_steps={total_steps}: config.num_epochs / "
+                                   "config.total_steps) ends")
+  return first, ramp, marks, run
 
 
 def _group_values(base: dict, setting, index: int):
@@ -289,12 +314,15 @@ def _where_group(index: int, explicit: set):
   return where
 
 
-def _check_run(total_steps, steps_per_epoch):
+def _check_run(total_steps, steps_per_epoch) -> steps_lib.EpochPlan | None:
+  """The run's epochs, checked."""
   if isinstance(total_steps, bool) or not isinstance(total_steps, numbers.Integral) or total_steps < 1:
     raise ValueError(f"total_steps={total_steps!r} must be an int >= 1")
-  if steps_per_epoch is not None and (isinstance(steps_per_epoch, bool)
-                                      or not isinstance(steps_per_epoch, numbers.Integral) or steps_per_epoch < 1):
+  if steps_per_epoch is None or isinstance(steps_per_epoch, steps_lib.EpochPlan):
+    return steps_per_epoch
+  if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, numbers.Integral) or steps_per_epoch < 1:
     raise ValueError(f"steps_per_epoch={steps_per_epoch!r} must be an int >= 1 or None")
+  return steps_lib.EpochPlan(steps_per_epoch)
 
 
 def _compile(regex, key: str):
@@ -306,18 +334,33 @@ def _compile(regex, key: str):
     raise ValueError(f"{key}: bad regex {regex!r}: {e}") from e
 
 
-def _schedule(group: _Group, total_steps: int, freeze: int, steps_per_epoch: int | None):
-  """``step -> learning rate`` of a resolved group (jit-compatible)."""
-  lr, floor, ramp = group.learning_rate, group.min_learning_rate, group.warmup_steps
-  decay_length = max(total_steps - ramp, 1)
-  # Rates after 0, 1, ... milestones, computed in float64 like torch's Python floats.
-  step_rates = np.array([lr * group.decay_factor ** k for k in range(len(group.decay_steps) + 1)], np.float32)
-  milestones = np.array(group.decay_steps, np.int32)
+def _counter(group: _Group, total_steps: int, freeze: int, epochs: steps_lib.EpochPlan | None):
+  """``(step -> the schedule's counter, warm-up ramp, milestones, run length)``, in the counter's unit."""
+  if group.epoch_counts is not None:  # per epoch, over epochs of varying length: count epochs
+    first, ramp, milestones, run = group.epoch_counts
+    epoch_of = epochs.epoch_index_fn(run)
+    return (lambda step: jnp.maximum(epoch_of(step) - first, 0)), ramp, milestones, run
 
-  def schedule(step):
+  def count_steps(step):
     count = jnp.maximum(jnp.asarray(step, jnp.int32) - freeze, 0)  # the schedulers wait for the freeze
     if group.per_epoch:
-      count = (count // steps_per_epoch) * steps_per_epoch
+      count = (count // epochs.steps_per_epoch) * epochs.steps_per_epoch
+    return count
+
+  return count_steps, group.warmup_steps, group.decay_steps, total_steps
+
+
+def _schedule(group: _Group, total_steps: int, freeze: int, epochs: steps_lib.EpochPlan | None):
+  """``step -> learning rate`` of a resolved group (jit-compatible)."""
+  counter, ramp, milestones, run = _counter(group, total_steps, freeze, epochs)
+  lr, floor = group.learning_rate, group.min_learning_rate
+  decay_length = max(run - ramp, 1)
+  # Rates after 0, 1, ... milestones, computed in float64 like torch's Python floats.
+  step_rates = np.array([lr * group.decay_factor ** k for k in range(len(milestones) + 1)], np.float32)
+  milestones = np.array(milestones, np.int32)
+
+  def schedule(step):
+    count = counter(step)
     if group.schedule == "constant":
       rate = jnp.full((), lr, jnp.float32)
     elif group.schedule == "cosine":
@@ -370,7 +413,8 @@ def _direction(group: _Group) -> optax.GradientTransformation:
   return optax.chain(*decay, *momentum) if decay or momentum else optax.identity()
 
 
-def make_optimizer(cfg: ml_collections.ConfigDict, total_steps: int, steps_per_epoch: int | None = None):
+def make_optimizer(cfg: ml_collections.ConfigDict, total_steps: int,
+                   steps_per_epoch: int | steps_lib.EpochPlan | None = None):
   """Builds the optimizer and its learning-rate schedules.
 
   The whole config is validated before anything is built.
@@ -378,7 +422,8 @@ def make_optimizer(cfg: ml_collections.ConfigDict, total_steps: int, steps_per_e
   Args:
     cfg: ``config.optim`` (see :func:`default_config` and the module docstring).
     total_steps: length of the run in steps (the horizon of decaying schedules).
-    steps_per_epoch: steps in one epoch; needed by the ``*_epochs`` keys and ``schedule_per_epoch``.
+    steps_per_epoch: steps in one epoch, or the run's ``steps.EpochPlan`` (epochs of varying length);
+      needed by the ``*_epochs`` keys and ``schedule_per_epoch``.
 
   Returns:
     ``(tx, schedules)``: an optax transformation over the trainable pytree, and ``{group: schedule}``
@@ -389,14 +434,14 @@ def make_optimizer(cfg: ml_collections.ConfigDict, total_steps: int, steps_per_e
     ValueError: naming the key at fault (``config.optim.<key>`` or ``config.optim.groups[i].<key>``).
       A ``freeze_regex`` that matches no parameter raises when ``tx.init`` sees the parameters.
   """
-  _check_run(total_steps, steps_per_epoch)
+  epochs = _check_run(total_steps, steps_per_epoch)
   for key in cfg.keys():
     if key not in _DEFAULTS:
       raise ValueError(f"config.optim.{key} is not an optimizer key; valid: {list(_DEFAULTS)}")
   base = {key: cfg[key] for key in _GROUP_KEYS}
   explicit = {key for key in _DEFAULTS if cfg[key] != _DEFAULTS[key]}
 
-  freeze = steps_lib.to_steps(cfg.freeze_steps, cfg.freeze_epochs, steps_per_epoch,
+  freeze = steps_lib.to_steps(cfg.freeze_steps, cfg.freeze_epochs, epochs,
                              "config.optim.freeze_steps", "config.optim.freeze_epochs")
   if freeze >= total_steps:
     raise ValueError(f"the frozen warm-up of {freeze} steps (config.optim.freeze_steps / freeze_epochs) covers "
@@ -408,7 +453,7 @@ def make_optimizer(cfg: ml_collections.ConfigDict, total_steps: int, steps_per_e
                      "(config.optim.freeze_steps / freeze_epochs)")
   clip = _number(cfg.grad_clip_norm, "config.optim.grad_clip_norm")
 
-  run = dict(total_steps=total_steps, freeze=freeze, steps_per_epoch=steps_per_epoch)
+  run = dict(total_steps=total_steps, freeze=freeze, epochs=epochs)
   groups = {"base": _resolve(base, explicit, lambda key: f"config.optim.{key}", multiplier=1.0, **run)}
   display = {"base": "base"}  # label -> the name of its schedule
   if not isinstance(cfg.groups, (tuple, list)):

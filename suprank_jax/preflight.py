@@ -41,7 +41,7 @@ def _check_max_positives(entry, fn, hp, config, log):
         f"config.input.samples_per_class={m} for a binary loss in batch mode).")
     return
   level = hp.get("hierarchy_level", parameters["hierarchy_level"].default if "hierarchy_level" in parameters else 0)
-  if level == 0 and config.input.sampler == "m_per_class" and int(bound) < m:
+  if level == 0 and config.input.sampler in ("m_per_class", "m_per_class_original") and int(bound) < m:
     raise ValueError(f"config.losses.{entry}.max_positives={bound} is below config.input.samples_per_class={m}: "
                      f"every query of a batch has {m} positives; raise max_positives to at least {m}")
 
@@ -55,6 +55,8 @@ def _check_run_config(config):
   for key in ("log_every_steps", "keep_checkpoints"):
     if not isinstance(config[key], int) or config[key] < 1:
       raise ValueError(f"config.{key}={config[key]!r} must be an integer >= 1")
+  if not isinstance(config.eval_at_start, bool):
+    raise ValueError(f"config.eval_at_start={config.eval_at_start!r} must be True (evaluate before training) or False")
   minutes = checkpoint_every_minutes(config)
   if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not minutes >= 0:
     raise ValueError(f"config.checkpoint_every_minutes={minutes!r} must be a number of minutes >= 0 (0: none)")
@@ -102,7 +104,7 @@ class Prepared:
   """Everything a run needs that is checked before the first expensive step (see :func:`prepare`)."""
 
   train_source: Any
-  steps_per_epoch: int
+  steps_per_epoch: int | None  # None: the epochs vary in length (see `epochs`)
   total_steps: int
   eval_every_steps: int
   checkpoint_every_steps: int
@@ -114,6 +116,19 @@ class Prepared:
   evaluators: dict
   sample_images: np.ndarray
   resuming: bool
+  # Where each epoch starts; the periods "every k epochs" of epochs of varying length (else 0, the
+  # period being in the *_every_steps fields): steps.to_period.
+  epochs: steps.EpochPlan
+  eval_every_epochs: int
+  checkpoint_every_epochs: int
+
+  def evaluation_due(self, done: int) -> bool:
+    """Whether a periodic evaluation is due after ``done`` steps (the one at the end aside)."""
+    return steps.is_due(done, self.eval_every_steps, self.eval_every_epochs, self.epochs)
+
+  def checkpoint_due(self, done: int) -> bool:
+    """Whether a periodic save is due after ``done`` steps (the one at the end aside)."""
+    return steps.is_due(done, self.checkpoint_every_steps, self.checkpoint_every_epochs, self.epochs)
 
 
 def prepare(config: ml_collections.ConfigDict, workdir: str, *, log=reporting.log,
@@ -155,17 +170,17 @@ def prepare(config: ml_collections.ConfigDict, workdir: str, *, log=reporting.lo
 
   train_source = sources.get_source(config.input, config.input.train_split)
   _check_data_files(config, train_source, workdir, log)
-  spe = pipeline.steps_per_epoch(config.input, train_source)
-  total_steps = steps.to_steps(config.total_steps, config.num_epochs, spe, "config.total_steps", "config.num_epochs")
+  plan = pipeline.epoch_plan(config.input, train_source, seed=config.seed)
+  total_steps = steps.to_steps(config.total_steps, config.num_epochs, plan, "config.total_steps", "config.num_epochs")
   if total_steps < 1:
     raise ValueError("the run has no step: set config.total_steps or config.num_epochs")
-  eval_every = steps.to_steps(config.eval_every_steps, config.eval_every_epochs, spe, "config.eval_every_steps",
-                              "config.eval_every_epochs")
-  checkpoint_every = steps.to_steps(config.checkpoint_every_steps, config.checkpoint_every_epochs, spe,
-                                    "config.checkpoint_every_steps", "config.checkpoint_every_epochs")
-  if config.checkpoint_every_epochs and not checkpoint_every:
+  eval_every = steps.to_period(config.eval_every_steps, config.eval_every_epochs, plan, "config.eval_every_steps",
+                               "config.eval_every_epochs")
+  checkpoint_every = steps.to_period(config.checkpoint_every_steps, config.checkpoint_every_epochs, plan,
+                                     "config.checkpoint_every_steps", "config.checkpoint_every_epochs")
+  if config.checkpoint_every_epochs and not any(checkpoint_every):
     raise ValueError(f"config.checkpoint_every_epochs={config.checkpoint_every_epochs!r} is less than one step "
-                     f"({spe} steps per epoch)")
+                     f"({plan.steps_per_epoch} steps per epoch)")
   memory_size = len(train_source) if config.xbm.size == -1 else int(config.xbm.size)
   # The first batch of this process: its images decode and the augmentation gives them one shape.
   pipeline.load_train_batch(config.input, train_source, 0, seed=config.seed, process_index=jax.process_index(),
@@ -180,15 +195,17 @@ def prepare(config: ml_collections.ConfigDict, workdir: str, *, log=reporting.lo
   if frozen:
     with optim_config.unlocked():
       optim_config.groups = ((frozen, None),) + tuple(optim_config.groups)
-  tx, schedules = optim.make_optimizer(optim_config, total_steps, steps_per_epoch=spe)
+  tx, schedules = optim.make_optimizer(optim_config, total_steps, steps_per_epoch=plan)
   checkpoint.check_writable(checkpoint_dir)
 
   evaluators = {name: evaluator_lib.Evaluator(name, eval_cfg, config.input, model=model, mesh=mesh, log=log)
                 for name, eval_cfg in config.evals.items()}
   sample = pipeline.sample_images(config.input, train_source)
-  return Prepared(train_source=train_source, steps_per_epoch=spe, total_steps=total_steps, eval_every_steps=eval_every,
-                  checkpoint_every_steps=checkpoint_every, memory_size=memory_size, model=model, tx=tx,
-                  schedules=schedules, mesh=mesh, evaluators=evaluators, sample_images=sample, resuming=resuming)
+  return Prepared(train_source=train_source, steps_per_epoch=plan.steps_per_epoch, total_steps=total_steps,
+                  eval_every_steps=eval_every[0], checkpoint_every_steps=checkpoint_every[0], memory_size=memory_size,
+                  model=model, tx=tx, schedules=schedules, mesh=mesh, evaluators=evaluators, sample_images=sample,
+                  resuming=resuming, epochs=plan, eval_every_epochs=eval_every[1],
+                  checkpoint_every_epochs=checkpoint_every[1])
 
 
 def _check_resume_config(config, workdir, checkpoint_dir, *, allow, log):
@@ -237,8 +254,8 @@ def _check_pretrained(model_config, log):
                      "config.model.pretrained=False to train from scratch")
   if path and not os.path.isfile(os.path.expanduser(path)):
     raise FileNotFoundError(f"config.model.pretrained_path={path!r}: no such file")
-  if not path and models.frozen_parameter_regex(model_config):
-    log("warning: config.model.freeze_batch_norm=True without pretrained weights: the batch-norm statistics and "
-        "affine parameters stay at their initial values (mean 0, variance 1) for the whole run. The original "
+  if not path and model_config.get("freeze_batch_norm", False):
+    log("warning: config.model.freeze_batch_norm=True without pretrained weights: the batch-norm statistics "
+        "stay at their initial values (mean 0, variance 1) for the whole run. The original "
         "freezes batch norm only on ImageNet-initialised backbones; set config.model.freeze_batch_norm=False to "
         "train from scratch, or give config.model.pretrained_path.")

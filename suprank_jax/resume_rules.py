@@ -25,7 +25,7 @@ RESUME_MAY_CHANGE = (
     # The run's length (the learning-rate schedule follows the new length).
     "total_steps", "num_epochs",
     # How the run reports, saves and evaluates.
-    "log_every_steps", "eval_every_steps", "eval_every_epochs", "checkpoint_every_steps",
+    "log_every_steps", "eval_every_steps", "eval_every_epochs", "eval_at_start", "checkpoint_every_steps",
     "checkpoint_every_epochs", "checkpoint_every_minutes", "keep_checkpoints", "tensorboard",
     "evals.*", "overall_accuracy_over",
     # Read only on a fresh start.

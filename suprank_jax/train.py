@@ -208,7 +208,7 @@ def _jsonable(tree):
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, log=reporting.log,
                        allow_config_change: bool = False):
-  """Trains ``config``'s model, evaluating before, during and after training.
+  """Trains ``config``'s model, evaluating before (``config.eval_at_start``), during and after training.
 
   Every check that needs no network runs first (:func:`prepare`). The run holds the workdir for its
   whole length (:mod:`suprank_jax.workdir_lock`), resumes from the newest checkpoint that verifies
@@ -224,7 +224,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, log=r
       run's in keys a resume may not change (``resume_rules.RESUME_MAY_CHANGE``).
 
   Returns:
-    ``(state, summary)`` where ``summary = {"initial": metrics or None, "final": metrics, ...}``.
+    ``(state, summary)`` where ``summary = {"initial": metrics or None, "final": metrics, ...}`` (``initial``
+    is None without an evaluation before training: ``config.eval_at_start=False``).
 
   Raises:
     RunInterrupted: a signal stopped the run (its state saved).
@@ -242,8 +243,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, log=r
 
 def _train_and_evaluate(config, workdir, *, log, allow_config_change):
   run = prepare(config, workdir, log=log, allow_config_change=allow_config_change)
-  if run.steps_per_epoch and (config.num_epochs or config.eval_every_epochs or config.checkpoint_every_epochs):
-    log(f"{run.steps_per_epoch} steps per epoch: {run.total_steps} steps in all")
+  if config.num_epochs or config.eval_every_epochs or config.checkpoint_every_epochs or run.epochs.varies:
+    log(f"{run.epochs.describe(run.total_steps)}: {run.total_steps} steps in all")
   mesh, model, tx = run.mesh, run.model, run.tx
   train_source = run.train_source
   make_state = functools.partial(
@@ -300,7 +301,7 @@ def _train_and_evaluate(config, workdir, *, log, allow_config_change):
     def unfinished_evaluation(step) -> bool:
       """Whether the evaluation due at ``step`` has no record: the run was stopped while it ran, after
       the checkpoint of ``step`` was saved. Every process gets process 0's answer (it is collective)."""
-      due = bool(run.eval_every_steps) and 0 < step < total_steps and step % run.eval_every_steps == 0
+      due = 0 < step < total_steps and run.evaluation_due(step)
       missing = due and not all(writer.has(step, name) for name in run.evaluators)
       if jax.process_count() > 1:
         from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
@@ -313,7 +314,7 @@ def _train_and_evaluate(config, workdir, *, log, allow_config_change):
                                                        if isinstance(v, float)) + f" ({seconds:.1f}s)")
 
     loss_kwargs = dict(model=model, memory_config=config.xbm if run.memory_size else None,
-                       steps_per_epoch=run.steps_per_epoch, loss_context=_loss_context(train_source))
+                       steps_per_epoch=run.epochs, loss_context=_loss_context(train_source))
     loss_fn = losses.make_loss_fn(config.losses, losses.LOSSES)
     step_fn = jax.jit(functools.partial(train_step, loss_fn=loss_fn, tx=tx, schedules=run.schedules, **loss_kwargs),
                       in_shardings=(replicated, parallel.data_sharding(mesh)), out_shardings=(replicated, replicated),
@@ -369,7 +370,9 @@ def _train_and_evaluate(config, workdir, *, log, allow_config_change):
       timer.saved()
 
     with _StopRequests() as stops:
-      summary = {"initial": evaluate(0) if start_step == 0 else initial, "start_step": start_step}
+      # config.eval_at_start=False: no evaluation before training (summary["initial"] is None).
+      summary = {"initial": evaluate(0) if start_step == 0 and config.eval_at_start else initial,
+                 "start_step": start_step}
       initial_record = _jsonable(summary["initial"])
       if start_step > 0 and unfinished_evaluation(start_step):
         log(f"the evaluation at step {start_step} has no record (the run stopped during it): running it again")
@@ -394,7 +397,7 @@ def _train_and_evaluate(config, workdir, *, log, allow_config_change):
         pending.append(metrics)
         done = step + 1
         log_now = done % config.log_every_steps == 0 or done == total_steps
-        save_now = done == total_steps or bool(run.checkpoint_every_steps and done % run.checkpoint_every_steps == 0)
+        save_now = done == total_steps or run.checkpoint_due(done)
         save_now = save_now or (log_now and timer.due())
         if log_now or save_now:
           host = check_window()
@@ -408,7 +411,7 @@ def _train_and_evaluate(config, workdir, *, log, allow_config_change):
           pending, window_start = [], done
         if save_now:
           save(done)
-        if run.eval_every_steps and done % run.eval_every_steps == 0 and done != total_steps:
+        if run.evaluation_due(done) and done != total_steps:
           evaluate(done)
       summary["train_seconds"] = time.perf_counter() - t_start
       summary["final"] = evaluate(int(state.step))

@@ -20,10 +20,9 @@ from suprank_jax.losses import combine, xbm
 from suprank_jax.losses.inputs import batch_inputs
 from suprank_jax.models import torch_weights
 
-__all__ = ["TrainState", "create_state", "load_pretrained", "train_step", "term_gradient_norms", "global_norm"]
+__all__ = ["TrainState", "create_state", "load_pretrained", "loss_and_grads", "train_step", "term_gradient_norms", "global_norm"]
 
 
-@flax.struct.dataclass
 @flax.struct.dataclass
 class TrainState:
   """Everything a run needs to continue exactly: a single pytree, saved as one checkpoint."""
@@ -94,6 +93,21 @@ def _loss_and_terms(trainable, state: TrainState, batch, rng, *, model, loss_fn,
   return total, (terms, new_vars.get("batch_stats", state.batch_stats), memory)
 
 
+def loss_and_grads(state: TrainState, batch, *, model, loss_fn, memory_config=None, steps_per_epoch: int = 1,
+                   loss_context=None):
+  """The weighted loss of ``batch`` and its gradient with respect to ``state.trainable()``.
+
+  Returns:
+    ``((loss, (terms, batch_stats, memory)), grads)``: the loss, each loss term, the model's batch
+    statistics and the cross-batch memory after the forward pass, and ``grads`` shaped like
+    ``state.trainable()``. The arguments are :func:`train_step`'s.
+  """
+  rng = jax.random.fold_in(state.rng, state.step)
+  loss_of = functools.partial(_loss_and_terms, state=state, batch=batch, rng=rng, model=model, loss_fn=loss_fn,
+                              memory_config=memory_config, steps_per_epoch=steps_per_epoch, loss_context=loss_context)
+  return jax.value_and_grad(loss_of, has_aux=True)(state.trainable())
+
+
 def train_step(state: TrainState, batch, *, model, loss_fn, tx, schedules, memory_config=None,
                steps_per_epoch: int = 1, loss_context=None):
   """One optimisation step on a global batch.
@@ -108,18 +122,18 @@ def train_step(state: TrainState, batch, *, model, loss_fn, tx, schedules, memor
     memory_config: ``config.xbm`` when the state holds a cross-batch memory: the detached batch is
       enqueued first, then each reference-set loss mixes its batch and memory values once the
       epoch (counted from 1) reaches ``activate_epoch`` (the reference trainer's rule).
-    steps_per_epoch: to turn the step into an epoch for the memory's activation.
+    steps_per_epoch: to turn the step into an epoch for the memory's activation: an int, or the run's
+      ``steps.EpochPlan`` (epochs of varying length).
     loss_context: data-set constants for the losses (e.g. CSL's ``proxy_labels``).
 
   Returns:
     ``(new_state, metrics)``: scalars for the loss, each loss term, the L2 norms of the gradients,
     parameters and updates, and the learning rate of each group.
   """
-  rng = jax.random.fold_in(state.rng, state.step)
-  loss_of = functools.partial(_loss_and_terms, state=state, batch=batch, rng=rng, model=model, loss_fn=loss_fn,
-                              memory_config=memory_config, steps_per_epoch=steps_per_epoch, loss_context=loss_context)
+  (loss, (terms, batch_stats, memory)), grads = loss_and_grads(
+      state, batch, model=model, loss_fn=loss_fn, memory_config=memory_config, steps_per_epoch=steps_per_epoch,
+      loss_context=loss_context)
   trainable = state.trainable()
-  (loss, (terms, batch_stats, memory)), grads = jax.value_and_grad(loss_of, has_aux=True)(trainable)
   updates, opt_state = tx.update(grads, state.opt_state, trainable)
   trainable = optax.apply_updates(trainable, updates)
   metrics = {"loss": loss, **{f"loss/{k}": v for k, v in terms.items()},

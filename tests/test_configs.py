@@ -87,7 +87,7 @@ def test_every_loss_hyper_parameter_has_its_default_and_typed_fields():
 def test_model_config_has_every_key_of_its_family_and_rejects_others():
   resnet = models.default_config("resnet50")
   assert set(resnet.keys()) == {"name", "embed_dim", "pooling", "gem_p", "layer_norm", "normalize",
-                                "freeze_batch_norm", "dtype", "width", "whiten", "whitening_path", "pretrained",
+                                "freeze_batch_norm", "freeze_batch_norm_affine", "dtype", "width", "whiten", "whitening_path", "pretrained",
                                 "pretrained_path"}
   vit = models.default_config("deit_small")
   assert vit.embed_dim == 0 and not vit.freeze_batch_norm and "img_size" in vit and "gem_p" not in vit
@@ -172,3 +172,22 @@ def test_data_sampler_and_optimizer_errors_come_before_the_model_is_built(tmp_pa
   monkeypatch.setattr(train, "create_state", lambda *a, **k: pytest.fail("the model was initialised"))
   with pytest.raises(ValueError, match=match):
     train.train_and_evaluate(config, str(tmp_path / "run"), log=lambda _: None)
+
+
+def test_gldv2_bench_resizes_to_1024_without_a_crop_and_evaluates_revisited_only():
+  # SupRank dataset/gldv2_bench.yaml: GLDv2Dataset, batch 256, 4 per class, Resize([1024, 1024]) +
+  # RandomHorizontalFlip for training; RParis6k/ROxford5k with Resize([1024, 1024]) for testing.
+  config = experiment.compose(dataset="gldv2_bench", model="resnet_101_lm", optimizer="gldv2_bench",
+                              loss="roadmap_pp_lm")
+  i = config.input
+  assert (i.dataset, i.global_batch_size, i.samples_per_class, i.max_per_class) == ("gldv2", 256, 4, 0)
+  assert (i.image_size, i.random_resized_crop, i.horizontal_flip, i.normalization) == (1024, False, True, "imagenet")
+  assert list(config.evals) == ["roxf_rpar"] and config.evals.roxf_rpar.revisited.square_size == 1024
+
+
+def test_sop_deit_is_one_adamw_with_a_cosine_to_zero():
+  # SupRank optimizer/sop_deit.yaml: opt.net AdamW lr 1e-5, weight_decay 5e-4; sch.net CosineAnnealingLR, eta_min 0.
+  config = experiment.compose(dataset="sop", model="deit_small", optimizer="sop_deit", loss="roadmap_sop")
+  o = config.optim
+  assert (o.name, o.learning_rate, o.weight_decay, o.schedule, o.min_learning_rate, o.groups) == (
+      "adamw", 1e-5, 5e-4, "cosine", 0.0, ())

@@ -217,8 +217,10 @@ def _bn_leaves(tree):
   return out
 
 
-def test_frozen_batch_norm_keeps_statistics_and_affine_parameters_fixed():
-  model = _tiny_resnet(freeze_batch_norm=True)
+@pytest.mark.parametrize("freeze_affine", [False, True], ids=["original", "affine_frozen"])
+def test_frozen_batch_norm_keeps_statistics_fixed_and_trains_scale_and_bias_unless_told(freeze_affine):
+  # The original's freeze_batch_norm: eval mode only; weight and bias keep requires_grad=True.
+  model = _tiny_resnet(freeze_batch_norm=True, freeze_batch_norm_affine=freeze_affine)
   variables = _random_variables(model, 32)
   images = RNG.normal(size=(4, 32, 32, 3)).astype(np.float32)
   out, stats, grads = _train_step_outputs(model, variables, images)
@@ -228,10 +230,16 @@ def test_frozen_batch_norm_keeps_statistics_and_affine_parameters_fixed():
   # Scale and bias of every norm layer: the stem, two per basic block, three downsample shortcuts.
   assert len(bn_grads) == 2 * (1 + 2 * 8 + 3)
   for name, g in bn_grads.items():
-    assert not np.any(g), name
+    assert np.any(g) != freeze_affine, name
   assert np.any(np.asarray(grads["backbone"]["conv1"]["kernel"]))
   # Training mode uses the running statistics, as evaluation does.
   np.testing.assert_allclose(out, model.apply(variables, images, train=False), rtol=1e-5, atol=1e-6)
+
+
+def test_frozen_batch_norm_affine_needs_frozen_batch_norm():
+  model = _tiny_resnet(freeze_batch_norm=False, freeze_batch_norm_affine=True)
+  with pytest.raises(ValueError, match="freeze_batch_norm_affine=True needs"):
+    jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3))))
 
 
 def test_trainable_batch_norm_updates_statistics_and_gets_gradients():

@@ -148,6 +148,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.log_every_steps = 50
   config.eval_every_steps = 0  # 0 (and eval_every_epochs 0): evaluate only before training and at the end
   config.eval_every_epochs = 0
+  config.eval_at_start = True  # evaluate before training too (the untrained row of the summary table)
   config.checkpoint_every_steps = 500
   config.checkpoint_every_epochs = 0
   config.checkpoint_every_minutes = 0.0  # also save after this many minutes since the last save (0: off)

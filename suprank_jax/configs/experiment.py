@@ -17,12 +17,12 @@ is ``--config.evals.test.metrics.hierarchy_levels='(0,1)'``. The experiment file
 compositions with the settings of the original's commands.
 
 What the original's ``default.yaml`` fixes for every run: evaluation every 20 epochs and at the end
-(``test_eval_freq``), a checkpoint every epoch (its rolling checkpoint; ``save_model`` keeps every
-20th, here ``keep_checkpoints`` the latest), the test metrics of ``accuracy_calculator.yaml``
-(binary AP, P@1, mAP@R and R@k on ``compute_for_hierarchy_levels``; H-AP, ASI and NDCG over all
-levels), no gradient clipping. Every evaluation logs both protocols (``metrics.protocol='both'``):
-our definitions, and the original evaluation code's numbers as ``original/<key>``, which is what
-the published tables report.
+(``test_eval_freq``), none before training (``eval_at_start=False``), a checkpoint every epoch (its
+rolling checkpoint; ``save_model`` keeps every 20th, here ``keep_checkpoints`` the latest), the test
+metrics of ``accuracy_calculator.yaml`` (binary AP, P@1, mAP@R and R@k on
+``compute_for_hierarchy_levels``; H-AP, ASI and NDCG over all levels), no gradient clipping. Every
+evaluation logs both protocols (``metrics.protocol='both'``): our definitions, and the original
+evaluation code's numbers as ``original/<key>``, which is what the published tables report.
 """
 
 from __future__ import annotations
@@ -92,6 +92,7 @@ def compose(*, dataset: str, model: str, optimizer: str, loss: str, memory: str 
   config.total_steps = 0
   config.num_epochs = int(num_epochs)
   config.eval_every_epochs = 20
+  config.eval_at_start = False
   config.checkpoint_every_steps = 0
   config.checkpoint_every_epochs = 1
   if freeze_epochs:

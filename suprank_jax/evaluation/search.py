@@ -66,7 +66,6 @@ __all__ = [
     "LabelStatistics",
     "label_statistics",
     "score_chunks",
-    "ranked_relevant_chunk",
     "rank_on_device",
     "exact_ranked_relevant",
     "full_ranked_relevant",
@@ -500,25 +499,6 @@ def _ranked(rows, cols, ranks, query_labels, gallery_labels, stats, own_index):
       offsets=np.concatenate([[0], np.cumsum(per_row)]), ranks=ranks, agree=agree,
       level_counts=stats.level_counts, column_counts=stats.column_counts, num_ranked=stats.num_ranked,
       depth=None), own_rank
-
-
-def ranked_relevant_chunk(scores, sorted_scores, query_labels, gallery_labels, self_index, stats, groups=None):
-  """Exact ranks of the relevant items of a chunk of queries.
-
-  Args:
-    scores: ``[B, N]`` scores, the query's own copy at ``-inf``.
-    sorted_scores: ``[B, N]`` each row of ``scores`` sorted increasingly.
-    query_labels: ``[B, L]`` labels of the chunk.
-    gallery_labels: ``[N, L]`` labels of the gallery.
-    self_index: ``[B]`` gallery index of each query's own copy, or -1.
-    stats: :class:`LabelStatistics` of the chunk's queries.
-    groups: gallery grouped by its coarsest label when the labels form a tree (then only those
-      groups are scanned for relevant items); ``None`` compares every pair.
-
-  Returns:
-    A complete :class:`RankedRelevant` (``depth=None``).
-  """
-  return _host_ranked_chunk(scores, sorted_scores, query_labels, gallery_labels, self_index, stats, groups)[0]
 
 
 def _host_ranked_chunk(scores, sorted_scores, query_labels, gallery_labels, self_index, stats, groups, own_index=None):

@@ -52,11 +52,12 @@ import grain
 import ml_collections
 import numpy as np
 
+from suprank_jax import steps
 from suprank_jax.input_pipeline import samplers, sources, transforms
 
 __all__ = [
-    "default_config", "check_input_config", "make_batch_sampler", "steps_per_epoch", "make_train_iterator",
-    "make_eval_batches", "sample_images", "load_train_batch", "load_item",
+    "default_config", "check_input_config", "make_batch_sampler", "steps_per_epoch", "epoch_plan",
+    "make_train_iterator", "make_eval_batches", "sample_images", "load_train_batch", "load_item",
 ]
 
 _LOG = logging.getLogger(__name__)
@@ -74,7 +75,9 @@ def default_config() -> ml_collections.ConfigDict:
   # data_dir (official or written by to_array_record.py), named tfds_name ('' = the default for dataset).
   c.source_format = "raw"
   c.tfds_name = ""
-  # Sampler: 'm_per_class' or 'hierarchical' (samplers.py).
+  # Sampler (samplers.py): 'm_per_class' (a fixed number of batches per epoch, every class drawn),
+  # 'm_per_class_original' (the original's MPerClassSampler epoch: its length varies, classes under
+  # samples_per_class images are never drawn) or 'hierarchical'.
   c.sampler = "m_per_class"
   c.global_batch_size = 120
   c.samples_per_class = 12  # digits: 10 classes x 12; the papers use 4 on SOP-scale data
@@ -82,8 +85,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.super_class_level = 1  # hierarchical sampler only
   c.super_classes_per_batch = 2  # hierarchical sampler only
   c.batches_per_super_tuple = 4  # hierarchical sampler only
-  # m_per_class only: 0, or the most images of a class used per epoch, a fresh random subset each
-  # epoch (the reference's reduce_per_class; its GLDv2 configs use 8).
+  # m_per_class and m_per_class_original only: 0, or the most images of a class used per epoch, a fresh
+  # random subset each epoch (the reference's reduce_per_class; its GLDv2 configs use 8).
   c.max_per_class = 0
   # Preprocessing (transforms.py). image_size = 0 keeps the source size (digits: 8x8x1).
   c.image_size = 0
@@ -108,6 +111,9 @@ def default_config() -> ml_collections.ConfigDict:
   return c
 
 
+# The samplers of M images from each of C classes per batch (both read class_level and max_per_class).
+_M_PER_CLASS = ("m_per_class", "m_per_class_original")
+
 # Keys read only under some settings: key -> (is it read under this config?, what reads it). A key
 # set to a non-default value under a config that does not read it is rejected (train_resize_size
 # without random_resized_crop is rejected by transforms.check_config).
@@ -118,7 +124,7 @@ _READ_WHEN = {
     "super_class_level": (lambda c: c.sampler == "hierarchical", "sampler='hierarchical'"),
     "super_classes_per_batch": (lambda c: c.sampler == "hierarchical", "sampler='hierarchical'"),
     "batches_per_super_tuple": (lambda c: c.sampler == "hierarchical", "sampler='hierarchical'"),
-    "max_per_class": (lambda c: c.sampler == "m_per_class", "sampler='m_per_class'"),
+    "max_per_class": (lambda c: c.sampler in _M_PER_CLASS, "sampler='m_per_class' or 'm_per_class_original'"),
     "crop_scale": (lambda c: c.random_resized_crop, "random_resized_crop=True"),
     "crop_ratio": (lambda c: c.random_resized_crop, "random_resized_crop=True"),
     "eval_resize_size": (lambda c: c.eval_resize in transforms.EVAL_CROP_MODES,
@@ -198,7 +204,7 @@ def make_batch_sampler(input_config: Any, source: sources.Source, *, seed: int) 
   check_input_config(input_config)
   name = input_config.sampler
   common = dict(batch_size=int(input_config.global_batch_size), samples_per_class=int(input_config.samples_per_class))
-  if name == "m_per_class":
+  if name in _M_PER_CLASS:
     kwargs = dict(level=int(input_config.class_level), max_per_class=int(input_config.max_per_class))
   elif name == "hierarchical":
     kwargs = dict(inner_level=int(input_config.class_level), outer_level=int(input_config.super_class_level),
@@ -210,8 +216,22 @@ def make_batch_sampler(input_config: Any, source: sources.Source, *, seed: int) 
 
 
 def steps_per_epoch(input_config: Any, source: sources.Source) -> int:
-  """Training steps in one epoch of the sampler (fixed for a data set and config)."""
-  return make_batch_sampler(input_config, source, seed=0).steps_per_epoch
+  """Training steps in one epoch of a sampler whose epochs all have the same length (fixed for a data
+  set and config).
+
+  Raises:
+    ValueError: the sampler's epochs vary in length (use :func:`epoch_plan`).
+  """
+  plan = make_batch_sampler(input_config, source, seed=0).plan
+  if plan.varies:
+    raise ValueError(f"config.input.sampler={input_config.sampler!r} gives epochs of varying length (they depend on "
+                     "the seed): use epoch_plan(input_config, source, seed=...)")
+  return plan.steps_per_epoch
+
+
+def epoch_plan(input_config: Any, source: sources.Source, *, seed: int) -> steps.EpochPlan:
+  """Where each training epoch starts, in steps (the sampler's; see ``steps.EpochPlan``)."""
+  return make_batch_sampler(input_config, source, seed=seed).plan
 
 
 # Running count of the bad images skipped in this process, for the warnings (each grain worker process
@@ -374,6 +394,8 @@ def make_train_iterator(input_config: Any, source: sources.Source, *, seed: int,
     raise ValueError(f"start_step={start_step} must be in [0, total_steps={total_steps}]")
   load = _TrainBatchLoader(input_config, source, seed=seed, process_index=process_index,
                            process_count=process_count, uint8_images=uint8_images)
+  if total_steps:
+    load.sampler.plan.epoch_of(total_steps - 1)  # the epochs' starts, computed here once for every worker
   ds = grain.MapDataset.range(total_steps).map(load)[start_step:]
   return _to_iterator(ds, input_config)
 

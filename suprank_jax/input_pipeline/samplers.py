@@ -26,6 +26,17 @@ each; classes from ``labels[:, level]``):
 Unlike the reference's ``MPerClassSampler`` (which skips classes with fewer than ``M`` images),
 every class is used; the batch count per epoch is fixed so that steps map to epochs.
 
+The reference's own epoch (:func:`m_per_class_original_batches`, the ``MPerClassSampler`` of
+``suprank/datasets/samplers/m_per_class_sampler.py``): each class is shuffled (and cut to its first
+``max_per_class`` images, the ``reduce_per_class``), the classes are shuffled once, then each pass
+over the class list takes ``M`` unused images from each of the first ``C`` classes, in list order,
+that still have ``M`` unused images, and makes one batch of them; the epoch ends at the first pass
+that cannot fill a batch. Classes with fewer than ``M`` images are never drawn, leftover images sit
+out, each batch is shuffled and so is the list of batches. The number of batches depends on the
+class order, so it varies from epoch to epoch: the sampler's :class:`steps.EpochPlan` says where each
+epoch starts. The passes are computed by :func:`original_epoch` (the same first ``C`` classes fill
+every pass until one of them runs out, so a run of identical passes is one numpy step).
+
 Hierarchical (:func:`hierarchical_batches`, the ``HierarchicalSampler`` of pytorch-metric-learning
 used by the reference): for every tuple of ``super_classes_per_batch`` super-classes (all
 combinations of the ``outer_level`` labels), ``batches_per_super_tuple`` batches are built; each
@@ -44,14 +55,18 @@ from typing import Callable
 
 import numpy as np
 
+from suprank_jax import steps
+
 __all__ = [
-    "m_per_class_batches", "m_per_class_num_batches", "hierarchical_batches", "hierarchical_num_batches",
-    "process_slice", "BatchSampler", "SAMPLERS", "make_batch_sampler",
+    "m_per_class_batches", "m_per_class_num_batches", "original_epoch", "m_per_class_original_batches",
+    "m_per_class_original_num_batches", "m_per_class_original_lengths", "hierarchical_batches",
+    "hierarchical_num_batches", "process_slice", "BatchSampler", "SAMPLERS", "VARYING_LENGTH", "make_batch_sampler",
 ]
 
 # Tags mixed into the seed so that different samplers never share a random stream.
 _M_PER_CLASS_TAG = 1
 _HIERARCHICAL_TAG = 2
+_ORIGINAL_TAG = 3
 
 
 def _epoch_rng(seed: int, epoch: int, tag: int) -> np.random.Generator:
@@ -163,6 +178,132 @@ def m_per_class_batches(labels: np.ndarray, *, batch_size: int, samples_per_clas
   return out
 
 
+def _original_passes(sizes: np.ndarray, m: int, c: int) -> tuple[np.ndarray, np.ndarray]:
+  """The reference's passes over classes of ``sizes`` images (in list order): ``(position, chunk)``,
+  each ``[num_batches, C]``: the list positions of each batch's classes and which ``M``-chunk of each.
+
+  Each pass takes the first ``c`` classes (in list order) with an unused chunk. Classes start in
+  list order and, once started, are taken at every pass until they run out, so the taken classes
+  are the started ones still alive plus the next unstarted ones: the same classes fill every pass
+  until the first of them runs out, and such a run of passes is computed at once.
+  """
+  chunks = sizes // m
+  alive = np.flatnonzero(chunks)  # the classes that can give a chunk, in list order
+  head, used = np.zeros(0, np.int64), np.zeros(0, np.int64)  # the started classes still alive
+  start, positions, numbers = 0, [], []
+  while True:
+    new = alive[start:start + c - len(head)]
+    start += len(new)
+    head, used = np.concatenate([head, new]), np.concatenate([used, np.zeros(len(new), np.int64)])
+    if len(head) < c:  # this pass cannot fill a batch: the epoch ends
+      break
+    run = int((chunks[head] - used).min())
+    positions.append(np.broadcast_to(head, (run, c)))
+    numbers.append(used + np.arange(run)[:, None])
+    used = used + run
+    alive_after = used < chunks[head]
+    head, used = head[alive_after], used[alive_after]
+  if not positions:
+    return np.zeros((0, c), np.int64), np.zeros((0, c), np.int64)
+  return np.concatenate(positions), np.concatenate(numbers)
+
+
+def original_epoch(order, members, *, samples_per_class: int, classes_per_batch: int) -> np.ndarray:
+  """The batches of one epoch of the reference's ``MPerClassSampler``, given its random draws, before
+  its shuffles of each batch and of the batch list.
+
+  Args:
+    order: ``[K]`` the classes in the order of the shuffled class list.
+    members: ``members[c]``: class ``c``'s images in their shuffled order (cut to ``reduce_per_class``).
+    samples_per_class: ``M``.
+    classes_per_batch: ``C`` (batch size ``C x M``).
+
+  Returns:
+    int64 ``[num_batches, C x M]``: batch ``b`` is made at pass ``b``; its ``M``-blocks are its classes
+    in list order, each the class's next ``M`` unused images.
+  """
+  listed = [np.asarray(members[c], np.int64) for c in order]
+  sizes = np.array([len(x) for x in listed], np.int64)
+  flat = np.concatenate(listed) if listed else np.zeros(0, np.int64)
+  return _original_gather(flat, sizes, samples_per_class, classes_per_batch)
+
+
+def _original_gather(flat: np.ndarray, sizes: np.ndarray, m: int, c: int) -> np.ndarray:
+  """:func:`original_epoch` over the members of the classes in list order, concatenated (``flat``)."""
+  position, chunk = _original_passes(sizes, m, c)
+  first = np.cumsum(sizes) - sizes
+  index = first[position][..., None] + chunk[..., None] * m + np.arange(m)
+  return flat[index].reshape(len(position), c * m)
+
+
+def _original_classes(labels, *, batch_size, samples_per_class, level, max_per_class):
+  """Checks, then ``(class of each item [N], size of each class, capped [K])`` (classes sorted)."""
+  _check_batch(batch_size, samples_per_class)
+  _check_cap(max_per_class, samples_per_class)
+  _, inverse, counts = np.unique(_level(labels, level), return_inverse=True, return_counts=True)
+  sizes = np.minimum(counts, max_per_class) if max_per_class else counts
+  classes_per_batch = batch_size // samples_per_class
+  drawable = int(np.sum(sizes >= samples_per_class))
+  if drawable < classes_per_batch:
+    raise ValueError(f"batch_size={batch_size} with samples_per_class={samples_per_class} needs {classes_per_batch} "
+                     f"classes of at least {samples_per_class} images (max_per_class={max_per_class}) but the labels "
+                     f"have {drawable}: the original's MPerClassSampler never draws a smaller class")
+  return inverse.reshape(-1), sizes
+
+
+def _original_order(seed: int, epoch: int, num_classes: int):
+  """``(rng, the class list)``: the class order is the epoch's first draw, so counting batches needs no other."""
+  rng = _epoch_rng(seed, epoch, _ORIGINAL_TAG)
+  return rng, rng.permutation(num_classes)
+
+
+def m_per_class_original_lengths(labels: np.ndarray, *, batch_size: int, samples_per_class: int = 4, seed: int = 0,
+                                 level: int = 0, max_per_class: int = 0) -> Callable[[int], int]:
+  """``epoch -> its number of batches`` in :func:`m_per_class_original_batches` (it varies with the
+  epoch's class order; the labels are read once)."""
+  _, sizes = _original_classes(labels, batch_size=batch_size, samples_per_class=samples_per_class, level=level,
+                               max_per_class=max_per_class)
+
+  def length(epoch: int) -> int:
+    _, order = _original_order(seed, epoch, len(sizes))
+    return len(_original_passes(sizes[order], samples_per_class, batch_size // samples_per_class)[0])
+
+  return length
+
+
+def m_per_class_original_num_batches(labels: np.ndarray, *, batch_size: int, samples_per_class: int = 4,
+                                     seed: int = 0, epoch: int = 0, level: int = 0, max_per_class: int = 0) -> int:
+  """Batches in epoch ``epoch`` of :func:`m_per_class_original_batches`."""
+  return m_per_class_original_lengths(labels, batch_size=batch_size, samples_per_class=samples_per_class, seed=seed,
+                                      level=level, max_per_class=max_per_class)(epoch)
+
+
+def m_per_class_original_batches(labels: np.ndarray, *, batch_size: int, samples_per_class: int = 4, seed: int = 0,
+                                 epoch: int = 0, level: int = 0, max_per_class: int = 0) -> np.ndarray:
+  """The global batches of one epoch of the reference's ``MPerClassSampler`` (module docstring).
+
+  The arguments are :func:`m_per_class_batches`'s; ``level`` is the reference's ``hierarchy_level`` and
+  ``max_per_class`` its ``reduce_per_class`` (each class's first ``max_per_class`` images after its shuffle).
+
+  Returns:
+    int64 ``[num_batches, batch_size]``; ``num_batches = m_per_class_original_num_batches(...)`` varies
+    with the epoch.
+  """
+  inverse, sizes = _original_classes(labels, batch_size=batch_size, samples_per_class=samples_per_class, level=level,
+                                     max_per_class=max_per_class)
+  rng, order = _original_order(seed, epoch, len(sizes))
+  sizes = sizes[order]
+  position = np.empty(len(order), np.int64)
+  position[order] = np.arange(len(order))
+  # Every class's items in a random order, the classes in list order; then each class's first `sizes`.
+  flat = np.lexsort((rng.random(len(inverse)), position[inverse]))
+  full = np.bincount(position[inverse], minlength=len(order))
+  rank = np.arange(len(flat)) - np.repeat(np.cumsum(full) - full, full)
+  flat = flat[rank < np.repeat(sizes, full)]
+  batches = _original_gather(flat, sizes, samples_per_class, batch_size // samples_per_class)
+  return rng.permuted(batches, axis=1)[rng.permutation(len(batches))]
+
+
 def _nested_groups(labels: np.ndarray, inner_level: int, outer_level: int):
   """``{super_class: [member indices of each (super_class, class) pair]}``."""
   inner, outer = _level(labels, inner_level), _level(labels, outer_level)
@@ -242,36 +383,45 @@ def process_slice(batch: np.ndarray, *, process_index: int = 0, process_count: i
   return batch[..., process_index * local:(process_index + 1) * local]
 
 
-SAMPLERS: dict[str, tuple[Callable[..., np.ndarray], Callable[..., int]]] = {
+# name -> (batches of an epoch, batches per epoch). The samplers of VARYING_LENGTH give, in place of the
+# count, ``epoch -> its count`` (their second function takes ``seed``).
+SAMPLERS: dict[str, tuple[Callable[..., np.ndarray], Callable[..., int | Callable[[int], int]]]] = {
     "m_per_class": (m_per_class_batches, m_per_class_num_batches),
+    "m_per_class_original": (m_per_class_original_batches, m_per_class_original_lengths),
     "hierarchical": (hierarchical_batches, hierarchical_num_batches),
 }
+VARYING_LENGTH = frozenset({"m_per_class_original"})
 
 
 class BatchSampler:
   """Maps a training step to its global batch of indices ``[batch_size]``.
 
-  ``epoch, b = divmod(step, steps_per_epoch)``; the epoch's batches are computed once and cached
-  (the last two epochs), so the result depends only on the step, never on the history of calls.
+  ``epoch, b = plan.epoch_of(step)`` (``divmod(step, steps_per_epoch)`` for a fixed length); the
+  epoch's batches are computed once and cached (the last two epochs), so the result depends only on
+  the step, never on the history of calls.
 
   Args:
-    epoch_fn: ``epoch -> [steps_per_epoch, batch_size]``.
-    steps_per_epoch: batches per epoch.
+    epoch_fn: ``epoch -> [plan.length(epoch), batch_size]``.
+    plan: batches per epoch (an int), or a :class:`steps.EpochPlan` (epochs of varying length).
   """
 
-  def __init__(self, epoch_fn: Callable[[int], np.ndarray], steps_per_epoch: int):
-    if steps_per_epoch < 1:
-      raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
+  def __init__(self, epoch_fn: Callable[[int], np.ndarray], plan: int | steps.EpochPlan):
+    if not isinstance(plan, steps.EpochPlan):
+      if plan < 1:
+        raise ValueError(f"steps_per_epoch must be >= 1, got {plan}")
+      plan = steps.EpochPlan(int(plan))
     self.epoch_fn = epoch_fn
-    self.steps_per_epoch = int(steps_per_epoch)
+    self.plan = plan
+    self.steps_per_epoch = plan.steps_per_epoch  # None when the epochs vary in length
     self._cache: dict[int, np.ndarray] = {}
 
   def epoch_batches(self, epoch: int) -> np.ndarray:
     batches = self._cache.get(epoch)
     if batches is None:
       batches = self.epoch_fn(epoch)
-      if batches.shape[0] != self.steps_per_epoch:
-        raise RuntimeError(f"sampler gave {batches.shape[0]} batches, expected {self.steps_per_epoch}")
+      if batches.shape[0] != self.plan.length(epoch):
+        raise RuntimeError(f"sampler gave {batches.shape[0]} batches in epoch {epoch}, expected "
+                           f"{self.plan.length(epoch)}")
       if len(self._cache) >= 2:
         self._cache.pop(min(self._cache))
       self._cache[epoch] = batches
@@ -280,7 +430,7 @@ class BatchSampler:
   def __call__(self, step: int) -> np.ndarray:
     if step < 0:
       raise ValueError(f"step must be >= 0, got {step}")
-    epoch, b = divmod(int(step), self.steps_per_epoch)
+    epoch, b = self.plan.epoch_of(int(step))
     return self.epoch_batches(epoch)[b]
 
 
@@ -294,10 +444,14 @@ def make_batch_sampler(name: str, labels: np.ndarray, *, batch_size: int, seed: 
     raise ValueError(f"unknown sampler {name!r}; valid: {sorted(SAMPLERS)}")
   batches_fn, count_fn = SAMPLERS[name]
   count_kwargs = {k: v for k, v in kwargs.items() if k != "epoch"}
-  steps = count_fn(labels, batch_size=batch_size, **count_kwargs)
   labels = np.asarray(labels)
+  if name in VARYING_LENGTH:
+    plan = steps.EpochPlan(length_fn=count_fn(labels, batch_size=batch_size, seed=seed, **count_kwargs),
+                           what=f"config.input.sampler={name!r} gives epochs of varying length")
+  else:
+    plan = count_fn(labels, batch_size=batch_size, **count_kwargs)
 
   def epoch_fn(epoch):
     return batches_fn(labels, batch_size=batch_size, seed=seed, epoch=epoch, **kwargs)
 
-  return BatchSampler(epoch_fn, steps)
+  return BatchSampler(epoch_fn, plan)

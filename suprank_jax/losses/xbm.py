@@ -47,6 +47,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
+from suprank_jax import steps as steps_lib
 from suprank_jax.losses.inputs import LossInputs, memory_inputs
 
 __all__ = [
@@ -199,12 +200,16 @@ def xbm_step(state: XBMState, embeddings, labels, *, get_first: bool = False, se
   return xbm_inputs(new_state, embeddings, labels, self_in_memory=self_in_memory), new_state
 
 
-def xbm_active(step, *, steps_per_epoch: int, activate: int = 5):
+def xbm_active(step, *, steps_per_epoch: int | steps_lib.EpochPlan, activate: int = 5):
   """Whether the memory losses are on at a 0-based training ``step``.
 
   The reference counts epochs from 1 and turns the memory losses on when ``epoch >= activate``; here
-  ``epoch = step // steps_per_epoch + 1``. Works on Python ints and traced arrays.
+  ``epoch = step // steps_per_epoch + 1``, or, when ``steps_per_epoch`` is the run's
+  :class:`~suprank_jax.steps.EpochPlan` (epochs of varying length), from the first step of epoch
+  ``activate``: ``step >= plan.start(activate - 1)``. Works on Python ints and traced arrays.
   """
+  if isinstance(steps_per_epoch, steps_lib.EpochPlan):
+    return step >= steps_per_epoch.start(max(activate - 1, 0))
   if steps_per_epoch < 1:
     raise ValueError(f"xbm_active: steps_per_epoch must be positive, got {steps_per_epoch}")
   return step // steps_per_epoch + 1 >= activate

@@ -19,7 +19,7 @@ from suprank_jax.models.resnet import RetrievalResNet
 from suprank_jax.models.vit import RetrievalViT
 
 __all__ = ["MODELS", "build_model", "default_config", "multiscale_embed", "ConvNet", "RetrievalResNet",
-           "RetrievalViT", "TRAINER_KEYS", "FROZEN_BATCH_NORM_REGEX",
+           "RetrievalViT", "TRAINER_KEYS", "BATCH_NORM_PARAMS_REGEX",
            "frozen_parameter_regex"]
 
 # name -> (module class, the arguments the name fixes). The other fields of the class are the keys of
@@ -64,7 +64,8 @@ def default_config(name: str = "resnet50") -> ml_collections.ConfigDict:
   fresh run with ``pretrained=True`` and no path stops before any work.
 
   ``resnet*``: the ``resnet_ln`` setup without its LayerNorm (512-d projection, average pooling,
-  frozen batch norm); ``whiten`` and ``whitening_path`` give the original's landmark head (L2 then a
+  frozen batch-norm statistics with a trainable scale and bias, as the original's
+  ``freeze_batch_norm``); ``whiten`` and ``whitening_path`` give the original's landmark head (L2 then a
   projection that starts from a learned whitening, ``models/whitening.py``). ``deit_*`` / ``vit_*``:
   the class token without projection (``deit_small.yaml``). ``width`` (ResNet) and ``depth`` (ViT)
   exist for tests on small networks.
@@ -82,16 +83,21 @@ def default_config(name: str = "resnet50") -> ml_collections.ConfigDict:
   return c
 
 
-# The parameters of frozen batch norm (ResNet: bn1, layerN/i/bnK, layerN/0/downsample/1): their gradient is
-# zero, and torch excludes them from the optimizer (requires_grad=False), so no weight decay moves them.
-FROZEN_BATCH_NORM_REGEX = r"^model/backbone/(.+/)?(bn\d+|downsample/1)/"
+# The affine parameters of batch norm (ResNet: bn1, layerN/i/bnK, layerN/0/downsample/1).
+BATCH_NORM_PARAMS_REGEX = r"^model/backbone/(.+/)?(bn\d+|downsample/1)/"
 
 
 def frozen_parameter_regex(model_config) -> str | None:
-  """The regex of the parameters that ``model_config`` keeps fixed (frozen batch norm), or None."""
+  """The regex of the parameters that ``model_config`` keeps fixed, or None.
+
+  Only ``freeze_batch_norm_affine`` fixes parameters (the batch-norm scale and bias, put in a frozen
+  optimizer group). ``freeze_batch_norm`` alone fixes the running statistics and nothing else, as the
+  original's ``freeze_batch_norm`` (eval mode only: the scale and bias keep ``requires_grad=True``, are
+  in the backbone optimizer built from ``net.backbone.parameters()`` and get its weight decay).
+  """
   cls, _ = MODELS[model_config.name]
-  if cls is RetrievalResNet and model_config.freeze_batch_norm:
-    return FROZEN_BATCH_NORM_REGEX
+  if cls is RetrievalResNet and model_config.get("freeze_batch_norm_affine", False):
+    return BATCH_NORM_PARAMS_REGEX
   return None
 
 

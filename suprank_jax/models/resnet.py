@@ -5,10 +5,13 @@ The parameter tree mirrors torchvision's state-dict keys (``layer1/0/conv1/kerne
 ``torch_weights.py`` maps weights by name. Convolutions use explicit PyTorch padding (``'SAME'`` with
 stride 2 pads differently from PyTorch), batch norm has eps 1e-5 and momentum 0.9 (PyTorch's 0.1).
 
-Batch norm is either trainable (batch statistics in training, running averages updated) or frozen
-(``freeze_batch_norm=True``: the running statistics are always used and never updated, and the
-scale and bias get no gradient). Both keep ``scale``/``bias`` in ``params`` and ``mean``/``var``
-in ``batch_stats``, so checkpoints and converted weights fit either.
+Batch norm is trainable (batch statistics in training, running averages updated) or frozen
+(``freeze_batch_norm=True``): the running statistics are always used and never updated, as the
+original's ``freeze_batch_norm`` puts each ``BatchNorm2d`` in eval mode, and the scale and bias still
+train (they keep ``requires_grad`` there and sit in the backbone's optimizer). ``freeze_batch_norm_affine``
+also fixes the scale and bias (a deliberate difference from the original, off in every experiment).
+All keep ``scale``/``bias`` in ``params`` and ``mean``/``var`` in ``batch_stats``, so checkpoints and
+converted weights fit any of them.
 """
 
 from __future__ import annotations
@@ -51,14 +54,16 @@ def _dtype(dtype: Any) -> jnp.dtype:
 
 
 class FrozenBatchNorm(nn.Module):
-  """Batch norm with fixed statistics and affine parameters (same variables as ``nn.BatchNorm``).
+  """Batch norm with fixed statistics (same variables as ``nn.BatchNorm``): torch's eval mode.
 
   ``y = (x - mean) / sqrt(var + eps) * scale + bias`` with the stored running statistics, whatever
-  ``train`` is; ``scale`` and ``bias`` sit behind ``stop_gradient``.
+  ``train`` is. ``scale`` and ``bias`` get their gradient, unless ``freeze_affine`` puts them behind
+  ``stop_gradient``.
   """
 
   epsilon: float = _BN_EPS
   dtype: Any = jnp.float32
+  freeze_affine: bool = False
 
   @nn.compact
   def __call__(self, x):
@@ -67,15 +72,31 @@ class FrozenBatchNorm(nn.Module):
     bias = self.param("bias", nn.initializers.zeros, (features,), jnp.float32)
     mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((features,), jnp.float32)).value
     var = self.variable("batch_stats", "var", lambda: jnp.ones((features,), jnp.float32)).value
+    if self.freeze_affine:
+      scale, bias = jax.lax.stop_gradient(scale), jax.lax.stop_gradient(bias)
     # Folded into one multiply-add, computed in float32 and applied in the compute dtype.
-    mul = jax.lax.stop_gradient(scale * jax.lax.rsqrt(var + self.epsilon))
-    add = jax.lax.stop_gradient(bias) - mean * mul
+    mul = scale * jax.lax.rsqrt(var + self.epsilon)
+    add = bias - mean * mul
     return x * mul.astype(self.dtype) + add.astype(self.dtype)
 
 
-def _norm(frozen: bool, train: bool, dtype, name: str):
-  if frozen:
-    return FrozenBatchNorm(dtype=dtype, name=name)
+# How a ResNet's batch norm behaves (``bn`` of the blocks below): trainable, statistics frozen (the
+# original's freeze), or statistics and affine parameters frozen.
+BN_TRAIN, BN_FROZEN_STATS, BN_FROZEN_ALL = "train", "frozen_stats", "frozen_all"
+
+
+def batch_norm_mode(freeze_batch_norm: bool, freeze_batch_norm_affine: bool) -> str:
+  if freeze_batch_norm_affine and not freeze_batch_norm:
+    raise ValueError("config.model.freeze_batch_norm_affine=True needs config.model.freeze_batch_norm=True (it "
+                     "also fixes the scale and bias of the frozen batch norm); set both, or neither")
+  if not freeze_batch_norm:
+    return BN_TRAIN
+  return BN_FROZEN_ALL if freeze_batch_norm_affine else BN_FROZEN_STATS
+
+
+def _norm(bn: str, train: bool, dtype, name: str):
+  if bn != BN_TRAIN:
+    return FrozenBatchNorm(dtype=dtype, freeze_affine=bn == BN_FROZEN_ALL, name=name)
   return nn.BatchNorm(use_running_average=not train, momentum=_BN_MOMENTUM, epsilon=_BN_EPS,
                       use_fast_variance=False, dtype=dtype, param_dtype=jnp.float32, name=name)
 
@@ -91,19 +112,19 @@ class _Downsample(nn.Module):
 
   features: int
   stride: int
-  frozen_bn: bool
+  bn: str
   dtype: Any
 
   @nn.compact
   def __call__(self, x, train: bool):
     x = _conv(self.features, 1, self.stride, self.dtype, "0")(x)
-    return _norm(self.frozen_bn, train, self.dtype, "1")(x)
+    return _norm(self.bn, train, self.dtype, "1")(x)
 
 
 class _BasicBlock(nn.Module):
   planes: int
   stride: int
-  frozen_bn: bool
+  bn: str
   dtype: Any
   expansion = 1
 
@@ -111,11 +132,11 @@ class _BasicBlock(nn.Module):
   def __call__(self, x, train: bool):
     residual = x
     y = _conv(self.planes, 3, self.stride, self.dtype, "conv1")(x)
-    y = nn.relu(_norm(self.frozen_bn, train, self.dtype, "bn1")(y))
+    y = nn.relu(_norm(self.bn, train, self.dtype, "bn1")(y))
     y = _conv(self.planes, 3, 1, self.dtype, "conv2")(y)
-    y = _norm(self.frozen_bn, train, self.dtype, "bn2")(y)
+    y = _norm(self.bn, train, self.dtype, "bn2")(y)
     if self.stride != 1 or x.shape[-1] != self.planes:
-      residual = _Downsample(self.planes, self.stride, self.frozen_bn, self.dtype, name="downsample")(x, train)
+      residual = _Downsample(self.planes, self.stride, self.bn, self.dtype, name="downsample")(x, train)
     return nn.relu(y + residual)
 
 
@@ -124,7 +145,7 @@ class _Bottleneck(nn.Module):
 
   planes: int
   stride: int
-  frozen_bn: bool
+  bn: str
   dtype: Any
   expansion = 4
 
@@ -133,13 +154,13 @@ class _Bottleneck(nn.Module):
     out_features = self.planes * self.expansion
     residual = x
     y = _conv(self.planes, 1, 1, self.dtype, "conv1")(x)
-    y = nn.relu(_norm(self.frozen_bn, train, self.dtype, "bn1")(y))
+    y = nn.relu(_norm(self.bn, train, self.dtype, "bn1")(y))
     y = _conv(self.planes, 3, self.stride, self.dtype, "conv2")(y)
-    y = nn.relu(_norm(self.frozen_bn, train, self.dtype, "bn2")(y))
+    y = nn.relu(_norm(self.bn, train, self.dtype, "bn2")(y))
     y = _conv(out_features, 1, 1, self.dtype, "conv3")(y)
-    y = _norm(self.frozen_bn, train, self.dtype, "bn3")(y)
+    y = _norm(self.bn, train, self.dtype, "bn3")(y)
     if self.stride != 1 or x.shape[-1] != out_features:
-      residual = _Downsample(out_features, self.stride, self.frozen_bn, self.dtype, name="downsample")(x, train)
+      residual = _Downsample(out_features, self.stride, self.bn, self.dtype, name="downsample")(x, train)
     return nn.relu(y + residual)
 
 
@@ -150,14 +171,14 @@ class _Stage(nn.Module):
   planes: int
   num_blocks: int
   stride: int
-  frozen_bn: bool
+  bn: str
   dtype: Any
 
   @nn.compact
   def __call__(self, x, train: bool):
     block_cls = _BasicBlock if self.block == "basic" else _Bottleneck
     for i in range(self.num_blocks):
-      x = block_cls(self.planes, self.stride if i == 0 else 1, self.frozen_bn, self.dtype, name=str(i))(x, train)
+      x = block_cls(self.planes, self.stride if i == 0 else 1, self.bn, self.dtype, name=str(i))(x, train)
     return x
 
 
@@ -167,13 +188,13 @@ class ResNet(nn.Module):
   Attributes:
     depth: 18, 34, 50 or 101.
     width: channels of the stem and first stage (64 in torchvision; smaller only for tests).
-    freeze_batch_norm: frozen batch norm (see the module docstring).
+    bn: batch norm: ``BN_TRAIN``, ``BN_FROZEN_STATS`` or ``BN_FROZEN_ALL`` (see the module docstring).
     dtype: computation dtype; parameters stay float32.
   """
 
   depth: int = 50
   width: int = 64
-  freeze_batch_norm: bool = True
+  bn: str = BN_FROZEN_STATS
   dtype: Any = jnp.float32
 
   @property
@@ -189,10 +210,12 @@ class ResNet(nn.Module):
     block, layers = RESNET_LAYERS[self.depth]
     x = images.astype(dtype)
     x = _conv(self.width, 7, 2, dtype, "conv1")(x)
-    x = nn.relu(_norm(self.freeze_batch_norm, train, dtype, "bn1")(x))
+    if self.bn not in (BN_TRAIN, BN_FROZEN_STATS, BN_FROZEN_ALL):
+      raise ValueError(f"ResNet bn={self.bn!r}; valid: {[BN_TRAIN, BN_FROZEN_STATS, BN_FROZEN_ALL]}")
+    x = nn.relu(_norm(self.bn, train, dtype, "bn1")(x))
     x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
     for i, num_blocks in enumerate(layers):
-      x = _Stage(block, self.width * 2 ** i, num_blocks, 1 if i == 0 else 2, self.freeze_batch_norm, dtype,
+      x = _Stage(block, self.width * 2 ** i, num_blocks, 1 if i == 0 else 2, self.bn, dtype,
                  name=f"layer{i + 1}")(x, train)
     return x
 
@@ -209,7 +232,10 @@ class RetrievalResNet(nn.Module):
     gem_p: initial GeM exponent.
     layer_norm: affine-free LayerNorm on the pooled features (the ``resnet_ln`` configs).
     normalize: 'always', 'test' or 'never' (L2 normalisation of the output).
-    freeze_batch_norm: frozen batch norm (statistics and affine parameters fixed).
+    freeze_batch_norm: frozen batch norm: running statistics fixed (torch's eval mode, the original's
+      ``freeze_batch_norm``); scale and bias still train.
+    freeze_batch_norm_affine: with ``freeze_batch_norm``, the scale and bias fixed too (not the
+      original's behaviour; off in every experiment).
     dtype: 'float32' or 'bfloat16' computation in the backbone; parameters and output stay float32.
     width: stem width (64; smaller only for tests).
     whiten: L2-normalise the pooled features before the projection, a whitening (the original's
@@ -224,6 +250,7 @@ class RetrievalResNet(nn.Module):
   layer_norm: bool = False
   normalize: str = "always"
   freeze_batch_norm: bool = True
+  freeze_batch_norm_affine: bool = False
   dtype: Any = "float32"
   width: int = 64
   whiten: bool = False
@@ -244,7 +271,8 @@ class RetrievalResNet(nn.Module):
     pooling = "avg" if self.pooling == "default" else self.pooling
     if pooling == "token":
       raise ValueError("config.model.pooling='token' is for transformer backbones; ResNet needs a spatial pooling")
-    features = ResNet(self.depth, self.width, self.freeze_batch_norm, self.dtype, name="backbone")(images, train=train)
+    bn = batch_norm_mode(self.freeze_batch_norm, self.freeze_batch_norm_affine)
+    features = ResNet(self.depth, self.width, bn, self.dtype, name="backbone")(images, train=train)
     feature_mask = None
     if image_sizes is not None:
       sizes = jnp.asarray(image_sizes, jnp.int32)

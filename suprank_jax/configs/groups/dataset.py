@@ -1,8 +1,9 @@
 """Data set groups: the original's ``suprank/config/dataset/*.yaml`` as ``config.input`` and ``config.evals``.
 
 Each group sets the data set, its sampler (batch 256 of 4 images per class in every original
-config), the training and test transforms, and the evaluation of the original (its test splits and
-``recall_for_eval``). ``config.input.data_dir`` stays empty: give the folder on the command line.
+config; the original's ``MPerClassSampler`` is ``m_per_class_original``, its own epoch), the training
+and test transforms, and the evaluation of the original (its test splits and ``recall_for_eval``).
+``config.input.data_dir`` stays empty: give the folder on the command line.
 """
 
 from __future__ import annotations
@@ -30,9 +31,12 @@ def _imagenet_transforms(config, *, size: int = 224, eval_resize: str = "resize_
   i.eval_resize_size = eval_size
 
 
-def _m_per_class(config, *, batch_size: int = 256, samples_per_class: int = 4, max_per_class: int = 0):
+def _m_per_class(config, *, batch_size: int = 256, samples_per_class: int = 4, max_per_class: int = 0,
+                 sampler: str = "m_per_class"):
+  """M-per-class batches; ``sampler='m_per_class_original'`` for the original's ``MPerClassSampler``
+  (its epoch, whose length varies), the plain ``'m_per_class'`` (a fixed count per epoch) otherwise."""
   i = config.input
-  i.sampler = "m_per_class"
+  i.sampler = sampler
   i.global_batch_size = batch_size
   i.samples_per_class = samples_per_class
   i.max_per_class = max_per_class
@@ -59,10 +63,17 @@ def sop(config):
   _test(config, (1, 10, 100, 1000))
 
 
+def roadmap_repo_sop_big(config):
+  """The ROADMAP repository's dataset=sop with its transform=sop_big (roadmap/config/transform/sop_big.yaml):
+  as sop, with Resize(288) before 256 crops and square Resize([288, 288]) + CenterCrop(256) at test."""
+  sop(config)
+  _imagenet_transforms(config, size=256, train_resize=288, eval_resize="square_resize_center_crop", eval_size=288)
+
+
 def cub(config):
   """cub.yaml: M-per-class 256/4, 224 crops, Resize(256) + CenterCrop(224) at test; R@1/2/4/8."""
   config.input.dataset = "cub"
-  _m_per_class(config)
+  _m_per_class(config, sampler="m_per_class_original")
   _imagenet_transforms(config)
   _test(config, (1, 2, 4, 8))
 
@@ -82,7 +93,7 @@ def cars(config):
 def _inat(config, mode):
   config.input.dataset = "inaturalist"
   config.input.dataset_kwargs = ml_collections.ConfigDict({"mode": mode})
-  _m_per_class(config)
+  _m_per_class(config, sampler="m_per_class_original")
   _imagenet_transforms(config)
   _test(config, (1, 4, 16, 32))
 
@@ -110,7 +121,7 @@ def _dyml_benchmarks(config):
 def dyml_vehicle(config):
   """dyml_vehicle.yaml: M-per-class 256/4 on the fine level, 224 crops; three benchmarks."""
   config.input.dataset = "dyml_vehicle"
-  _m_per_class(config)
+  _m_per_class(config, sampler="m_per_class_original")
   _imagenet_transforms(config)
   _dyml_benchmarks(config)
 
@@ -124,7 +135,7 @@ def dyml_animal(config):
 def dyml_product(config):
   """dyml_product.yaml: one test set (mini-bmk_all_in_one), same-source retrieval; R@1."""
   config.input.dataset = "dyml_product"
-  _m_per_class(config)
+  _m_per_class(config, sampler="m_per_class_original")
   _imagenet_transforms(config)
   _test(config, (1,))
 
@@ -148,7 +159,7 @@ def landmark_evaluations(config, *, gldv2_benchmark: bool = True):
 
 def _gldv2(config, dataset):
   config.input.dataset = dataset
-  _m_per_class(config, max_per_class=8)
+  _m_per_class(config, max_per_class=8, sampler="m_per_class_original")
   _imagenet_transforms(config, eval_resize="resize", eval_size=0)
   landmark_evaluations(config)
 
@@ -165,18 +176,38 @@ def gldv2_hier(config):
   _gldv2(config, "gldv2_hierarchical")
 
 
+def gldv2_bench(config):
+  """gldv2_bench.yaml: GLDv2-clean, every image resized to 1024 x 1024 (no random crop) then flipped for
+  training; Revisited Oxford/Paris resized the same way, no H-GLDv2 benchmark. Its sampler is
+  pytorch-metric-learning's MPerClassSampler with num_iter 1000: 1,000 batches per epoch, each of 64
+  classes drawn uniformly. No sampler here draws a fixed number of batches: an epoch is the M-per-class
+  sampler's (about 6,000 batches of 256 on GLDv2-clean's 1,580,470 images), and its classes come in
+  proportion to their images."""
+  config.input.dataset = "gldv2"
+  _m_per_class(config)
+  i = config.input
+  i.image_size = 1024
+  i.random_resized_crop = False
+  i.horizontal_flip = True
+  i.normalization = "imagenet"
+  i.eval_resize = "resize"
+  landmark_evaluations(config, gldv2_benchmark=False)
+  config.evals.roxf_rpar.revisited.square_size = 1024
+
+
 def sfm120k(config):
   """sfm120k.yaml: retrieval-SfM-120k (``readers/sfm120k.py``), M-per-class 256/4, 224 crops;
   Revisited Oxford/Paris. (The original's file does not parse as YAML: an indented ``test:`` key and
   ``RandomResizedCrop:`` names; its intent is read here.)"""
   config.input.dataset = "sfm120k"
-  _m_per_class(config)
+  _m_per_class(config, sampler="m_per_class_original")
   _imagenet_transforms(config, eval_resize="resize", eval_size=0)
   landmark_evaluations(config, gldv2_benchmark=False)
 
 
 GROUPS = {
     "sop": sop,
+    "roadmap_repo_sop_big": roadmap_repo_sop_big,
     "cub": cub,
     "cub_big": cub_big,
     "cars": cars,
@@ -187,5 +218,6 @@ GROUPS = {
     "dyml_product": dyml_product,
     "gldv2": gldv2,
     "gldv2_hier": gldv2_hier,
+    "gldv2_bench": gldv2_bench,
     "sfm120k": sfm120k,
 }

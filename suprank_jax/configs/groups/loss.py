@@ -6,9 +6,15 @@ the original getter's rule). Key names map to ours: ``nq`` -> ``num_bins``, ``mi
 ``'multi'``. A loss with learnable parameters (class weights, proxies) gets its own optimizer in
 the original: ``${optimizer.opt.head}`` (the head's: here the ``^model/head/`` group's setting, or
 the base optimizer without one), ``${optimizer.opt.net}`` (the whole network's: the base optimizer;
-the original cannot resolve it with a backbone/head optimizer file, see dyml_product), or its own,
+the original cannot resolve it with a backbone/head optimizer file, see happier_product), or its own,
 e.g. Adam at 10.0 with a cosine floor of 0.1 (HAPPIER_SOP.yaml). It becomes a rule of
 ``config.optim.groups`` on ``^loss/<entry>/``, so a loss group is applied after the optimizer group.
+
+``roadmap_repo_<name>`` is the ROADMAP repository's ``roadmap/config/loss/<name>.yaml``: SupAP
+(``temp`` -> ``tau``, ``tau`` -> ``rho``, ``margin`` -> ``delta``) and its ``ContrastiveLoss`` (the
+calibration loss), weights 1 and 1. Its SupAP (``losses/smooth_rank_ap.py``, ``step_rank``) puts a
+negative scored ``x > margin`` above a positive at ``tau * x + offset``, SupRank's (and ours) at
+``rho * (x - delta) + offset``: the same function with our ``offset`` = its ``offset + rho * delta``.
 """
 
 from __future__ import annotations
@@ -90,10 +96,15 @@ GROUPS = {
                                   (0.9, 0.1), ADAM10),
     "happier_inat": _group([_rank("sup_hap", SUP_INAT, **HAP), _cluster(temperature=0.05)], (0.9, 0.1), ADAM10),
     "happier_pp_lm": _group([_rank("sup_hap", SUP, hierarchy_level="multi"), _cluster()], (0.9, 0.1), "head"),
-    "happier_product": _group([_rank("sup_hap", SUP, **HAP), _cluster(temperature=0.05)], (0.9, 0.1), "net"),
+    # SupRank's HAPPIER_product.yaml gives the class weights ${optimizer.opt.net}, which dyml_product.yaml
+    # lacks (Hydra stops); the HAPPIER repository's file, whose README has the DyML-Product command, gives
+    # ${optimizer.opt.1}: its dyml_product.yaml's fc optimizer, the head's SGD at 2x (0.02).
+    "happier_product": _group([_rank("sup_hap", SUP, **HAP), _cluster(temperature=0.05)], (0.9, 0.1), "head"),
     # ROADMAP: SupAP + calibration; the '_pp' variants replace calibration by a proxy loss.
     "roadmap_sop": _group([_rank("sup_ap", SUP), CALIBRATION], (0.9, 0.1)),
     "roadmap_inat": _group([_rank("sup_ap", SUP_INAT), CALIBRATION], (0.9, 0.1)),
+    "roadmap_repo_roadmap": _group([_rank("sup_ap", SUP, offset=6.44), CALIBRATION], (1.0, 1.0)),
+    "roadmap_repo_roadmap_inat": _group([_rank("sup_ap", SUP_INAT, offset=6.0), CALIBRATION], (1.0, 1.0)),
     "roadmap_pp": _group([_rank("sup_ap", SUP), _cluster()], (0.9, 0.1), "head"),
     "roadmap_pp_lm": _group([_rank("sup_ap", SUP), _cluster()], (0.9, 0.1), "net"),
     "roadmap_pp_sop": _group([_rank("sup_ap", SUP), _cluster(temperature=0.05)], (0.9, 0.1), ADAM10),

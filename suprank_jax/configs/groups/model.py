@@ -38,6 +38,10 @@ GROUPS = {
                           pretrained=True),
     "resnet_ln_max": _net("resnet50", embed_dim=512, layer_norm=True, pooling="max", freeze_batch_norm=True,
                           pretrained=True),
+    # The ROADMAP repository's roadmap/config/model/resnet.yaml: resnet_ln without its LayerNorm. (Its
+    # resnet_max_ln.yaml is resnet_ln_max, and its deit.yaml, 'vit_deit_distilled', is deit_small.)
+    "roadmap_repo_resnet": _net("resnet50", embed_dim=512, layer_norm=False, pooling="avg", freeze_batch_norm=True,
+                                pretrained=True),
     # DyML: ResNet-34 trained from scratch with batch norm (Vehicle, Animal), or from ImageNet weights
     # with frozen batch norm (Product).
     "dyml_resnet34": _net("resnet34", embed_dim=512, layer_norm=True, pooling="avg", freeze_batch_norm=False,

@@ -7,6 +7,14 @@ backbone's (or the net's) and the head is a parameter group ``^model/head/`` wit
 multiplier (``${mult:2, backbone.lr}`` -> 2) and the same weight decay and schedule floor
 (``eta_min`` is absolute in torch, so it is not multiplied). Loss parameters get their optimizer
 from the loss group (``loss.py``).
+
+``roadmap_repo_<name>`` is the ROADMAP repository's ``roadmap/config/optimizer/<name>.yaml`` (the runs
+of its README): a list of torch optimizers, one per ``params`` key (``backbone`` and ``fc`` at the same
+rate: head x1) or one over every parameter (``params:`` empty), each with a ``MultiStepLR`` stepped
+per epoch or no scheduler (a constant rate). Its ``sop_deit.yaml`` is SupRank's ``sop_deit_sch``. The
+stored copy of that repository holds ``cub_deit.yaml`` at that path, and ``sop``, ``cub`` and
+``inaturalist`` only under its package's earlier names (``margin_ap/config/optimizer/``,
+``marginap/config/optimizer/``).
 """
 
 from __future__ import annotations
@@ -45,6 +53,9 @@ def _group(name: str, learning_rate: float, weight_decay: float, *, head: float 
 
 GROUPS = {
     "sop": _group("adam", 5e-5, 1e-4),
+    # sop_deit.yaml: AdamW 1e-5, wd 5e-4, cosine to 0 over the whole net (as inat_deit.yaml); the stored
+    # copy of the repository does not hold this file.
+    "sop_deit": _group("adamw", 1e-5, 5e-4, head=None),
     "sop_deit_sch": _group("adamw", 1e-5, 5e-4, head=None, schedule="steps", milestones=(25, 50), gamma=0.3),
     "cub": _group("adam", 1e-6, 4e-4),
     "cub_deit": _group("adamw", 1e-6, 5e-4, head=None),
@@ -60,4 +71,10 @@ GROUPS = {
     "dyml_product": _group("sgd", 0.01, 1e-4, min_learning_rate=1e-5, nesterov=True),
     "gldv2": _group("adam", 1e-4, 1e-4, head=1.0),
     "gldv2_bench": _group("adam", 1e-4, 1e-4, head=None, min_learning_rate=3e-6),
+    # The ROADMAP repository's files (module docstring).
+    "roadmap_repo_sop": _group("adam", 1e-5, 1e-4, head=1.0, schedule="steps", milestones=(25,), gamma=0.1),
+    "roadmap_repo_cub": _group("adam", 1e-6, 4e-4, head=None, schedule="constant"),
+    "roadmap_repo_cub_deit": _group("adamw", 1e-6, 5e-4, head=None, schedule="constant"),
+    "roadmap_repo_inaturalist": _group("adam", 1e-5, 4e-4, head=1.0, schedule="steps", milestones=(30, 70),
+                                       gamma=0.3),
 }

@@ -5,7 +5,11 @@ Oxford/Paris and the H-GLDv2 benchmark (the original's ``evaluate_landmark.py``)
 The original repository gives no command for these runs: each experiment composes the original's
 config files that fit together (a loss whose class weights take ``${optimizer.opt.net}`` needs the
 single-optimizer ``gldv2_bench`` file, one that takes ``${optimizer.opt.head}`` the backbone/head
-``gldv2`` file) with the original's defaults (``default.yaml``: 100 epochs, evaluation every 20).
+``gldv2`` file) with the original's defaults (``default.yaml``: 100 epochs, evaluation every 20) and
+``evaluation=landmark_evaluation``: ``default.yaml``'s ``accuracy_calculator`` cannot evaluate the
+Revisited Oxford/Paris test sets that the GLDv2 dataset files give, so these runs need the landmark
+evaluation (mAP, Medium and Hard) during training; ``evaluate_landmark.py`` then evaluates a checkpoint
+on Revisited Oxford/Paris and the H-GLDv2 benchmark.
 """
 
 from suprank_jax.configs import experiment

@@ -14,9 +14,9 @@ Weights: torchvision ResNet-101 ImageNet weights (``config.model.pretrained_path
   gldv2_resnet101_gem_normalized_d+2048_imssize+1024x1024.trch, an nn.Linear state dict); nothing is
   downloaded.
 Original: the SupRank repository's configs dataset=gldv2_hier model=resnet_101_LM optimizer=gldv2
-  loss=csl_gldv2_L3 and default.yaml (max_iter 100, test_eval_freq 20); it gives no command for this run
-  (its proxies have their own Adam with ${optimizer.sch.head}, which the backbone/head file gldv2
-  defines). Evaluation: python suprank/evaluate_landmark.py --config <checkpoint> [--multi-scale].
+  loss=csl_gldv2_L3 evaluation=landmark_evaluation, then python suprank/evaluate_landmark.py --config
+  <checkpoint> [--multi-scale] (``landmarks/__init__.py``); it gives no command for this run (its
+  proxies have their own Adam with ${optimizer.sch.head}, which the backbone/head file gldv2 defines).
 
 Command:
   python3 -m suprank_jax.train --config suprank_jax/configs/landmarks/csl_hgldv2.py \

@@ -8,10 +8,9 @@ Data: CUB-200-2011 in its original layout under data_dir: images.txt, image_clas
   images/.
 Weights: timm DeiT-B (distilled) ImageNet weights (``config.model.pretrained_path``; nothing is
 downloaded).
-Original: the ROADMAP repository's README: seed=333 max_iter=150 optimizer=cub_deit model=deit
-  transform=cub dataset=cub batch_size=128 loss=roadmap
-
-Seed 333 in the ROADMAP repository: --config.seed=333.
+Original: the SupRank repository's configs dataset=cub model=deit_base optimizer=cub_deit
+  loss=ROADMAP_SOP max_iter=150 dataset.sampler.batch_size=128; no README gives a command for DeiT-B
+  (roadmap/cub_deit_small.py is the README's DeiT-S run)
 
 Command:
   python3 -m suprank_jax.train --config suprank_jax/configs/roadmap/cub_deit_base.py --workdir runs/roadmap_cub_deit_base \

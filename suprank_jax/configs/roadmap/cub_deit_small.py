@@ -7,10 +7,14 @@ Data: CUB-200-2011 in its original layout under data_dir: images.txt, image_clas
   images/.
 Weights: timm DeiT-S (distilled) ImageNet weights (``config.model.pretrained_path``; nothing is
 downloaded).
-Original: the ROADMAP repository's README: seed=333 max_iter=150 optimizer=cub_deit model=deit
-  transform=cub dataset=cub batch_size=128 loss=roadmap
+Original: the ROADMAP repository's README (CUB-200-2011, DeiT): experience.seed=333
+  experience.max_iter=150 optimizer=cub_deit model=deit transform=cub dataset=cub
+  dataset.sampler.kwargs.batch_size=128 loss=roadmap
 
-Seed 333 in the ROADMAP repository: --config.seed=333.
+Its files: model=deit is DeiT-S (deit_small here, as roadmap/sop_deit_small.py); optimizer=cub_deit
+is one AdamW over every parameter at a constant 1e-6, weight decay 5e-4, no scheduler; dataset=cub with
+transform=cub is SupRank's cub; loss=roadmap weighs SupAP and calibration 1 and 1; evaluation every 5
+epochs.
 
 Command:
   python3 -m suprank_jax.train --config suprank_jax/configs/roadmap/cub_deit_small.py --workdir runs/roadmap_cub_deit_small \
@@ -18,12 +22,10 @@ Command:
     --config.model.pretrained_path=/weights/deit_small_distilled_patch16_224.safetensors
 """
 
-from suprank_jax.configs import common, experiment
+from suprank_jax.configs import common, roadmap
 
 
 def get_config(arg=None):
   common.parse_arg(arg)  # this experiment takes no argument: any raises
-  config = experiment.compose(dataset="cub", model="deit_small", optimizer="cub_deit", loss="roadmap_sop",
-                              num_epochs=150)
-  config.input.global_batch_size = 128
-  return config
+  return roadmap.readme_run(dataset="cub", model="deit_small", optimizer="roadmap_repo_cub_deit",
+                            loss="roadmap_repo_roadmap", num_epochs=150)

@@ -8,10 +8,8 @@ Data: iNaturalist-2018 (iNat-base: species, super-category) in its original layo
   Inat_dataset_splits/Inaturalist_{train,test}_set1.txt (the original's splits), train_val2018/.
 Weights: timm DeiT-S (distilled) ImageNet weights (``config.model.pretrained_path``; nothing is
 downloaded).
-Original: no command in either README; the SupRank repository's inat_deit optimizer and ROADMAP_inat
-  loss, 100 epochs (max_iter's default)
-
-Seed 333 in the ROADMAP repository: --config.seed=333.
+Original: the SupRank repository's configs dataset=inat_base model=deit_small optimizer=inat_deit
+  loss=ROADMAP_inat and default.yaml (max_iter 100, seed 0); no README gives a command for it
 
 Command:
   python3 -m suprank_jax.train --config suprank_jax/configs/roadmap/inat_deit_small.py --workdir runs/roadmap_inat_deit_small \

@@ -9,12 +9,15 @@ Data: Stanford Online Products in its original layout under data_dir: Ebay_train
   and the image folders.
 Weights: torchvision ResNet-50 ImageNet weights (``config.model.pretrained_path``; nothing is
 downloaded).
-Original: the SupRank repository's configs dataset=sop model=resnet_ln optimizer=sop
-  loss=ROADMAP_SOP (max_iter 100)
+Original: the ROADMAP repository's README (SOP): experience.seed=333 experience.max_iter=100
+  optimizer=sop model=resnet transform=sop_big dataset=sop dataset.sampler.kwargs.batch_size=128
+  dataset.sampler.kwargs.batches_per_super_pair=10 loss=roadmap
 
-The ROADMAP repository's own run of this table (max_iter=100 optimizer=sop model=resnet dataset=sop
-loss=roadmap) used batch 128 with 10 batches per super-class pair and seed 333:
---config.input.global_batch_size=128 --config.input.batches_per_super_tuple=10 --config.seed=333.
+Its files: model=resnet has no LayerNorm; optimizer=sop is Adam 1e-5, weight decay 1e-4 on the backbone
+and the fc layer, MultiStepLR at epoch 25 with gamma 0.1 (read from margin_ap/config/optimizer/sop.yaml,
+the package's earlier name: the stored copy lacks roadmap/config/optimizer/sop.yaml); transform=sop_big
+is Resize(288), 256 crops; loss=roadmap weighs SupAP and calibration 1 and 1; the HierarchicalSampler
+(2 super-classes per batch); evaluation every 5 epochs.
 
 Command:
   python3 -m suprank_jax.train --config suprank_jax/configs/roadmap/sop.py --workdir runs/roadmap_sop \
@@ -22,11 +25,10 @@ Command:
     --config.model.pretrained_path=/weights/resnet50.safetensors
 """
 
-from suprank_jax.configs import common, experiment
+from suprank_jax.configs import common, roadmap
 
 
 def get_config(arg=None):
   common.parse_arg(arg)  # this experiment takes no argument: any raises
-  config = experiment.compose(dataset="sop", model="resnet_ln", optimizer="sop", loss="roadmap_sop",
-                              num_epochs=100)
-  return config
+  return roadmap.readme_run(dataset="roadmap_repo_sop_big", model="roadmap_repo_resnet", optimizer="roadmap_repo_sop",
+                            loss="roadmap_repo_roadmap", num_epochs=100, batches_per_super_tuple=10)

@@ -8,10 +8,9 @@ Data: Stanford Online Products in its original layout under data_dir: Ebay_train
   and the image folders.
 Weights: timm DeiT-B (distilled) ImageNet weights (``config.model.pretrained_path``; nothing is
 downloaded).
-Original: the ROADMAP repository's README: seed=333 max_iter=75 optimizer=sop_deit model=deit
-  transform=sop dataset=sop batch_size=128 batches_per_super_pair=10 loss=roadmap
-
-Seed 333 in the ROADMAP repository: --config.seed=333.
+Original: the SupRank repository's configs dataset=sop model=deit_base optimizer=sop_deit_sch
+  loss=ROADMAP_SOP max_iter=75 dataset.sampler.batch_size=128 dataset.sampler.batches_per_super_tuple=10;
+  no README gives a command for DeiT-B (roadmap/sop_deit_small.py is the README's DeiT-S run)
 
 Command:
   python3 -m suprank_jax.train --config suprank_jax/configs/roadmap/sop_deit_base.py --workdir runs/roadmap_sop_deit_base \

@@ -7,10 +7,14 @@ Data: Stanford Online Products in its original layout under data_dir: Ebay_train
   and the image folders.
 Weights: timm DeiT-S (distilled) ImageNet weights (``config.model.pretrained_path``; nothing is
 downloaded).
-Original: the ROADMAP repository's README: seed=333 max_iter=75 optimizer=sop_deit model=deit
-  transform=sop dataset=sop batch_size=128 batches_per_super_pair=10 loss=roadmap
+Original: the ROADMAP repository's README (SOP, transformer backbone): experience.seed=333
+  experience.max_iter=75 optimizer=sop_deit model=deit transform=sop dataset=sop
+  dataset.sampler.kwargs.batch_size=128 dataset.sampler.kwargs.batches_per_super_pair=10 loss=roadmap
 
-Seed 333 in the ROADMAP repository: --config.seed=333.
+Its files: model=deit is DeiT-S ('vit_deit_distilled': the distilled checkpoint without its
+distillation token, the class token, no projection): deit_small here; optimizer=sop_deit, one AdamW
+1e-5, weight decay 5e-4, MultiStepLR at epochs 25 and 50 with gamma 0.3, is SupRank's sop_deit_sch;
+loss=roadmap weighs SupAP and calibration 1 and 1; evaluation every 5 epochs.
 
 Command:
   python3 -m suprank_jax.train --config suprank_jax/configs/roadmap/sop_deit_small.py --workdir runs/roadmap_sop_deit_small \
@@ -18,13 +22,10 @@ Command:
     --config.model.pretrained_path=/weights/deit_small_distilled_patch16_224.safetensors
 """
 
-from suprank_jax.configs import common, experiment
+from suprank_jax.configs import common, roadmap
 
 
 def get_config(arg=None):
   common.parse_arg(arg)  # this experiment takes no argument: any raises
-  config = experiment.compose(dataset="sop", model="deit_small", optimizer="sop_deit_sch", loss="roadmap_sop",
-                              num_epochs=75)
-  config.input.global_batch_size = 128
-  config.input.batches_per_super_tuple = 10
-  return config
+  return roadmap.readme_run(dataset="sop", model="deit_small", optimizer="sop_deit_sch",
+                            loss="roadmap_repo_roadmap", num_epochs=75, batches_per_super_tuple=10)
