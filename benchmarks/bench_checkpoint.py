@@ -4,7 +4,7 @@
 
 The state: ResNet-50's parameters (25.6M float32) with Adam's two moments (76.7M values, 307 MB).
 Plain orbax (``CheckpointManager.save`` of the state and a JSON record) against ours
-(``suprank_jax.checkpoint.CheckpointManager.save``: the same, plus the finiteness check, the host copy
+(``suprank_jax.training.checkpoint.CheckpointManager.save``: the same, plus the finiteness check, the host copy
 and the CRC-32 of every array, written as a third item). For each: the time ``save()`` blocks the
 training thread, and the time until the step is on disk (save + wait). Also the parts alone (the
 finiteness check, the CRC-32s), and a verified restore against a plain one. Warm-up saves first; the
@@ -27,8 +27,8 @@ import optax
 import orbax.checkpoint as ocp
 from absl import logging
 
-from suprank_jax import checkpoint
 from suprank_jax.models import build_model, default_config
+from suprank_jax.training import checkpoint
 
 
 def _state():
@@ -39,10 +39,15 @@ def _state():
   params = variables["params"]
   opt_state = optax.adam(1e-3).init(params)
   # Moments of the size a trained state has (not zeros, which compress to nothing).
-  opt_state = jax.tree.map(lambda x: jnp.asarray(rng.normal(0, 1e-3, x.shape).astype(x.dtype))
-                           if getattr(x, "ndim", 0) else x, opt_state)
-  return {"step": jnp.int32(1), "params": params, "batch_stats": variables.get("batch_stats", {}),
-          "opt_state": opt_state}
+  opt_state = jax.tree.map(
+    lambda x: jnp.asarray(rng.normal(0, 1e-3, x.shape).astype(x.dtype)) if getattr(x, "ndim", 0) else x, opt_state
+  )
+  return {
+    "step": jnp.int32(1),
+    "params": params,
+    "batch_stats": variables.get("batch_stats", {}),
+    "opt_state": opt_state,
+  }
 
 
 def _median(values):
@@ -74,16 +79,19 @@ def main():
   leaves = jax.tree.leaves(state)
   n_values = sum(int(np.size(x)) for x in leaves)
   n_bytes = sum(int(np.asarray(x).nbytes) for x in leaves)
-  print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}); state: {len(leaves)} arrays, "
-        f"{n_values / 1e6:.1f}M values, {n_bytes / 1e6:.0f} MB; medians over {args.saves} saves after a warm-up")
+  print(
+    f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}); state: {len(leaves)} arrays, "
+    f"{n_values / 1e6:.1f}M values, {n_bytes / 1e6:.0f} MB; medians over {args.saves} saves after a warm-up"
+  )
   meta = {"step": 1, "config": "{}"}
 
   plain_dir = os.path.join(root, "plain")
   plain = ocp.CheckpointManager(plain_dir, options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
   plain_block, plain_total = _time_saves(
-      lambda s: plain.save(s, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                      meta=ocp.args.JsonSave(meta))),
-      plain.wait_until_finished, args.saves)
+    lambda s: plain.save(s, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))),
+    plain.wait_until_finished,
+    args.saves,
+  )
   plain.close()
 
   ours_dir = os.path.join(root, "ours")
@@ -110,8 +118,7 @@ def main():
   times = []
   for _ in range(args.saves):
     t0 = time.perf_counter()
-    jax.block_until_ready(reader.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract))).state)
+    jax.block_until_ready(reader.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))).state)
     times.append(time.perf_counter() - t0)
   plain_restore = _median(times)
   times = []
@@ -121,11 +128,15 @@ def main():
     times.append(time.perf_counter() - t0)
   ours_restore = _median(times)
 
-  print(f"save() blocks the training thread: plain orbax {plain_block:.3f} s, ours {ours_block:.3f} s "
-        f"(+{ours_block - plain_block:.3f} s per save)")
+  print(
+    f"save() blocks the training thread: plain orbax {plain_block:.3f} s, ours {ours_block:.3f} s "
+    f"(+{ours_block - plain_block:.3f} s per save)"
+  )
   print(f"  of which the finiteness check {finite_s:.3f} s (the host copy is a view on CPU)")
-  print(f"save until on disk: plain orbax {plain_total:.2f} s, ours {ours_total:.2f} s "
-        f"({ours_total / plain_total:.2f}x); the CRC-32s alone {crc_s:.3f} s, in orbax's commit thread")
+  print(
+    f"save until on disk: plain orbax {plain_total:.2f} s, ours {ours_total:.2f} s "
+    f"({ours_total / plain_total:.2f}x); the CRC-32s alone {crc_s:.3f} s, in orbax's commit thread"
+  )
   print(f"verified restore: {ours_restore:.2f} s vs plain {plain_restore:.2f} s ({ours_restore / plain_restore:.2f}x)")
   if not args.dir:
     shutil.rmtree(root, ignore_errors=True)

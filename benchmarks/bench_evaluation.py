@@ -19,7 +19,7 @@ that matmul. Modes:
                its recall of the exact top-1000
 
 Also printed: the bytes copied from the device to the host per query by each exact path
-(``search.TRANSFERS``), including device-side ranking (forced on ``--device_queries`` queries
+(``scoring.TRANSFERS``), including device-side ranking (forced on ``--device_queries`` queries
 when the backend is a CPU; there it is slow, so only its bytes are meaningful).
 
 Goals of the issue (2-core CPU, 30,000 x 512): exact-full within 2x the matmul; ScaNN recall of
@@ -50,6 +50,7 @@ def make_data(num, dim, seed=0):
 
 def config_for(mode):
   from suprank_jax.evaluation import retrieval  # pylint: disable=g-import-not-at-top
+
   cfg = retrieval.default_config()
   cfg.recall_at = (1, 10, 100, 1000)
   if mode != "exact-full":
@@ -64,16 +65,18 @@ def config_for(mode):
 def bare_matmul(x, chunk_size=256):
   """Seconds of the chunked score matmul of every item against all (the exact searches' device work)."""
   import jax  # pylint: disable=g-import-not-at-top
-  from suprank_jax.evaluation import search  # pylint: disable=g-import-not-at-top
+
+  from suprank_jax.evaluation import scoring  # pylint: disable=g-import-not-at-top
+
   gallery = jax.numpy.asarray(x)
   self_index = np.arange(len(x), dtype=np.int32)
 
   def run():
     out = None
     for start in range(0, len(x), chunk_size):
-      q = search._pad_rows(x[start:start + chunk_size], chunk_size, 0)  # pylint: disable=protected-access
-      s = search._pad_rows(self_index[start:start + chunk_size], chunk_size, -1)  # pylint: disable=protected-access
-      out = search._chunk_scores(q, gallery, s, sort=False)[0]  # pylint: disable=protected-access
+      q = scoring._pad_rows(x[start : start + chunk_size], chunk_size, 0)  # pylint: disable=protected-access
+      s = scoring._pad_rows(self_index[start : start + chunk_size], chunk_size, -1)  # pylint: disable=protected-access
+      out = scoring._chunk_scores(q, gallery, s, sort=False)[0]  # pylint: disable=protected-access
       out.block_until_ready()
     return out
 
@@ -85,18 +88,20 @@ def bare_matmul(x, chunk_size=256):
 
 def device_bytes(x, labels, num_queries):
   """Bytes per query copied to the host by device-side exact ranking (forced on a CPU backend)."""
-  from suprank_jax.evaluation import search  # pylint: disable=g-import-not-at-top
+  from suprank_jax.evaluation import scoring, search  # pylint: disable=g-import-not-at-top
+
   n = min(num_queries, len(x))
-  search.TRANSFERS.reset()
+  scoring.TRANSFERS.reset()
   for _ in search.exact_ranked_relevant(x[:n], labels[:n], x, labels, np.arange(n), on_device=True):
     pass
-  return search.TRANSFERS.bytes_per_query
+  return scoring.TRANSFERS.bytes_per_query
 
 
 def run_mode(mode, num, dim, device_queries, rounds):
   """One mode in this process: its seconds and the bare matmul's, in alternation, the best of ``rounds``
   each (other jobs on the machine then slow both alike)."""
-  from suprank_jax.evaluation import retrieval, search  # pylint: disable=g-import-not-at-top
+  from suprank_jax.evaluation import retrieval, scoring  # pylint: disable=g-import-not-at-top
+
   x, labels = make_data(num, dim)
   if mode == "device-bytes":
     return {"mode": mode, "bytes_per_query": device_bytes(x, labels, device_queries)}
@@ -107,19 +112,41 @@ def run_mode(mode, num, dim, device_queries, rounds):
   seconds, matmul = [], []
   for _ in range(rounds):
     matmul.append(bare_matmul(x))
-    search.TRANSFERS.reset()
+    scoring.TRANSFERS.reset()
     start = time.perf_counter()
     res = retrieval.evaluate_retrieval(x, labels, config=cfg)
     seconds.append(time.perf_counter() - start)
   peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-  return {"mode": mode, "seconds": min(seconds), "matmul_seconds": min(matmul), "peak_rss_mb": peak_mb,
-          "metrics": res, "bytes_per_query": search.TRANSFERS.bytes_per_query}
+  return {
+    "mode": mode,
+    "seconds": min(seconds),
+    "matmul_seconds": min(matmul),
+    "peak_rss_mb": peak_mb,
+    "metrics": res,
+    "bytes_per_query": scoring.TRANSFERS.bytes_per_query,
+  }
 
 
 def _child(mode, args):
-  out = subprocess.run([sys.executable, __file__, "--child", mode, "--num", str(args.num), "--dim", str(args.dim),
-                        "--device_queries", str(args.device_queries), "--rounds", str(args.rounds)],
-                       capture_output=True, text=True, check=True)
+  out = subprocess.run(
+    [
+      sys.executable,
+      __file__,
+      "--child",
+      mode,
+      "--num",
+      str(args.num),
+      "--dim",
+      str(args.dim),
+      "--device_queries",
+      str(args.device_queries),
+      "--rounds",
+      str(args.rounds),
+    ],
+    capture_output=True,
+    text=True,
+    check=True,
+  )
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -136,19 +163,35 @@ def main():
     print(json.dumps(run_mode(args.child, args.num, args.dim, args.device_queries, args.rounds)))
     return
   rows = [_child(mode, args) for mode in args.modes.split(",")]
-  print(f"N = {args.num} x {args.dim}, same-source (leave-one-out), two label levels; best of {args.rounds} rounds, "
-        "each mode alternating with the bare score matmul in its process")
-  print(f"{'mode':<12} {'seconds':>8} {'matmul s':>9} {'ratio':>6} {'peak RSS MB':>12} {'D2H bytes/query':>16}  metrics")
-  keys = ("R@1_level0", "R@1000_level0", "mAP@R_level0", "AP_level0", "H-AP_multi", "ASI_multi", "NDCG_multi",
-          "scann_recall@1000")
+  print(
+    f"N = {args.num} x {args.dim}, same-source (leave-one-out), two label levels; best of {args.rounds} rounds, "
+    "each mode alternating with the bare score matmul in its process"
+  )
+  print(
+    f"{'mode':<12} {'seconds':>8} {'matmul s':>9} {'ratio':>6} {'peak RSS MB':>12} {'D2H bytes/query':>16}  metrics"
+  )
+  keys = (
+    "R@1_level0",
+    "R@1000_level0",
+    "mAP@R_level0",
+    "AP_level0",
+    "H-AP_multi",
+    "ASI_multi",
+    "NDCG_multi",
+    "scann_recall@1000",
+  )
   for r in rows:
     if r["mode"] == "device-bytes":
-      print(f"{'device rank':<12} {'-':>8} {'-':>9} {'-':>6} {'-':>12} {r['bytes_per_query']:>16.0f}  (exact-full "
-            "ranking on the device: ranks and columns of the relevant items only)")
+      print(
+        f"{'device rank':<12} {'-':>8} {'-':>9} {'-':>6} {'-':>12} {r['bytes_per_query']:>16.0f}  (exact-full "
+        "ranking on the device: ranks and columns of the relevant items only)"
+      )
       continue
     shown = ", ".join(f"{k}={r['metrics'][k]:.4f}" for k in keys if k in r["metrics"])
-    print(f"{r['mode']:<12} {r['seconds']:>8.1f} {r['matmul_seconds']:>9.1f} {r['seconds'] / r['matmul_seconds']:>6.2f} "
-          f"{r['peak_rss_mb']:>12.0f} {r['bytes_per_query']:>16.0f}  {shown}")
+    print(
+      f"{r['mode']:<12} {r['seconds']:>8.1f} {r['matmul_seconds']:>9.1f} {r['seconds'] / r['matmul_seconds']:>6.2f} "
+      f"{r['peak_rss_mb']:>12.0f} {r['bytes_per_query']:>16.0f}  {shown}"
+    )
   print(f"a float32 score row: {4 * args.num} bytes")
   ratios = {r["mode"]: r["seconds"] / r["matmul_seconds"] for r in rows if "seconds" in r}
   if "scann" in ratios and "exact-topk" in ratios:

@@ -56,8 +56,9 @@ def plain_train_loop(paths, count):
   for i in range(count):
     rng = np.random.default_rng(i)
     image = Image.open(paths[i % len(paths)]).convert("RGB")
-    top, left, h, w = transforms.random_resized_crop_box(rng, image.height, image.width, scale=(0.16, 1.0),
-                                                         ratio=(0.75, 1.33))
+    top, left, h, w = transforms.random_resized_crop_box(
+      rng, image.height, image.width, scale=(0.16, 1.0), ratio=(0.75, 1.33)
+    )
     image = image.crop((left, top, left + w, top + h)).resize((224, 224), Image.BILINEAR)
     if rng.uniform() < 0.5:
       image = image.transpose(Image.FLIP_LEFT_RIGHT)
@@ -95,16 +96,25 @@ def main():
   args = parser.parse_args()
   rng = np.random.default_rng(0)
   config = pipeline.default_config()
-  config.update(dict(image_size=224, random_resized_crop=True, horizontal_flip=True, normalization="imagenet",
-                     eval_resize="resize_center_crop", eval_resize_size=256, global_batch_size=32,
-                     samples_per_class=4))
+  config.update(
+    dict(
+      image_size=224,
+      random_resized_crop=True,
+      horizontal_flip=True,
+      normalization="imagenet",
+      eval_resize="resize_center_crop",
+      eval_resize_size=256,
+      global_batch_size=32,
+      samples_per_class=4,
+    )
+  )
   train_tf = transforms.make_train_transform(config, normalize_images=False)
   eval_tf = transforms.make_eval_transform(config, normalize_images=False)
   with tempfile.TemporaryDirectory() as folder:
     paths = _write_jpegs(folder, args.images, rng)
     mean_kb = np.mean([os.path.getsize(p) for p in paths]) / 1024
     labels = np.repeat(np.arange(args.images // 4), 4)
-    source = sources.make_source("bench/train", labels, ("class",), paths=paths[:len(labels)])
+    source = sources.make_source("bench/train", labels, ("class",), paths=paths[: len(labels)])
     count = len(source)
 
     def encoded(i):
@@ -129,15 +139,15 @@ def main():
       return lambda _: iterator_seconds(config, source, steps=steps, workers=workers, uint8=uint8)
 
     stages = {
-        "decode": decode,
-        "plain train loop": lambda n: plain_train_loop(paths, n),
-        "train transform (uint8)": train,
-        "plain eval loop": lambda n: plain_eval_loop(paths, n),
-        "eval transform (uint8)": evaluate,
-        "train iterator, uint8": iterator(True),
-        "train iterator, float32": iterator(False),
+      "decode": decode,
+      "plain train loop": lambda n: plain_train_loop(paths, n),
+      "train transform (uint8)": train,
+      "plain eval loop": lambda n: plain_eval_loop(paths, n),
+      "eval transform (uint8)": evaluate,
+      "train iterator, uint8": iterator(True),
+      "train iterator, float32": iterator(False),
     }
-    best = {name: 0.0 for name in stages}
+    best = dict.fromkeys(stages, 0.0)
     for name, fn in stages.items():  # warm-up
       if "iterator" not in name:
         fn(8)
@@ -150,22 +160,31 @@ def main():
         best[name] = max(best[name], n / seconds)
     multi = steps * 32 / iterator(True, args.workers)(None) if args.workers else None
 
-  print(f"{count} JPEGs of about 500x500 (mean {mean_kb:.0f} kB), {os.cpu_count()} CPU cores visible; "
-        f"best of {args.rounds} alternating rounds")
+  print(
+    f"{count} JPEGs of about 500x500 (mean {mean_kb:.0f} kB), {os.cpu_count()} CPU cores visible; "
+    f"best of {args.rounds} alternating rounds"
+  )
   print(f"{'stage (one core)':<28}{'images/s':>10}")
   for name, rate in best.items():
     print(f"{name:<28}{rate:>10.1f}")
   train_ratio = best["train iterator, uint8"] / best["plain train loop"]
-  print(f"train iterator (uint8) / plain train loop:  {train_ratio:.2f}x  "
-        f"(float32 images: {best['train iterator, float32'] / best['plain train loop']:.2f}x)")
-  print(f"train transform / plain train loop:         {best['train transform (uint8)'] / best['plain train loop']:.2f}x")
+  print(
+    f"train iterator (uint8) / plain train loop:  {train_ratio:.2f}x  "
+    f"(float32 images: {best['train iterator, float32'] / best['plain train loop']:.2f}x)"
+  )
+  print(
+    f"train transform / plain train loop:         {best['train transform (uint8)'] / best['plain train loop']:.2f}x"
+  )
   print(f"eval transform / plain eval loop:           {best['eval transform (uint8)'] / best['plain eval loop']:.2f}x")
   per_core = best["train iterator, uint8"]
-  print(f"cores for {TARGET_IMAGES_PER_SECOND} images/s at the one-core iterator rate: "
-        f"{TARGET_IMAGES_PER_SECOND / per_core:.1f} (plain loop: {TARGET_IMAGES_PER_SECOND / best['plain train loop']:.1f})")
+  print(
+    f"cores for {TARGET_IMAGES_PER_SECOND} images/s at the one-core iterator rate: "
+    f"{TARGET_IMAGES_PER_SECOND / per_core:.1f} (plain loop: {TARGET_IMAGES_PER_SECOND / best['plain train loop']:.1f})"
+  )
   if multi:
-    print(f"train iterator, {args.workers} worker processes: {multi:.1f} images/s "
-          f"({multi / args.workers:.1f} per worker)")
+    print(
+      f"train iterator, {args.workers} worker processes: {multi:.1f} images/s ({multi / args.workers:.1f} per worker)"
+    )
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ def write_distractors(path, num, dim, rng, chunk=10_000):
   out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(num, dim))
   for start in range(0, num, chunk):
     x = rng.normal(size=(min(chunk, num - start), dim)).astype(np.float32)
-    out[start:start + len(x)] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    out[start : start + len(x)] = x / np.linalg.norm(x, axis=1, keepdims=True)
   out.flush()
   del out
 
@@ -86,7 +86,7 @@ def make_hgldv2(num_queries, num_index, dim, rng, chunk=10_000):
 
   def blocks():
     for start in range(0, num_index, chunk):
-      lm = landmarks[start:start + chunk]
+      lm = landmarks[start : start + chunk]
       x = centres[lm] + 3.0 * rng.normal(size=(len(lm), dim)).astype(np.float32)
       yield start, x / np.linalg.norm(x, axis=1, keepdims=True)
 
@@ -115,26 +115,47 @@ def main_hgldv2(args):
     _, _, _, blocks = make_hgldv2(1129, args.hgldv2, args.dim, np.random.default_rng(0))
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(args.hgldv2, args.dim))
     for start, block in blocks():
-      out[start:start + len(block)] = block
+      out[start : start + len(block)] = block
     out.flush()
     del out
-    print(f"H-GLDv2 benchmark: 1,129 queries, {args.hgldv2:,} index images x {args.dim} "
-          f"({os.path.getsize(path) / 2**30:.2f} GiB on disk)")
+    print(
+      f"H-GLDv2 benchmark: 1,129 queries, {args.hgldv2:,} index images x {args.dim} "
+      f"({os.path.getsize(path) / 2**30:.2f} GiB on disk)"
+    )
     runs = {}
     for mode in ("memory", "disk"):
-      out = subprocess.run([sys.executable, __file__, "--mode", mode, "--path", path, "--dim", str(args.dim),
-                            "--hgldv2", str(args.hgldv2)], capture_output=True, text=True, check=False)
+      out = subprocess.run(
+        [
+          sys.executable,
+          __file__,
+          "--mode",
+          mode,
+          "--path",
+          path,
+          "--dim",
+          str(args.dim),
+          "--hgldv2",
+          str(args.hgldv2),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+      )
       if out.returncode:
         print(out.stderr[-3000:])
         continue
       runs[mode] = r = json.loads(out.stdout.strip().splitlines()[-1])
-      print(f"index {'in memory' if mode == 'memory' else 'on disk  '}: {r['seconds']:.1f} s, peak RSS "
-            f"{r['peak_rss_gb']:.2f} GiB (H-AP {r['results']['H-AP_multi']:.4f}, "
-            f"mAP@100 {r['results']['mAP@100_level0']:.4f})")
+      print(
+        f"index {'in memory' if mode == 'memory' else 'on disk  '}: {r['seconds']:.1f} s, peak RSS "
+        f"{r['peak_rss_gb']:.2f} GiB (H-AP {r['results']['H-AP_multi']:.4f}, "
+        f"mAP@100 {r['results']['mAP@100_level0']:.4f})"
+      )
     if len(runs) == 2:
       a, b = runs["memory"]["results"], runs["disk"]["results"]
       worst = max(abs(a[k] - b[k]) for k in a)
-      print(f"largest metric difference between the two: {worst:.1e} ({'equal to 1e-6' if worst <= 1e-6 else 'DIFFER'})")
+      print(
+        f"largest metric difference between the two: {worst:.1e} ({'equal to 1e-6' if worst <= 1e-6 else 'DIFFER'})"
+      )
 
 
 def run_mode(args):
@@ -153,9 +174,17 @@ def run_mode(args):
   results = {name: results[f"{name}+1m"] for name in sets}
   seconds = time.perf_counter() - start
   peak = peak_rss_gb()
-  print(json.dumps({"mode": args.mode, "seconds": seconds, "peak_rss_gb": peak,
-                    "roxford5k_mAP_medium": results["roxford5k"]["mAP_medium"],
-                    "rparis6k_mAP_hard": results["rparis6k"]["mAP_hard"]}))
+  print(
+    json.dumps(
+      {
+        "mode": args.mode,
+        "seconds": seconds,
+        "peak_rss_gb": peak,
+        "roxford5k_mAP_medium": results["roxford5k"]["mAP_medium"],
+        "rparis6k_mAP_hard": results["rparis6k"]["mAP_hard"],
+      }
+    )
+  )
 
 
 def main():
@@ -179,14 +208,31 @@ def main():
     write_distractors(path, args.distractors, args.dim, np.random.default_rng(1))
     print(f"{args.distractors:,} distractors x {args.dim} ({os.path.getsize(path) / 2**30:.2f} GiB on disk)")
     for mode in args.modes.split(","):
-      out = subprocess.run([sys.executable, __file__, "--mode", mode, "--path", path, "--dim", str(args.dim),
-                            "--neighbors", str(args.neighbors)], capture_output=True, text=True, check=False)
+      out = subprocess.run(
+        [
+          sys.executable,
+          __file__,
+          "--mode",
+          mode,
+          "--path",
+          path,
+          "--dim",
+          str(args.dim),
+          "--neighbors",
+          str(args.neighbors),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+      )
       if out.returncode:
         print(out.stderr[-3000:])
         continue
       r = json.loads(out.stdout.strip().splitlines()[-1])
-      print(f"{mode:>6}: {r['seconds']:.1f} s, peak RSS {r['peak_rss_gb']:.2f} GiB "
-            f"(ROxf+R1M mAP medium {r['roxford5k_mAP_medium']:.4f}, RPar+R1M mAP hard {r['rparis6k_mAP_hard']:.4f})")
+      print(
+        f"{mode:>6}: {r['seconds']:.1f} s, peak RSS {r['peak_rss_gb']:.2f} GiB "
+        f"(ROxf+R1M mAP medium {r['roxford5k_mAP_medium']:.4f}, RPar+R1M mAP hard {r['rparis6k_mAP_hard']:.4f})"
+      )
 
 
 if __name__ == "__main__":

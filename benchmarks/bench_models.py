@@ -22,8 +22,11 @@ def _variables(model, size):
   shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, size, size, 3)), train=False))
   rng = np.random.default_rng(0)
   return jax.tree_util.tree_map_with_path(
-      lambda p, s: (rng.uniform(0.5, 1.5, s.shape) if str(p[-1].key) in ("var", "scale")
-                    else rng.normal(0, 0.02, s.shape)).astype(s.dtype), shapes)
+    lambda p, s: (
+      rng.uniform(0.5, 1.5, s.shape) if str(p[-1].key) in ("var", "scale") else rng.normal(0, 0.02, s.shape)
+    ).astype(s.dtype),
+    shapes,
+  )
 
 
 def _time(fn, args, steps):
@@ -45,8 +48,10 @@ def main():
   parser.add_argument("--dtypes", default="float32,bfloat16")
   args = parser.parse_args()
 
-  print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), model {args.model}, "
-        f"{args.batch} x {args.size}x{args.size}")
+  print(
+    f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), model {args.model}, "
+    f"{args.batch} x {args.size}x{args.size}"
+  )
   images = jnp.asarray(np.random.default_rng(0).normal(size=(args.batch, args.size, args.size, 3)), jnp.float32)
   rows = []
   for dtype in args.dtypes.split(","):
@@ -64,6 +69,7 @@ def main():
         out = model.apply({**v, "params": params}, x, train=True, mutable=["batch_stats"] if has_stats else False)
         emb = out[0] if has_stats else out
         return jnp.sum(emb @ emb.T)
+
       return jax.grad(loss)(v["params"])
 
     fwd = _time(jax.jit(forward), (variables, images), args.steps)

@@ -62,8 +62,7 @@ def batch_benchmarks(batch, dim, repeats):
 
   # SupAP: 4 images per class.
   labels = jnp.asarray(np.stack([np.repeat(np.arange(batch // 4), 4), np.repeat(np.arange(batch // 4), 4) % 2], 1))
-  fast = jax.jit(jax.value_and_grad(
-      lambda e: ap.sup_ap_embedding_loss(batch_inputs(e, labels), max_positives=4)))
+  fast = jax.jit(jax.value_and_grad(lambda e: ap.sup_ap_embedding_loss(batch_inputs(e, labels), max_positives=4)))
   levels = (labels[:, None, 0] == labels[None, :, 0]).astype(jnp.int32)
   dense = jax.jit(jax.value_and_grad(lambda e: dense_hap(e, levels, levels.astype(jnp.float32))))
   t_fast, (v_fast, _) = _time(fast, emb, repeats=repeats)
@@ -73,10 +72,12 @@ def batch_benchmarks(batch, dim, repeats):
   # SupHAP: 2 super-classes, so half the batch shares the query's super-class (P = B / 2).
   labels = jnp.asarray(np.stack([np.repeat(np.arange(batch // 4), 4), np.repeat(np.arange(batch // 4), 4) % 2], 1))
   from suprank_jax import hierarchy  # pylint: disable=g-import-not-at-top
+
   levels = hierarchy.pair_levels(labels)
   rel = hierarchy.relevance_matrix(levels, 2)
-  fast = jax.jit(jax.value_and_grad(
-      lambda e: hap.sup_hap_embedding_loss(batch_inputs(e, labels), max_positives=batch // 2)))
+  fast = jax.jit(
+    jax.value_and_grad(lambda e: hap.sup_hap_embedding_loss(batch_inputs(e, labels), max_positives=batch // 2))
+  )
   dense = jax.jit(jax.value_and_grad(lambda e: dense_hap(e, levels, rel)))
   t_fast, (v_fast, _) = _time(fast, emb, repeats=repeats)
   t_dense, (v_dense, _) = _time(dense, emb, repeats=max(3, repeats // 4))
@@ -96,12 +97,17 @@ def memory_run(batch, memory_size, dim, max_positives, repeats):
   num_classes = memory_size // 4
   mem_labels = jnp.asarray(np.stack([np.arange(memory_size) % num_classes, np.zeros(memory_size, int)], 1))
   labels = jnp.asarray(np.stack([rng.integers(0, num_classes, batch), np.zeros(batch, int)], 1))
-  fn = jax.jit(jax.value_and_grad(lambda e, m, ml: ap.sup_ap_embedding_loss(
-      memory_inputs(e, labels, m, ml), max_positives=max_positives)))
+  fn = jax.jit(
+    jax.value_and_grad(
+      lambda e, m, ml: ap.sup_ap_embedding_loss(memory_inputs(e, labels, m, ml), max_positives=max_positives)
+    )
+  )
   seconds, (value, grad) = _time(fn, emb, mem, mem_labels, repeats=repeats)
   rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-  print(f"memory {memory_size}x{dim}, {batch} queries, sup_ap fwd+bwd: {seconds:.2f} s, loss {float(value):.4f}, "
-        f"finite grad {bool(np.isfinite(np.asarray(grad)).all())}, peak RSS {rss_gb:.2f} GB")
+  print(
+    f"memory {memory_size}x{dim}, {batch} queries, sup_ap fwd+bwd: {seconds:.2f} s, loss {float(value):.4f}, "
+    f"finite grad {bool(np.isfinite(np.asarray(grad)).all())}, peak RSS {rss_gb:.2f} GB"
+  )
 
 
 def main():
@@ -119,8 +125,20 @@ def main():
   batch_benchmarks(args.batch, args.dim, args.repeats)
   if not args.skip_memory:
     # A fresh process, so that its peak RSS is the memory-mode run's alone.
-    subprocess.run([sys.executable, __file__, "--memory-only", "--memory-size", str(args.memory_size),
-                    "--batch", str(args.batch), "--dim", str(args.dim)], check=True)
+    subprocess.run(
+      [
+        sys.executable,
+        __file__,
+        "--memory-only",
+        "--memory-size",
+        str(args.memory_size),
+        "--batch",
+        str(args.batch),
+        "--dim",
+        str(args.dim),
+      ],
+      check=True,
+    )
 
 
 if __name__ == "__main__":

@@ -41,13 +41,16 @@ def sop_sizes(num_classes=11318, total=59551, seed=0) -> np.ndarray:
 def report(name, sizes, *, batch_size, samples_per_class=4, epochs=100, seed=0):
   labels = np.repeat(np.arange(len(sizes)), sizes)
   ours = samplers.m_per_class_num_batches(labels, batch_size=batch_size, samples_per_class=samples_per_class)
-  length = samplers.m_per_class_original_lengths(labels, batch_size=batch_size, samples_per_class=samples_per_class,
-                                                 seed=seed)
+  length = samplers.m_per_class_original_lengths(
+    labels, batch_size=batch_size, samples_per_class=samples_per_class, seed=seed
+  )
   counts = np.array([length(e) for e in range(epochs)])
   used = counts * batch_size / len(labels)
-  print(f"{name:<20} batch {batch_size:>3}, M={samples_per_class}: ours {ours:>4} | original min {counts.min():>4}, "
-        f"mean {counts.mean():7.2f}, max {counts.max():>4} over {epochs} epochs (original/ours "
-        f"{counts.mean() / ours:.3f}; images used per epoch {used.min():.1%} to {used.max():.1%})")
+  print(
+    f"{name:<20} batch {batch_size:>3}, M={samples_per_class}: ours {ours:>4} | original min {counts.min():>4}, "
+    f"mean {counts.mean():7.2f}, max {counts.max():>4} over {epochs} epochs (original/ours "
+    f"{counts.mean() / ours:.3f}; images used per epoch {used.min():.1%} to {used.max():.1%})"
+  )
 
 
 def main():

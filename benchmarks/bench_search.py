@@ -54,7 +54,7 @@ def time_single_queries(search, queries, k, warmup=20):
 
 
 def main():
-  from suprank_jax import index as index_lib  # pylint: disable=g-import-not-at-top
+  from suprank_jax.index import store as index_lib  # pylint: disable=g-import-not-at-top
 
   parser = argparse.ArgumentParser()
   parser.add_argument("--num", type=int, default=100_000)
@@ -77,33 +77,48 @@ def main():
     start = time.perf_counter()
     searcher, settings = index_lib.build_searcher(gallery, kind)
     build = time.perf_counter() - start
-    index = index_lib.SearchIndex(directory="(in memory)", locations=("",) * args.num, labels=np.zeros((args.num, 0)),
-                                  manifest={"embed_dim": args.dim, "searcher": kind, "scann": settings, "model": {}},
-                                  embeddings=gallery, searcher=searcher)
+    index = index_lib.SearchIndex(
+      directory="(in memory)",
+      locations=("",) * args.num,
+      labels=np.zeros((args.num, 0)),
+      manifest={"embed_dim": args.dim, "searcher": kind, "scann": settings, "model": {}},
+      embeddings=gallery,
+      searcher=searcher,
+    )
     variants = [(kind, None)]
     if settings:  # also fewer leaves: the evaluation's default of 10%
-      variants.append((f"scann, {settings['num_leaves'] // 10} of {settings['num_leaves']} leaves",
-                       settings["num_leaves"] // 10))
+      variants.append(
+        (f"scann, {settings['num_leaves'] // 10} of {settings['num_leaves']} leaves", settings["num_leaves"] // 10)
+      )
     for name, leaves in variants:
       search = functools.partial(index.search, leaves_to_search=leaves)
-      median, p95 = time_single_queries(search, queries[:args.single], args.k)
+      median, p95 = time_single_queries(search, queries[: args.single], args.k)
       search(queries[:50], args.k)  # warm-up of the batch path
       start = time.perf_counter()
       found, _ = search(queries, args.k)
       batch = (time.perf_counter() - start) / args.queries
       rows.append((name, build, median, p95, batch, recall(found, exact)))
-  print(f"{'searcher':<24} {'build s':>8} {'1 query ms (median)':>20} {'p95 ms':>8} {'batch ms/query':>15} "
-        f"{'recall@' + str(args.k):>10}")
+  print(
+    f"{'searcher':<24} {'build s':>8} {'1 query ms (median)':>20} {'p95 ms':>8} {'batch ms/query':>15} "
+    f"{'recall@' + str(args.k):>10}"
+  )
   for name, build, median, p95, batch, r in rows:
     print(f"{name:<24} {build:8.1f} {1e3 * median:20.2f} {1e3 * p95:8.2f} {1e3 * batch:15.3f} {r:10.4f}")
 
   with tempfile.TemporaryDirectory() as folder:
     out = os.path.join(folder, "index")
     start = time.perf_counter()
-    index_lib.write_index(out, gallery, locations=[f"/photos/{i:06d}.jpg" for i in range(args.num)],
-                          labels=np.zeros((args.num, 0), np.int64), level_names=(),
-                          variables={"params": {"w": np.zeros(1, np.float32)}},
-                          model={"name": "bench"}, gallery={"images": "/photos"}, config={})
+    index_lib.write_index(
+      out,
+      gallery,
+      locations=[f"/photos/{i:06d}.jpg" for i in range(args.num)],
+      labels=np.zeros((args.num, 0), np.int64),
+      level_names=(),
+      variables={"params": {"w": np.zeros(1, np.float32)}},
+      model={"name": "bench"},
+      gallery={"images": "/photos"},
+      config={},
+    )
     write = time.perf_counter() - start
     start = time.perf_counter()
     loaded = index_lib.load_index(out)
@@ -111,8 +126,10 @@ def main():
     start = time.perf_counter()
     loaded.search(queries[0], args.k)
     first = time.perf_counter() - start
-    print(f"index folder ({loaded.manifest['searcher']}): written in {write:.1f} s, loaded in {load:.2f} s, "
-          f"first query after loading {1e3 * first:.1f} ms; load + first query {load + first:.2f} s")
+    print(
+      f"index folder ({loaded.manifest['searcher']}): written in {write:.1f} s, loaded in {load:.2f} s, "
+      f"first query after loading {1e3 * first:.1f} ms; load + first query {load + first:.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -34,15 +34,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_evaluation  # pylint: disable=g-import-not-at-top,wrong-import-position
 import bench_input_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from suprank_jax import losses, models, optim, parallel, train  # pylint: disable=wrong-import-position
+from suprank_jax import losses, models, optim  # pylint: disable=wrong-import-position
 from suprank_jax.configs.happier import sop  # pylint: disable=wrong-import-position
-from suprank_jax.evaluation import retrieval, search  # pylint: disable=wrong-import-position
+from suprank_jax.evaluation import retrieval, scoring  # pylint: disable=wrong-import-position
 from suprank_jax.input_pipeline import pipeline, sources  # pylint: disable=wrong-import-position
 from suprank_jax.models import build_model, default_config  # pylint: disable=wrong-import-position
+from suprank_jax.runtime import parallel  # pylint: disable=wrong-import-position
+from suprank_jax.training import train  # pylint: disable=wrong-import-position
 
 SIZES = {  # full: the issue's settings; tiny: the same code on CPU in seconds
-    "full": dict(model="resnet50", image=224, batch=256, classes=(11318, 12), steps=20, jpegs=512, eval_num=60502),
-    "tiny": dict(model="convnet", image=32, batch=16, classes=(40, 4), steps=2, jpegs=32, eval_num=1500),
+  "full": dict(model="resnet50", image=224, batch=256, classes=(11318, 12), steps=20, jpegs=512, eval_num=60502),
+  "tiny": dict(model="convnet", image=32, batch=16, classes=(40, 4), steps=2, jpegs=32, eval_num=1500),
 }
 
 
@@ -86,19 +88,34 @@ def train_step_figures(size, log):
   fine = np.repeat(rng.choice(size["classes"][0], batch_size // 4, replace=False), 4)
   labels = np.stack([fine, np.repeat(np.arange(2), batch_size // 2)], 1).astype(np.int32)
   images = rng.integers(0, 256, (batch_size, size["image"], size["image"], 3), dtype=np.uint8)
-  batch = parallel.global_batch({"images": images, "labels": labels, "index": np.arange(batch_size, dtype=np.int32)},
-                                mesh, normalization="imagenet")
+  batch = parallel.global_batch(
+    {"images": images, "labels": labels, "index": np.arange(batch_size, dtype=np.int32)}, mesh, normalization="imagenet"
+  )
   proxy_labels = np.stack([np.arange(size["classes"][0]), np.arange(size["classes"][0]) % size["classes"][1]], 1)
   make_state = functools.partial(
-      train.create_state, model=model, tx=tx, sample_images=jnp.zeros((1, size["image"], size["image"], 3)),
-      losses_config=config.losses, registry=losses.LOSSES, num_classes_per_level=size["classes"])
+    train.create_state,
+    model=model,
+    tx=tx,
+    sample_images=jnp.zeros((1, size["image"], size["image"], 3)),
+    losses_config=config.losses,
+    registry=losses.LOSSES,
+    num_classes_per_level=size["classes"],
+  )
   state = jax.jit(make_state, out_shardings=parallel.replicated(mesh))(jax.random.PRNGKey(0))
   step_fn = jax.jit(
-      functools.partial(train.train_step, model=model, loss_fn=losses.make_loss_fn(config.losses, losses.LOSSES),
-                        tx=tx, schedules=schedules, steps_per_epoch=100,
-                        loss_context={"proxy_labels": jnp.asarray(proxy_labels, jnp.int32)}),
-      in_shardings=(parallel.replicated(mesh), parallel.data_sharding(mesh)),
-      out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)), donate_argnums=(0,))
+    functools.partial(
+      train.train_step,
+      model=model,
+      loss_fn=losses.make_loss_fn(config.losses, losses.LOSSES),
+      tx=tx,
+      schedules=schedules,
+      steps_per_epoch=100,
+      loss_context={"proxy_labels": jnp.asarray(proxy_labels, jnp.int32)},
+    ),
+    in_shardings=(parallel.replicated(mesh), parallel.data_sharding(mesh)),
+    out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
+    donate_argnums=(0,),
+  )
   log(f"compiling the {size['model']} train step (batch {batch_size}, {size['image']}px, {config.model.dtype})")
   holder = {"state": state}
 
@@ -111,8 +128,9 @@ def train_step_figures(size, log):
   has_stats = "batch_stats" in variables
 
   def backbone_loss(params, images):
-    out = model.apply({**variables, "params": params}, images, train=True,
-                      mutable=["batch_stats"] if has_stats else False)
+    out = model.apply(
+      {**variables, "params": params}, images, train=True, mutable=["batch_stats"] if has_stats else False
+    )
     embeddings = out[0] if has_stats else out
     return jnp.sum(embeddings.astype(jnp.float32))
 
@@ -124,8 +142,16 @@ def train_step_figures(size, log):
 def pipeline_rate(size, workers):
   """Training-iterator images/s with ``workers`` worker processes, uint8 images, 224 crops."""
   config = pipeline.default_config()
-  config.update(dict(image_size=224, random_resized_crop=True, horizontal_flip=True, normalization="imagenet",
-                     global_batch_size=32, samples_per_class=4))
+  config.update(
+    dict(
+      image_size=224,
+      random_resized_crop=True,
+      horizontal_flip=True,
+      normalization="imagenet",
+      global_batch_size=32,
+      samples_per_class=4,
+    )
+  )
   with tempfile.TemporaryDirectory() as folder:
     paths = bench_input_pipeline._write_jpegs(folder, size["jpegs"], np.random.default_rng(0))  # pylint: disable=protected-access
     source = sources.make_source("check/train", np.repeat(np.arange(len(paths) // 4), 4), ("class",), paths=paths)
@@ -139,11 +165,11 @@ def evaluation_figures(size):
   cfg = bench_evaluation.config_for("exact-full")
   retrieval.evaluate_retrieval(x[:1000], labels[:1000], config=cfg)  # compile
   matmul = bench_evaluation.bare_matmul(x)
-  search.TRANSFERS.reset()
+  scoring.TRANSFERS.reset()
   start = time.perf_counter()
   metrics = retrieval.evaluate_retrieval(x, labels, config=cfg)
   seconds = time.perf_counter() - start
-  return seconds, matmul, search.TRANSFERS.bytes_per_query, metrics
+  return seconds, matmul, scoring.TRANSFERS.bytes_per_query, metrics
 
 
 def main(argv=None):
@@ -155,28 +181,38 @@ def main(argv=None):
   skip = set(filter(None, args.skip.split(",")))
   log = functools.partial(print, flush=True)
   devices = jax.devices()
-  log(f"devices: {len(devices)} x {devices[0].device_kind} ({jax.default_backend()}), {os.cpu_count()} host cores, "
-      f"jax {jax.__version__}, {time.strftime('%Y-%m-%d')}")
+  log(
+    f"devices: {len(devices)} x {devices[0].device_kind} ({jax.default_backend()}), {os.cpu_count()} host cores, "
+    f"jax {jax.__version__}, {time.strftime('%Y-%m-%d')}"
+  )
   per_second = None
   if "train" not in skip:
     step, backbone = train_step_figures(size, log)
     per_second = size["batch"] / step
-    log(f"train step ({size['model']}, {size['image']}px, batch {size['batch']}, HAPPIER loss): {1e3 * step:.1f} ms, "
-        f"{per_second:.0f} images/s")
-    log(f"backbone forward+backward alone: {1e3 * backbone:.1f} ms; share of the step outside the backbone "
-        f"(losses, optimiser, gathers): {max(0.0, 1 - backbone / step):.1%}")
+    log(
+      f"train step ({size['model']}, {size['image']}px, batch {size['batch']}, HAPPIER loss): {1e3 * step:.1f} ms, "
+      f"{per_second:.0f} images/s"
+    )
+    log(
+      f"backbone forward+backward alone: {1e3 * backbone:.1f} ms; share of the step outside the backbone "
+      f"(losses, optimiser, gathers): {max(0.0, 1 - backbone / step):.1%}"
+    )
   if "pipeline" not in skip:
     workers = os.cpu_count() or 1
     rate = pipeline_rate(size, workers)
-    log(f"input pipeline, {workers} worker processes (uint8, RandomResizedCrop 224): {rate:.0f} images/s "
-        f"({rate / workers:.0f} per core)")
+    log(
+      f"input pipeline, {workers} worker processes (uint8, RandomResizedCrop 224): {rate:.0f} images/s "
+      f"({rate / workers:.0f} per core)"
+    )
     if per_second:
       log(f"host cores to feed the step: {per_second / (rate / workers):.1f} (this host has {workers})")
   if "eval" not in skip:
     seconds, matmul, per_query, metrics = evaluation_figures(size)
-    log(f"exact evaluation, {size['eval_num']} x 512, full metric set: {seconds:.1f} s; bare matmul {matmul:.2f} s "
-        f"(ratio {seconds / matmul:.2f}); device-to-host {per_query:.0f} bytes per query "
-        f"(a score row: {4 * size['eval_num']}); R@1 {metrics['R@1_level0']:.4f}, H-AP {metrics['H-AP_multi']:.4f}")
+    log(
+      f"exact evaluation, {size['eval_num']} x 512, full metric set: {seconds:.1f} s; bare matmul {matmul:.2f} s "
+      f"(ratio {seconds / matmul:.2f}); device-to-host {per_query:.0f} bytes per query "
+      f"(a score row: {4 * size['eval_num']}); R@1 {metrics['R@1_level0']:.4f}, H-AP {metrics['H-AP_multi']:.4f}"
+    )
 
 
 if __name__ == "__main__":

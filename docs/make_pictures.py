@@ -21,9 +21,10 @@ import sys
 import jax
 from PIL import Image
 
-from suprank_jax import export, parallel
 from suprank_jax.evaluation import evaluator, pictures
-from suprank_jax.input_pipeline import pipeline, sources
+from suprank_jax.index import export
+from suprank_jax.input_pipeline import datasets, pipeline
+from suprank_jax.runtime import parallel
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -33,8 +34,13 @@ _SPEC.loader.exec_module(execute)
 
 
 def _figures(nb):
-  return [base64.b64decode(o.data["image/png"]) for cell in nb.cells if cell.cell_type == "code"
-          for o in cell.outputs if "image/png" in o.get("data", {})]
+  return [
+    base64.b64decode(o.data["image/png"])
+    for cell in nb.cells
+    if cell.cell_type == "code"
+    for o in cell.outputs
+    if "image/png" in o.get("data", {})
+  ]
 
 
 def main():
@@ -42,8 +48,11 @@ def main():
   parser.add_argument("--workdir", default="/tmp/suprank_docs")
   parser.add_argument("--steps", type=int, default=600)
   args = parser.parse_args()
-  nb = execute.execute(os.path.join(REPO, "notebooks", "quickstart.ipynb"),
-                       {"TOTAL_STEPS": args.steps, "WORKDIR": args.workdir}, timeout=1200)
+  nb = execute.execute(
+    os.path.join(REPO, "notebooks", "quickstart.ipynb"),
+    {"TOTAL_STEPS": args.steps, "WORKDIR": args.workdir},
+    timeout=1200,
+  )
   curves, _, _, losses, _ = _figures(nb)
   for name, data in (("notebook_curves.png", curves), ("notebook_losses.png", losses)):
     with open(os.path.join(HERE, name), "wb") as f:
@@ -55,17 +64,32 @@ def main():
   test = evaluator.Evaluator("test", run.config.evals.test, run.config.input, model=run.model, mesh=mesh)
   untrained = run.model.init(jax.random.PRNGKey(0), pipeline.sample_images(run.config.input, test.query_source))
   for name, variables in (("retrievals_untrained.png", untrained), ("retrievals.png", run.variables)):
-    picture = pictures.evaluation_picture(test, jax.device_put(variables, parallel.replicated(mesh)), num_queries=5,
-                                          k=6)
+    picture = pictures.evaluation_picture(
+      test, jax.device_put(variables, parallel.replicated(mesh)), num_queries=5, k=6
+    )
     Image.fromarray(picture).save(os.path.join(HERE, name))
 
-  train = sources.get_source(run.config.input, "train")
+  train = datasets.get_source(run.config.input, "train")
   queries = []
   for i in (11, 42, 77):
     queries.append(os.path.join(args.workdir, f"train_{i}.png"))
     Image.fromarray(train.load_image(i)[..., 0]).save(queries[-1])
-  subprocess.run([sys.executable, "-m", "suprank_jax.search", "--index", os.path.join(args.workdir, "index"),
-                  *queries, "--k", "8", "--picture", os.path.join(HERE, "search.png")], check=True, cwd=REPO)
+  subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "suprank_jax.search",
+      "--index",
+      os.path.join(args.workdir, "index"),
+      *queries,
+      "--k",
+      "8",
+      "--picture",
+      os.path.join(HERE, "search.png"),
+    ],
+    check=True,
+    cwd=REPO,
+  )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ import argparse
 import ast
 import os
 import sys
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import nbformat
 
@@ -30,8 +31,13 @@ def inject_parameters(nb, parameters: Mapping[str, Any]):
   position = next((i for i, cell in enumerate(nb.cells) if "parameters" in cell.metadata.get("tags", [])), None)
   if position is None:
     raise ValueError("the notebook has no code cell tagged 'parameters'")
-  defined = {target.id for node in ast.parse(nb.cells[position].source).body if isinstance(node, ast.Assign)
-             for target in node.targets if isinstance(target, ast.Name)}
+  defined = {
+    target.id
+    for node in ast.parse(nb.cells[position].source).body
+    if isinstance(node, ast.Assign)
+    for target in node.targets
+    if isinstance(target, ast.Name)
+  }
   unknown = sorted(set(parameters) - defined)
   if unknown:
     raise ValueError(f"parameters {unknown} are not defined in the 'parameters' cell (it defines {sorted(defined)})")
@@ -41,8 +47,14 @@ def inject_parameters(nb, parameters: Mapping[str, Any]):
   return nb
 
 
-def execute(path: str, parameters: Mapping[str, Any] | None = None, *, timeout: int = 600,
-            env: Mapping[str, str] | None = None, cwd: str | None = None):
+def execute(
+  path: str,
+  parameters: Mapping[str, Any] | None = None,
+  *,
+  timeout: int = 600,
+  env: Mapping[str, str] | None = None,
+  cwd: str | None = None,
+):
   """Executes the notebook at ``path`` in a fresh ``python3`` kernel and returns it with its outputs.
 
   Raises:
@@ -53,16 +65,21 @@ def execute(path: str, parameters: Mapping[str, Any] | None = None, *, timeout: 
   nb = nbformat.read(path, as_version=4)
   if parameters:
     inject_parameters(nb, parameters)
-  client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                                   resources={"metadata": {"path": cwd or os.path.dirname(os.path.abspath(path))}})
+  client = nbclient.NotebookClient(
+    nb,
+    timeout=timeout,
+    kernel_name="python3",
+    resources={"metadata": {"path": cwd or os.path.dirname(os.path.abspath(path))}},
+  )
   client.execute(env=dict(os.environ if env is None else env))
   return nb
 
 
 def has_outputs(nb) -> bool:
   """Whether any code cell holds outputs or an execution count."""
-  return any(cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count") is not None)
-             for cell in nb.cells)
+  return any(
+    cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count") is not None) for cell in nb.cells
+  )
 
 
 def strip_outputs(path: str):

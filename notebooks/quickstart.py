@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -61,12 +63,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image
 
-from suprank_jax import export, hierarchy, index, parallel, search, train
+from suprank_jax import hierarchy
 from suprank_jax.configs import digits
 from suprank_jax.evaluation import evaluator, pictures
-from suprank_jax.input_pipeline import sources
+from suprank_jax.index import export, search
+from suprank_jax.index import store as index
+from suprank_jax.input_pipeline import datasets
 from suprank_jax.losses import ap, hap, ranks
 from suprank_jax.models import build_model
+from suprank_jax.runtime import parallel
+from suprank_jax.training import train
 
 print("devices:", jax.devices())
 
@@ -117,8 +123,9 @@ plt.show()
 # same picture after each evaluation (`pictures.write_evaluation_picture`).
 
 # %%
-test_evaluator = evaluator.Evaluator("test", config.evals.test, config.input, model=build_model(config.model),
-                                     mesh=parallel.make_mesh())
+test_evaluator = evaluator.Evaluator(
+  "test", config.evals.test, config.input, model=build_model(config.model), mesh=parallel.make_mesh()
+)
 Image.fromarray(pictures.evaluation_picture(test_evaluator, state.variables(), num_queries=NUM_QUERIES, k=TOP_K))
 
 # %% [markdown]
@@ -136,8 +143,12 @@ fig, ax = plt.subplots(figsize=(6.5, 3.6))
 ax.plot(x, ranks.heaviside(x), label="Heaviside H (the true rank)", lw=2.5, color="black")
 ax.plot(x, ranks.tau_sigmoid(x, tau=0.01), label="sigmoid, tau=0.01 (Smooth-AP)")
 ax.plot(x, ranks.suprank_surrogate(x), label="SupRank upper bound (tau=0.01, delta=0.05, rho=100)")
-ax.set(xlabel="s_j - s_i  (score of item j minus score of the ranked positive i)", ylabel="contribution to rank(i)",
-       ylim=(-0.1, 3.0), title="rank surrogates")
+ax.set(
+  xlabel="s_j - s_i  (score of item j minus score of the ranked positive i)",
+  ylabel="contribution to rank(i)",
+  ylim=(-0.1, 3.0),
+  title="rank surrogates",
+)
 ax.legend(loc="upper left", fontsize=8)
 fig.tight_layout()
 plt.show()
@@ -149,6 +160,7 @@ plt.show()
 # lower bound of the AP) and meet it where the ranking is right; Smooth-AP follows it without bounding it.
 # With graded relevances, item 2 (same shape family only) scored above the two exact matches costs
 # H-AP, and SupHAP penalises it steeply.
+
 
 # %%
 def per_query(loss_fn):
@@ -171,13 +183,19 @@ levels[:, 2:4] = 1
 relevances = hierarchy.relevance_matrix(jnp.asarray(levels), 2, kind="pop")
 
 fig, (ax_ap, ax_hap) = plt.subplots(1, 2, figsize=(11, 3.6))
-ax_ap.plot(sweep, per_query(ap.ap_family_loss)(scores, positives.astype(np.int32), positives.astype(np.float32)),
-           label="1 - AP (Heaviside)", lw=2.5, color="black")
+ax_ap.plot(
+  sweep,
+  per_query(ap.ap_family_loss)(scores, positives.astype(np.int32), positives.astype(np.float32)),
+  label="1 - AP (Heaviside)",
+  lw=2.5,
+  color="black",
+)
 ax_ap.plot(sweep, per_query(ap.sup_ap_loss)(scores, positives), label="SupAP loss")
 ax_ap.plot(sweep, per_query(ap.smooth_ap_loss)(scores, positives), label="Smooth-AP loss", ls="--")
 ax_ap.set(xlabel="score of item 2 (relevant)", ylabel="loss", title="binary relevance: AP")
-ax_hap.plot(sweep, per_query(ap.ap_family_loss)(scores, levels, relevances), label="1 - H-AP (Heaviside)", lw=2.5,
-            color="black")
+ax_hap.plot(
+  sweep, per_query(ap.ap_family_loss)(scores, levels, relevances), label="1 - H-AP (Heaviside)", lw=2.5, color="black"
+)
 ax_hap.plot(sweep, per_query(hap.sup_hap_loss)(scores, levels, relevances), label="SupHAP loss")
 ax_hap.plot(sweep, per_query(hap.smooth_hap_loss)(scores, levels, relevances), label="Smooth-HAP loss", ls="--")
 ax_hap.set(xlabel="score of item 2 (same shape family)", title="graded relevance: H-AP")
@@ -200,7 +218,7 @@ index_dir = os.path.join(WORKDIR, "index")
 export.export_index(WORKDIR, index_dir, split="test")
 test_index = index.load_index(index_dir)
 query_png = os.path.join(WORKDIR, "query.png")
-Image.fromarray(sources.get_source(config.input, "train").load_image(5)[..., 0]).save(query_png)
+Image.fromarray(datasets.get_source(config.input, "train").load_image(5)[..., 0]).save(query_png)
 results = search.search_files(test_index, [query_png], k=TOP_K)
 print(search.format_results(test_index, results))
 Image.fromarray(search.results_picture(test_index, results))

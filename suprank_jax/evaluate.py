@@ -27,12 +27,13 @@ import ml_collections
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from suprank_jax import checkpoint, cli, parallel, reporting
 from suprank_jax.configs import workdir as workdir_config
 from suprank_jax.evaluation import evaluator as evaluator_lib
 from suprank_jax.evaluation import metrics as eval_metrics
 from suprank_jax.input_pipeline import pipeline
 from suprank_jax.models import build_model, torch_weights
+from suprank_jax.runtime import cli, parallel, reporting
+from suprank_jax.training import checkpoint
 
 __all__ = ["evaluate", "prepare_evaluators", "main"]
 
@@ -57,16 +58,24 @@ def prepare_evaluators(config: ml_collections.ConfigDict, mesh, *, log=reporting
   model = build_model(config.model)
   if not config.evals:
     raise ValueError("config.evals is empty: nothing to evaluate")
-  evaluators = {name: evaluator_lib.Evaluator(name, ev, config.input, model=model, mesh=mesh, log=log)
-                for name, ev in config.evals.items()}
+  evaluators = {
+    name: evaluator_lib.Evaluator(name, ev, config.input, model=model, mesh=mesh, log=log)
+    for name, ev in config.evals.items()
+  }
   unknown = [n for n in config.overall_accuracy_over if n not in evaluators]
   if unknown:
     raise ValueError(f"config.overall_accuracy_over names {unknown}, which are not in config.evals")
   return model, evaluators
 
 
-def evaluate(config: ml_collections.ConfigDict, *, workdir: str | None = None, step: int | None = None,
-             pretrained: str | None = None, log=reporting.log):
+def evaluate(
+  config: ml_collections.ConfigDict,
+  *,
+  workdir: str | None = None,
+  step: int | None = None,
+  pretrained: str | None = None,
+  log=reporting.log,
+):
   """Runs ``config.evals`` on a run's checkpoint (``workdir``, ``step``) or on ``pretrained`` weights.
 
   Every data set is read and checked before any model is initialised.
@@ -104,13 +113,18 @@ def evaluate(config: ml_collections.ConfigDict, *, workdir: str | None = None, s
   for name, ev in evaluators.items():
     metrics = ev.run(_Variables(variables))
     if len(ev.config.metrics.hierarchy_levels) > 1:
-      metrics.update({f"overall_{k}": v for k, v in eval_metrics.overall_accuracy(
-          metrics, protocol=ev.config.metrics.protocol).items()})
+      metrics.update(
+        {
+          f"overall_{k}": v
+          for k, v in eval_metrics.overall_accuracy(metrics, protocol=ev.config.metrics.protocol).items()
+        }
+      )
     results[name] = metrics
     log(f"[eval {name}] " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
   if config.overall_accuracy_over:
     results["overall"] = eval_metrics.inter_set_overall_accuracy(
-        {name: results[name] for name in config.overall_accuracy_over})
+      {name: results[name] for name in config.overall_accuracy_over}
+    )
   return step, results
 
 
@@ -121,15 +135,23 @@ def define_flags(flag_values=FLAGS):
   """The command line's flags, defined only when this module runs as the program (so that the
   trainer's and this module's functions can be imported together; tests parse into their own
   ``flag_values``)."""
-  config_flags.DEFINE_config_file("config", None, "Config file (default: the run's config.yaml, with --workdir).",
-                                  lock_config=True, flag_values=flag_values)
+  config_flags.DEFINE_config_file(
+    "config",
+    None,
+    "Config file (default: the run's config.yaml, with --workdir).",
+    lock_config=True,
+    flag_values=flag_values,
+  )
   flags.DEFINE_string("workdir", None, "A run's folder: its config.yaml and checkpoints.", flag_values=flag_values)
-  flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default: the newest readable one).",
-                       flag_values=flag_values)
-  flags.DEFINE_string("pretrained", None, "Evaluate the config's model with these backbone weights, untrained.",
-                      flag_values=flag_values)
-  flags.DEFINE_string("output", None, "Where to write evaluations/*.json (default: --workdir).",
-                      flag_values=flag_values)
+  flags.DEFINE_integer(
+    "step", None, "Checkpoint step to evaluate (default: the newest readable one).", flag_values=flag_values
+  )
+  flags.DEFINE_string(
+    "pretrained", None, "Evaluate the config's model with these backbone weights, untrained.", flag_values=flag_values
+  )
+  flags.DEFINE_string(
+    "output", None, "Where to write evaluations/*.json (default: --workdir).", flag_values=flag_values
+  )
 
 
 def main(argv):
@@ -139,12 +161,14 @@ def main(argv):
   with cli.user_errors():
     if FLAGS.pretrained and FLAGS.workdir and FLAGS.config is None:
       raise ValueError("with --pretrained, give the model and data with --config (not a run's --workdir)")
-    config = FLAGS.config if FLAGS.config is not None else (workdir_config.load(FLAGS.workdir) if FLAGS.workdir
-                                                            else None)
+    config = (
+      FLAGS.config if FLAGS.config is not None else (workdir_config.load(FLAGS.workdir) if FLAGS.workdir else None)
+    )
     if config is None:
       raise ValueError("give --workdir (a trained run) or --config with --pretrained (a backbone)")
-    step, results = evaluate(config, workdir=None if FLAGS.pretrained else FLAGS.workdir, step=FLAGS.step,
-                             pretrained=FLAGS.pretrained)
+    step, results = evaluate(
+      config, workdir=None if FLAGS.pretrained else FLAGS.workdir, step=FLAGS.step, pretrained=FLAGS.pretrained
+    )
   out = FLAGS.output or FLAGS.workdir
   if out and jax.process_index() == 0:
     folder = os.path.join(out, "evaluations")
@@ -153,7 +177,7 @@ def main(argv):
     with open(path, "w") as f:
       json.dump({"step": step, "pretrained": FLAGS.pretrained, "results": results}, f, indent=1, default=float)
     reporting.log(f"wrote {path}")
-  rows = {name: metrics for name, metrics in results.items()}
+  rows = dict(results.items())
   reporting.log("\n" + reporting.format_table(rows, evaluator_lib.headline_columns(rows)))
 
 

@@ -17,18 +17,18 @@ Everything here is plain ``jnp`` and works under ``jit`` and on numpy inputs.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax.numpy as jnp
 
 __all__ = [
-    "pair_levels",
-    "level_counts",
-    "pop_relevance_table",
-    "map_relevance_table",
-    "relevance_table",
-    "relevance_matrix",
-    "RELEVANCE_TYPES",
+  "pair_levels",
+  "level_counts",
+  "pop_relevance_table",
+  "map_relevance_table",
+  "relevance_table",
+  "relevance_matrix",
+  "RELEVANCE_TYPES",
 ]
 
 RELEVANCE_TYPES = ("pop", "map")
@@ -60,11 +60,12 @@ def pair_levels(labels, other_labels=None, *, level: int | None = None):
   _check_labels(other_labels, "other_labels")
   if labels.shape[1] != other_labels.shape[1]:
     raise ValueError(
-        f"labels and other_labels have a different number of levels: {labels.shape} vs {other_labels.shape}")
+      f"labels and other_labels have a different number of levels: {labels.shape} vs {other_labels.shape}"
+    )
   if level is not None:
     if not 0 <= level < labels.shape[1]:
       raise ValueError(f"level={level} is out of range for labels with {labels.shape[1]} levels")
-    labels, other_labels = labels[:, level:level + 1], other_labels[:, level:level + 1]
+    labels, other_labels = labels[:, level : level + 1], other_labels[:, level : level + 1]
   agree = labels[:, None, :] == other_labels[None, :, :]
   return jnp.sum(agree, axis=-1, dtype=jnp.int32)
 

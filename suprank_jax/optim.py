@@ -1,9 +1,5 @@
 """Optimizers with parameter groups chosen by regular expressions over parameter paths.
 
-Size: a fifth of it is this docstring (the reference of every option, with the original's settings);
-the code is one ``config.optim`` -> optax transformation, whose group settings are resolved and checked
-against the optimizer and schedule that will use them.
-
 The trainable pytree is ``{"model": params, "loss": loss_params}``; a parameter's path is its keys
 joined by ``/`` (e.g. ``model/backbone/conv_init/kernel``, ``model/head/projection/kernel``,
 ``loss/cluster/weights``).
@@ -155,6 +151,7 @@ def param_paths(tree):
 @dataclasses.dataclass(frozen=True)
 class _Group:
   """The resolved, validated settings of one parameter group (lengths in steps)."""
+
   name: str
   learning_rate: float  # multiplier included
   weight_decay: float
@@ -190,8 +187,38 @@ def _choice(value, key: str, valid) -> str:
   return value
 
 
-def _resolve(values: dict, explicit: set, where, *, multiplier: float, total_steps: int, freeze: int,
-             epochs: steps_lib.EpochPlan | None) -> _Group:
+def _milestones(values, where, epochs, *, total_steps: int, freeze: int, warmup: int) -> tuple[int, ...]:
+  """The 'steps' schedule's milestones in steps, counted from the end of the freeze, checked."""
+  milestones = steps_lib.to_steps(
+    values["decay_steps"], values["decay_epochs"], epochs, where("decay_steps"), where("decay_epochs"), after=freeze
+  )
+  key = where("decay_epochs") if values["decay_epochs"] else where("decay_steps")
+  horizon = total_steps - freeze
+  if not milestones:
+    raise ValueError(
+      f"{where('schedule')}='steps' needs milestones: set {where('decay_steps')} or {where('decay_epochs')}"
+    )
+  if any(b <= a for a, b in zip(milestones, milestones[1:])):
+    raise ValueError(f"{key}: the milestones {milestones} (in steps) must be strictly increasing")
+  if milestones[0] <= warmup or milestones[-1] > horizon:
+    raise ValueError(
+      f"{key}: the milestones {milestones} (in steps, counted from the end of the freeze) "
+      f"must lie after the warm-up ramp ({warmup} steps) and within the {horizon} steps "
+      f"the schedule runs (total_steps={total_steps}, {freeze} frozen)"
+    )
+  return milestones
+
+
+def _resolve(
+  values: dict,
+  explicit: set,
+  where,
+  *,
+  multiplier: float,
+  total_steps: int,
+  freeze: int,
+  epochs: steps_lib.EpochPlan | None,
+) -> _Group:
   """Validates one group's keys and resolves its lengths into steps.
 
   Args:
@@ -204,6 +231,7 @@ def _resolve(values: dict, explicit: set, where, *, multiplier: float, total_ste
     freeze: the frozen warm-up, in steps.
     epochs: the run's epochs, or None.
   """
+
   def unused(key, because):
     return ValueError(f"{where(key)}={values[key]!r} would be ignored: {because}")
 
@@ -222,45 +250,53 @@ def _resolve(values: dict, explicit: set, where, *, multiplier: float, total_ste
       if key in explicit:
         raise unused(key, f"{where('name')}={name!r} has no momentum (it is for 'sgd'; do not set it)")
   elif nesterov and momentum == 0:
-    raise ValueError(f"{where('nesterov')}=True needs momentum > 0 ({where('momentum')}={momentum!r}), as in "
-                     "torch.optim.SGD")
+    raise ValueError(
+      f"{where('nesterov')}=True needs momentum > 0 ({where('momentum')}={momentum!r}), as in torch.optim.SGD"
+    )
   if schedule != "cosine" and "min_learning_rate" in explicit:
-    raise unused("min_learning_rate", f"it is the floor of the 'cosine' schedule, and {where('schedule')}="
-                                      f"{schedule!r}")
+    raise unused("min_learning_rate", f"it is the floor of the 'cosine' schedule, and {where('schedule')}={schedule!r}")
   if schedule != "steps":
     for key in ("decay_steps", "decay_epochs", "decay_factor"):
       if key in explicit:
         raise unused(key, f"it is for the 'steps' schedule, and {where('schedule')}={schedule!r}")
   if per_epoch and epochs is None:
-    raise ValueError(f"{where('schedule_per_epoch')}=True needs the number of steps per epoch: "
-                     "make_optimizer(..., steps_per_epoch=...)")
+    raise ValueError(
+      f"{where('schedule_per_epoch')}=True needs the number of steps per epoch: "
+      "make_optimizer(..., steps_per_epoch=...)"
+    )
 
-  warmup = steps_lib.to_steps(values["warmup_steps"], values["warmup_epochs"], epochs,
-                              where("warmup_steps"), where("warmup_epochs"), after=freeze)
+  warmup = steps_lib.to_steps(
+    values["warmup_steps"], values["warmup_epochs"], epochs, where("warmup_steps"), where("warmup_epochs"), after=freeze
+  )
   horizon = total_steps - freeze
   if warmup > horizon:
-    raise ValueError(f"the warm-up ramp of {warmup} steps ({where('warmup_steps')} / {where('warmup_epochs')}) "
-                     f"is longer than the {horizon} steps the schedule runs (total_steps={total_steps}, "
-                     f"{freeze} frozen)")
-  milestones = ()
-  if schedule == "steps":
-    milestones = steps_lib.to_steps(values["decay_steps"], values["decay_epochs"], epochs,
-                                    where("decay_steps"), where("decay_epochs"), after=freeze)
-    key = where("decay_epochs") if values["decay_epochs"] else where("decay_steps")
-    if not milestones:
-      raise ValueError(f"{where('schedule')}='steps' needs milestones: set {where('decay_steps')} or "
-                       f"{where('decay_epochs')}")
-    if any(b <= a for a, b in zip(milestones, milestones[1:])):
-      raise ValueError(f"{key}: the milestones {milestones} (in steps) must be strictly increasing")
-    if milestones[0] <= warmup or milestones[-1] > horizon:
-      raise ValueError(f"{key}: the milestones {milestones} (in steps, counted from the end of the freeze) "
-                       f"must lie after the warm-up ramp ({warmup} steps) and within the {horizon} steps "
-                       f"the schedule runs (total_steps={total_steps}, {freeze} frozen)")
+    raise ValueError(
+      f"the warm-up ramp of {warmup} steps ({where('warmup_steps')} / {where('warmup_epochs')}) "
+      f"is longer than the {horizon} steps the schedule runs (total_steps={total_steps}, "
+      f"{freeze} frozen)"
+    )
+  milestones = (
+    _milestones(values, where, epochs, total_steps=total_steps, freeze=freeze, warmup=warmup)
+    if schedule == "steps"
+    else ()
+  )
   counts = None
   if per_epoch and epochs.varies:
     counts = _epoch_counts(epochs, where, total_steps=total_steps, freeze=freeze, warmup=warmup, milestones=milestones)
-  return _Group(name, learning_rate, weight_decay, momentum, nesterov, schedule, min_learning_rate, per_epoch,
-                warmup, milestones, decay_factor, counts)
+  return _Group(
+    name,
+    learning_rate,
+    weight_decay,
+    momentum,
+    nesterov,
+    schedule,
+    min_learning_rate,
+    per_epoch,
+    warmup,
+    milestones,
+    decay_factor,
+    counts,
+  )
 
 
 def _epoch_counts(plan, where, *, total_steps: int, freeze: int, warmup: int, milestones: tuple) -> tuple:
@@ -268,13 +304,21 @@ def _epoch_counts(plan, where, *, total_steps: int, freeze: int, warmup: int, mi
   length (the ramp and milestones counted from the end of the freeze). Each must end at an epoch end."""
   why = f"{where('schedule_per_epoch')}=True counts whole epochs, but"
   first = plan.epoch_at(freeze, f"{why} the freeze (config.optim.freeze_steps / freeze_epochs) ends")
-  ramp = plan.epoch_at(freeze + warmup, f"{why} the warm-up ramp ({where('warmup_steps')} / "
-                                        f"{where('warmup_epochs')}) ends") - first
-  marks = tuple(plan.epoch_at(freeze + m, f"{why} the milestone {m} ({where('decay_steps')} / "
-                                          f"{where('decay_epochs')}, steps after the freeze) is") - first
-                for m in milestones)
-  run = plan.epoch_at(total_steps, f"{why} the run (total_steps={total_steps}: config.num_epochs / "
-                                   "config.total_steps) ends")
+  ramp = (
+    plan.epoch_at(freeze + warmup, f"{why} the warm-up ramp ({where('warmup_steps')} / {where('warmup_epochs')}) ends")
+    - first
+  )
+  marks = tuple(
+    plan.epoch_at(
+      freeze + m,
+      f"{why} the milestone {m} ({where('decay_steps')} / {where('decay_epochs')}, steps after the freeze) is",
+    )
+    - first
+    for m in milestones
+  )
+  run = plan.epoch_at(
+    total_steps, f"{why} the run (total_steps={total_steps}: config.num_epochs / config.total_steps) ends"
+  )
   return first, ramp, marks, run
 
 
@@ -286,8 +330,10 @@ def _group_values(base: dict, setting, index: int):
   if isinstance(setting, numbers.Real) and not isinstance(setting, bool):
     return base, set(), _number(setting, f"{prefix} (lr multiplier)")
   if not hasattr(setting, "items"):
-    raise ValueError(f"{prefix}: the setting {setting!r} must be an lr multiplier, None (frozen) or a dict "
-                     f"of optimizer keys {list(_GROUP_KEYS) + ['lr_multiplier']}")
+    raise ValueError(
+      f"{prefix}: the setting {setting!r} must be an lr multiplier, None (frozen) or a dict "
+      f"of optimizer keys {list(_GROUP_KEYS) + ['lr_multiplier']}"
+    )
   overrides = dict(setting.items())
   multiplier = _number(overrides.pop("lr_multiplier", 1.0), f"{prefix}.lr_multiplier")
   global_keys = sorted(set(overrides) & set(_GLOBAL_KEYS))
@@ -311,6 +357,7 @@ def _where_group(index: int, explicit: set):
     if key in explicit:
       return f"config.optim.groups[{index}].{key}"
     return f"config.optim.groups[{index}].{key} (inherited from config.optim.{key})"
+
   return where
 
 
@@ -356,7 +403,7 @@ def _schedule(group: _Group, total_steps: int, freeze: int, epochs: steps_lib.Ep
   lr, floor = group.learning_rate, group.min_learning_rate
   decay_length = max(run - ramp, 1)
   # Rates after 0, 1, ... milestones, computed in float64 like torch's Python floats.
-  step_rates = np.array([lr * group.decay_factor ** k for k in range(len(milestones) + 1)], np.float32)
+  step_rates = np.array([lr * group.decay_factor**k for k in range(len(milestones) + 1)], np.float32)
   milestones = np.array(milestones, np.int32)
 
   def schedule(step):
@@ -386,8 +433,9 @@ def _scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> opt
 
   def init(params):
     # Separate buffers for the two moments (a donated state must not hold one buffer twice).
-    return optax.ScaleByAdamState(count=jnp.zeros([], jnp.int32), mu=jax.tree.map(jnp.zeros_like, params),
-                                  nu=jax.tree.map(jnp.zeros_like, params))
+    return optax.ScaleByAdamState(
+      count=jnp.zeros([], jnp.int32), mu=jax.tree.map(jnp.zeros_like, params), nu=jax.tree.map(jnp.zeros_like, params)
+    )
 
   def update(updates, state, params=None):
     del params
@@ -413,8 +461,31 @@ def _direction(group: _Group) -> optax.GradientTransformation:
   return optax.chain(*decay, *momentum) if decay or momentum else optax.identity()
 
 
-def make_optimizer(cfg: ml_collections.ConfigDict, total_steps: int,
-                   steps_per_epoch: int | steps_lib.EpochPlan | None = None):
+def _group_rules(cfg, base: dict, groups: dict, display: dict, run: dict) -> list:
+  """``[(compiled regex, label)]`` of ``cfg.groups``; each non-frozen rule's resolved group is added to
+  ``groups`` (and its schedule's name to ``display``) under its label."""
+  if not isinstance(cfg.groups, (tuple, list)):
+    raise ValueError(f"config.optim.groups={cfg.groups!r} must be a tuple of (regex, setting) rules")
+  rules = []
+  for i, rule in enumerate(cfg.groups):
+    if not isinstance(rule, (tuple, list)) or len(rule) != 2:
+      raise ValueError(f"config.optim.groups[{i}]={rule!r} must be a (regex, setting) pair")
+    regex = _compile(rule[0], f"config.optim.groups[{i}]")
+    group = _group_values(base, rule[1], i)
+    if group is not None:
+      values, group_explicit, multiplier = group
+      groups[f"group{i}"] = _resolve(
+        values, group_explicit, _where_group(i, group_explicit), multiplier=multiplier, **run
+      )
+      display[f"group{i}"] = regex.pattern
+    rules.append((regex, f"group{i}"))
+
+  return rules
+
+
+def make_optimizer(
+  cfg: ml_collections.ConfigDict, total_steps: int, steps_per_epoch: int | steps_lib.EpochPlan | None = None
+):
   """Builds the optimizer and its learning-rate schedules.
 
   The whole config is validated before anything is built.
@@ -435,41 +506,33 @@ def make_optimizer(cfg: ml_collections.ConfigDict, total_steps: int,
       A ``freeze_regex`` that matches no parameter raises when ``tx.init`` sees the parameters.
   """
   epochs = _check_run(total_steps, steps_per_epoch)
-  for key in cfg.keys():
+  for key in cfg:
     if key not in _DEFAULTS:
       raise ValueError(f"config.optim.{key} is not an optimizer key; valid: {list(_DEFAULTS)}")
   base = {key: cfg[key] for key in _GROUP_KEYS}
   explicit = {key for key in _DEFAULTS if cfg[key] != _DEFAULTS[key]}
 
-  freeze = steps_lib.to_steps(cfg.freeze_steps, cfg.freeze_epochs, epochs,
-                             "config.optim.freeze_steps", "config.optim.freeze_epochs")
+  freeze = steps_lib.to_steps(
+    cfg.freeze_steps, cfg.freeze_epochs, epochs, "config.optim.freeze_steps", "config.optim.freeze_epochs"
+  )
   if freeze >= total_steps:
-    raise ValueError(f"the frozen warm-up of {freeze} steps (config.optim.freeze_steps / freeze_epochs) covers "
-                     f"the whole run (total_steps={total_steps}); freeze a group for good with a None setting")
+    raise ValueError(
+      f"the frozen warm-up of {freeze} steps (config.optim.freeze_steps / freeze_epochs) covers "
+      f"the whole run (total_steps={total_steps}); freeze a group for good with a None setting"
+    )
   freeze_regex = cfg.freeze_regex
   freeze_re = _compile(freeze_regex, "config.optim.freeze_regex")
   if not freeze and "freeze_regex" in explicit:
-    raise ValueError(f"config.optim.freeze_regex={freeze_regex!r} would be ignored: no frozen warm-up is set "
-                     "(config.optim.freeze_steps / freeze_epochs)")
+    raise ValueError(
+      f"config.optim.freeze_regex={freeze_regex!r} would be ignored: no frozen warm-up is set "
+      "(config.optim.freeze_steps / freeze_epochs)"
+    )
   clip = _number(cfg.grad_clip_norm, "config.optim.grad_clip_norm")
 
   run = dict(total_steps=total_steps, freeze=freeze, epochs=epochs)
   groups = {"base": _resolve(base, explicit, lambda key: f"config.optim.{key}", multiplier=1.0, **run)}
   display = {"base": "base"}  # label -> the name of its schedule
-  if not isinstance(cfg.groups, (tuple, list)):
-    raise ValueError(f"config.optim.groups={cfg.groups!r} must be a tuple of (regex, setting) rules")
-  rules = []
-  for i, rule in enumerate(cfg.groups):
-    if not isinstance(rule, (tuple, list)) or len(rule) != 2:
-      raise ValueError(f"config.optim.groups[{i}]={rule!r} must be a (regex, setting) pair")
-    regex = _compile(rule[0], f"config.optim.groups[{i}]")
-    group = _group_values(base, rule[1], i)
-    if group is not None:
-      values, group_explicit, multiplier = group
-      groups[f"group{i}"] = _resolve(values, group_explicit, _where_group(i, group_explicit),
-                                     multiplier=multiplier, **run)
-      display[f"group{i}"] = regex.pattern
-    rules.append((regex, f"group{i}"))
+  rules = _group_rules(cfg, base, groups, display, run)
 
   # Built only now that everything is valid.
   schedules, transforms = {}, {}
@@ -482,7 +545,7 @@ def make_optimizer(cfg: ml_collections.ConfigDict, total_steps: int,
       # Zero updates and an untouched inner state while frozen; the rate keeps counting global steps.
       masked = optax.transforms.conditionally_mask(direction, lambda count: count >= freeze)
       transforms[f"{label}/frozen"] = optax.chain(masked, optax.scale_by_learning_rate(schedule))
-  for regex, label in rules:
+  for _, label in rules:
     if label not in groups:
       transforms[label] = optax.set_to_zero()
 
@@ -500,8 +563,10 @@ def make_optimizer(cfg: ml_collections.ConfigDict, total_steps: int,
 
     out = jax.tree.map(label, paths)
     if freeze and freeze_regex and not frozen_any:
-      raise ValueError(f"config.optim.freeze_regex={freeze_regex!r} matches no parameter (paths are e.g. "
-                       f"{jax.tree.leaves(paths)[:3]}); use '' to freeze nothing and only delay the schedules")
+      raise ValueError(
+        f"config.optim.freeze_regex={freeze_regex!r} matches no parameter (paths are e.g. "
+        f"{jax.tree.leaves(paths)[:3]}); use '' to freeze nothing and only delay the schedules"
+      )
     return out
 
   tx = optax.multi_transform(transforms, labels)

@@ -29,7 +29,7 @@ import bisect
 import math
 import numbers
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -54,8 +54,13 @@ class EpochPlan:
     what: what makes the lengths vary, for error messages (e.g. the config key that chose the sampler).
   """
 
-  def __init__(self, steps_per_epoch: int | None = None, *, length_fn: Callable[[int], int] | None = None,
-               what: str = "the epochs vary in length"):
+  def __init__(
+    self,
+    steps_per_epoch: int | None = None,
+    *,
+    length_fn: Callable[[int], int] | None = None,
+    what: str = "the epochs vary in length",
+  ):
     if (steps_per_epoch is None) == (length_fn is None):
       raise ValueError("EpochPlan: give steps_per_epoch (a fixed length) or length_fn, not both")
     if steps_per_epoch is not None:
@@ -131,8 +136,9 @@ class EpochPlan:
       epoch, _ = self.epoch_of(step)
       first = self.start(epoch)
       last = first + self.length(epoch) - 1
-      raise ValueError(f"{what}: step {step} is inside epoch {epoch} (steps {first} to {last}; {self.what}); give it "
-                       "in whole epochs")
+      raise ValueError(
+        f"{what}: step {step} is inside epoch {epoch} (steps {first} to {last}; {self.what}); give it in whole epochs"
+      )
     return epoch
 
   def epoch_index_fn(self, num_epochs: int) -> Callable:
@@ -179,8 +185,10 @@ def _whole_epochs(value, plan: EpochPlan, key: str, twin: str) -> float:
   if value < 0:
     raise ValueError(f"{key}={value!r} must be >= 0")
   if plan.varies and value != int(value):
-    raise ValueError(f"{key}={value!r} is not a whole number of epochs, and {plan.what}: give whole epochs, or "
-                     f"the length in steps ({twin})")
+    raise ValueError(
+      f"{key}={value!r} is not a whole number of epochs, and {plan.what}: give whole epochs, or "
+      f"the length in steps ({twin})"
+    )
   return value
 
 
@@ -201,8 +209,9 @@ def _plan(epochs, epochs_key: str) -> EpochPlan | None:
   return EpochPlan(epochs)
 
 
-def to_steps(steps_value, epochs_value, epochs: int | EpochPlan | None, steps_key: str, epochs_key: str, *,
-             after: int = 0):
+def to_steps(
+  steps_value, epochs_value, epochs: int | EpochPlan | None, steps_key: str, epochs_key: str, *, after: int = 0
+):
   """Resolves a ``(steps, epochs)`` pair of config values into a number of steps.
 
   Args:
@@ -229,15 +238,19 @@ def to_steps(steps_value, epochs_value, epochs: int | EpochPlan | None, steps_ke
   sequence = _is_sequence(steps_value) or _is_sequence(epochs_value)
   for key, value in ((steps_key, steps_value), (epochs_key, epochs_value)):
     if sequence and value is not None and not _is_sequence(value):
-      raise ValueError(f"{key}={value!r} must be a tuple, like its twin key "
-                       f"{epochs_key if key == steps_key else steps_key}")
+      raise ValueError(
+        f"{key}={value!r} must be a tuple, like its twin key {epochs_key if key == steps_key else steps_key}"
+      )
   if _is_set(steps_value) and _is_set(epochs_value):
-    raise ValueError(f"{steps_key}={steps_value!r} and {epochs_key}={epochs_value!r} are both set; "
-                     "set only one of them")
+    raise ValueError(
+      f"{steps_key}={steps_value!r} and {epochs_key}={epochs_value!r} are both set; set only one of them"
+    )
   if _is_set(epochs_value):
     if epochs is None:
-      raise ValueError(f"{epochs_key}={epochs_value!r} needs the number of steps per epoch, which is not "
-                       f"known here; give the length in {steps_key} instead")
+      raise ValueError(
+        f"{epochs_key}={epochs_value!r} needs the number of steps per epoch, which is not "
+        f"known here; give the length in {steps_key} instead"
+      )
     plan = _plan(epochs, epochs_key)
     if sequence:
       return tuple(_epochs(v, plan, f"{epochs_key}[{i}]", after, steps_key) for i, v in enumerate(epochs_value))
@@ -247,8 +260,9 @@ def to_steps(steps_value, epochs_value, epochs: int | EpochPlan | None, steps_ke
   return 0 if steps_value is None else _steps(steps_value, steps_key)
 
 
-def to_period(steps_value, epochs_value, epochs: int | EpochPlan | None, steps_key: str,
-              epochs_key: str) -> tuple[int, int]:
+def to_period(
+  steps_value, epochs_value, epochs: int | EpochPlan | None, steps_key: str, epochs_key: str
+) -> tuple[int, int]:
   """``(every_steps, every_epochs)``: a period given by a pair of keys (``eval_every_steps`` /
   ``eval_every_epochs``), in steps (epochs converted as :func:`to_steps` does), except a number of
   epochs when the epochs vary in length: then the period is the ends of epochs ``k, 2k, ...``

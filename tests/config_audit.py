@@ -22,7 +22,7 @@ _ConfigDict = config_dict.ConfigDict
 def leaves(config, prefix: str = "") -> dict:
   """``{dotted path: value}`` of every non-ConfigDict value of ``config``."""
   out = {}
-  for key in config.keys():
+  for key in config:
     value = config[key]
     path = f"{prefix}{key}"
     if isinstance(value, _ConfigDict):
@@ -52,7 +52,7 @@ class KeyAudit(contextlib.AbstractContextManager):
   def _register(self, node, prefix):
     self._paths[id(node)] = prefix
     self._nodes.append(node)
-    for key in node.keys():
+    for key in node:
       value = node._fields[key]  # pylint: disable=protected-access
       if isinstance(value, _ConfigDict):
         self._register(value, f"{prefix}{key}.")
@@ -63,7 +63,7 @@ class KeyAudit(contextlib.AbstractContextManager):
       return
     self._paths[id(copy)] = prefix
     self._nodes.append(copy)
-    for key in copy.keys():
+    for key in copy:
       a, b = original._fields.get(key), copy._fields[key]  # pylint: disable=protected-access
       if isinstance(a, _ConfigDict) and isinstance(b, _ConfigDict):
         self._register_copy(a, b)
@@ -72,8 +72,9 @@ class KeyAudit(contextlib.AbstractContextManager):
     audit = self
     getitem, copy = _ConfigDict.__getitem__, _ConfigDict.copy_and_resolve_references
     to_dict, to_json = _ConfigDict.to_dict, _ConfigDict.to_json_best_effort
-    self._saved = dict(__getitem__=getitem, copy_and_resolve_references=copy, to_dict=to_dict,
-                       to_json_best_effort=to_json)
+    self._saved = dict(
+      __getitem__=getitem, copy_and_resolve_references=copy, to_dict=to_dict, to_json_best_effort=to_json
+    )
 
     def recording_getitem(node, key):
       value = getitem(node, key)
@@ -90,6 +91,7 @@ class KeyAudit(contextlib.AbstractContextManager):
           return method(node, *args, **kwargs)
         finally:
           audit._local.muted -= 1
+
       return call
 
     def recording_copy(node, *args, **kwargs):

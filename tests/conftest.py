@@ -7,11 +7,12 @@ import pathlib
 # Several CPU devices for the data-parallel tests; must happen before jax is imported.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
 GOLDEN_DIR = pathlib.Path(
-    os.environ.get("SUPRANK_GOLDEN_DIR", pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "golden"))
+  os.environ.get("SUPRANK_GOLDEN_DIR", pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "golden")
+)
 
 
 def _golden_index():
@@ -29,8 +30,9 @@ def golden_case_names(family_prefix: str = "", name_prefix: str = ""):
   """Names of the golden cases whose family / name start with the given prefixes (for parametrize)."""
   if _INDEX is None:
     return []
-  return [c["name"] for c in _INDEX["cases"]
-          if c["family"].startswith(family_prefix) and c["name"].startswith(name_prefix)]
+  return [
+    c["name"] for c in _INDEX["cases"] if c["family"].startswith(family_prefix) and c["name"].startswith(name_prefix)
+  ]
 
 
 @pytest.fixture
@@ -56,14 +58,16 @@ def assert_close_to_reference(actual, expected, *, rtol=1e-4, atol_scale=1e-6, n
   atol = atol_scale * (np.max(np.abs(expected)) if expected.size else 0.0)
   bad = np.abs(actual - expected) > rtol * np.abs(expected) + atol
   assert not bad.any(), (
-      f"{name}: {bad.sum()} of {bad.size} entries differ; worst |diff| "
-      f"{np.max(np.abs(actual - expected)):.3g} (first at {np.argwhere(bad)[0].tolist()})")
+    f"{name}: {bad.sum()} of {bad.size} entries differ; worst |diff| "
+    f"{np.max(np.abs(actual - expected)):.3g} (first at {np.argwhere(bad)[0].tolist()})"
+  )
 
 
 @pytest.fixture
 def x64():
   """Runs a test with jax_enable_x64 on, restoring the previous value."""
   import jax
+
   previous = jax.config.jax_enable_x64
   jax.config.update("jax_enable_x64", True)
   yield

@@ -5,7 +5,7 @@ original release (same names, headers, columns and separators) and 16x16 JPEGs o
 (seeded by ``seed``; the labels and file names do not depend on it) at the paths the index files
 name. The layouts follow the readers of the reference (SupRank, ``suprank/datasets/*.py``): each
 generator's docstring cites the file and lines it follows. :data:`MINIATURES` maps each data set name
-of ``sources.DATASETS`` to its generator.
+of ``datasets.DATASETS`` to its generator.
 
 :func:`ground_truth` gives, for every split, what the generator wrote: the items in the order the
 original reader lists them, each with its path (relative to ``data_dir``) and its raw labels,
@@ -27,15 +27,31 @@ import io
 import json
 import os
 import shutil
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from PIL import Image
 
 __all__ = [
-    "Item", "MINIATURES", "LANDMARK_MINIATURES", "ground_truth", "random_jpeg", "write_dyml_csv", "make_sop",
-    "make_cub", "make_cars", "make_inshop", "make_inaturalist", "make_dyml_vehicle", "make_dyml_animal",
-    "make_dyml_product", "make_gldv2", "make_gldv2_hierarchical", "make_revisited", "make_sfm120k", "for_config",
+  "Item",
+  "MINIATURES",
+  "LANDMARK_MINIATURES",
+  "ground_truth",
+  "random_jpeg",
+  "write_dyml_csv",
+  "make_sop",
+  "make_cub",
+  "make_cars",
+  "make_inshop",
+  "make_inaturalist",
+  "make_dyml_vehicle",
+  "make_dyml_animal",
+  "make_dyml_product",
+  "make_gldv2",
+  "make_gldv2_hierarchical",
+  "make_revisited",
+  "make_sfm120k",
+  "for_config",
 ]
 
 IMAGE_SIZE = 16
@@ -97,8 +113,20 @@ def _hex_id(kind: str, n: int, length: int) -> str:
 # Stanford Online Products
 
 # super_class_id 1..12 of the release, and its folder '<name>_final'.
-SOP_SUPER_CLASSES = ("bicycle", "cabinet", "chair", "coffee_maker", "fan", "kettle", "lamp", "mug", "sofa",
-                     "stapler", "table", "toaster")
+SOP_SUPER_CLASSES = (
+  "bicycle",
+  "cabinet",
+  "chair",
+  "coffee_maker",
+  "fan",
+  "kettle",
+  "lamp",
+  "mug",
+  "sofa",
+  "stapler",
+  "table",
+  "toaster",
+)
 
 
 def _sop_truth() -> dict[str, list[Item]]:
@@ -109,8 +137,9 @@ def _sop_truth() -> dict[str, list[Item]]:
       for _ in range(classes_per_super):
         class_id += 1
         product = 111085122800 + 37 * class_id  # an eBay listing number
-        out[split] += [Item(f"{SOP_SUPER_CLASSES[sup - 1]}_final/{product}_{k}.JPG", (class_id, sup))
-                       for k in range(images)]
+        out[split] += [
+          Item(f"{SOP_SUPER_CLASSES[sup - 1]}_final/{product}_{k}.JPG", (class_id, sup)) for k in range(images)
+        ]
   out["all"] = out["train"] + out["test"]
   return out
 
@@ -147,8 +176,11 @@ def _cub_truth() -> dict[str, list[Item]]:
   for species in range(1, 201):
     for k in range(4 if species in CUB_BIG_CLASSES else 2):
       items.append(Item(f"images/{species:03d}.Bird_{species}/Bird_{species}_{k + 1:04d}.jpg", (species,)))
-  return {"train": [i for i in items if i.labels[0] <= 100], "test": [i for i in items if i.labels[0] > 100],
-          "all": items}
+  return {
+    "train": [i for i in items if i.labels[0] <= 100],
+    "test": [i for i in items if i.labels[0] > 100],
+    "all": items,
+  }
 
 
 def make_cub(root: str, *, seed: int = 0) -> str:
@@ -166,10 +198,11 @@ def make_cub(root: str, *, seed: int = 0) -> str:
   truth = _cub_truth()
   items = truth["all"]
   os.makedirs(root, exist_ok=True)
-  rel = [item.path[len("images/"):] for item in items]
+  rel = [item.path[len("images/") :] for item in items]
   _write_lines(os.path.join(root, "images.txt"), [f"{n} {p}" for n, p in enumerate(rel, start=1)])
-  _write_lines(os.path.join(root, "image_class_labels.txt"),
-               [f"{n} {item.labels[0]}" for n, item in enumerate(items, start=1)])
+  _write_lines(
+    os.path.join(root, "image_class_labels.txt"), [f"{n} {item.labels[0]}" for n, item in enumerate(items, start=1)]
+  )
   _write_lines(os.path.join(root, "classes.txt"), [f"{c} {c:03d}.Bird_{c}" for c in range(1, 201)])
   _write_lines(os.path.join(root, "train_test_split.txt"), [f"{n} {n % 2}" for n in range(1, len(items) + 1)])
   _write_images(root, items, seed, 2)
@@ -184,8 +217,11 @@ CARS_CLASSES = tuple(range(1, 11)) + tuple(range(99, 109))  # 4 images each
 
 def _cars_truth() -> dict[str, list[Item]]:
   items = [Item(f"car_ims/{4 * n + k + 1:06d}.jpg", (c,)) for n, c in enumerate(CARS_CLASSES) for k in range(4)]
-  return {"train": [i for i in items if i.labels[0] <= 98], "test": [i for i in items if i.labels[0] > 98],
-          "all": items}
+  return {
+    "train": [i for i in items if i.labels[0] <= 98],
+    "test": [i for i in items if i.labels[0] > 98],
+    "all": items,
+  }
 
 
 def make_cars(root: str, *, seed: int = 0) -> str:
@@ -222,10 +258,18 @@ def make_cars(root: str, *, seed: int = 0) -> str:
 # (gender, category, item number, split): train items have 4 images; test items 2 query + 2 gallery.
 # Category names repeat across genders in the release (WOMEN/Denim and MEN/Denim), as here.
 _INSHOP_ITEMS = (
-    ("WOMEN", "Dresses", 1, "train"), ("WOMEN", "Dresses", 2, "train"), ("WOMEN", "Skirts", 3, "test"),
-    ("WOMEN", "Denim", 4, "train"), ("WOMEN", "Denim", 5, "train"), ("WOMEN", "Denim", 6, "test"),
-    ("MEN", "Denim", 7, "train"), ("MEN", "Denim", 8, "train"), ("MEN", "Denim", 9, "test"),
-    ("MEN", "Shorts", 10, "train"), ("MEN", "Shorts", 11, "train"), ("MEN", "Tees_Tanks", 12, "test"),
+  ("WOMEN", "Dresses", 1, "train"),
+  ("WOMEN", "Dresses", 2, "train"),
+  ("WOMEN", "Skirts", 3, "test"),
+  ("WOMEN", "Denim", 4, "train"),
+  ("WOMEN", "Denim", 5, "train"),
+  ("WOMEN", "Denim", 6, "test"),
+  ("MEN", "Denim", 7, "train"),
+  ("MEN", "Denim", 8, "train"),
+  ("MEN", "Denim", 9, "test"),
+  ("MEN", "Shorts", 10, "train"),
+  ("MEN", "Shorts", 11, "train"),
+  ("MEN", "Tees_Tanks", 12, "test"),
 )
 _INSHOP_VIEWS = ("01_1_front", "01_2_side", "01_3_back", "01_4_full")
 
@@ -273,26 +317,50 @@ def make_inshop(root: str, *, seed: int = 0) -> str:
 # id: (name, genus, family, order, class, phylum, kingdom, supercategory, split). Species 13 is in
 # the taxonomy but in no split, as most of train2018.json's categories are.
 _INAT_SPECIES = {
-    0: ("Rosa canina", "Rosa", "Rosaceae", "Rosales", "Magnoliopsida", "Tracheophyta", "Plantae", "Plantae", "train"),
-    1: ("Rosa rugosa", "Rosa", "Rosaceae", "Rosales", "Magnoliopsida", "Tracheophyta", "Plantae", "Plantae", "train"),
-    2: ("Prunus avium", "Prunus", "Rosaceae", "Rosales", "Magnoliopsida", "Tracheophyta", "Plantae", "Plantae",
-        "train"),
-    3: ("Trifolium repens", "Trifolium", "Fabaceae", "Fabales", "Magnoliopsida", "Tracheophyta", "Plantae",
-        "Plantae", "train"),
-    4: ("Quercus robur", "Quercus", "Fagaceae", "Fagales", "Magnoliopsida", "Tracheophyta", "Plantae", "Plantae",
-        "test"),
-    5: ("Parus major", "Parus", "Paridae", "Passeriformes", "Aves", "Chordata", "Animalia", "Aves", "train"),
-    6: ("Turdus merula", "Turdus", "Turdidae", "Passeriformes", "Aves", "Chordata", "Animalia", "Aves", "train"),
-    7: ("Turdus philomelos", "Turdus", "Turdidae", "Passeriformes", "Aves", "Chordata", "Animalia", "Aves", "train"),
-    8: ("Anas platyrhynchos", "Anas", "Anatidae", "Anseriformes", "Aves", "Chordata", "Animalia", "Aves", "test"),
-    9: ("Apis mellifera", "Apis", "Apidae", "Hymenoptera", "Insecta", "Arthropoda", "Animalia", "Insecta", "train"),
-    10: ("Bombus terrestris", "Bombus", "Apidae", "Hymenoptera", "Insecta", "Arthropoda", "Animalia", "Insecta",
-         "train"),
-    11: ("Vanessa atalanta", "Vanessa", "Nymphalidae", "Lepidoptera", "Insecta", "Arthropoda", "Animalia", "Insecta",
-         "test"),
-    12: ("Pieris rapae", "Pieris", "Pieridae", "Lepidoptera", "Insecta", "Arthropoda", "Animalia", "Insecta", "test"),
-    13: ("Coccinella septempunctata", "Coccinella", "Coccinellidae", "Coleoptera", "Insecta", "Arthropoda",
-         "Animalia", "Insecta", ""),
+  0: ("Rosa canina", "Rosa", "Rosaceae", "Rosales", "Magnoliopsida", "Tracheophyta", "Plantae", "Plantae", "train"),
+  1: ("Rosa rugosa", "Rosa", "Rosaceae", "Rosales", "Magnoliopsida", "Tracheophyta", "Plantae", "Plantae", "train"),
+  2: ("Prunus avium", "Prunus", "Rosaceae", "Rosales", "Magnoliopsida", "Tracheophyta", "Plantae", "Plantae", "train"),
+  3: (
+    "Trifolium repens",
+    "Trifolium",
+    "Fabaceae",
+    "Fabales",
+    "Magnoliopsida",
+    "Tracheophyta",
+    "Plantae",
+    "Plantae",
+    "train",
+  ),
+  4: ("Quercus robur", "Quercus", "Fagaceae", "Fagales", "Magnoliopsida", "Tracheophyta", "Plantae", "Plantae", "test"),
+  5: ("Parus major", "Parus", "Paridae", "Passeriformes", "Aves", "Chordata", "Animalia", "Aves", "train"),
+  6: ("Turdus merula", "Turdus", "Turdidae", "Passeriformes", "Aves", "Chordata", "Animalia", "Aves", "train"),
+  7: ("Turdus philomelos", "Turdus", "Turdidae", "Passeriformes", "Aves", "Chordata", "Animalia", "Aves", "train"),
+  8: ("Anas platyrhynchos", "Anas", "Anatidae", "Anseriformes", "Aves", "Chordata", "Animalia", "Aves", "test"),
+  9: ("Apis mellifera", "Apis", "Apidae", "Hymenoptera", "Insecta", "Arthropoda", "Animalia", "Insecta", "train"),
+  10: ("Bombus terrestris", "Bombus", "Apidae", "Hymenoptera", "Insecta", "Arthropoda", "Animalia", "Insecta", "train"),
+  11: (
+    "Vanessa atalanta",
+    "Vanessa",
+    "Nymphalidae",
+    "Lepidoptera",
+    "Insecta",
+    "Arthropoda",
+    "Animalia",
+    "Insecta",
+    "test",
+  ),
+  12: ("Pieris rapae", "Pieris", "Pieridae", "Lepidoptera", "Insecta", "Arthropoda", "Animalia", "Insecta", "test"),
+  13: (
+    "Coccinella septempunctata",
+    "Coccinella",
+    "Coccinellidae",
+    "Coleoptera",
+    "Insecta",
+    "Arthropoda",
+    "Animalia",
+    "Insecta",
+    "",
+  ),
 }
 INAT_TAXONOMY = ("genus", "family", "order", "class", "phylum", "kingdom")
 
@@ -303,8 +371,12 @@ def _inat_truth() -> dict[str, list[Item]]:
     for species, (_, *taxonomy, supercategory, in_split) in _INAT_SPECIES.items():
       if in_split == split:
         for _ in range(images):
-          out[split].append(Item(f"train_val2018/{supercategory}/{species}/{_hex_id('inat', n, 32)}.jpg",
-                                 (species, *taxonomy, supercategory)))
+          out[split].append(
+            Item(
+              f"train_val2018/{supercategory}/{species}/{_hex_id('inat', n, 32)}.jpg",
+              (species, *taxonomy, supercategory),
+            )
+          )
           n += 1
   out["all"] = out["train"] + out["test"]
   return out
@@ -323,14 +395,16 @@ def make_inaturalist(root: str, *, seed: int = 0) -> str:
   supercategory (the folder; our ``mode='base'`` level 1).
   """
   truth = _inat_truth()
-  categories = [dict(id=i, name=v[0], **dict(zip(INAT_TAXONOMY, v[1:7])), supercategory=v[7])
-                for i, v in _INAT_SPECIES.items()]
+  categories = [
+    dict(id=i, name=v[0], **dict(zip(INAT_TAXONOMY, v[1:7])), supercategory=v[7]) for i, v in _INAT_SPECIES.items()
+  ]
   os.makedirs(root, exist_ok=True)
   with open(os.path.join(root, "train2018.json"), "w", encoding="utf-8") as f:
     json.dump({"info": {"year": 2018}, "categories": categories, "images": [], "annotations": []}, f)
   for split in ("train", "test"):
-    _write_lines(os.path.join(root, "Inat_dataset_splits", f"Inaturalist_{split}_set1.txt"),
-                 [item.path for item in truth[split]])
+    _write_lines(
+      os.path.join(root, "Inat_dataset_splits", f"Inaturalist_{split}_set1.txt"), [item.path for item in truth[split]]
+    )
   _write_images(root, truth["all"], seed, 5)
   return root
 
@@ -350,8 +424,9 @@ def write_dyml_csv(path: str, columns: Sequence[str], rows: Sequence[Sequence]):
   _write_lines(path, lines)
 
 
-def _dyml_tree(folder: str, offset: int, fine_to_middle: Sequence[int], middle_to_coarse: Callable[[int], int],
-               images: int) -> list[Item]:
+def _dyml_tree(
+  folder: str, offset: int, fine_to_middle: Sequence[int], middle_to_coarse: Callable[[int], int], images: int
+) -> list[Item]:
   """Items ``<folder>/<n>.jpg`` with raw labels (fine, middle, coarse), classes interleaved."""
   items = []
   for k in range(images):
@@ -364,8 +439,9 @@ def _dyml_tree(folder: str, offset: int, fine_to_middle: Sequence[int], middle_t
 def _dyml_benchmark(level: str, labels: Sequence[int]) -> dict[str, list[Item]]:
   """2 queries per class; the gallery: per class an extra image, a copy of the class's 2nd query,
   another extra image, a copy of its 1st query (copies under other names and positions)."""
-  queries = [Item(f"bmk_{level}/query/{k * len(labels) + c}.jpg", (label,))
-             for k in range(2) for c, label in enumerate(labels)]
+  queries = [
+    Item(f"bmk_{level}/query/{k * len(labels) + c}.jpg", (label,)) for k in range(2) for c, label in enumerate(labels)
+  ]
   gallery = []
   for c, label in enumerate(labels):
     for source in (None, queries[len(labels) + c], None, queries[c]):
@@ -386,8 +462,11 @@ def _dyml_truth(product: bool) -> dict[str, list[Item]]:
 
 def _write_dyml_table(root: str, path: str, items: Sequence[Item]):
   """``label.csv`` of a folder of ``imgs`` (file order: coarse, middle, fine)."""
-  write_dyml_csv(os.path.join(root, path), DYML_FILE_COLUMNS,
-                 [(os.path.basename(i.path), i.labels[2], i.labels[1], i.labels[0]) for i in items])
+  write_dyml_csv(
+    os.path.join(root, path),
+    DYML_FILE_COLUMNS,
+    [(os.path.basename(i.path), i.labels[2], i.labels[1], i.labels[0]) for i in items],
+  )
 
 
 def _make_dyml(root: str, seed: int, product: bool) -> str:
@@ -400,8 +479,11 @@ def _make_dyml(root: str, seed: int, product: bool) -> str:
     for split, items in truth.items():
       if split != "train":
         _, kind, level = split.split("_")
-        write_dyml_csv(os.path.join(root, f"bmk_{level}", f"{kind}.csv"), ("fname", "labels"),
-                       [(os.path.basename(i.path), i.labels[0]) for i in items])
+        write_dyml_csv(
+          os.path.join(root, f"bmk_{level}", f"{kind}.csv"),
+          ("fname", "labels"),
+          [(os.path.basename(i.path), i.labels[0]) for i in items],
+        )
   _write_images(root, [i for items in truth.values() for i in items], seed, 6 + product)
   return root
 
@@ -444,16 +526,33 @@ def make_dyml_product(root: str, *, seed: int = 0) -> str:
 # Google Landmarks v2
 
 # (landmark_id, images) of train_clean.csv; landmark 95 has 2 images (min_images_per_class).
-_GLD_TRAIN = ((3, 4), (7, 10), (12, 4), (20, 4), (25, 4), (31, 4), (40, 4), (52, 4), (66, 4), (71, 4), (80, 4),
-              (95, 2))
+_GLD_TRAIN = ((3, 4), (7, 10), (12, 4), (20, 4), (25, 4), (31, 4), (40, 4), (52, 4), (66, 4), (71, 4), (80, 4), (95, 2))
 # landmark_id -> (cluster, overall_cluster); landmarks 52, 95 (train) and 106 (index) have none.
-_GLD_TRAIN_CLUSTERS = {3: (0, 0), 7: (0, 0), 12: (1, 0), 20: (1, 0), 25: (2, 1), 31: (2, 1), 40: (3, 1), 66: (3, 1),
-                       71: (4, 1), 80: (4, 1)}
+_GLD_TRAIN_CLUSTERS = {
+  3: (0, 0),
+  7: (0, 0),
+  12: (1, 0),
+  20: (1, 0),
+  25: (2, 1),
+  31: (2, 1),
+  40: (3, 1),
+  66: (3, 1),
+  71: (4, 1),
+  80: (4, 1),
+}
 _GLD_INDEX = (101, 102, 103, 104, 105, 106)  # 3 index images each
 _GLD_INDEX_CLUSTERS = {101: (10, 5), 102: (10, 5), 103: (11, 5), 104: (12, 6), 105: (12, 6)}
 # retrieval_solution_v2.1.csv: (index landmarks whose images are the query's solution, Usage); () = 'None'.
-_GLD_QUERIES = (((101,), "Public"), ((), "Ignored"), ((103, 103), "Private"), ((102,), "Public"),
-                ((106,), "Private"), ((104,), "Public"), ((), "Ignored"), ((105,), "Private"))
+_GLD_QUERIES = (
+  ((101,), "Public"),
+  ((), "Ignored"),
+  ((103, 103), "Private"),
+  ((102,), "Public"),
+  ((106,), "Private"),
+  ((104,), "Public"),
+  ((), "Ignored"),
+  ((105,), "Private"),
+)
 
 
 def _gld_path(folder: str, image_id: str) -> str:
@@ -467,8 +566,10 @@ def _gld_tables():
   first_of = {}
   for image_id, lm in index:
     first_of.setdefault(lm, []).append(image_id)
-  queries = [(_hex_id("test", n, 16), [first_of[lm][k] for k, lm in enumerate(lms)], usage)
-             for n, (lms, usage) in enumerate(_GLD_QUERIES)]
+  queries = [
+    (_hex_id("test", n, 16), [first_of[lm][k] for k, lm in enumerate(lms)], usage)
+    for n, (lms, usage) in enumerate(_GLD_QUERIES)
+  ]
   return train, index, queries
 
 
@@ -482,11 +583,18 @@ def _gld_truth(hierarchical: bool) -> dict[str, list[Item]]:
   def keep(lm, clusters):
     return not hierarchical or lm in clusters
 
-  out = {"train": [Item(_gld_path("images/train", i), labels(lm, _GLD_TRAIN_CLUSTERS))
-                   for lm, ids in train if keep(lm, _GLD_TRAIN_CLUSTERS) for i in ids],
-         "gallery": [Item(_gld_path("index", i), labels(lm, _GLD_INDEX_CLUSTERS))
-                     for i, lm in index if keep(lm, _GLD_INDEX_CLUSTERS)],
-         "query": []}
+  out = {
+    "train": [
+      Item(_gld_path("images/train", i), labels(lm, _GLD_TRAIN_CLUSTERS))
+      for lm, ids in train
+      if keep(lm, _GLD_TRAIN_CLUSTERS)
+      for i in ids
+    ],
+    "gallery": [
+      Item(_gld_path("index", i), labels(lm, _GLD_INDEX_CLUSTERS)) for i, lm in index if keep(lm, _GLD_INDEX_CLUSTERS)
+    ],
+    "query": [],
+  }
   for i, solution, _ in queries:
     if solution and keep(landmark_of[solution[0]], _GLD_INDEX_CLUSTERS):
       out["query"].append(Item(_gld_path("test", i), labels(landmark_of[solution[0]], _GLD_INDEX_CLUSTERS)))
@@ -507,13 +615,20 @@ def make_gldv2(root: str, *, seed: int = 0) -> str:
   """
   train, index, queries = _gld_tables()
   os.makedirs(root, exist_ok=True)
-  _write_csv(os.path.join(root, "train_clean.csv"), ["landmark_id", "images"],
-             [(lm, " ".join(ids)) for lm, ids in train])
+  _write_csv(
+    os.path.join(root, "train_clean.csv"), ["landmark_id", "images"], [(lm, " ".join(ids)) for lm, ids in train]
+  )
   _write_csv(os.path.join(root, "index_image_to_landmark.csv"), ["id", "landmark_id"], index)
-  _write_csv(os.path.join(root, "retrieval_solution_v2.1.csv"), ["id", "images", "Usage"],
-             [(i, " ".join(solution) or "None", usage) for i, solution, usage in queries])
-  items = ([Item(_gld_path("images/train", i), ()) for _, ids in train for i in ids]
-           + [Item(_gld_path("index", i), ()) for i, _ in index] + [Item(_gld_path("test", i), ()) for i, _, _ in queries])
+  _write_csv(
+    os.path.join(root, "retrieval_solution_v2.1.csv"),
+    ["id", "images", "Usage"],
+    [(i, " ".join(solution) or "None", usage) for i, solution, usage in queries],
+  )
+  items = (
+    [Item(_gld_path("images/train", i), ()) for _, ids in train for i in ids]
+    + [Item(_gld_path("index", i), ()) for i, _ in index]
+    + [Item(_gld_path("test", i), ()) for i, _, _ in queries]
+  )
   _write_images(root, items, seed, 8)
   return root
 
@@ -530,10 +645,15 @@ def make_gldv2_hierarchical(root: str, *, seed: int = 0) -> str:
   """
   make_gldv2(root, seed=seed)
   header = ["landmark_id", "cluster", "overall_cluster"]
-  for name, landmarks, clusters in (("train", [lm for lm, _ in _GLD_TRAIN], _GLD_TRAIN_CLUSTERS),
-                                    ("index", _GLD_INDEX, _GLD_INDEX_CLUSTERS)):
-    _write_csv(os.path.join(root, f"{name}_label_to_subcategory_with_clusters.csv"), header,
-               [(lm, *clusters.get(lm, ("", ""))) for lm in landmarks])
+  for name, landmarks, clusters in (
+    ("train", [lm for lm, _ in _GLD_TRAIN], _GLD_TRAIN_CLUSTERS),
+    ("index", _GLD_INDEX, _GLD_INDEX_CLUSTERS),
+  ):
+    _write_csv(
+      os.path.join(root, f"{name}_label_to_subcategory_with_clusters.csv"),
+      header,
+      [(lm, *clusters.get(lm, ("", ""))) for lm in landmarks],
+    )
   return root
 
 
@@ -543,15 +663,22 @@ def make_gldv2_hierarchical(root: str, *, seed: int = 0) -> str:
 # Landmarks of each benchmark: those with a query come first (one query each); the others only have
 # gallery images. Image names are '<landmark>_<number>', the reference's label (path_to_label).
 _REVISITED_LANDMARKS = {
-    "roxford5k": (("all_souls", "ashmolean", "balliol", "bodleian", "christ_church"), ("magdalen",)),
-    "rparis6k": (("paris_defense", "paris_eiffel", "paris_invalides", "paris_louvre", "paris_moulinrouge"),
-                 ("paris_pompidou",)),
+  "roxford5k": (("all_souls", "ashmolean", "balliol", "bodleian", "christ_church"), ("magdalen",)),
+  "rparis6k": (
+    ("paris_defense", "paris_eiffel", "paris_invalides", "paris_louvre", "paris_moulinrouge"),
+    ("paris_pompidou",),
+  ),
 }
 _REVISITED_SIZES = ((16, 16), (16, 16), (12, 16), (16, 12))  # (height, width) of a landmark's k-th image
 # Per query q: (easy, hard, junk) as positions among its landmark's 4 images; query 1 has no hard image
 # and query 2 no easy one (left out of the easy and hard means), query 3 has no junk.
-_REVISITED_GND = (((0, 1), (2,), (3,)), ((0, 1, 2), (), (3,)), ((), (0, 1), (2, 3)), ((0, 3), (1, 2), ()),
-                  ((1,), (2,), (0, 3)))
+_REVISITED_GND = (
+  ((0, 1), (2,), (3,)),
+  ((0, 1, 2), (), (3,)),
+  ((), (0, 1), (2, 3)),
+  ((0, 3), (1, 2), ()),
+  ((1,), (2,), (0, 3)),
+)
 _REVISITED_BOXES = ((2, 1, 13, 12), (0, 0, 16, 16), (3.4, 2.6, 11.5, 14.4), (1, 4, 9, 12), (5, 0, 15, 10))
 
 
@@ -622,8 +749,43 @@ def make_revisited(root: str, *, seed: int = 0, num_distractors: int = 0) -> str
 # ----------------------------------------------------------------------------------------------
 # retrieval-SfM-120k
 
-_SFM_CLUSTERS = (3, 3, 3, 3, 9, 9, 9, 9, 9, 17, 17, 17, 17, 21, 21, 21, 21, 30, 30, 30, 30, 42, 42, 42, 42,
-                 55, 55, 55, 55, 58, 58, 58, 58, 60, 60)  # cluster of each image, in file order
+_SFM_CLUSTERS = (
+  3,
+  3,
+  3,
+  3,
+  9,
+  9,
+  9,
+  9,
+  9,
+  17,
+  17,
+  17,
+  17,
+  21,
+  21,
+  21,
+  21,
+  30,
+  30,
+  30,
+  30,
+  42,
+  42,
+  42,
+  42,
+  55,
+  55,
+  55,
+  55,
+  58,
+  58,
+  58,
+  58,
+  60,
+  60,
+)  # cluster of each image, in file order
 
 
 def _sfm_truth() -> dict[str, list[Item]]:
@@ -657,40 +819,40 @@ def make_sfm120k(root: str, *, seed: int = 0) -> str:
 # ----------------------------------------------------------------------------------------------
 
 MINIATURES: dict[str, Callable[..., str]] = {
-    "sop": make_sop,
-    "cub": make_cub,
-    "cars": make_cars,
-    "inshop": make_inshop,
-    "inaturalist": make_inaturalist,
-    "dyml_vehicle": make_dyml_vehicle,
-    "dyml_animal": make_dyml_animal,
-    "dyml_product": make_dyml_product,
-    "gldv2": make_gldv2,
-    "gldv2_hierarchical": make_gldv2_hierarchical,
+  "sop": make_sop,
+  "cub": make_cub,
+  "cars": make_cars,
+  "inshop": make_inshop,
+  "inaturalist": make_inaturalist,
+  "dyml_vehicle": make_dyml_vehicle,
+  "dyml_animal": make_dyml_animal,
+  "dyml_product": make_dyml_product,
+  "gldv2": make_gldv2,
+  "gldv2_hierarchical": make_gldv2_hierarchical,
 }
 
 _TRUTH = {
-    "sop": _sop_truth,
-    "cub": _cub_truth,
-    "cars": _cars_truth,
-    "inshop": _inshop_truth,
-    "inaturalist": _inat_truth,
-    "dyml_vehicle": lambda: _dyml_truth(False),
-    "dyml_animal": lambda: _dyml_truth(False),
-    "dyml_product": lambda: _dyml_truth(True),
-    "gldv2": lambda: _gld_truth(False),
-    "gldv2_hierarchical": lambda: _gld_truth(True),
-    "roxford5k": lambda: _revisited_truth("roxford5k"),
-    "rparis6k": lambda: _revisited_truth("rparis6k"),
-    "revisitop1m": lambda: {"distractors": [Item(f"jpg/{n}", (0,)) for n in _distractor_names(12)]},
-    "sfm120k": _sfm_truth,
+  "sop": _sop_truth,
+  "cub": _cub_truth,
+  "cars": _cars_truth,
+  "inshop": _inshop_truth,
+  "inaturalist": _inat_truth,
+  "dyml_vehicle": lambda: _dyml_truth(False),
+  "dyml_animal": lambda: _dyml_truth(False),
+  "dyml_product": lambda: _dyml_truth(True),
+  "gldv2": lambda: _gld_truth(False),
+  "gldv2_hierarchical": lambda: _gld_truth(True),
+  "roxford5k": lambda: _revisited_truth("roxford5k"),
+  "rparis6k": lambda: _revisited_truth("rparis6k"),
+  "revisitop1m": lambda: {"distractors": [Item(f"jpg/{n}", (0,)) for n in _distractor_names(12)]},
+  "sfm120k": _sfm_truth,
 }
 
 # The landmark evaluation's data (a folder of benchmarks) and SfM-120k (image files without extension):
 # kept apart from MINIATURES, whose data sets all have a train split of .jpg files.
 LANDMARK_MINIATURES: dict[str, Callable[..., str]] = {
-    "revisited": make_revisited,
-    "sfm120k": make_sfm120k,
+  "revisited": make_revisited,
+  "sfm120k": make_sfm120k,
 }
 
 

@@ -16,16 +16,18 @@ os.environ["JAX_PLATFORMS"] = "cpu"
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import numpy as np
 
 
 def main(argv):
   process_id, num_processes, port, workdir, total_steps, out = argv[1:7]
   if int(num_processes) > 1:
-    jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=int(num_processes),
-                               process_id=int(process_id))
-  from suprank_jax import cli, train  # pylint: disable=g-import-not-at-top
+    jax.distributed.initialize(
+      coordinator_address=f"127.0.0.1:{port}", num_processes=int(num_processes), process_id=int(process_id)
+    )
+  from suprank_jax.runtime import cli  # pylint: disable=g-import-not-at-top
+  from suprank_jax.training import train  # pylint: disable=g-import-not-at-top
   from tests.test_train import _constant_lr_config  # pylint: disable=g-import-not-at-top
 
   config = _constant_lr_config(int(total_steps))
@@ -36,15 +38,21 @@ def main(argv):
   if len(argv) > 7:
     config.checkpoint_every_steps = int(argv[7])
     config.log_every_steps = 5
-    log = lambda m: print(m, flush=True)  # noqa: E731
+    log = lambda m: print(m, flush=True)
   try:
     state, summary = train.train_and_evaluate(config, workdir, log=log)
   except cli.Exit as e:
     print(e, flush=True)
     sys.exit(e.exit_code)
   leaves = {f"param{i}": np.asarray(jax.device_get(x)) for i, x in enumerate(jax.tree.leaves(state.params))}
-  np.savez(out, map_at_r=summary["final"]["test"]["mAP@R_level0"], start_step=summary["start_step"],
-           devices=jax.device_count(), processes=jax.process_count(), **leaves)
+  np.savez(
+    out,
+    map_at_r=summary["final"]["test"]["mAP@R_level0"],
+    start_step=summary["start_step"],
+    devices=jax.device_count(),
+    processes=jax.process_count(),
+    **leaves,
+  )
   print("\n".join(messages))
 
 

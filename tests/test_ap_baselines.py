@@ -12,11 +12,11 @@ from suprank_jax.losses.inputs import batch_inputs, binary_pairs, memory_inputs
 from tests.conftest import assert_close_to_reference
 
 GOLDEN = [
-    ("fastap_batch", ab.fastap_embedding_loss, dict(num_bins=10, include_self=False)),  # PML drops the self pair
-    ("softbinap_batch", ab.softbin_ap_embedding_loss, dict(num_bins=20, min_score=-1.0, max_score=1.0)),
-    ("softbinap_memory", ab.softbin_ap_embedding_loss, dict(num_bins=20, min_score=-1.0, max_score=1.0)),
-    ("blackboxap_batch", ab.blackbox_ap_embedding_loss, dict(lambda_val=4.0, margin=0.02)),
-    ("blackboxap_memory", ab.blackbox_ap_embedding_loss, dict(lambda_val=4.0, margin=0.02)),
+  ("fastap_batch", ab.fastap_embedding_loss, dict(num_bins=10, include_self=False)),  # PML drops the self pair
+  ("softbinap_batch", ab.softbin_ap_embedding_loss, dict(num_bins=20, min_score=-1.0, max_score=1.0)),
+  ("softbinap_memory", ab.softbin_ap_embedding_loss, dict(num_bins=20, min_score=-1.0, max_score=1.0)),
+  ("blackboxap_batch", ab.blackbox_ap_embedding_loss, dict(lambda_val=4.0, margin=0.02)),
+  ("blackboxap_memory", ab.blackbox_ap_embedding_loss, dict(lambda_val=4.0, margin=0.02)),
 ]
 
 
@@ -36,6 +36,7 @@ def _golden_loss_and_grad(arrays, fn, kwargs, dtype, self_score=None):
       scores = inputs.scores()
       scores = scores - inputs.self_mask() * jax.lax.stop_gradient(scores - self_score)
       return ab.softbin_ap_loss(scores, inputs.labels[:, :1] == inputs.ref_labels[:, 0], **kw)
+
   return jax.jit(jax.value_and_grad(lambda e: fn(make(e), **kwargs)))(emb)
 
 
@@ -65,8 +66,9 @@ def test_matches_reference_in_float32(golden, name, fn, kwargs):
   loss, grad = _golden_loss_and_grad(arrays, fn, kwargs, jnp.float32)
   assert loss.dtype == jnp.float32
   assert_close_to_reference(loss, arrays["loss"], name=f"{name} loss")
-  _check_grad(name, arrays, fn, kwargs, jnp.float32, grad,
-              lambda g, w: assert_close_to_reference(g, w, name=f"{name} grad"))
+  _check_grad(
+    name, arrays, fn, kwargs, jnp.float32, grad, lambda g, w: assert_close_to_reference(g, w, name=f"{name} grad")
+  )
 
 
 @pytest.mark.parametrize("name,fn,kwargs", GOLDEN, ids=[g[0] for g in GOLDEN])
@@ -74,8 +76,15 @@ def test_matches_reference_in_float64(golden, x64, name, fn, kwargs):
   _, arrays = golden(name)
   loss, grad = _golden_loss_and_grad(arrays, fn, kwargs, jnp.float64)
   np.testing.assert_allclose(loss, arrays["loss"], rtol=1e-9)
-  _check_grad(name, arrays, fn, kwargs, jnp.float64, grad,
-              lambda g, w: np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12 * np.abs(w).max()))
+  _check_grad(
+    name,
+    arrays,
+    fn,
+    kwargs,
+    jnp.float64,
+    grad,
+    lambda g, w: np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12 * np.abs(w).max()),
+  )
 
 
 def _numpy_fastap(s, pos, valid, num_bins=10):
@@ -179,11 +188,15 @@ def test_fastap_includes_the_self_pair_by_default_and_drops_it_like_the_referenc
   inputs = batch_inputs(jnp.asarray(emb), jnp.asarray(labels))
   positives, where = binary_pairs(inputs)
   scores = inputs.scores(normalize=True)
-  np.testing.assert_allclose(ab.fastap_embedding_loss(inputs), ab.fastap_loss(scores, positives, where=where),
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+    ab.fastap_embedding_loss(inputs), ab.fastap_loss(scores, positives, where=where), rtol=1e-6
+  )
   without_self = where & ~jnp.eye(8, dtype=bool)
-  np.testing.assert_allclose(ab.fastap_embedding_loss(inputs, include_self=False),
-                             ab.fastap_loss(scores, positives & without_self, where=without_self), rtol=1e-6)
+  np.testing.assert_allclose(
+    ab.fastap_embedding_loss(inputs, include_self=False),
+    ab.fastap_loss(scores, positives & without_self, where=without_self),
+    rtol=1e-6,
+  )
 
 
 def test_shape_and_level_mismatches_raise():
@@ -200,5 +213,6 @@ def test_shape_and_level_mismatches_raise():
   with pytest.raises(ValueError, match="out of range"):
     ab.softbin_ap_embedding_loss(batch_inputs(jnp.asarray(emb), jnp.asarray(labels)), hierarchy_level=3)
   with pytest.raises(ValueError, match="levels"):
-    ab.fastap_embedding_loss(memory_inputs(jnp.asarray(emb), jnp.asarray(labels), jnp.asarray(mem_emb),
-                                           jnp.asarray(mem_labels[:, :1])))
+    ab.fastap_embedding_loss(
+      memory_inputs(jnp.asarray(emb), jnp.asarray(labels), jnp.asarray(mem_emb), jnp.asarray(mem_labels[:, :1]))
+    )

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from suprank_jax import checkpoint
+from suprank_jax.training import checkpoint
 
 
 def _state(value):
@@ -40,7 +40,8 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous(tmp_path):
   shutil.rmtree(os.path.join(str(tmp_path), "2", "state"))
   messages = []
   step, state, _ = checkpoint.CheckpointManager(str(tmp_path)).restore_latest(
-      checkpoint.abstract_like(_state(0)), log=messages.append)
+    checkpoint.abstract_like(_state(0)), log=messages.append
+  )
   assert step == 1 and int(state["step"]) == 1
   assert "step 2" in messages[0] and "unreadable" in messages[0]
 
@@ -59,8 +60,10 @@ def test_saving_an_existing_step_is_a_no_op(tmp_path):
 
 def _random_state(value):
   key = jax.random.PRNGKey(value)
-  return {"step": jnp.asarray(value, jnp.int32),
-          "params": {"w": jax.random.normal(key, (256, 64)), "b": jnp.full((3,), float(value))}}
+  return {
+    "step": jnp.asarray(value, jnp.int32),
+    "params": {"w": jax.random.normal(key, (256, 64)), "b": jnp.full((3,), float(value))},
+  }
 
 
 def _save_steps(directory, steps, state_fn=_random_state, **kwargs):
@@ -74,8 +77,12 @@ def damage_bytes(step_dir, seed=0, *, every_file=False):
   """Overwrites 16 bytes in the middle of the largest array data file of a step (size unchanged), or
   of every data file with ``every_file`` (OCDBT data files may also hold superseded index nodes, so a
   single file's middle is not always live data when a save was flushed in several parts)."""
-  files = [os.path.join(root, f) for root, _, names in os.walk(os.path.join(step_dir, "state")) for f in names
-           if os.path.basename(root) == "d"]
+  files = [
+    os.path.join(root, f)
+    for root, _, names in os.walk(os.path.join(step_dir, "state"))
+    for f in names
+    if os.path.basename(root) == "d"
+  ]
   rng = np.random.default_rng(seed)
   for path in files if every_file else [max(files, key=os.path.getsize)]:
     size = os.path.getsize(path)
@@ -91,8 +98,11 @@ def test_every_step_holds_an_integrity_record_of_its_arrays(tmp_path):
     record = json.load(f)
   assert record["step"] == 1 and sorted(record["arrays"]) == ["params/b", "params/w", "step"]
   w = np.asarray(_random_state(1)["params"]["w"])
-  assert record["arrays"]["params/w"] == {"shape": [256, 64], "dtype": "float32",
-                                          "crc32": f"{zlib.crc32(w.tobytes()):08x}"}
+  assert record["arrays"]["params/w"] == {
+    "shape": [256, 64],
+    "dtype": "float32",
+    "crc32": f"{zlib.crc32(w.tobytes()):08x}",
+  }
 
 
 def test_changed_bytes_are_detected_and_the_step_is_moved_aside(tmp_path):
@@ -108,8 +118,12 @@ def test_changed_bytes_are_detected_and_the_step_is_moved_aside(tmp_path):
   assert os.path.isdir(tmp_path / "damaged" / "2") and mngr.all_steps() == [1]
   assert mngr.save(2, _random_state(2), {"step": 2})
   mngr.close()
-  assert checkpoint.CheckpointManager(str(tmp_path)).restore_latest(
-      checkpoint.abstract_like(_random_state(0)), log=messages.append)[0] == 2
+  assert (
+    checkpoint.CheckpointManager(str(tmp_path)).restore_latest(
+      checkpoint.abstract_like(_random_state(0)), log=messages.append
+    )[0]
+    == 2
+  )
 
 
 def test_evaluation_reads_verified_variables_only(tmp_path):
@@ -130,8 +144,9 @@ def test_no_restorable_step_stops_listing_the_steps_and_moves_nothing(tmp_path):
   for step in (1, 2):
     damage_bytes(str(tmp_path / str(step)), seed=step)
   with pytest.raises(checkpoint.NoUsableCheckpointError, match=r"step folders \[1, 2\].*start afresh"):
-    checkpoint.CheckpointManager(str(tmp_path)).restore_latest(checkpoint.abstract_like(_random_state(0)),
-                                                               log=lambda *_: None)
+    checkpoint.CheckpointManager(str(tmp_path)).restore_latest(
+      checkpoint.abstract_like(_random_state(0)), log=lambda *_: None
+    )
   assert sorted(os.listdir(tmp_path)) == ["1", "2"]
 
 
@@ -159,14 +174,22 @@ def test_a_step_without_a_record_restores_after_a_finiteness_check(tmp_path):
   shutil.rmtree(tmp_path / "1" / "integrity")
   messages = []
   step, _, _ = checkpoint.CheckpointManager(str(tmp_path)).restore_latest(
-      checkpoint.abstract_like(_random_state(0)), log=messages.append)
+    checkpoint.abstract_like(_random_state(0)), log=messages.append
+  )
   assert step == 1 and "no integrity record" in messages[0]
 
 
 def test_the_device_and_host_finiteness_checks_agree():
   # Accelerator arrays are checked by one jitted program, CPU arrays on their host view.
-  leaves = [jnp.ones((3, 4)), jnp.asarray([1.0, jnp.nan]), jnp.asarray([-jnp.inf, 2.0]), jnp.zeros((0,)),
-            jnp.asarray([1, 2], jnp.int32), jnp.asarray([True, False]), jnp.asarray([jnp.inf], jnp.bfloat16)]
+  leaves = [
+    jnp.ones((3, 4)),
+    jnp.asarray([1.0, jnp.nan]),
+    jnp.asarray([-jnp.inf, 2.0]),
+    jnp.zeros((0,)),
+    jnp.asarray([1, 2], jnp.int32),
+    jnp.asarray([True, False]),
+    jnp.asarray([jnp.inf], jnp.bfloat16),
+  ]
   on_device = [bool(v) for v in np.asarray(checkpoint._finite_flags(leaves))]
   on_host = [checkpoint._finite_on_host(np.asarray(x)) for x in leaves]
   assert on_device == on_host == [True, False, False, True, True, True, False]

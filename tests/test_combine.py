@@ -52,14 +52,17 @@ def test_loss_params_are_initialised_per_entry_and_level():
   assert float(total) == pytest.approx(12.0)
 
 
-@pytest.mark.parametrize("cfg,match", [
+@pytest.mark.parametrize(
+  "cfg,match",
+  [
     ({"nope": {"weight": 1.0}}, "unknown loss 'nope'"),
     ({"mean_score": {"scale": 1.0}}, "missing 'weight'"),
     ({"mean_score": {"weight": 1.0, "tau": 0.1}}, r"takes no hyper-parameter \['tau'\]"),
     ({}, "config.losses has no loss on"),
     ({"mean_score": {"weight": 0.0, "scale": 2.0}}, r"mean_score is off \(weight 0\) but sets \['scale'\]"),
     ({"mean_score": {"weight": -1.0}}, "must be >= 0"),
-])
+  ],
+)
 def test_bad_loss_config_names_the_entry(cfg, match):
   with pytest.raises(ValueError, match=match):
     combine.entries(_config(**cfg), REGISTRY)
@@ -90,8 +93,9 @@ def test_inputs_validate_shapes():
 
 def test_hierarchy_level_is_normalised_to_an_int_or_multi():
   assert check_hierarchy_level("MULTI", 2, name="x") == "multi"
-  assert check_hierarchy_level(np.int64(1), 2, name="x") == 1 and isinstance(check_hierarchy_level(np.int64(1), 2,
-                                                                                                   name="x"), int)
+  assert check_hierarchy_level(np.int64(1), 2, name="x") == 1 and isinstance(
+    check_hierarchy_level(np.int64(1), 2, name="x"), int
+  )
   with pytest.raises(ValueError, match="x: hierarchy_level=2 is out of range"):
     check_hierarchy_level(2, 2, name="x")
   with pytest.raises(ValueError, match="must be an int label column"):
@@ -114,5 +118,6 @@ def test_valid_pairs_drop_empty_slots_and_optionally_the_query_itself():
   np.testing.assert_array_equal(inputs.valid_pairs(include_self=False), ~np.eye(3, dtype=bool))
   memory = memory_inputs(inputs.embeddings, inputs.labels, inputs.embeddings, inputs.labels, jnp.array([1, 0, 1], bool))
   np.testing.assert_array_equal(memory.valid_pairs(include_self=False), np.tile([True, False, True], (3, 1)))
-  np.testing.assert_allclose(inputs.scores(normalize=True), l2_normalize(inputs.embeddings) @ l2_normalize(
-      inputs.embeddings).T, rtol=1e-6)
+  np.testing.assert_allclose(
+    inputs.scores(normalize=True), l2_normalize(inputs.embeddings) @ l2_normalize(inputs.embeddings).T, rtol=1e-6
+  )

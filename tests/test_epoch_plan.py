@@ -11,10 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from suprank_jax import optim, resume_rules, steps, train
+from suprank_jax import optim, steps
 from suprank_jax.configs import digits
-from suprank_jax.input_pipeline import samplers, sources
+from suprank_jax.input_pipeline import datasets, samplers, sources
 from suprank_jax.losses import xbm
+from suprank_jax.training import resume_rules, train
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
 
@@ -63,8 +64,11 @@ def test_lengths_in_epochs_are_whole_epochs_counted_from_an_epoch_start():
   assert steps.to_steps(0, 0.5, 6, "x_steps", "x_epochs", after=5) == 3  # a fixed length: fractions, no origin
   with pytest.raises(ValueError, match=r"w_epochs=1\.5 is not a whole number of epochs, and the test's epochs vary"):
     steps.to_steps(0, 1.5, plan, "w_steps", "w_epochs")
-  with pytest.raises(ValueError, match=r"d_epochs\[0\]=1 counts epochs from step 6: step 6 is inside epoch 1 "
-                                       r"\(steps 5 to 7"):
+  with pytest.raises(
+    ValueError,
+    match=r"d_epochs\[0\]=1 counts epochs from step 6: step 6 is inside epoch 1 "
+    r"\(steps 5 to 7",
+  ):
     steps.to_steps((), (1,), plan, "d_steps", "d_epochs", after=6)
 
 
@@ -149,13 +153,20 @@ def test_a_fixed_length_plan_gives_the_schedules_of_steps_per_epoch_bit_for_bit(
     assert float(by_int["base"](s)) == float(by_plan["base"](s))
 
 
-@pytest.mark.parametrize("keys,total,match", [
+@pytest.mark.parametrize(
+  "keys,total,match",
+  [
     (dict(), 20, r"schedule_per_epoch=True counts whole epochs, but the run \(total_steps=20: config\.num_epochs"),
-    (dict(freeze_steps=6), 27, r"but the freeze \(config\.optim\.freeze_steps / freeze_epochs\) ends: step 6 is "
-                               r"inside epoch 1"),
+    (
+      dict(freeze_steps=6),
+      27,
+      r"but the freeze \(config\.optim\.freeze_steps / freeze_epochs\) ends: step 6 is "
+      r"inside epoch 1",
+    ),
     (dict(warmup_steps=4), 27, r"but the warm-up ramp \(config\.optim\.warmup_steps / config\.optim\.warmup_epochs\)"),
     (dict(schedule="steps", decay_epochs=(1.5,)), 27, r"config\.optim\.decay_epochs\[0\]=1\.5 is not a whole number"),
-])
+  ],
+)
 def test_per_epoch_schedules_over_varying_epochs_need_whole_epochs_naming_the_key(keys, total, match):
   cfg = optim.default_config()
   cfg.schedule_per_epoch = True
@@ -191,17 +202,18 @@ _UNEVEN = "uneven_digits_for_epoch_tests"
 
 def _uneven_digits(data_dir="", split="train"):
   """The digits with classes of 4, 11, ..., 67 training images: the original's epochs then vary."""
-  source = sources.DATASETS["digits"](data_dir, split)
+  source = datasets.DATASETS["digits"](data_dir, split)
   if split != "train":
     return source
-  keep = np.sort(np.concatenate([np.flatnonzero(source.labels[:, 0] == d)[:4 + 7 * d] for d in range(10)]))
-  return sources.Source(name="uneven_digits/train", labels=source.labels[keep], level_names=source.level_names,
-                        images=source.images[keep])
+  keep = np.sort(np.concatenate([np.flatnonzero(source.labels[:, 0] == d)[: 4 + 7 * d] for d in range(10)]))
+  return sources.Source(
+    name="uneven_digits/train", labels=source.labels[keep], level_names=source.level_names, images=source.images[keep]
+  )
 
 
 @pytest.fixture
 def uneven(monkeypatch):
-  monkeypatch.setitem(sources.DATASETS, _UNEVEN, _uneven_digits)
+  monkeypatch.setitem(datasets.DATASETS, _UNEVEN, _uneven_digits)
 
 
 def _config(**keys):
@@ -228,16 +240,24 @@ def _config(**keys):
 def _epoch_ends(config, num_epochs):
   """The steps that end each epoch, from the sampler's own batches (each epoch computed alone)."""
   labels = _uneven_digits().labels
-  lengths = [len(samplers.m_per_class_original_batches(labels, batch_size=16, samples_per_class=4, seed=config.seed,
-                                                       epoch=e)) for e in range(num_epochs)]
+  lengths = [
+    len(samplers.m_per_class_original_batches(labels, batch_size=16, samples_per_class=4, seed=config.seed, epoch=e))
+    for e in range(num_epochs)
+  ]
   assert len(set(lengths)) > 1, lengths
   return [int(n) for n in np.cumsum(lengths)]
 
 
 def test_a_run_of_varying_epochs_evaluates_and_saves_at_epoch_ends_without_an_evaluation_before(tmp_path, uneven):
-  config = _config(total_steps=0, num_epochs=3, eval_every_epochs=1, checkpoint_every_steps=0,
-                   checkpoint_every_epochs=2, eval_at_start=False, **{
-                       "optim.schedule": "cosine", "optim.schedule_per_epoch": True})
+  config = _config(
+    total_steps=0,
+    num_epochs=3,
+    eval_every_epochs=1,
+    checkpoint_every_steps=0,
+    checkpoint_every_epochs=2,
+    eval_at_start=False,
+    **{"optim.schedule": "cosine", "optim.schedule_per_epoch": True},
+  )
   ends = _epoch_ends(config, 3)
   lines = []
   state, summary = train.train_and_evaluate(config, str(tmp_path), log=lines.append)
@@ -250,8 +270,9 @@ def test_a_run_of_varying_epochs_evaluates_and_saves_at_epoch_ends_without_an_ev
   assert sorted(int(n) for n in os.listdir(tmp_path / "checkpoints")) == [ends[1], ends[2]]
   rates = {r["step"] - 1: r["lr/base"] for r in records if r["split"] == "train"}
   epoch = np.searchsorted(ends, np.arange(ends[-1]), side="right")
-  np.testing.assert_allclose([rates[s] for s in range(ends[-1])], 1e-3 * 0.5 * (1 + np.cos(np.pi * epoch / 3)),
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+    [rates[s] for s in range(ends[-1])], 1e-3 * 0.5 * (1 + np.cos(np.pi * epoch / 3)), rtol=1e-6
+  )
   assert any(f"3 epochs of {min(np.diff([0, *ends]))} to {max(np.diff([0, *ends]))} steps" in m for m in lines)
 
 
@@ -260,19 +281,23 @@ def test_a_resumed_run_of_varying_epochs_sees_the_batches_of_an_uninterrupted_on
   total = ends[0] + 3  # across the first epoch end
   # A constant rate makes the shorter run the start of the longer one (a run killed after its last save).
   run = lambda steps, folder: train.train_and_evaluate(
-      _config(total_steps=steps, eval_at_start=False, **{"optim.schedule": "constant"}), str(tmp_path / folder),
-      log=lambda *_: None)
+    _config(total_steps=steps, eval_at_start=False, **{"optim.schedule": "constant"}),
+    str(tmp_path / folder),
+    log=lambda *_: None,
+  )
   straight, _ = run(total, "straight")
   run(ends[0] - 2, "resumed")
   resumed, summary = run(total, "resumed")
   assert summary["start_step"] == ends[0] - 2
-  jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), straight.params,
-               resumed.params)
+  jax.tree.map(
+    lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), straight.params, resumed.params
+  )
 
 
 def test_eval_at_start_is_a_bool_a_resume_may_change():
-  resume_rules.check_resume_config({"eval_at_start": True}, {"eval_at_start": False}, where="config.yaml",
-                                   log=lambda *_: None)
+  resume_rules.check_resume_config(
+    {"eval_at_start": True}, {"eval_at_start": False}, where="config.yaml", log=lambda *_: None
+  )
   config = _config()
   with config.ignore_type():
     config.eval_at_start = 1

@@ -13,12 +13,13 @@ import pytest
 import safetensors.numpy
 
 from suprank_jax import evaluate as evaluate_lib
-from suprank_jax import parallel, reporting, train
 from suprank_jax.configs import common, experiment
 from suprank_jax.evaluation import evaluator as evaluator_lib
 from suprank_jax.evaluation import retrieval
 from suprank_jax.input_pipeline import transforms
 from suprank_jax.models import build_model
+from suprank_jax.runtime import parallel, reporting
+from suprank_jax.training import train
 from tests import miniatures
 from tests.test_torch_weights import _torch_layout
 from tests.test_train import _tiny_config
@@ -49,8 +50,13 @@ def test_reevaluating_a_run_gives_its_final_metrics_and_an_earlier_step_differs(
 
 def test_evaluate_command_writes_json_and_names_a_missing_step(digits_run, tmp_path):
   workdir, final = digits_run
-  run = lambda *args: subprocess.run([sys.executable, "-m", "suprank_jax.evaluate", "--workdir", workdir, *args],
-                                     cwd=REPO, capture_output=True, text=True, timeout=300)
+  run = lambda *args: subprocess.run(
+    [sys.executable, "-m", "suprank_jax.evaluate", "--workdir", workdir, *args],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   result = run("--config", f"suprank_jax/configs/workdir.py:{workdir}", "--config.evals.test.metrics.recall_at=(1,2)")
   assert result.returncode == 0, result.stderr[-2000:]
   with open(os.path.join(workdir, "evaluations", "step_6.json")) as f:
@@ -85,7 +91,9 @@ def test_pretrained_backbone_is_evaluated_with_the_weights_of_the_file(tmp_path,
   safetensors.numpy.save_file(_torch_layout(weights), path)
   seen = []
   evaluate_retrieval = retrieval.evaluate_retrieval
-  monkeypatch.setattr(retrieval, "evaluate_retrieval", lambda q, *a, **k: seen.append(q) or evaluate_retrieval(q, *a, **k))
+  monkeypatch.setattr(
+    retrieval, "evaluate_retrieval", lambda q, *a, **k: seen.append(q) or evaluate_retrieval(q, *a, **k)
+  )
   _, results = evaluate_lib.evaluate(config, pretrained=path, log=lambda _: None)
   assert np.all(np.isfinite(list(results["test"].values())))
 
@@ -94,8 +102,10 @@ def test_pretrained_backbone_is_evaluated_with_the_weights_of_the_file(tmp_path,
   # a random tiny network gives near ties that a 1e-7 difference reorders.)
   ev = evaluator_lib.Evaluator("test", config.evals.test, config.input, model=model, mesh=parallel.make_mesh())
   fresh = jax.jit(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3)), train=False))()
-  variables = {"params": {"backbone": weights["params"]["backbone"], "head": fresh["params"]["head"]},
-               "batch_stats": weights["batch_stats"]}
+  variables = {
+    "params": {"backbone": weights["params"]["backbone"], "head": fresh["params"]["head"]},
+    "batch_stats": weights["batch_stats"],
+  }
   transform = transforms.make_eval_transform(config.input)
   images = np.stack([transform(ev.query_source.load_image(i)) for i in range(len(ev.query_source))])
   np.testing.assert_allclose(seen[0], np.asarray(model.apply(variables, images, train=False)), atol=1e-5)
@@ -125,8 +135,9 @@ def test_an_evaluation_on_an_unknown_data_set_stops_before_any_model_is_built(tm
 
 
 def _dyml_benchmark(tmp_path, contains_queries):
-  config = experiment.compose(dataset="dyml_vehicle", model="dyml_resnet34", optimizer="dyml", loss="happier",
-                              num_epochs=1)
+  config = experiment.compose(
+    dataset="dyml_vehicle", model="dyml_resnet34", optimizer="dyml", loss="happier", num_epochs=1
+  )
   experiment.dyml_evaluation(config, hierarchy_levels=(0,))
   config.input.data_dir = miniatures.make_dyml_vehicle(str(tmp_path / "dyml"))
   config.input.image_size = config.input.eval_resize_size = 16
@@ -136,8 +147,9 @@ def _dyml_benchmark(tmp_path, contains_queries):
   ev_config.metrics.protocol = "default"
   common.set_model(config, "resnet18", width=4, embed_dim=8, freeze_batch_norm=False)
   model = build_model(config.model)
-  ev = evaluator_lib.Evaluator("bmk_fine", ev_config, config.input, model=model, mesh=parallel.make_mesh(),
-                               log=lambda _: None)
+  ev = evaluator_lib.Evaluator(
+    "bmk_fine", ev_config, config.input, model=model, mesh=parallel.make_mesh(), log=lambda _: None
+  )
   variables = jax.jit(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3)), train=False))()
   return ev, ev.run(type("State", (), {"variables": lambda self: variables})())
 
@@ -159,8 +171,9 @@ def test_embedding_a_split_reports_progress_with_an_eta(tmp_path, monkeypatch):
   config = _tiny_sop_config(miniatures.make_sop(str(tmp_path / "sop")))
   model = build_model(config.model)
   lines = []
-  ev = evaluator_lib.Evaluator("test", config.evals.test, config.input, model=model, mesh=parallel.make_mesh(),
-                               log=lines.append)
+  ev = evaluator_lib.Evaluator(
+    "test", config.evals.test, config.input, model=model, mesh=parallel.make_mesh(), log=lines.append
+  )
   variables = jax.jit(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3)), train=False))()
   monkeypatch.setattr(reporting, "PROGRESS_SECONDS", 0.0)  # a line after every batch
   embeddings, _ = ev.embed(variables, ev.query_source)

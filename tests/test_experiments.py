@@ -23,8 +23,9 @@ import jax
 import numpy as np
 import pytest
 
-from suprank_jax import losses, models, train
+from suprank_jax import losses, models
 from suprank_jax.configs import common
+from suprank_jax.training import train
 from tests import miniatures
 from tests.config_audit import KeyAudit, set_keys
 
@@ -32,8 +33,12 @@ pytestmark = pytest.mark.usefixtures("fast_compile")
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "suprank_jax", "configs")
 FAMILIES = ("happier", "roadmap", "suprank", "baselines", "landmarks")
-EXPERIMENTS = sorted(os.path.relpath(p, CONFIGS) for family in FAMILIES
-                     for p in glob.glob(os.path.join(CONFIGS, family, "*.py")) if not p.endswith("__init__.py"))
+EXPERIMENTS = sorted(
+  os.path.relpath(p, CONFIGS)
+  for family in FAMILIES
+  for p in glob.glob(os.path.join(CONFIGS, family, "*.py"))
+  if not p.endswith("__init__.py")
+)
 TINY_IMAGE = 16
 TINY_BATCH = 16
 
@@ -144,6 +149,7 @@ def test_roadmap_sop_trains_batch_norm_scale_and_bias_and_keeps_its_running_stat
   """Frozen batch norm is the original's: eval mode only (``freeze_batch_norm.py``), so three steps from
   pretrained weights move every scale and bias (backbone optimizer, weight decay) and no statistic."""
   from tests.test_torch_weights import _init, _torch_layout  # pylint: disable=g-import-not-at-top
+
   config = load_experiment("roadmap/sop.py")
   shrink(config, miniatures.for_config(config, str(tmp_path / "data")))
   config.model.name = "resnet18"
@@ -152,7 +158,8 @@ def test_roadmap_sop_trains_batch_norm_scale_and_bias_and_keeps_its_running_stat
   assert config.model.freeze_batch_norm and not config.model.freeze_batch_norm_affine
   _, variables = _init(config.model, size=TINY_IMAGE)
   variables["batch_stats"] = jax.tree_util.tree_map_with_path(  # a positive variance, as trained weights have
-      lambda path, v: np.abs(v) + 0.5 if path[-1].key == "var" else v, variables["batch_stats"])
+    lambda path, v: np.abs(v) + 0.5 if path[-1].key == "var" else v, variables["batch_stats"]
+  )
   config.model.pretrained_path = str(tmp_path / "resnet18.npz")
   np.savez(config.model.pretrained_path, **_torch_layout(variables))
   state, _ = train.train_and_evaluate(config, str(tmp_path / "run"), log=lambda _: None)
@@ -169,7 +176,9 @@ def test_roadmap_sop_trains_batch_norm_scale_and_bias_and_keeps_its_running_stat
 
 
 def _leaves(tree):
-  return {"/".join(str(k.key) for k in path): np.asarray(v) for path, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+  return {
+    "/".join(str(k.key) for k in path): np.asarray(v) for path, v in jax.tree_util.tree_flatten_with_path(tree)[0]
+  }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -189,6 +198,7 @@ def _assert_roadmap_loss(config, *, offset, start):
   """``roadmap/config/loss/roadmap{,_inat}.yaml``: SupAP weight 1.0 (temp 0.01, tau 100.0, ``offset``,
   margin 0.05, ``start``) and ContrastiveLoss weight 1.0 (pos_margin 0.9, neg_margin 0.6)."""
   from suprank_jax.losses import ranks  # pylint: disable=g-import-not-at-top
+
   on = {entry: loss for entry, loss in config.losses.items() if loss.weight}
   assert sorted(on) == ["calibration", "sup_ap"]
   assert on["sup_ap"].weight == 1.0 and on["calibration"].weight == 1.0
@@ -196,8 +206,9 @@ def _assert_roadmap_loss(config, *, offset, start):
   sup = on["sup_ap"]
   x = np.linspace(-0.3, 0.3, 601)
   ours = ranks.suprank_surrogate(x, tau=sup.tau, rho=sup.rho, delta=sup.delta, start=sup.start, offset=sup.offset)
-  np.testing.assert_allclose(ours, _roadmap_step_rank(x, temp=0.01, tau=100.0, offset=offset, margin=0.05, start=start),
-                             rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(
+    ours, _roadmap_step_rank(x, temp=0.01, tau=100.0, offset=offset, margin=0.05, start=start), rtol=1e-6, atol=1e-6
+  )
 
 
 def _assert_roadmap_readme_run(config, *, epochs, batch_size):
@@ -242,7 +253,12 @@ def test_roadmap_cub_is_the_roadmap_repository_run():
   # transform/cub_big.yaml: RandomResizedCrop(256), test Resize(288) + CenterCrop(256).
   i = config.input
   assert (i.image_size, i.random_resized_crop, i.train_resize_size, i.eval_resize, i.eval_resize_size) == (
-      256, True, 0, "resize_center_crop", 288)
+    256,
+    True,
+    0,
+    "resize_center_crop",
+    288,
+  )
 
 
 def test_roadmap_sop_is_the_roadmap_repository_run():
@@ -251,22 +267,33 @@ def test_roadmap_sop_is_the_roadmap_repository_run():
   # The README's dataset.sampler.kwargs.batches_per_super_pair=10; HierarchicalSampler, 4 per class, 2 categories.
   i = config.input
   assert (i.sampler, i.batches_per_super_tuple, i.samples_per_class, i.super_classes_per_batch) == (
-      "hierarchical", 10, 4, 2)
+    "hierarchical",
+    10,
+    4,
+    2,
+  )
   # transform/sop_big.yaml: Resize(288), RandomResizedCrop(256); test Resize([288, 288]) + CenterCrop(256).
   assert (i.train_resize_size, i.image_size, i.eval_resize, i.eval_resize_size) == (
-      288, 256, "square_resize_center_crop", 288)
+    288,
+    256,
+    "square_resize_center_crop",
+    288,
+  )
   assert _model(config) == ("resnet50", 512, False, "avg", True)  # model/resnet.yaml
   # margin_ap/config/optimizer/sop.yaml: Adam on backbone and fc, lr 1e-5, wd 1e-4, MultiStepLR([25], gamma=0.1).
   assert _optimizer(config) == ("adam", 1e-5, 1e-4, "steps", (25,), 0.1, ((HEAD, 1.0),))
   _assert_roadmap_loss(config, offset=1.44, start=0.5)
 
 
-@pytest.mark.parametrize("path,epochs,optimizer", [
+@pytest.mark.parametrize(
+  "path,epochs,optimizer",
+  [
     # roadmap/config/optimizer/sop_deit.yaml: AdamW (params: null) 1e-5, wd 5e-4, MultiStepLR([25, 50], gamma=0.3).
     ("roadmap/sop_deit_small.py", 75, ("adamw", 1e-5, 5e-4, "steps", (25, 50), 0.3, ())),
     # roadmap/config/optimizer/cub_deit.yaml: AdamW (params: null) 1e-6, wd 5e-4, no scheduler.
     ("roadmap/cub_deit_small.py", 150, ("adamw", 1e-6, 5e-4, "constant", (), 0.1, ())),
-])
+  ],
+)
 def test_roadmap_deit_runs_are_the_roadmap_repository_runs(path, epochs, optimizer):
   config = load_experiment(path)
   _assert_roadmap_readme_run(config, epochs=epochs, batch_size=128)
@@ -276,18 +303,26 @@ def test_roadmap_deit_runs_are_the_roadmap_repository_runs(path, epochs, optimiz
   _assert_roadmap_loss(config, offset=1.44, start=0.5)
 
 
-@pytest.mark.parametrize("path,expected", [
+@pytest.mark.parametrize(
+  "path,expected",
+  [
     # /work/shared/original_configs/roadmap_{sop,cub,inat}.txt (SupRank's files resolved by Hydra).
     ("roadmap/sop_suprank.py", dict(epochs=100, batch=256, lr=5e-5, wd=1e-4, eta_min=0.0, layer_norm=True)),
     ("roadmap/cub_suprank.py", dict(epochs=200, batch=128, lr=1e-6, wd=4e-4, eta_min=0.0, layer_norm=True)),
     ("roadmap/inat_suprank.py", dict(epochs=90, batch=384, lr=1e-5, wd=4e-4, eta_min=1e-6, layer_norm=True)),
-])
+  ],
+)
 def test_roadmap_suprank_compositions_are_the_suprank_files(path, expected):
   config = load_experiment(path)
   o = config.optim
   assert (config.seed, config.num_epochs, config.input.global_batch_size) == (0, expected["epochs"], expected["batch"])
   assert (o.name, o.learning_rate, o.weight_decay, o.schedule, o.min_learning_rate) == (
-      "adam", expected["lr"], expected["wd"], "cosine", expected["eta_min"])
+    "adam",
+    expected["lr"],
+    expected["wd"],
+    "cosine",
+    expected["eta_min"],
+  )
   assert o.groups == ((HEAD, 2.0),) and config.model.layer_norm == expected["layer_norm"]
   assert (config.losses.sup_ap.weight, config.losses.calibration.weight) == (0.9, 0.1)
 
@@ -299,16 +334,12 @@ def test_dyml_product_class_weights_take_the_head_sgd_of_the_happier_repository(
   o = config.optim
   rules = dict(o.groups)
   assert (o.name, o.learning_rate, o.weight_decay, o.momentum, o.nesterov, o.min_learning_rate) == (
-      "sgd", 0.01, 1e-4, 0.9, True, 1e-5)
+    "sgd",
+    0.01,
+    1e-4,
+    0.9,
+    True,
+    1e-5,
+  )
   assert rules["^loss/cluster/"] * o.learning_rate == pytest.approx(0.02)
   assert rules[HEAD] * o.learning_rate == pytest.approx(0.02)
-
-
-def test_every_experiment_cites_one_source():
-  repositories = ("ROADMAP repository", "SupRank repository", "HAPPIER repository", "python suprank/run.py")
-  for path in EXPERIMENTS:
-    with open(os.path.join(CONFIGS, path), encoding="utf-8") as f:
-      doc = f.read().split('"""')[1]
-    assert doc.count("\nOriginal:") == 1, path
-    original = doc.split("\nOriginal:")[1].split("\n\n")[0]
-    assert sum(name in original for name in repositories) == 1, (path, original)

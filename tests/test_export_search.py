@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from suprank_jax import export, index as index_lib, search, train
 from suprank_jax.configs import digits
 from suprank_jax.evaluation import pictures
-from suprank_jax.input_pipeline import sources, transforms
+from suprank_jax.index import export, search
+from suprank_jax.index import store as index_lib
+from suprank_jax.input_pipeline import datasets, sources, transforms
 from suprank_jax.models import build_model
+from suprank_jax.training import train
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
 
@@ -31,11 +33,23 @@ def _write(out_dir, embeddings, searcher="auto", labels=None):
   num = len(embeddings)
   labels = np.stack([np.arange(num) % 5, np.arange(num) % 5 % 2], 1) if labels is None else labels
   return index_lib.write_index(
-      str(out_dir), embeddings, locations=[f"item{i}.png" for i in range(num)], labels=labels,
-      level_names=("fine", "coarse"), variables={"params": {"w": np.ones(3, np.float32)}},
-      model={"name": "convnet", "checkpoint_step": 1, "workdir": "/nowhere", "input_shape": [8, 8, 1],
-             "image_channels": 1},
-      gallery={"images": "/nowhere"}, config={"seed": 0}, searcher=searcher)
+    str(out_dir),
+    embeddings,
+    locations=[f"item{i}.png" for i in range(num)],
+    labels=labels,
+    level_names=("fine", "coarse"),
+    variables={"params": {"w": np.ones(3, np.float32)}},
+    model={
+      "name": "convnet",
+      "checkpoint_step": 1,
+      "workdir": "/nowhere",
+      "input_shape": [8, 8, 1],
+      "image_channels": 1,
+    },
+    gallery={"images": "/nowhere"},
+    config={"seed": 0},
+    searcher=searcher,
+  )
 
 
 def _brute_force(queries, gallery, k):
@@ -156,7 +170,7 @@ def run_dir(tmp_path_factory):
 def digit_files(tmp_path_factory):
   """Test digits 3, 100 and 500 as PNG files, and a file that is not an image."""
   folder = tmp_path_factory.mktemp("queries")
-  test = sources.DATASETS["digits"]("", "test")
+  test = datasets.DATASETS["digits"]("", "test")
   paths = []
   for i in (3, 100, 500):
     paths.append(str(folder / f"test_{i}.png"))
@@ -179,7 +193,7 @@ def test_exported_split_records_its_model_and_items(test_index, run_dir):
   assert m["model"]["workdir"] == os.path.abspath(run_dir) and m["gallery"] == {"dataset": "digits", "split": "test"}
   assert (m["model"]["input_shape"], m["model"]["image_channels"]) == ([8, 8, 1], 1)
   assert m["config"]["model"]["embed_dim"] == 16
-  test = sources.DATASETS["digits"]("", "test")
+  test = datasets.DATASETS["digits"]("", "test")
   np.testing.assert_array_equal(test_index.labels, test.labels)
   assert test_index.locations[12] == "digits/test[12]"
   assert m["model"]["weights_sha256"] == index_lib.weights_fingerprint(export.load_run(run_dir).variables)
@@ -192,13 +206,15 @@ def test_searching_image_files_matches_numpy_brute_force(test_index, digit_files
   np.testing.assert_array_equal(results.indices[:, 0], [3, 100, 500])
   np.testing.assert_allclose(results.scores[:, 0], 1.0, atol=1e-5)
   config = test_index.config()
-  queries = search.embed_images(build_model(config.model), test_index.variables(),
-                                search.preprocess_images(results.images, config.input, [8, 8, 1]))
+  queries = search.embed_images(
+    build_model(config.model), test_index.variables(), search.preprocess_images(results.images, config.input, [8, 8, 1])
+  )
   _, expected_scores = _brute_force(queries, np.asarray(test_index.embeddings), 6)
   # Scores in order, and each returned item really has the score given (ties may swap equal items).
   np.testing.assert_allclose(results.scores, expected_scores, atol=1e-5)
-  np.testing.assert_allclose(results.scores, np.take_along_axis(queries @ test_index.embeddings.T,
-                                                                results.indices, 1), atol=1e-5)
+  np.testing.assert_allclose(
+    results.scores, np.take_along_axis(queries @ test_index.embeddings.T, results.indices, 1), atol=1e-5
+  )
   text = search.format_results(test_index, results)
   assert text.splitlines()[0] == paths[0]
   assert text.splitlines()[1].split() == ["1", f"{results.scores[0, 0]:.4f}", "digits/test[3]", "digit=3", "shape=2"]
@@ -264,9 +280,25 @@ def test_search_command_prints_neighbours_and_draws_them(test_index, digit_files
   picture_path = str(tmp_path / "found.png")
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
   env.pop("XLA_FLAGS", None)
-  out = subprocess.run([sys.executable, "-m", "suprank_jax.search", "--index", test_index.directory, *paths[:2],
-                        "--k", "4", "--picture", picture_path], cwd=REPO, env=env, capture_output=True, text=True,
-                       timeout=300)
+  out = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "suprank_jax.search",
+      "--index",
+      test_index.directory,
+      *paths[:2],
+      "--k",
+      "4",
+      "--picture",
+      picture_path,
+    ],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert out.returncode == 0, out.stderr
   lines = out.stdout.splitlines()
   assert lines[0] == paths[0] and lines[1].split()[2] == "digits/test[3]" and lines[5] == paths[1]

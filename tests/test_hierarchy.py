@@ -13,7 +13,8 @@ def test_pair_levels_matches_reference_label_matrix(golden):
   np.testing.assert_array_equal(hierarchy.pair_levels(labels, other), arrays["label_matrix_level_MULTI"])
   for level in range(3):
     np.testing.assert_array_equal(
-        hierarchy.pair_levels(labels, other, level=level), arrays[f"label_matrix_level_{level}"])
+      hierarchy.pair_levels(labels, other, level=level), arrays[f"label_matrix_level_{level}"]
+    )
 
 
 @pytest.mark.parametrize("name", golden_case_names("relevance"))

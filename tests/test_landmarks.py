@@ -15,15 +15,16 @@ import numpy as np
 import pytest
 
 from suprank_jax import evaluate as evaluate_lib
-from suprank_jax import parallel, train
 from suprank_jax.configs import common, experiment
 from suprank_jax.evaluation import evaluator as evaluator_lib
 from suprank_jax.evaluation import image_embedding as IE
 from suprank_jax.evaluation import landmarks as LM
-from suprank_jax.evaluation import search
-from suprank_jax.input_pipeline import sources
+from suprank_jax.evaluation import scoring
+from suprank_jax.input_pipeline import datasets
 from suprank_jax.input_pipeline.readers import revisited
 from suprank_jax.models import default_config, heads
+from suprank_jax.runtime import parallel
+from suprank_jax.training import train
 from tests import miniatures
 from tests.test_models import _tiny_resnet
 
@@ -33,34 +34,35 @@ pytestmark = pytest.mark.usefixtures("fast_compile")
 # ----------------------------------------------------------------------------------------------
 # The standard protocol's implementation (revisitop, python/evaluate.py), as published.
 
+
 def _compute_ap(ranks, nres):
   nimgranks = len(ranks)
   ap = 0
-  recall_step = 1. / nres
+  recall_step = 1.0 / nres
   for j in np.arange(nimgranks):
     rank = ranks[j]
-    precision_0 = 1. if rank == 0 else float(j) / rank
+    precision_0 = 1.0 if rank == 0 else float(j) / rank
     precision_1 = float(j + 1) / (rank + 1)
-    ap += (precision_0 + precision_1) * recall_step / 2.
+    ap += (precision_0 + precision_1) * recall_step / 2.0
   return ap
 
 
 def _compute_map(ranks, gnd, kappas=()):
-  map_ = 0.
+  map_ = 0.0
   nq = len(gnd)
   aps = np.zeros(nq)
   pr = np.zeros(len(kappas))
   prs = np.zeros((nq, len(kappas)))
   nempty = 0
   for i in np.arange(nq):
-    qgnd = np.array(gnd[i]['ok'])
+    qgnd = np.array(gnd[i]["ok"])
     if qgnd.shape[0] == 0:
-      aps[i] = float('nan')
-      prs[i, :] = float('nan')
+      aps[i] = float("nan")
+      prs[i, :] = float("nan")
       nempty += 1
       continue
     try:
-      qgndj = np.array(gnd[i]['junk'])
+      qgndj = np.array(gnd[i]["junk"])
     except KeyError:
       qgndj = np.empty(0)
     pos = np.arange(ranks.shape[0])[np.isin(ranks[:, i], qgnd)]
@@ -92,8 +94,11 @@ def _standard_metrics(query, gallery, gnd, distractors=None, kappas=(1, 5, 10)):
   scores = np.dot(np.asarray(database, np.float64), np.asarray(query, np.float64).T)
   ranks = np.argsort(-scores, axis=0)
   out = {}
-  for setup, ok, junk in (("easy", ("easy",), ("junk", "hard")), ("medium", ("easy", "hard"), ("junk",)),
-                          ("hard", ("hard",), ("junk", "easy"))):
+  for setup, ok, junk in (
+    ("easy", ("easy",), ("junk", "hard")),
+    ("medium", ("easy", "hard"), ("junk",)),
+    ("hard", ("hard",), ("junk", "easy")),
+  ):
     gnd_t = [{"ok": np.concatenate([g[k] for k in ok]), "junk": np.concatenate([g[k] for k in junk])} for g in gnd]
     m, _, pr, _ = _compute_map(ranks, gnd_t, kappas)
     out[f"mAP_{setup}"] = m
@@ -104,7 +109,7 @@ def _standard_metrics(query, gallery, gnd, distractors=None, kappas=(1, 5, 10)):
 def _random_gnd(rng, num_queries, num_gallery):
   gnd = []
   for q in range(num_queries):
-    items = rng.permutation(num_gallery)[:rng.integers(3, 12)]
+    items = rng.permutation(num_gallery)[: rng.integers(3, 12)]
     cut = np.sort(rng.choice(np.arange(1, len(items)), 2, replace=False))
     easy, hard, junk = np.split(items, cut)
     gnd.append({"easy": easy, "hard": hard if q != 1 else hard[:0], "junk": junk})
@@ -119,6 +124,7 @@ def _unit(rng, n, d):
 # ----------------------------------------------------------------------------------------------
 # Protocol.
 
+
 def test_medium_and_hard_map_match_golden(golden):
   case, g = golden("landmark_map_medium_hard")
   gnd = [{k: g[f"q{i}_{k}"] for k in ("easy", "hard", "junk")} for i in range(case["hyperparameters"]["n_queries"])]
@@ -131,10 +137,12 @@ def test_medium_and_hard_map_match_golden(golden):
 def _write_miniature(path):
   # Query 0 ranks gallery items [2, 0, 5, 1, 4, 3]; query 1 ranks them in index order.
   data = {
-      "imlist": [f"city_{i}" for i in range(6)],
-      "qimlist": ["city_q0", "city_q1"],
-      "gnd": [{"bbx": [0, 0, 10, 10], "easy": [0], "hard": [4], "junk": [5]},
-              {"bbx": [0, 0, 10, 10], "easy": [0, 1], "hard": [], "junk": []}],
+    "imlist": [f"city_{i}" for i in range(6)],
+    "qimlist": ["city_q0", "city_q1"],
+    "gnd": [
+      {"bbx": [0, 0, 10, 10], "easy": [0], "hard": [4], "junk": [5]},
+      {"bbx": [0, 0, 10, 10], "easy": [0, 1], "hard": [], "junk": []},
+    ],
   }
   with open(path, "wb") as f:
     pickle.dump(data, f)
@@ -150,9 +158,17 @@ def test_miniature_ground_truth_file_gives_hand_computed_map_and_mp(tmp_path):
   # q0 medium: positives at [1, 3] -> (0 + 1/2)/2 + (1/3 + 2/4)/2 = 2/3, / 2 = 1/3; q1: 1.
   # q0 hard: junk {5, 0} -> positive at 2 -> (0 + 1/3)/2 = 1/6; q1 has no hard: excluded.
   # q0 easy: junk {5, 4} -> positive at 1 -> 1/4; q1: 1.
-  expected = {"mAP_medium": (1 / 3 + 1) / 2, "mAP_hard": 1 / 6, "mAP_easy": (0.25 + 1) / 2,
-              "mP@1_medium": 0.5, "mP@5_medium": (2 / 4 + 1) / 2, "mP@5_hard": 1 / 3, "mP@5_easy": (1 / 2 + 1) / 2,
-              "num_queries_hard": 1, "num_queries_medium": 2}
+  expected = {
+    "mAP_medium": (1 / 3 + 1) / 2,
+    "mAP_hard": 1 / 6,
+    "mAP_easy": (0.25 + 1) / 2,
+    "mP@1_medium": 0.5,
+    "mP@5_medium": (2 / 4 + 1) / 2,
+    "mP@5_hard": 1 / 3,
+    "mP@5_easy": (1 / 2 + 1) / 2,
+    "num_queries_hard": 1,
+    "num_queries_medium": 2,
+  }
   for key, value in expected.items():
     assert res[key] == pytest.approx(value, rel=1e-12), key
 
@@ -185,7 +201,7 @@ def test_distractor_counts_stream_in_blocks_and_rank_ties_after_the_gallery(monk
   query, distractors = _unit(rng, 3, 8), _unit(rng, 50, 8)
   gallery_scores = query @ _unit(rng, 7, 8).T
   gallery_scores[0, 0] = float(query[0] @ distractors[5])  # a tie with a distractor
-  monkeypatch.setattr(search, "GALLERY_BLOCK_BYTES", 7 * 8 * 4)  # blocks of 7 rows
+  monkeypatch.setattr(scoring, "GALLERY_BLOCK_BYTES", 7 * 8 * 4)  # blocks of 7 rows
   counts = LM.count_distractors_before(query, gallery_scores, distractors)
   expected = ((query @ distractors.T)[:, None, :] > gallery_scores[:, :, None]).sum(-1)
   np.testing.assert_array_equal(counts, expected)
@@ -193,8 +209,10 @@ def test_distractor_counts_stream_in_blocks_and_rank_ties_after_the_gallery(monk
 
 def test_several_benchmarks_search_the_distractors_once_and_equal_each_alone(monkeypatch):
   rng = np.random.default_rng(6)
-  sets = {name: (_unit(rng, nq, 16), _unit(rng, ng, 16), _random_gnd(rng, nq, ng))
-          for name, nq, ng in (("a", 5, 30), ("b", 4, 45))}
+  sets = {
+    name: (_unit(rng, nq, 16), _unit(rng, ng, 16), _random_gnd(rng, nq, ng))
+    for name, nq, ng in (("a", 5, 30), ("b", 4, 45))
+  }
   distractors = _unit(rng, 200, 16)
   for mode, kwargs in (("exact", {}), ("scann", dict(scann_num_neighbors=200))):
     reads = []
@@ -215,8 +233,9 @@ def test_scann_search_is_exact_when_it_keeps_every_distractor_and_truncates_the_
   query, gallery, distractors = _unit(rng, 6, 16), _unit(rng, 40, 16), _unit(rng, 300, 16)
   gnd = _random_gnd(rng, 6, 40)
   exact = LM.evaluate_revisited(query, gallery, gnd, distractors=distractors)
-  kept_all = LM.evaluate_revisited(query, gallery, gnd, distractors=distractors, search_mode="scann",
-                                   scann_num_neighbors=300)
+  kept_all = LM.evaluate_revisited(
+    query, gallery, gnd, distractors=distractors, search_mode="scann", scann_num_neighbors=300
+  )
   for key, value in exact.items():
     assert kept_all[key] == pytest.approx(value, rel=1e-6), key
   # The ranking down to the 20th distractor: what is below it is left out of the standard ranking.
@@ -226,22 +245,24 @@ def test_scann_search_is_exact_when_it_keeps_every_distractor_and_truncates_the_
   order = np.argsort(-all_scores, axis=1, kind="stable")
   for q in range(len(query)):
     cut = np.flatnonzero(order[q] >= scores.shape[1])[19]  # position of the 20th distractor
-    kept = order[q, :cut + 1]
+    kept = order[q, : cut + 1]
     kept = kept[kept < scores.shape[1]]
     assert set(np.flatnonzero(counts[q] < LM.NOT_RETRIEVED)) == set(kept.tolist())
 
 
 def test_the_package_has_one_multiscale_embedding_the_originals():
   assert LM.multiscale_embed is heads.multiscale_embed
-  assert heads.MULTISCALE_SCALES == (1.0, 2 ** -0.5, 0.5)
+  assert heads.MULTISCALE_SCALES == (1.0, 2**-0.5, 0.5)
 
 
 # ----------------------------------------------------------------------------------------------
 # Images at the protocol's resolution.
 
+
 def _original_revisited_item(path, box, imsize):
   """The original's ``RevisitedDataset.__getitem__`` (suprank/datasets/revisited_dataset.py lines 64-76)."""
   from PIL import Image
+
   img = Image.open(path)
   imfullsize = max(img.size)
   if box is not None:
@@ -273,6 +294,7 @@ def test_square_size_is_the_originals_configs_crop_then_resize_to_a_square(revis
   # The original's configs build RevisitedDataset without imsize (no thumbnail) and transform with
   # torchvision's Resize([s, s]), which on a PIL image is img.resize((s, s), BILINEAR).
   from PIL import Image
+
   sets, _ = revisited.revisited_sets(revisited_dir, distractors="no")
   for source in sets["roxford5k"]:
     for i in range(len(source)):
@@ -293,8 +315,9 @@ def test_revisited_sets_read_both_benchmarks_and_the_distractors_when_present(re
     revisited.revisited_sets(bare, distractors="yes")
   truth = miniatures.ground_truth("roxford5k")
   query, gallery = sets["roxford5k"]
-  assert [os.path.relpath(p, os.path.join(revisited_dir, "roxford5k")) for p in gallery.paths] == \
-      [i.path for i in truth["gallery"]]
+  assert [os.path.relpath(p, os.path.join(revisited_dir, "roxford5k")) for p in gallery.paths] == [
+    i.path for i in truth["gallery"]
+  ]
   np.testing.assert_array_equal(query.labels[:, 0], [0, 1, 2, 3, 4])  # joint ids with the gallery
 
 
@@ -389,16 +412,21 @@ def test_padded_batches_pool_each_image_over_its_own_region(tiny):
   assert padded.batch_shape(40, 64) == (64, 64) and exact.batch_shape(40, 64) == (40, 64)
   full, small = rng.integers(0, 256, (64, 64, 3), np.uint8), rng.integers(0, 256, (40, 64, 3), np.uint8)
   # An image of the batch shape is embedded as alone.
-  np.testing.assert_allclose(padded(padded.local_variables(variables), [full]),
-                             exact(exact.local_variables(variables), [full]), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+    padded(padded.local_variables(variables), [full]),
+    exact(exact.local_variables(variables), [full]),
+    rtol=1e-5,
+    atol=1e-6,
+  )
   # A smaller one: its normalised pixels in a zero canvas, pooled over the feature rows it covers
   # (ceil(40 / 32) = 2 of 2 here: the same map, rows computed partly from the padding).
   x = (small / 255.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
   canvas = np.zeros((1, 64, 64, 3), np.float32)
   canvas[0, :40] = x
   expected = model.apply(variables, canvas, train=False, image_sizes=np.array([[40, 64]]))
-  np.testing.assert_allclose(padded(padded.local_variables(variables), [small, full])[:1], expected,
-                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+    padded(padded.local_variables(variables), [small, full])[:1], expected, rtol=1e-5, atol=1e-6
+  )
 
 
 def test_learned_whitening_and_mixed_precision_evaluations_run(revisited_dir, tiny, tmp_path):
@@ -406,11 +434,13 @@ def test_learned_whitening_and_mixed_precision_evaluations_run(revisited_dir, ti
   gldv2 = miniatures.make_gldv2(str(tmp_path / "gldv2"))
   config = common.base_config()
   config.input.update(dict(dataset="gldv2", data_dir=gldv2, normalization="imagenet"))
-  ev_config = common.revisited_eval_config(revisited_dir, batch_size=8, distractors="no", learn_whitening_images=20,
-                                           dtype="bfloat16", multiscale=True)
+  ev_config = common.revisited_eval_config(
+    revisited_dir, batch_size=8, distractors="no", learn_whitening_images=20, dtype="bfloat16", multiscale=True
+  )
   lines = []
-  ev = evaluator_lib.Evaluator("revisited", ev_config, config.input, model=model, mesh=parallel.make_mesh(),
-                               log=lines.append)
+  ev = evaluator_lib.Evaluator(
+    "revisited", ev_config, config.input, model=model, mesh=parallel.make_mesh(), log=lines.append
+  )
   metrics = ev.run(_State(variables))
   assert all(np.isfinite(v) for v in metrics.values()) and "rparis6k/mAP_hard" in metrics
   assert any("learned a PCA-whitening from 20 training images" in line for line in lines)
@@ -418,7 +448,9 @@ def test_learned_whitening_and_mixed_precision_evaluations_run(revisited_dir, ti
   np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, rtol=1e-5)
 
 
-@pytest.mark.parametrize("settings,match", [
+@pytest.mark.parametrize(
+  "settings,match",
+  [
     (dict(kind="search"), "kind='search'; valid"),
     (dict(split="query"), "split is set but .*kind='revisited' does not read it"),
     (dict(data_dir=""), "data_dir is empty"),
@@ -429,7 +461,8 @@ def test_learned_whitening_and_mixed_precision_evaluations_run(revisited_dir, ti
     (dict(revisited=dict(whitening="/nowhere/w.npz")), "no such file"),
     (dict(revisited=dict(square_size=224, max_side=512)), "max_side is not read with"),
     (dict(revisited=dict(square_size=-1)), "square_size=-1 must be an integer >= 0"),
-])
+  ],
+)
 def test_bad_revisited_settings_stop_when_the_evaluator_is_built(revisited_dir, settings, match):
   config = common.base_config()
   ev = common.revisited_eval_config(revisited_dir)
@@ -450,8 +483,10 @@ def test_a_retrieval_evaluation_rejects_revisited_settings():
 # ----------------------------------------------------------------------------------------------
 # Training and both evaluation kinds on the miniatures.
 
+
 def _landmark_run_config(path, data_root):
   from tests.test_experiments import load_experiment, shrink  # pylint: disable=g-import-not-at-top
+
   config = load_experiment(path)
   data_dir = miniatures.for_config(config, data_root)
   config.model = default_config("resnet18")  # a small backbone: the run tests the data and evaluations
@@ -474,19 +509,25 @@ def test_gldv2_training_evaluates_revisited_and_hgldv2_and_the_evaluate_command_
     assert all(np.isfinite(v) for v in metrics.values())
   assert os.path.isfile(os.path.join(workdir, "pictures", "roxf_rpar_step000002.png"))
   header, *rows = train.summary_table(summary).splitlines()
-  assert header.split()[1:] == ["mAP@R_level0", "H-AP_multi", "roxford5k/mAP_medium", "roxford5k/mAP_hard",
-                                "rparis6k/mAP_medium", "rparis6k/mAP_hard"]
+  assert header.split()[1:] == [
+    "mAP@R_level0",
+    "H-AP_multi",
+    "roxford5k/mAP_medium",
+    "roxford5k/mAP_hard",
+    "rparis6k/mAP_medium",
+    "rparis6k/mAP_hard",
+  ]
   trained = next(r for r in rows if r.startswith("trained (roxf_rpar)")).split()
   assert trained[-4:] == [f"{final['roxf_rpar'][k]:.4f}" for k in header.split()[-4:]]
-  step, results = evaluate_lib.evaluate(evaluate_lib.workdir_config.load(workdir), workdir=workdir,
-                                        log=lambda _: None)
+  step, results = evaluate_lib.evaluate(evaluate_lib.workdir_config.load(workdir), workdir=workdir, log=lambda _: None)
   assert step == 2
   for name in ("roxf_rpar", "hgldv2"):
     assert results[name] == pytest.approx(final[name], rel=1e-5, abs=1e-7)
 
 
 def test_a_large_index_is_embedded_on_disk_resumes_after_an_interruption_and_gives_the_same_numbers(
-    tmp_path, tiny, monkeypatch):
+  tmp_path, tiny, monkeypatch
+):
   config = _landmark_run_config("landmarks/happier_hgldv2.py", str(tmp_path / "data"))
   model, variables = tiny
   ev_config = config.evals.hgldv2
@@ -494,8 +535,9 @@ def test_a_large_index_is_embedded_on_disk_resumes_after_an_interruption_and_giv
 
   def evaluator(**store):
     ev_config.update(store)
-    return evaluator_lib.Evaluator("hgldv2", ev_config, config.input, model=model, mesh=parallel.make_mesh(),
-                                   log=lines.append)
+    return evaluator_lib.Evaluator(
+      "hgldv2", ev_config, config.input, model=model, mesh=parallel.make_mesh(), log=lines.append
+    )
 
   lines = []
   in_memory = evaluator().run(_State(variables))
@@ -515,8 +557,8 @@ def test_a_large_index_is_embedded_on_disk_resumes_after_an_interruption_and_giv
     ev.run(_State(variables))
   ev._embed, calls = (lambda v, batch: calls.append(1) or embed(v, batch)), []
   lines.clear()
-  read_rows, reads = search.read_rows, []
-  monkeypatch.setattr(search, "read_rows", lambda a, i, j: reads.append(search.on_disk(a)) or read_rows(a, i, j))
+  read_rows, reads = scoring.read_rows, []
+  monkeypatch.setattr(scoring, "read_rows", lambda a, i, j: reads.append(scoring.on_disk(a)) or read_rows(a, i, j))
   on_disk = ev.run(_State(variables))
   assert reads.count(True) >= 2  # the index is checked and searched from its store on disk
   gallery_size = len(ev.gallery_source)
@@ -531,8 +573,11 @@ def test_an_unwritable_store_folder_stops_the_evaluator_before_any_work(tmp_path
   config = _landmark_run_config("landmarks/happier_hgldv2.py", str(tmp_path / "data"))
   (tmp_path / "a_file").write_text("")
   config.evals.hgldv2.update(cache_dir=str(tmp_path / "a_file" / "cache"), cache_min_items=10)
-  with pytest.raises(ValueError, match=r"config.evals.hgldv2.cache_dir: .*a_file/cache is not writable .*"
-                                       r"gldv2_hierarchical/gallery \(15 images, cache_min_items=10\)"):
+  with pytest.raises(
+    ValueError,
+    match=r"config.evals.hgldv2.cache_dir: .*a_file/cache is not writable .*"
+    r"gldv2_hierarchical/gallery \(15 images, cache_min_items=10\)",
+  ):
     evaluator_lib.Evaluator("hgldv2", config.evals.hgldv2, config.input, model=tiny[0], mesh=parallel.make_mesh())
   config.evals.hgldv2.cache_min_items = 16  # every set stays in memory: nothing is written there
   evaluator_lib.Evaluator("hgldv2", config.evals.hgldv2, config.input, model=tiny[0], mesh=parallel.make_mesh())
@@ -540,19 +585,22 @@ def test_an_unwritable_store_folder_stops_the_evaluator_before_any_work(tmp_path
 
 def _gallery_of(config):
   from suprank_jax.evaluation.evaluator import evaluation_input_config  # pylint: disable=g-import-not-at-top
-  return sources.get_source(evaluation_input_config(config.input, config.evals.hgldv2), "gallery")
+
+  return datasets.get_source(evaluation_input_config(config.input, config.evals.hgldv2), "gallery")
 
 
 def test_sfm120k_reader_and_its_group(tmp_path):
   root = miniatures.make_sfm120k(str(tmp_path / "sfm"))
-  source = sources.DATASETS["sfm120k"](root, "train")
+  source = datasets.DATASETS["sfm120k"](root, "train")
   truth = miniatures.ground_truth("sfm120k")["train"]
   assert [os.path.relpath(p, root) for p in source.paths] == [i.path for i in truth]
-  assert source.num_classes == (9,) and len(sources.DATASETS["sfm120k"](root, "train", min_images_per_class=4)) == 33
-  config = experiment.compose(dataset="sfm120k", model="resnet_101_lm", optimizer="gldv2", loss="norm_softmax",
-                              num_epochs=1)
+  assert source.num_classes == (9,) and len(datasets.DATASETS["sfm120k"](root, "train", min_images_per_class=4)) == 33
+  config = experiment.compose(
+    dataset="sfm120k", model="resnet_101_lm", optimizer="gldv2", loss="norm_softmax", num_epochs=1
+  )
   assert config.input.dataset == "sfm120k" and list(config.evals) == ["roxf_rpar"]
   from tests.test_experiments import shrink  # pylint: disable=g-import-not-at-top
+
   shrink(config, miniatures.for_config(config, str(tmp_path / "data")))
   run = train.prepare(config, str(tmp_path / "run"), log=lambda _: None)
   assert isinstance(run.evaluators["roxf_rpar"], evaluator_lib.RevisitedEvaluator)

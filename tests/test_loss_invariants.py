@@ -85,8 +85,9 @@ def test_all_masked_gives_finite_value_and_gradient(name):
   f, params = _loss(name), _params(name)
   emb, labels, _, memory_labels = _memory(2)
   empty = memory_inputs(emb, labels, jnp.zeros((MEMORY, DIM)), memory_labels, jnp.zeros(MEMORY, bool))
-  value, grads = jax.jit(jax.value_and_grad(
-      lambda e, p: f(empty.replace(embeddings=e), p, _noise(BATCH, MEMORY)), argnums=(0, 1)))(emb, params)
+  value, grads = jax.jit(
+    jax.value_and_grad(lambda e, p: f(empty.replace(embeddings=e), p, _noise(BATCH, MEMORY)), argnums=(0, 1))
+  )(emb, params)
   assert np.isfinite(value)
   assert all(np.isfinite(g).all() for g in jax.tree.leaves(grads))
 
@@ -97,8 +98,9 @@ def test_jit_equals_eager(name):
   f, params = _loss(name), _params(name)
   emb, labels = _data(4, BATCH)
   inputs = batch_inputs(emb, labels)
-  np.testing.assert_allclose(jax.jit(f)(inputs, params, _noise(BATCH, BATCH)), f(inputs, params, _noise(BATCH, BATCH)),
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+    jax.jit(f)(inputs, params, _noise(BATCH, BATCH)), f(inputs, params, _noise(BATCH, BATCH)), rtol=1e-6
+  )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -128,12 +130,14 @@ def test_bf16_inputs_are_computed_in_float32(name):
   f, params = jax.jit(_loss(name)), _params(name)
   emb, labels, memory, memory_labels = _memory(8)
   low = lambda x: x.astype(jnp.bfloat16)
-  value = f(memory_inputs(low(emb), labels, low(memory), memory_labels), jax.tree.map(low, params),
-            _noise(BATCH, MEMORY))
+  value = f(
+    memory_inputs(low(emb), labels, low(memory), memory_labels), jax.tree.map(low, params), _noise(BATCH, MEMORY)
+  )
   assert value.dtype == jnp.float32
   up = lambda x: low(x).astype(jnp.float32)
-  expected = f(memory_inputs(up(emb), labels, up(memory), memory_labels), jax.tree.map(up, params),
-               _noise(BATCH, MEMORY))
+  expected = f(
+    memory_inputs(up(emb), labels, up(memory), memory_labels), jax.tree.map(up, params), _noise(BATCH, MEMORY)
+  )
   np.testing.assert_allclose(value, expected, rtol=1e-6)
 
 
@@ -159,8 +163,9 @@ def test_per_query_values_are_each_querys_loss_alone(name):
   noise = _noise(BATCH, MEMORY)
   per_query = jax.jit(_loss(name, reduce_fn=None))(memory_inputs(emb, labels, memory, memory_labels), params, noise)
   assert per_query.shape == (BATCH,)
-  alone = jax.jit(jax.vmap(lambda e, l, n: _loss(name)(memory_inputs(e[None], l[None], memory, memory_labels), params,
-                                                       n[None])))(emb, labels, noise)
+  alone = jax.jit(
+    jax.vmap(lambda e, l, n: _loss(name)(memory_inputs(e[None], l[None], memory, memory_labels), params, n[None]))
+  )(emb, labels, noise)
   # float32 cross-entropies of ~40 cancel to ~1e-5 on a well classified query: an absolute term.
   np.testing.assert_allclose(per_query, alone, rtol=1e-5, atol=1e-6 * np.abs(alone).max())
 

@@ -28,18 +28,24 @@ def _ranked_from_scores(scores, query_labels, gallery_labels, drop):
     level_counts.append(np.bincount(eq.sum(1), minlength=num_levels + 1))
     column_counts.append(eq.sum(0))
     num_ranked.append(len(order))
-  return M.RankedRelevant(np.array(offsets), np.array(ranks, np.int64), np.array(agree, np.uint8),
-                          np.array(level_counts), np.array(column_counts), np.array(num_ranked))
+  return M.RankedRelevant(
+    np.array(offsets),
+    np.array(ranks, np.int64),
+    np.array(agree, np.uint8),
+    np.array(level_counts),
+    np.array(column_counts),
+    np.array(num_ranked),
+  )
 
 
 def _golden_names_to_values(ranked, relevances):
   """Our per-query values under the golden metric names (R@1/R@4 are the golden's TRUE recall)."""
   out = {
-      "NDCG_multi": M.ndcg_metric(ranked),
-      "H-AP_multi": M.hap_metric(ranked, relevances),
-      "ASI_multi": M.asi_metric(ranked),
-      "AP#1_exclude": M.level_ap_metric(ranked, level=1),
-      "AP#2_exclude": M.level_ap_metric(ranked, level=2),
+    "NDCG_multi": M.ndcg_metric(ranked),
+    "H-AP_multi": M.hap_metric(ranked, relevances),
+    "ASI_multi": M.asi_metric(ranked),
+    "AP#1_exclude": M.level_ap_metric(ranked, level=1),
+    "AP#2_exclude": M.level_ap_metric(ranked, level=2),
   }
   for h in (0, 1):
     o, r, n = M.select_column(ranked, h)
@@ -69,8 +75,9 @@ def test_every_metric_matches_golden_chunks_in_same_source_mode(golden):
   ranked = _ranked_from_scores(scores, labels, labels, drop=[[i] for i in range(len(labels))])
   values = _golden_names_to_values(ranked, g["relevances"])
   for j, name in enumerate(g["metric_names"]):
-    np.testing.assert_allclose(_chunk_means(values[str(name)], g["chunk_sizes"]), g["chunk_values"][:, j],
-                               rtol=1e-6, err_msg=str(name))
+    np.testing.assert_allclose(
+      _chunk_means(values[str(name)], g["chunk_sizes"]), g["chunk_values"][:, j], rtol=1e-6, err_msg=str(name)
+    )
   # pytorch-metric-learning numbers (P@1, mAP@R) match too.
   for h in (0, 1):
     pml = case["values"][f"pml_level{h}"]
@@ -141,8 +148,7 @@ def test_original_mean_weights_chunks_by_size_and_leaves_out_nan_chunks():
 
 def _dense_reference(scores, query_labels, gallery_labels, table):
   num_levels = query_labels.shape[1]
-  out = {k: [] for k in ("AP", "mAP@R", "R@3", "P@3", "true_R@3", "mAP@3", "RP", "bASI", "NDCG", "ASI", "H-AP",
-                         "AP#1")}
+  out = {k: [] for k in ("AP", "mAP@R", "R@3", "P@3", "true_R@3", "mAP@3", "RP", "bASI", "NDCG", "ASI", "H-AP", "AP#1")}
   for i in range(scores.shape[0]):
     order = np.argsort(-scores[i], kind="stable")
     lev = (gallery_labels[order] == query_labels[i]).sum(1)
@@ -152,24 +158,26 @@ def _dense_reference(scores, query_labels, gallery_labels, table):
     prec = np.cumsum(binary) / pos
     nan = float("nan")
     out["AP"].append((prec * binary).sum() / big_r if big_r else nan)
-    out["mAP@R"].append((prec * binary)[:int(big_r)].sum() / big_r if big_r else nan)
+    out["mAP@R"].append((prec * binary)[: int(big_r)].sum() / big_r if big_r else nan)
     out["R@3"].append(float(binary[:3].any()))
     out["P@3"].append(binary[:3].mean())
     out["true_R@3"].append(binary[:3].sum() / min(big_r, 3) if big_r else nan)
     out["mAP@3"].append((prec * binary)[:3].sum() / min(big_r, 3) if big_r else nan)
-    out["RP"].append(binary[:int(big_r)].sum() / big_r if big_r else nan)
-    out["bASI"].append(np.mean(prec[:int(big_r)]) if big_r else nan)
-    gains = 2.0 ** lev - 1
+    out["RP"].append(binary[: int(big_r)].sum() / big_r if big_r else nan)
+    out["bASI"].append(np.mean(prec[: int(big_r)]) if big_r else nan)
+    gains = 2.0**lev - 1
     ideal = np.sort(gains)[::-1]
     idcg = (ideal / np.log2(1 + pos)).sum()
     out["NDCG"].append((gains / np.log2(1 + pos)).sum() / idcg if idcg else nan)
     n_pos = int((lev > 0).sum())
     ideal_lev = np.sort(lev)[::-1]
-    asi = [sum(min((lev[:k] == v).sum(), (ideal_lev[:k] == v).sum()) for v in range(1, num_levels + 1)) / k
-           for k in range(1, n_pos + 1)]
+    asi = [
+      sum(min((lev[:k] == v).sum(), (ideal_lev[:k] == v).sum()) for v in range(1, num_levels + 1)) / k
+      for k in range(1, n_pos + 1)
+    ]
     out["ASI"].append(np.mean(asi) if n_pos else nan)
     rel = table[i][lev]
-    hrank = np.array([np.minimum(rel[:k + 1], rel[k]).sum() for k in range(len(rel))])
+    hrank = np.array([np.minimum(rel[: k + 1], rel[k]).sum() for k in range(len(rel))])
     out["H-AP"].append((hrank / pos).sum() / rel.sum() if rel.sum() else nan)
     kept = lev <= 1
     sub = (lev[kept] == 1).astype(float)
@@ -193,11 +201,18 @@ def test_metrics_match_dense_reference_on_three_level_labels_with_missing_releva
   ref = _dense_reference(scores, query_labels, gallery_labels, table)
   o, r, n = M.select_column(ranked, 0)
   ours = {
-      "AP": M.average_precision_metric(o, r, n), "mAP@R": M.map_at_r_metric(o, r, n),
-      "R@3": M.recall_rate_at_k_metric(o, r, k=3), "P@3": M.precision_at_k_metric(o, r, ranked.num_ranked, k=3),
-      "true_R@3": M.true_recall_at_k_metric(o, r, n, k=3), "mAP@3": M.map_at_k_metric(o, r, n, k=3),
-      "RP": M.r_precision_metric(o, r, n), "bASI": M.binary_asi_metric(o, r, n), "NDCG": M.ndcg_metric(ranked),
-      "ASI": M.asi_metric(ranked), "H-AP": M.hap_metric(ranked, table), "AP#1": M.level_ap_metric(ranked, level=1),
+    "AP": M.average_precision_metric(o, r, n),
+    "mAP@R": M.map_at_r_metric(o, r, n),
+    "R@3": M.recall_rate_at_k_metric(o, r, k=3),
+    "P@3": M.precision_at_k_metric(o, r, ranked.num_ranked, k=3),
+    "true_R@3": M.true_recall_at_k_metric(o, r, n, k=3),
+    "mAP@3": M.map_at_k_metric(o, r, n, k=3),
+    "RP": M.r_precision_metric(o, r, n),
+    "bASI": M.binary_asi_metric(o, r, n),
+    "NDCG": M.ndcg_metric(ranked),
+    "ASI": M.asi_metric(ranked),
+    "H-AP": M.hap_metric(ranked, table),
+    "AP#1": M.level_ap_metric(ranked, level=1),
   }
   assert np.isnan(ref["AP"]).sum() >= 3
   for key, expected in ref.items():
@@ -206,9 +221,14 @@ def test_metrics_match_dense_reference_on_three_level_labels_with_missing_releva
 
 def test_query_without_relevant_item_is_a_recall_miss_and_left_out_of_ap_mean():
   # Query 0 has relevant items at ranks 1 and 3; query 1 has none.
-  ranked = M.RankedRelevant(offsets=np.array([0, 2, 2]), ranks=np.array([1, 3]), agree=np.array([1, 1], np.uint8),
-                            level_counts=np.array([[3, 2], [5, 0]]), column_counts=np.array([[2], [0]]),
-                            num_ranked=np.array([5, 5]))
+  ranked = M.RankedRelevant(
+    offsets=np.array([0, 2, 2]),
+    ranks=np.array([1, 3]),
+    agree=np.array([1, 1], np.uint8),
+    level_counts=np.array([[3, 2], [5, 0]]),
+    column_counts=np.array([[2], [0]]),
+    num_ranked=np.array([5, 5]),
+  )
   o, r, n = M.select_column(ranked, 0)
   np.testing.assert_array_equal(M.recall_rate_at_k_metric(o, r, k=1), [1.0, 0.0])
   ap = M.average_precision_metric(o, r, n)
@@ -218,8 +238,15 @@ def test_query_without_relevant_item_is_a_recall_miss_and_left_out_of_ap_mean():
 
 
 def test_truncated_lists_refuse_metrics_that_need_every_rank():
-  ranked = M.RankedRelevant(np.array([0, 1]), np.array([1]), np.array([1], np.uint8), np.array([[3, 1]]),
-                            np.array([[1]]), np.array([4]), depth=2)
+  ranked = M.RankedRelevant(
+    np.array([0, 1]),
+    np.array([1]),
+    np.array([1], np.uint8),
+    np.array([[3, 1]]),
+    np.array([[1]]),
+    np.array([4]),
+    depth=2,
+  )
   with pytest.raises(ValueError, match="top-2"):
     M.ndcg_metric(ranked)
 

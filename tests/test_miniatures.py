@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from suprank_jax.input_pipeline import pipeline, query_copies, sources
+from suprank_jax.input_pipeline import datasets, pipeline, query_copies
 from tests import miniatures
 
 NAMES = sorted(miniatures.MINIATURES)
@@ -15,12 +15,50 @@ NAMES = sorted(miniatures.MINIATURES)
 # The reference's hierarchy tables for the classes with 4 images, copied from the reference:
 # suprank/datasets/cub200.py lines 81-90 and 181-190 (trees[s] = [s, order, family]; the reader keeps
 # [s, family, order]) and suprank/datasets/cars196.py lines 54-63 and 152-161 (trees[m] = [m, type]).
-CUB_TREES = {1: (1, 12, 35), 2: (2, 12, 35), 3: (3, 12, 35), 4: (4, 6, 9), 5: (5, 4, 4), 6: (6, 4, 4),
-             7: (7, 4, 4), 8: (8, 4, 4), 9: (9, 8, 18), 10: (10, 8, 18), 101: (101, 9, 32), 102: (102, 8, 30),
-             103: (103, 8, 30), 104: (104, 8, 22), 105: (105, 3, 3), 106: (106, 4, 4), 107: (107, 8, 15),
-             108: (108, 8, 15), 109: (109, 8, 23), 110: (110, 6, 9)}
-CARS_TREES = {1: 7, 2: 6, 3: 6, 4: 6, 5: 6, 6: 3, 7: 4, 8: 2, 9: 3, 10: 2, 99: 3, 100: 2, 101: 3, 102: 2, 103: 2,
-              104: 3, 105: 6, 106: 1, 107: 2, 108: 5}
+CUB_TREES = {
+  1: (1, 12, 35),
+  2: (2, 12, 35),
+  3: (3, 12, 35),
+  4: (4, 6, 9),
+  5: (5, 4, 4),
+  6: (6, 4, 4),
+  7: (7, 4, 4),
+  8: (8, 4, 4),
+  9: (9, 8, 18),
+  10: (10, 8, 18),
+  101: (101, 9, 32),
+  102: (102, 8, 30),
+  103: (103, 8, 30),
+  104: (104, 8, 22),
+  105: (105, 3, 3),
+  106: (106, 4, 4),
+  107: (107, 8, 15),
+  108: (108, 8, 15),
+  109: (109, 8, 23),
+  110: (110, 6, 9),
+}
+CARS_TREES = {
+  1: 7,
+  2: 6,
+  3: 6,
+  4: 6,
+  5: 6,
+  6: 3,
+  7: 4,
+  8: 2,
+  9: 3,
+  10: 2,
+  99: 3,
+  100: 2,
+  101: 3,
+  102: 2,
+  103: 2,
+  104: 3,
+  105: 6,
+  106: 1,
+  107: 2,
+  108: 5,
+}
 
 
 @pytest.fixture(scope="module")
@@ -48,16 +86,13 @@ def _same_classes(ids, raw):
 def _nested(column_fine, column_coarse):
   """Is every class of the finer column inside exactly one class of the coarser one?"""
   parent = {}
-  for f, c in zip(map(str, column_fine), map(str, column_coarse)):
-    if parent.setdefault(f, c) != c:
-      return False
-  return True
+  return all(parent.setdefault(f, c) == c for f, c in zip(map(str, column_fine), map(str, column_coarse)))
 
 
 def _check_split(name, data_dir, split, **kwargs):
   """Loads ``split`` with our reader and checks it against the truth; returns (source, truth rows)."""
   items = miniatures.ground_truth(name)[split]
-  source = sources.DATASETS[name](data_dir, split, **kwargs)
+  source = datasets.DATASETS[name](data_dir, split, **kwargs)
   assert [os.path.relpath(p, data_dir) for p in source.paths] == [i.path for i in items], (name, split)
   truth = _truth_columns(name, items, kwargs)
   common = min(truth.shape[1], source.num_levels)
@@ -65,8 +100,9 @@ def _check_split(name, data_dir, split, **kwargs):
     assert _same_classes(source.labels[:, level], truth[:, level]), (name, split, level)
     assert source.num_classes[level] == len(set(truth[:, level]))  # contiguous ids 0..K-1
   for level in range(common - 1):
-    assert _nested(source.labels[:, level], source.labels[:, level + 1]) == _nested(truth[:, level],
-                                                                                    truth[:, level + 1])
+    assert _nested(source.labels[:, level], source.labels[:, level + 1]) == _nested(
+      truth[:, level], truth[:, level + 1]
+    )
   # Finest level first: class counts never grow from one level to the next.
   assert list(source.num_classes) == sorted(source.num_classes, reverse=True), (name, split, source.num_classes)
   return source, truth
@@ -83,7 +119,7 @@ def test_inaturalist_modes(built, kwargs):
   for split in ("train", "test", "all"):
     source, truth = _check_split("inaturalist", built["inaturalist"], split, **kwargs)
     assert source.num_levels == truth.shape[1]
-  full = sources.DATASETS["inaturalist"](built["inaturalist"], "train", mode="full")
+  full = datasets.DATASETS["inaturalist"](built["inaturalist"], "train", mode="full")
   assert full.num_classes == (9, 7, 5, 4, 3, 3, 2)  # species .. kingdom of the 9 train species
   assert all(_nested(full.labels[:, k], full.labels[:, k + 1]) for k in range(6))
 
@@ -92,7 +128,7 @@ def test_inaturalist_modes(built, kwargs):
 def test_inshop_hierarchy_modes(built, mode):
   for split in ("train", "query", "gallery"):
     _check_split("inshop", built["inshop"], split, hierarchy_mode=mode)
-  train = sources.DATASETS["inshop"](built["inshop"], "train")
+  train = datasets.DATASETS["inshop"](built["inshop"], "train")
   assert train.num_classes == (8, 3, 2)
   # Denim is a category of both genders in the release: category is not nested in gender.
   assert _nested(train.labels[:, 0], train.labels[:, 1]) and not _nested(train.labels[:, 1], train.labels[:, 2])
@@ -100,7 +136,7 @@ def test_inshop_hierarchy_modes(built, mode):
 
 def test_cub_and_cars_levels_follow_the_reference_tables(built):
   for split in ("train", "test"):
-    cub = sources.DATASETS["cub"](built["cub"], split)
+    cub = datasets.DATASETS["cub"](built["cub"], split)
     assert cub.num_classes[0] == 100
     big = [n for n, p in enumerate(cub.paths) if int(p.split("/")[-2][:3]) in CUB_TREES]
     species = [int(cub.paths[n].split("/")[-2][:3]) for n in big]
@@ -108,22 +144,28 @@ def test_cub_and_cars_levels_follow_the_reference_tables(built):
     order = [CUB_TREES[s][1] for s in species]
     assert _same_classes(cub.labels[big, 1], family) and _same_classes(cub.labels[big, 2], order)
     assert _nested(cub.labels[:, 0], cub.labels[:, 1]) and _nested(cub.labels[:, 1], cub.labels[:, 2])
-    cars = sources.DATASETS["cars"](built["cars"], split)
+    cars = datasets.DATASETS["cars"](built["cars"], split)
     models = [miniatures.ground_truth("cars")[split][n].labels[0] for n in range(len(cars))]
     assert _same_classes(cars.labels[:, 1], [CARS_TREES[m] for m in models])
   # The reference's sizes (suprank/config/dataset/cub.yaml): 100 train species, 30 families, 13 orders.
-  assert sources.DATASETS["cub"](built["cub"], "train").num_classes == (100, 30, 13)
+  assert datasets.DATASETS["cub"](built["cub"], "train").num_classes == (100, 30, 13)
 
 
-@pytest.mark.parametrize("name", ["dyml_vehicle", "dyml_animal", "dyml_product", "inshop", "gldv2",
-                                  "gldv2_hierarchical"])
+@pytest.mark.parametrize(
+  "name", ["dyml_vehicle", "dyml_animal", "dyml_product", "inshop", "gldv2", "gldv2_hierarchical"]
+)
 def test_query_and_gallery_ids_agree(built, name):
   truth = miniatures.ground_truth(name)
-  pairs = ([(f"test_query_{lv}", f"test_gallery_{lv}") for lv in ("fine", "middle", "coarse")]
-           if name in ("dyml_vehicle", "dyml_animal") else [("query", "gallery")] if "test" not in truth else [])
+  pairs = (
+    [(f"test_query_{lv}", f"test_gallery_{lv}") for lv in ("fine", "middle", "coarse")]
+    if name in ("dyml_vehicle", "dyml_animal")
+    else [("query", "gallery")]
+    if "test" not in truth
+    else []
+  )
   for query_split, gallery_split in pairs:
-    query = sources.DATASETS[name](built[name], query_split)
-    gallery = sources.DATASETS[name](built[name], gallery_split)
+    query = datasets.DATASETS[name](built[name], query_split)
+    gallery = datasets.DATASETS[name](built[name], gallery_split)
     ids = np.concatenate([query.labels, gallery.labels])
     raw = np.concatenate([_truth_columns(name, truth[s], {}) for s in (query_split, gallery_split)])
     for level in range(ids.shape[1]):
@@ -134,12 +176,13 @@ def test_query_and_gallery_ids_agree(built, name):
 def test_each_benchmark_gallery_holds_a_copy_of_every_query(built, name):
   truth = miniatures.ground_truth(name)
   for level in ("fine", "middle", "coarse"):
-    query = sources.DATASETS[name](built[name], f"test_query_{level}")
-    gallery = sources.DATASETS[name](built[name], f"test_gallery_{level}")
+    query = datasets.DATASETS[name](built[name], f"test_query_{level}")
+    gallery = datasets.DATASETS[name](built[name], f"test_gallery_{level}")
     copies = query_copies.find_query_copies(query, gallery)
     gallery_items = truth[f"test_gallery_{level}"]
-    expected = [next(g for g, item in enumerate(gallery_items) if item.same_as == q.path)
-                for q in truth[f"test_query_{level}"]]
+    expected = [
+      next(g for g, item in enumerate(gallery_items) if item.same_as == q.path) for q in truth[f"test_query_{level}"]
+    ]
     np.testing.assert_array_equal(copies, expected)
     np.testing.assert_array_equal(gallery.labels[copies], query.labels)
 
@@ -148,18 +191,18 @@ def test_dyml_keeps_the_record_glued_to_the_header(built):
   """The release's first record (0.jpg) runs into the header: the original pandas reader drops it, ours
   keeps it with the levels of its columns."""
   for name in ("dyml_vehicle", "dyml_product"):
-    train = sources.DATASETS[name](built[name], "train")
+    train = datasets.DATASETS[name](built[name], "train")
     first = miniatures.ground_truth(name)["train"][0]
     assert train.paths[0].endswith(os.path.join("train", "imgs", "0.jpg")) and first.path.endswith("/0.jpg")
     assert len(train) == len(miniatures.ground_truth(name)["train"]) == 40
     assert train.num_classes == (10, 4, 2)
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES])
+@pytest.mark.parametrize("name", list(NAMES))
 def test_each_train_split_fills_an_m_per_class_batch_of_8_classes_x_4(built, name):
   config = pipeline.default_config()
   config.update(dict(dataset=name, data_dir=built[name], global_batch_size=32, samples_per_class=4))
-  source = sources.get_source(config, "train")
+  source = datasets.get_source(config, "train")
   counts = np.bincount(source.labels[:, 0])
   assert (counts >= 4).sum() >= 8
   batch = pipeline.load_train_batch(config, source, 0, seed=0)
@@ -172,9 +215,18 @@ def test_each_train_split_fills_an_m_per_class_batch_of_8_classes_x_4(built, nam
 
 def test_sop_fills_a_hierarchical_batch_of_2_super_classes(built):
   config = pipeline.default_config()
-  config.update(dict(dataset="sop", data_dir=built["sop"], sampler="hierarchical", global_batch_size=32,
-                     samples_per_class=4, super_classes_per_batch=2, batches_per_super_tuple=2))
-  source = sources.get_source(config, "train")
+  config.update(
+    dict(
+      dataset="sop",
+      data_dir=built["sop"],
+      sampler="hierarchical",
+      global_batch_size=32,
+      samples_per_class=4,
+      super_classes_per_batch=2,
+      batches_per_super_tuple=2,
+    )
+  )
+  source = datasets.get_source(config, "train")
   for step in range(pipeline.steps_per_epoch(config, source)):
     labels = pipeline.load_train_batch(config, source, step, seed=0)["labels"]
     supers, per_super = np.unique(labels[:, 1], return_counts=True)
@@ -187,7 +239,7 @@ def test_gldv2_min_images_per_class_drops_small_landmarks(built):
   truth = miniatures.ground_truth("gldv2")["train"]
   landmarks = [i.labels[0] for i in truth]
   kept = [lm for lm in landmarks if landmarks.count(lm) >= 4]
-  assert len(sources.DATASETS["gldv2"](built["gldv2"], "train", min_images_per_class=4)) == len(kept) == len(truth) - 2
+  assert len(datasets.DATASETS["gldv2"](built["gldv2"], "train", min_images_per_class=4)) == len(kept) == len(truth) - 2
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -11,8 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from suprank_jax.models import MODELS, build_model, default_config
-from suprank_jax.models import heads
+from suprank_jax.models import MODELS, build_model, default_config, heads
 
 RNG = np.random.default_rng(0)
 
@@ -53,6 +52,7 @@ def _tiny_vit(**overrides):
 
 # ----------------------------------------------------------------------------------------------
 # Pooling, LayerNorm, projection, normalisation: against numpy.
+
 
 def _feature_map():
   return RNG.normal(size=(2, 3, 4, 5)).astype(np.float32)
@@ -101,11 +101,17 @@ def test_head_without_projection_returns_pooled_features():
   np.testing.assert_allclose(out, x.max(axis=(1, 2)), rtol=1e-6)
 
 
-@pytest.mark.parametrize("mode,train,unit", [
-    ("always", True, True), ("always", False, True),
-    ("test", True, False), ("test", False, True),
-    ("never", True, False), ("never", False, False),
-])
+@pytest.mark.parametrize(
+  "mode,train,unit",
+  [
+    ("always", True, True),
+    ("always", False, True),
+    ("test", True, False),
+    ("test", False, True),
+    ("never", True, False),
+    ("never", False, False),
+  ],
+)
 def test_l2_normalisation_modes(mode, train, unit):
   x = _feature_map() + 3.0  # pooled norms far from 1
   _, out = _apply_head(heads.RetrievalHead(embed_dim=0, pooling="avg", normalize=mode), x, train=train)
@@ -129,10 +135,13 @@ def test_gem_exponent_is_learnable_and_gem_frozen_has_no_parameter():
   np.testing.assert_allclose(frozen.apply({}, x), expected, rtol=1e-5)
 
 
-@pytest.mark.parametrize("kwargs,match", [
+@pytest.mark.parametrize(
+  "kwargs,match",
+  [
     (dict(pooling="sum"), "pooling"),
     (dict(normalize="sometimes"), "normalize"),
-])
+  ],
+)
 def test_head_rejects_unknown_modes(kwargs, match):
   with pytest.raises(ValueError, match=match):
     heads.RetrievalHead(**kwargs).init(jax.random.PRNGKey(0), _feature_map())
@@ -144,13 +153,13 @@ def test_head_rejects_unknown_modes(kwargs, match):
 # Backbone parameter counts of torchvision / timm without the classifier (an independent source:
 # torchvision resnet18 11,689,512 - fc 513,000, ...; timm deit_small 22,050,664 - head 385,000, ...).
 _BACKBONE_PARAMS = {
-    "resnet18": 11_176_512,
-    "resnet34": 21_284_672,
-    "resnet50": 23_508_032,
-    "resnet101": 42_500_160,
-    "deit_small": 21_665_664,
-    "deit_base": 85_798_656,
-    "vit_base_patch16": 85_798_656,
+  "resnet18": 11_176_512,
+  "resnet34": 21_284_672,
+  "resnet50": 23_508_032,
+  "resnet101": 42_500_160,
+  "deit_small": 21_665_664,
+  "deit_base": 85_798_656,
+  "vit_base_patch16": 85_798_656,
 }
 
 
@@ -176,10 +185,13 @@ def test_unknown_config_key_is_reported():
     build_model(c)
 
 
-@pytest.mark.parametrize("overrides,match", [
+@pytest.mark.parametrize(
+  "overrides,match",
+  [
     (dict(freeze_batch_norm=True), "freeze_batch_norm"),
     (dict(pooling="gem"), "pooling"),
-])
+  ],
+)
 def test_vit_rejects_batch_norm_and_spatial_pooling(overrides, match):
   model = _tiny_vit(**overrides)
   with pytest.raises(ValueError, match=match):
@@ -199,8 +211,9 @@ def test_vit_accepts_other_image_sizes_by_resizing_position_embeddings():
 
 def _train_step_outputs(model, variables, images):
   def loss(params):
-    out, updates = model.apply({"params": params, "batch_stats": variables["batch_stats"]}, images, train=True,
-                               mutable=["batch_stats"])
+    out, updates = model.apply(
+      {"params": params, "batch_stats": variables["batch_stats"]}, images, train=True, mutable=["batch_stats"]
+    )
     return jnp.sum(out * jnp.arange(out.shape[-1])), (out, updates["batch_stats"])
 
   (_, (out, stats)), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(variables["params"])
@@ -255,11 +268,15 @@ def test_trainable_batch_norm_updates_statistics_and_gets_gradients():
 
 def test_frozen_batch_norm_matches_the_formula():
   from suprank_jax.models.resnet import FrozenBatchNorm  # pylint: disable=g-import-not-at-top
+
   x = RNG.normal(size=(2, 3, 3, 4)).astype(np.float32)
-  v = {"params": {"scale": RNG.uniform(0.5, 2, 4).astype(np.float32), "bias": RNG.normal(size=4).astype(np.float32)},
-       "batch_stats": {"mean": RNG.normal(size=4).astype(np.float32), "var": RNG.uniform(0.5, 2, 4).astype(np.float32)}}
-  expected = (x - v["batch_stats"]["mean"]) / np.sqrt(v["batch_stats"]["var"] + 1e-5) * v["params"]["scale"] \
-      + v["params"]["bias"]
+  v = {
+    "params": {"scale": RNG.uniform(0.5, 2, 4).astype(np.float32), "bias": RNG.normal(size=4).astype(np.float32)},
+    "batch_stats": {"mean": RNG.normal(size=4).astype(np.float32), "var": RNG.uniform(0.5, 2, 4).astype(np.float32)},
+  }
+  expected = (x - v["batch_stats"]["mean"]) / np.sqrt(v["batch_stats"]["var"] + 1e-5) * v["params"]["scale"] + v[
+    "params"
+  ]["bias"]
   np.testing.assert_allclose(FrozenBatchNorm().apply(v, x), expected, rtol=1e-5, atol=1e-6)
 
 
@@ -297,16 +314,21 @@ def _numpy_resize_align_corners(x, out_h, out_w):
       x0 = int(np.floor(xx))
       x1 = min(x0 + 1, w - 1)
       dy, dx = y - y0, xx - x0
-      out[:, i, j] = ((1 - dy) * (1 - dx) * x[:, y0, x0] + (1 - dy) * dx * x[:, y0, x1]
-                      + dy * (1 - dx) * x[:, y1, x0] + dy * dx * x[:, y1, x1])
+      out[:, i, j] = (
+        (1 - dy) * (1 - dx) * x[:, y0, x0]
+        + (1 - dy) * dx * x[:, y0, x1]
+        + dy * (1 - dx) * x[:, y1, x0]
+        + dy * dx * x[:, y1, x1]
+      )
   return out
 
 
 @pytest.mark.parametrize("size", [(5, 7), (12, 3), (1, 1), (8, 9)])
 def test_align_corners_resize_matches_numpy(size):
   x = RNG.normal(size=(2, 8, 9, 3)).astype(np.float32)
-  np.testing.assert_allclose(heads.resize_bilinear_align_corners(x, size), _numpy_resize_align_corners(x, *size),
-                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+    heads.resize_bilinear_align_corners(x, size), _numpy_resize_align_corners(x, *size), rtol=1e-5, atol=1e-6
+  )
 
 
 def test_multiscale_with_one_scale_equals_the_normalised_embedding():
@@ -314,8 +336,12 @@ def test_multiscale_with_one_scale_equals_the_normalised_embedding():
   variables = _random_variables(model, 32)
   images = RNG.normal(size=(2, 32, 32, 3)).astype(np.float32)
   e = np.asarray(model.apply(variables, images))
-  np.testing.assert_allclose(heads.multiscale_embed(model, variables, images, scales=(1.0,)),
-                             e / np.linalg.norm(e, axis=-1, keepdims=True), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+    heads.multiscale_embed(model, variables, images, scales=(1.0,)),
+    e / np.linalg.norm(e, axis=-1, keepdims=True),
+    rtol=1e-5,
+    atol=1e-6,
+  )
 
 
 def test_multiscale_averages_gem_powered_embeddings_over_resized_images():
@@ -329,10 +355,11 @@ def test_multiscale_averages_gem_powered_embeddings_over_resized_images():
     resized = _numpy_resize_align_corners(images, int(32 * s), int(32 * s)).astype(np.float32)
     per_scale.append(np.asarray(model.apply(variables, resized, l2_normalize_output=False), np.float64))
   assert min(e.min() for e in per_scale) > 0  # GeM features without projection are positive
-  mean = np.mean([e ** 2.5 for e in per_scale], axis=0) ** (1 / 2.5)
+  mean = np.mean([e**2.5 for e in per_scale], axis=0) ** (1 / 2.5)
   expected = mean / np.linalg.norm(mean, axis=-1, keepdims=True)
-  np.testing.assert_allclose(heads.multiscale_embed(model, variables, images, scales=scales), expected,
-                             rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(
+    heads.multiscale_embed(model, variables, images, scales=scales), expected, rtol=1e-4, atol=1e-6
+  )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -346,9 +373,13 @@ def test_masked_pooling_equals_pooling_of_each_images_region(pool):
   mask = np.zeros((2, 4, 5), bool)
   for b, (h, w) in enumerate(regions):
     mask[b, :h, :w] = True
-  fn = {"avg": heads.avg_pool, "max": heads.max_pool, "avgmax": heads.avgmax_pool,
-        "gem": lambda v, mask=None: heads.gem_pool(v, 3.0, mask=mask)}[pool]
-  expected = np.concatenate([fn(x[b:b + 1, :h, :w]) for b, (h, w) in enumerate(regions)])
+  fn = {
+    "avg": heads.avg_pool,
+    "max": heads.max_pool,
+    "avgmax": heads.avgmax_pool,
+    "gem": lambda v, mask=None: heads.gem_pool(v, 3.0, mask=mask),
+  }[pool]
+  expected = np.concatenate([fn(x[b : b + 1, :h, :w]) for b, (h, w) in enumerate(regions)])
   np.testing.assert_allclose(fn(x, mask=mask) if pool == "gem" else fn(x, mask), expected, rtol=1e-5)
 
 
@@ -357,8 +388,9 @@ def test_resnet_image_sizes_cover_the_feature_rows_of_each_image():
   variables = _random_variables(model, 64)
   images = RNG.normal(size=(2, 64, 64, 3)).astype(np.float32)
   full = model.apply(variables, images)
-  np.testing.assert_allclose(model.apply(variables, images, image_sizes=np.array([[64, 64], [64, 64]])), full,
-                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+    model.apply(variables, images, image_sizes=np.array([[64, 64], [64, 64]])), full, rtol=1e-5, atol=1e-6
+  )
   # 33 x 10 pixels of a 64 x 64 canvas: the 2 x 1 feature positions that cover them (stride 32).
   out = model.apply(variables, images, image_sizes=np.array([[33, 10], [64, 64]]))
   assert not np.allclose(out[0], full[0]) and np.allclose(out[1], full[1], rtol=1e-5, atol=1e-6)
@@ -366,9 +398,11 @@ def test_resnet_image_sizes_cover_the_feature_rows_of_each_image():
 
 def _whitening_file(tmp_path, out_dim, in_dim, *, seed=0):
   from suprank_jax.models import whitening  # pylint: disable=g-import-not-at-top
+
   rng = np.random.default_rng(seed)
-  white = whitening.Whitening(rng.normal(size=(out_dim, in_dim)).astype(np.float32),
-                              rng.normal(size=out_dim).astype(np.float32))
+  white = whitening.Whitening(
+    rng.normal(size=(out_dim, in_dim)).astype(np.float32), rng.normal(size=out_dim).astype(np.float32)
+  )
   return whitening.save_whitening(str(tmp_path / "whitening.npz"), white), white
 
 
@@ -388,6 +422,7 @@ def test_whitening_head_normalises_the_pooled_features_then_applies_the_files_wh
 def test_the_originals_torch_whitening_file_starts_the_landmark_projection(tmp_path):
   torch = pytest.importorskip("torch")
   from suprank_jax.models import whitening  # pylint: disable=g-import-not-at-top
+
   linear = torch.nn.Linear(32, 8)
   path = str(tmp_path / "gldv2_resnet101_gem_whitening.trch")
   torch.save(linear.state_dict(), path)
@@ -399,11 +434,14 @@ def test_the_originals_torch_whitening_file_starts_the_landmark_projection(tmp_p
   np.testing.assert_allclose(whitening.load_whitening(path).bias, linear.bias.detach().numpy())
 
 
-@pytest.mark.parametrize("overrides,error,match", [
+@pytest.mark.parametrize(
+  "overrides,error,match",
+  [
     (dict(whitening_path="w.npz"), ValueError, "whiten=False"),
     (dict(whiten=True, embed_dim=0), ValueError, "needs a projection"),
     (dict(whiten=True, whitening_path="/nowhere/w.npz"), FileNotFoundError, "no such file"),
-])
+  ],
+)
 def test_whitening_keys_are_checked_when_the_model_is_built(overrides, error, match):
   c = default_config("resnet18")
   c.update(overrides)
@@ -421,13 +459,14 @@ def test_a_whitening_of_another_shape_is_named(tmp_path):
 def _original_pca_layer(features):
   """suprank/models/tools/whiten_utils.py: pca() then create_pca_layer(whiten=True), with torch."""
   import torch  # pylint: disable=g-import-not-at-top
+
   features = torch.as_tensor(features, dtype=torch.float64)
   mean = features.mean(dim=0)
   n_samples = features.size(0)
   u, s, v = torch.linalg.svd(features - mean, full_matrices=False)
   signs = torch.sign(u[u.abs().argmax(0), range(u.size(1))])
   v = v * signs.unsqueeze(1)
-  explained_variance = (s ** 2) / (n_samples - 1)
+  explained_variance = (s**2) / (n_samples - 1)
   weight = v / torch.sqrt(explained_variance).unsqueeze(1)
   return weight.numpy(), (-mean @ v.T / torch.sqrt(explained_variance)).numpy()
 
@@ -435,6 +474,7 @@ def _original_pca_layer(features):
 def test_pca_whitening_matches_the_originals_up_to_signs_and_whitens_streamed_embeddings():
   pytest.importorskip("torch")
   from suprank_jax.models import whitening  # pylint: disable=g-import-not-at-top
+
   x = RNG.normal(size=(400, 6)) @ RNG.normal(size=(6, 6)) + RNG.normal(size=6)
   white = whitening.learn_pca_whitening(x)
   weight, bias = _original_pca_layer(x)
@@ -453,11 +493,18 @@ def test_pca_whitening_matches_the_originals_up_to_signs_and_whitens_streamed_em
 def test_the_original_landmark_model_group():
   from suprank_jax.configs import common  # pylint: disable=g-import-not-at-top
   from suprank_jax.configs.groups import GROUPS  # pylint: disable=g-import-not-at-top
+
   config = common.base_config()
   GROUPS["model"]["resnet_101_lm"](config)
   m = config.model
-  assert (m.name, m.embed_dim, m.pooling, m.whiten, m.dtype, m.pretrained) == ("resnet101", 2048, "gem", True,
-                                                                               "bfloat16", True)
+  assert (m.name, m.embed_dim, m.pooling, m.whiten, m.dtype, m.pretrained) == (
+    "resnet101",
+    2048,
+    "gem",
+    True,
+    "bfloat16",
+    True,
+  )
   model = build_model(m)
   shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 64, 64, 3))))
   assert shapes["params"]["head"]["projection"]["kernel"].shape == (2048, 2048)

@@ -23,10 +23,25 @@ def _free_port():
 def _run(num_processes, workdir, total_steps, out_dir):
   port = _free_port()
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-  procs = [subprocess.Popen([sys.executable, WORKER, str(i), str(num_processes), str(port), workdir,
-                             str(total_steps), os.path.join(out_dir, f"out{i}.npz")],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-           for i in range(num_processes)]
+  procs = [
+    subprocess.Popen(
+      [
+        sys.executable,
+        WORKER,
+        str(i),
+        str(num_processes),
+        str(port),
+        workdir,
+        str(total_steps),
+        os.path.join(out_dir, f"out{i}.npz"),
+      ],
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+      env=env,
+    )
+    for i in range(num_processes)
+  ]
   logs = [p.communicate(timeout=600)[0] for p in procs]
   for p, log in zip(procs, logs):
     assert p.returncode == 0, log[-3000:]
@@ -55,10 +70,16 @@ def test_a_sigterm_to_one_process_stops_every_process_at_one_saved_step(tmp_path
   # the step to save at, and each one ends with 128 + SIGTERM.
   port, workdir = _free_port(), str(tmp_path / "multi")
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-  procs = [subprocess.Popen([sys.executable, WORKER, str(i), "2", str(port), workdir, "100000",
-                             str(tmp_path / f"out{i}.npz"), "1000"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-           for i in range(2)]
+  procs = [
+    subprocess.Popen(
+      [sys.executable, WORKER, str(i), "2", str(port), workdir, "100000", str(tmp_path / f"out{i}.npz"), "1000"],
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+      env=env,
+    )
+    for i in range(2)
+  ]
   try:
     for line in procs[0].stdout:
       if line.startswith("step 10/"):

@@ -23,14 +23,16 @@ _SPEC.loader.exec_module(execute)
 def test_notebook_is_stored_without_outputs():
   nb = nbformat.read(NOTEBOOK, as_version=4)
   assert not execute.has_outputs(nb), (
-      "notebooks/quickstart.ipynb holds outputs: python notebooks/execute.py --strip notebooks/quickstart.ipynb")
+    "notebooks/quickstart.ipynb holds outputs: python notebooks/execute.py --strip notebooks/quickstart.ipynb"
+  )
 
 
 def test_notebook_matches_its_jupytext_source():
   stored = nbformat.read(NOTEBOOK, as_version=4)
   source = jupytext.read(SOURCE)
   assert [(c.cell_type, c.source) for c in stored.cells] == [(c.cell_type, c.source) for c in source.cells], (
-      "notebooks/quickstart.ipynb and quickstart.py differ: jupytext --sync notebooks/quickstart.ipynb")
+    "notebooks/quickstart.ipynb and quickstart.py differ: jupytext --sync notebooks/quickstart.ipynb"
+  )
   parameters = [c for c in stored.cells if "parameters" in c.metadata.get("tags", [])]
   assert len(parameters) == 1 and "TOTAL_STEPS" in parameters[0].source
 
@@ -44,8 +46,13 @@ def test_injected_parameters_must_exist_in_the_parameters_cell():
 def _png_outputs(nb):
   from PIL import Image  # pylint: disable=g-import-not-at-top
 
-  return [np.asarray(Image.open(io.BytesIO(base64.b64decode(o.data["image/png"]))))
-          for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs if "image/png" in o.get("data", {})]
+  return [
+    np.asarray(Image.open(io.BytesIO(base64.b64decode(o.data["image/png"]))))
+    for cell in nb.cells
+    if cell.cell_type == "code"
+    for o in cell.outputs
+    if "image/png" in o.get("data", {})
+  ]
 
 
 def test_notebook_runs_top_to_bottom_in_a_fresh_cpu_kernel(tmp_path):

@@ -10,8 +10,10 @@ from suprank_jax import optim, steps
 
 
 def _params():
-  return {"model": {"backbone": {"kernel": jnp.ones((2, 2))}, "projection": {"kernel": jnp.ones((2,))}},
-          "loss": {"cluster": {"weights": jnp.ones((3,))}}}
+  return {
+    "model": {"backbone": {"kernel": jnp.ones((2, 2))}, "projection": {"kernel": jnp.ones((2,))}},
+    "loss": {"cluster": {"weights": jnp.ones((3,))}},
+  }
 
 
 def _one_step(cfg, grads_value=1.0):
@@ -62,8 +64,10 @@ def test_steps_schedule_decays_at_the_given_steps():
   assert [round(float(schedules["base"](s)), 6) for s in (0, 3, 6)] == [1.0, 0.1, 0.01]
 
 
-@pytest.mark.parametrize("key,value,match", [("name", "lamb", "optim.name"), ("schedule", "poly", "optim.schedule"),
-                                             ("groups", (("(", 1.0),), "bad regex")])
+@pytest.mark.parametrize(
+  "key,value,match",
+  [("name", "lamb", "optim.name"), ("schedule", "poly", "optim.schedule"), ("groups", (("(", 1.0),), "bad regex")],
+)
 def test_bad_optimizer_config_names_the_key(key, value, match):
   cfg = optim.default_config()
   cfg.unlock()
@@ -80,9 +84,8 @@ def test_gradient_clipping():
   cfg.grad_clip_norm = 1.0
   cfg.groups = ()
   updates, _ = _one_step(cfg, grads_value=100.0)
-  total = np.sqrt(sum(float(jnp.sum(u ** 2)) for u in jax.tree.leaves(updates)))
+  total = np.sqrt(sum(float(jnp.sum(u**2)) for u in jax.tree.leaves(updates)))
   assert total == pytest.approx(1.0, rel=1e-5)
-
 
 
 def test_a_group_can_have_its_own_optimizer_rate_and_schedule():
@@ -93,8 +96,10 @@ def test_a_group_can_have_its_own_optimizer_rate_and_schedule():
   cfg.learning_rate = 0.1
   cfg.schedule = "steps"
   cfg.decay_steps = (5,)
-  cfg.groups = (("^loss/", dict(name="adam", learning_rate=10.0, schedule="cosine")),
-                ("projection", dict(lr_multiplier=0.5)))
+  cfg.groups = (
+    ("^loss/", dict(name="adam", learning_rate=10.0, schedule="cosine")),
+    ("projection", dict(lr_multiplier=0.5)),
+  )
   params = _params()
   tx, schedules = optim.make_optimizer(cfg, total_steps=10)
   grads = jax.tree.map(lambda x: jnp.full_like(x, 3.0), params)
@@ -107,9 +112,14 @@ def test_a_group_can_have_its_own_optimizer_rate_and_schedule():
   assert cfg.name == "sgd" and cfg.learning_rate == 0.1  # the base config is untouched
 
 
-@pytest.mark.parametrize("setting,match", [(dict(nme="adam"), r"groups\[0\]: unknown keys \['nme'\]"),
-                                           (dict(name="lamb"), r"groups\[0\]\.name='lamb' is unknown"),
-                                           ("fast", r"groups\[0\]: the setting 'fast'")])
+@pytest.mark.parametrize(
+  "setting,match",
+  [
+    (dict(nme="adam"), r"groups\[0\]: unknown keys \['nme'\]"),
+    (dict(name="lamb"), r"groups\[0\]\.name='lamb' is unknown"),
+    ("fast", r"groups\[0\]: the setting 'fast'"),
+  ],
+)
 def test_bad_group_settings_name_the_rule(setting, match):
   cfg = optim.default_config()
   cfg.groups = (("^loss/", setting),)
@@ -120,8 +130,11 @@ def test_bad_group_settings_name_the_rule(setting, match):
 # --- against PyTorch -------------------------------------------------------------------------------------
 
 _SHAPES = {"backbone": (3,), "head": (4,), "loss": (5,)}
-_PATHS = {"backbone": ("model", "backbone", "kernel"), "head": ("model", "head", "projection", "kernel"),
-          "loss": ("loss", "cluster", "weights")}
+_PATHS = {
+  "backbone": ("model", "backbone", "kernel"),
+  "head": ("model", "head", "projection", "kernel"),
+  "loss": ("loss", "cluster", "weights"),
+}
 _SCHEDULE_NAMES = {"backbone": "base", "head": "^model/head/", "loss": "^loss/"}
 
 
@@ -197,11 +210,11 @@ def _our_run(cfg, *, num_epochs, steps_per_epoch):
 
 
 _TORCH_CASES = {  # case: (base optimizer, its torch class and options, schedule)
-    "adam_cosine": ("adam", "Adam", {}, "cosine"),
-    "adamw_steps": ("adamw", "AdamW", {}, "steps"),
-    "sgd_nesterov_cosine": ("sgd", "SGD", dict(momentum=0.9, nesterov=True), "cosine"),
-    "sgd_momentum_steps": ("sgd", "SGD", dict(momentum=0.9), "steps"),
-    "adam_cosine_per_step": ("adam", "Adam", {}, "cosine"),
+  "adam_cosine": ("adam", "Adam", {}, "cosine"),
+  "adamw_steps": ("adamw", "AdamW", {}, "steps"),
+  "sgd_nesterov_cosine": ("sgd", "SGD", dict(momentum=0.9, nesterov=True), "cosine"),
+  "sgd_momentum_steps": ("sgd", "SGD", dict(momentum=0.9), "steps"),
+  "adam_cosine_per_step": ("adam", "Adam", {}, "cosine"),
 }
 
 
@@ -223,8 +236,11 @@ def _torch_case(torch, case, *, num_epochs, steps_per_epoch):
     return lambda o: lr_sched.MultiStepLR(o, milestones=[1, 3], gamma=0.3)
 
   loss_cls = "Adam" if name == "sgd" else torch_name
-  opt_fns = {"backbone": opt(torch_name, 0.05, 0.01, **options), "head": opt(torch_name, 0.1, 0.01, **options),
-             "loss": opt(loss_cls, 0.5, 0.0)}
+  opt_fns = {
+    "backbone": opt(torch_name, 0.05, 0.01, **options),
+    "head": opt(torch_name, 0.1, 0.01, **options),
+    "loss": opt(loss_cls, 0.5, 0.0),
+  }
   sch_fns = {"backbone": sch(1e-3), "head": sch(1e-3), "loss": sch(0.05)}
 
   cfg = optim.default_config()
@@ -247,8 +263,9 @@ def _torch_case(torch, case, *, num_epochs, steps_per_epoch):
   return opt_fns, sch_fns, cfg
 
 
-@pytest.mark.parametrize("case", ["adam_cosine", "adamw_steps", "sgd_nesterov_cosine", "sgd_momentum_steps",
-                                  "adam_cosine_per_step"])
+@pytest.mark.parametrize(
+  "case", ["adam_cosine", "adamw_steps", "sgd_nesterov_cosine", "sgd_momentum_steps", "adam_cosine_per_step"]
+)
 @pytest.mark.parametrize("freeze_epochs", [0, 2])
 def test_matches_torch_optimizers_and_per_epoch_schedulers_with_frozen_warmup(case, freeze_epochs):
   torch = pytest.importorskip("torch", reason="torch is not installed: the PyTorch comparison needs it")
@@ -256,20 +273,30 @@ def test_matches_torch_optimizers_and_per_epoch_schedulers_with_frozen_warmup(ca
   per_epoch = not case.endswith("per_step")
   opt_fns, sch_fns, cfg = _torch_case(torch, case, num_epochs=epochs, steps_per_epoch=steps_per_epoch)
   cfg.freeze_epochs = freeze_epochs
-  expected = _torch_run(torch, opt_fns, sch_fns, num_epochs=epochs, steps_per_epoch=steps_per_epoch,
-                        freeze_epochs=freeze_epochs, per_epoch=per_epoch)
+  expected = _torch_run(
+    torch,
+    opt_fns,
+    sch_fns,
+    num_epochs=epochs,
+    steps_per_epoch=steps_per_epoch,
+    freeze_epochs=freeze_epochs,
+    per_epoch=per_epoch,
+  )
   got = _our_run(cfg, num_epochs=epochs, steps_per_epoch=steps_per_epoch)
   for step, ((want_params, want_rates), (got_params, got_rates)) in enumerate(zip(expected, got)):
     for key in _SHAPES:
       # Relative to the parameter's scale: a coordinate that crosses 0 keeps float32 errors of that scale.
       scale = float(np.max(np.abs(want_params[key])))
-      np.testing.assert_allclose(got_params[key], want_params[key], rtol=1e-6, atol=2e-6 * scale,
-                                 err_msg=f"{case}: {key} after step {step}")
-      np.testing.assert_allclose(got_rates[key], want_rates[key], rtol=1e-6, atol=1e-9,
-                                 err_msg=f"{case}: learning rate of {key} at step {step}")
+      np.testing.assert_allclose(
+        got_params[key], want_params[key], rtol=1e-6, atol=2e-6 * scale, err_msg=f"{case}: {key} after step {step}"
+      )
+      np.testing.assert_allclose(
+        got_rates[key], want_rates[key], rtol=1e-6, atol=1e-9, err_msg=f"{case}: learning rate of {key} at step {step}"
+      )
   if freeze_epochs:  # the backbone did not move during the warm-up
-    np.testing.assert_array_equal(got[freeze_epochs * steps_per_epoch - 1][0]["backbone"],
-                                  _initial_values()["backbone"])
+    np.testing.assert_array_equal(
+      got[freeze_epochs * steps_per_epoch - 1][0]["backbone"], _initial_values()["backbone"]
+    )
 
 
 def test_adam_weight_decay_is_an_l2_term_and_adamw_decays_decoupled():
@@ -301,7 +328,7 @@ def test_frozen_parameters_keep_a_fresh_optimizer_state_until_the_freeze_ends():
   state = tx.init(params)
   rng = np.random.default_rng(0)
   for step in range(5):
-    grads = jax.tree.map(lambda x: jnp.asarray(rng.normal(size=x.shape) * 10 ** step, jnp.float32), params)
+    grads = jax.tree.map(lambda x: jnp.asarray(rng.normal(size=x.shape) * 10**step, jnp.float32), params)
     updates, state = tx.update(grads, state, params)
     backbone = np.asarray(updates["model"]["backbone"]["kernel"])
     if step < 4:
@@ -383,7 +410,9 @@ def _cfg(**overrides):
   return cfg
 
 
-@pytest.mark.parametrize("overrides,match", [
+@pytest.mark.parametrize(
+  "overrides,match",
+  [
     (dict(momentum=0.5), r"config\.optim\.momentum=0\.5 would be ignored"),
     (dict(name="adamw", nesterov=True), r"config\.optim\.nesterov=True would be ignored"),
     (dict(name="sgd", momentum=0.0, nesterov=True), r"config\.optim\.nesterov=True needs momentum > 0"),
@@ -400,8 +429,10 @@ def _cfg(**overrides):
     (dict(schedule="steps", decay_steps=(0,)), r"config\.optim\.decay_steps.*after the warm-up ramp"),
     (dict(schedule="steps", decay_steps=(11,)), r"config\.optim\.decay_steps.*within the 10 steps"),
     (dict(schedule="steps", decay_steps=(3,), warmup_steps=3), r"config\.optim\.decay_steps.*after the warm-up"),
-    (dict(schedule="steps", decay_steps=(3,), decay_epochs=(1,)),
-     r"config\.optim\.decay_steps=\(3,\) and config\.optim\.decay_epochs=\(1,\) are both set"),
+    (
+      dict(schedule="steps", decay_steps=(3,), decay_epochs=(1,)),
+      r"config\.optim\.decay_steps=\(3,\) and config\.optim\.decay_epochs=\(1,\) are both set",
+    ),
     (dict(warmup_steps=2, warmup_epochs=1), r"config\.optim\.warmup_steps=2 and config\.optim\.warmup_epochs=1"),
     (dict(freeze_steps=2, freeze_epochs=1), r"config\.optim\.freeze_steps=2 and config\.optim\.freeze_epochs=1"),
     (dict(warmup_steps=11), r"warm-up ramp of 11 steps"),
@@ -409,24 +440,34 @@ def _cfg(**overrides):
     (dict(freeze_steps=10), r"frozen warm-up of 10 steps .* covers the whole run"),
     (dict(freeze_regex="^model/head/"), r"config\.optim\.freeze_regex='\^model/head/' would be ignored"),
     (dict(freeze_steps=2, freeze_regex="("), r"config\.optim\.freeze_regex: bad regex"),
-    (dict(groups=(("^loss/", dict(name="sgd", nesterov="yes")),)),
-     r"config\.optim\.groups\[0\]\.nesterov='yes' must be True or False"),
+    (
+      dict(groups=(("^loss/", dict(name="sgd", nesterov="yes")),)),
+      r"config\.optim\.groups\[0\]\.nesterov='yes' must be True or False",
+    ),
     (dict(groups=(("^loss/", dict(freeze_steps=3)),)), r"groups\[0\]: \['freeze_steps'\] are global"),
     (dict(groups=(("^loss/", dict(momentum=0.5)),)), r"config\.optim\.groups\[0\]\.momentum=0\.5 would be ignored"),
-    (dict(groups=(("^loss/", dict(name="sgd", nesterov=True, momentum=0.0)),)),
-     r"config\.optim\.groups\[0\]\.nesterov=True needs momentum > 0"),
+    (
+      dict(groups=(("^loss/", dict(name="sgd", nesterov=True, momentum=0.0)),)),
+      r"config\.optim\.groups\[0\]\.nesterov=True needs momentum > 0",
+    ),
     (dict(groups=(("^loss/", dict(learning_rate=-1.0)),)), r"config\.optim\.groups\[0\]\.learning_rate=-1\.0"),
     (dict(groups=(("^loss/", dict(lr_multiplier=-2.0)),)), r"config\.optim\.groups\[0\]\.lr_multiplier=-2\.0"),
     (dict(groups=(("^loss/", -1.0),)), r"config\.optim\.groups\[0\] \(lr multiplier\)=-1\.0"),
-    (dict(groups=(("^loss/", dict(schedule="cosine", decay_epochs=(2,))),)),
-     r"config\.optim\.groups\[0\]\.decay_epochs=\(2,\) would be ignored"),
+    (
+      dict(groups=(("^loss/", dict(schedule="cosine", decay_epochs=(2,))),)),
+      r"config\.optim\.groups\[0\]\.decay_epochs=\(2,\) would be ignored",
+    ),
     (dict(groups=(("^loss/", dict(schedule="steps")),)), r"config\.optim\.groups\[0\]\.schedule='steps' needs"),
-    (dict(groups=(("^loss/", dict(warmup_epochs=1)),)), r"config\.optim\.groups\[0\]\.warmup_epochs=1 needs the "
-                                                        r"number of steps per epoch"),
+    (
+      dict(groups=(("^loss/", dict(warmup_epochs=1)),)),
+      r"config\.optim\.groups\[0\]\.warmup_epochs=1 needs the "
+      r"number of steps per epoch",
+    ),
     (dict(groups=(("^loss/",),)), r"config\.optim\.groups\[0\]=.*must be a \(regex, setting\) pair"),
     (dict(schedule_per_epoch=True), r"config\.optim\.schedule_per_epoch=True needs the number of steps per epoch"),
     (dict(warmup_epochs=1), r"config\.optim\.warmup_epochs=1 needs the number of steps per epoch"),
-])
+  ],
+)
 def test_invalid_or_ignored_options_raise_naming_the_key(overrides, match):
   cfg = _cfg(**overrides)
   with pytest.raises(ValueError, match=match):
@@ -453,6 +494,7 @@ def test_unknown_keys_and_a_freeze_regex_that_matches_nothing_raise():
 
 # --- steps.py -------------------------------------------------------------------------------------------
 
+
 def test_to_steps_resolves_either_key_of_a_pair():
   assert steps.to_steps(0, 5, 120, "w_steps", "w_epochs") == 600
   assert steps.to_steps(7, 0, None, "w_steps", "w_epochs") == 7
@@ -462,7 +504,9 @@ def test_to_steps_resolves_either_key_of_a_pair():
   assert steps.to_steps(0, 0.5, 5, "x_steps", "x_epochs") == 3  # nearest step, halves up
 
 
-@pytest.mark.parametrize("args,match", [
+@pytest.mark.parametrize(
+  "args,match",
+  [
     ((5, 2, 10), r"a_steps=5 and a_epochs=2 are both set"),
     ((0, 2, None), r"a_epochs=2 needs the number of steps per epoch"),
     ((-1, 0, 10), r"a_steps=-1 must be >= 0"),
@@ -470,7 +514,8 @@ def test_to_steps_resolves_either_key_of_a_pair():
     ((2.5, 0, 10), r"a_steps=2\.5 must be a whole number"),
     (((1, 2), 3, 10), r"a_epochs=3 must be a tuple"),
     ((0, 1, 0), r"steps_per_epoch=0"),
-])
+  ],
+)
 def test_to_steps_errors_name_the_key(args, match):
   with pytest.raises(ValueError, match=match):
     steps.to_steps(*args, "a_steps", "a_epochs")

@@ -5,8 +5,8 @@ The invariants every loss shares are in tests/test_loss_invariants.py."""
 import functools
 
 import jax
-import jax.test_util
 import jax.numpy as jnp
+import jax.test_util
 import numpy as np
 import pytest
 
@@ -16,16 +16,18 @@ from tests.conftest import assert_close_to_reference
 
 # (golden case, adapter, hyper-parameters from the case's config).
 GOLDEN = [
-    ("calibration_batch", pairwise.calibration_embedding_loss, dict(pos_margin=0.9, neg_margin=0.6)),
-    ("calibration_batch_noref", pairwise.calibration_embedding_loss,
-     dict(pos_margin=0.9, neg_margin=0.6, include_self=False)),
-    ("calibration_memory", pairwise.calibration_embedding_loss, dict(pos_margin=0.9, neg_margin=0.6)),
-    ("xbm_loss_batch", pairwise.xbm_contrastive_embedding_loss, dict(margin=0.5)),
-    ("xbm_loss_memory", pairwise.xbm_contrastive_embedding_loss, dict(margin=0.5)),
-    ("triplet_batch", pairwise.triplet_embedding_loss, dict(margin=0.05)),
-    ("triplet_memory", pairwise.triplet_embedding_loss, dict(margin=0.05)),
-    ("triplet_semihard_batch", pairwise.triplet_embedding_loss, dict(margin=0.05, semihard=True,
-                                                                      include_self=True)),
+  ("calibration_batch", pairwise.calibration_embedding_loss, dict(pos_margin=0.9, neg_margin=0.6)),
+  (
+    "calibration_batch_noref",
+    pairwise.calibration_embedding_loss,
+    dict(pos_margin=0.9, neg_margin=0.6, include_self=False),
+  ),
+  ("calibration_memory", pairwise.calibration_embedding_loss, dict(pos_margin=0.9, neg_margin=0.6)),
+  ("xbm_loss_batch", pairwise.xbm_contrastive_embedding_loss, dict(margin=0.5)),
+  ("xbm_loss_memory", pairwise.xbm_contrastive_embedding_loss, dict(margin=0.5)),
+  ("triplet_batch", pairwise.triplet_embedding_loss, dict(margin=0.05)),
+  ("triplet_memory", pairwise.triplet_embedding_loss, dict(margin=0.05)),
+  ("triplet_semihard_batch", pairwise.triplet_embedding_loss, dict(margin=0.05, semihard=True, include_self=True)),
 ]
 
 
@@ -54,15 +56,17 @@ def test_matches_reference_in_float64(golden, x64, name, fn, kwargs):
   _, arrays = golden(name)
   loss, grad = _golden_loss_and_grad(arrays, fn, kwargs, jnp.float64)
   np.testing.assert_allclose(loss, arrays["loss"], rtol=1e-9, atol=1e-12)
-  np.testing.assert_allclose(grad, arrays["grad_embeddings"], rtol=1e-9,
-                             atol=1e-12 * max(1.0, np.abs(arrays["grad_embeddings"]).max()))
+  np.testing.assert_allclose(
+    grad, arrays["grad_embeddings"], rtol=1e-9, atol=1e-12 * max(1.0, np.abs(arrays["grad_embeddings"]).max())
+  )
 
 
 def test_golden_hyper_parameters_are_the_defaults(golden):
   case, _ = golden("calibration_batch")
   assert (case["hyperparameters"]["pos_margin"], case["hyperparameters"]["neg_margin"]) == (0.9, 0.6)
-  assert float(pairwise.calibration_embedding_loss(
-      batch_inputs(jnp.eye(3), jnp.array([[0, 0], [0, 0], [1, 0]])))) == pytest.approx(0.9)  # 2 pos at 0 sim
+  assert float(
+    pairwise.calibration_embedding_loss(batch_inputs(jnp.eye(3), jnp.array([[0, 0], [0, 0], [1, 0]])))
+  ) == pytest.approx(0.9)  # 2 pos at 0 sim
   case, _ = golden("triplet_batch")
   assert case["hyperparameters"]["margin"] == 0.05
 
@@ -110,16 +114,22 @@ def test_semihard_triplet_without_self_is_the_corrected_miner_matching_brute_for
 def test_corrected_semihard_triplet_has_a_nonzero_gradient(golden, x64):
   _, arrays = golden("triplet_semihard_batch")
   labels = jnp.asarray(arrays["labels"])
-  fn = jax.jit(lambda e: pairwise.triplet_embedding_loss(batch_inputs(e, labels), semihard=True, margin=0.3,
-                                                         include_self=False))
+  fn = jax.jit(
+    lambda e: pairwise.triplet_embedding_loss(batch_inputs(e, labels), semihard=True, margin=0.3, include_self=False)
+  )
   grad = jax.grad(fn)(jnp.asarray(arrays["embeddings"]))
   assert np.abs(grad).max() > 1e-3
   jax.test_util.check_grads(fn, (jnp.asarray(arrays["embeddings"]),), order=1, modes=["rev"], eps=1e-6)
 
 
 def _numpy_all_triplets(s, pos, neg, margin):
-  terms = [max(0.0, s[i, k] - s[i, j] + margin) for i in range(s.shape[0]) for j in range(s.shape[1])
-           for k in range(s.shape[1]) if pos[i, j] and neg[i, k]]
+  terms = [
+    max(0.0, s[i, k] - s[i, j] + margin)
+    for i in range(s.shape[0])
+    for j in range(s.shape[1])
+    for k in range(s.shape[1])
+    if pos[i, j] and neg[i, k]
+  ]
   terms = [t for t in terms if t > 0]
   return np.mean(terms) if terms else 0.0
 
@@ -129,8 +139,9 @@ def test_all_triplets_match_brute_force_with_a_mask():
   s = rng.uniform(-1, 1, (4, 7))
   pos = rng.uniform(size=(4, 7)) < 0.4
   where = rng.uniform(size=(4, 7)) < 0.8
-  value = pairwise.triplet_margin_loss(jnp.asarray(s, jnp.float32), jnp.asarray(pos), where=jnp.asarray(where),
-                                       margin=0.2)
+  value = pairwise.triplet_margin_loss(
+    jnp.asarray(s, jnp.float32), jnp.asarray(pos), where=jnp.asarray(where), margin=0.2
+  )
   np.testing.assert_allclose(value, _numpy_all_triplets(s, pos & where, ~pos & where, 0.2), rtol=1e-5)
 
 
@@ -155,8 +166,9 @@ def test_per_query_values_use_each_querys_own_pairs():
   np.testing.assert_allclose(pairwise.calibration_loss(s, pos, reduce_fn=None), [0.5, 0.1], rtol=1e-6)
   # The default pools the pairs of all queries; jnp.mean counts the zero terms too.
   np.testing.assert_allclose(pairwise.calibration_loss(s, pos), (0.4 + 0.2 + 0.1) / 3 + 0.2, rtol=1e-6)
-  np.testing.assert_allclose(pairwise.calibration_loss(s, pos, reduce_fn=jnp.mean), (0.6 + 0.1) / 4 + 0.2 / 6,
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+    pairwise.calibration_loss(s, pos, reduce_fn=jnp.mean), (0.6 + 0.1) / 4 + 0.2 / 6, rtol=1e-6
+  )
   assert pairwise.calibration_loss(s, pos, reduce_fn=ranks.nonzero_mean) == pairwise.calibration_loss(s, pos)
 
 
@@ -184,12 +196,19 @@ def test_shape_mismatch_raises():
 
 def test_label_level_mismatch_raises():
   emb, labels, mem_emb, mem_labels = _random_memory(5)
-  inputs = LossInputs(jnp.asarray(emb), jnp.asarray(labels), jnp.asarray(mem_emb), jnp.asarray(mem_labels[:, :1]),
-                      jnp.ones(len(mem_emb), bool), jnp.full(len(emb), -1, jnp.int32))
+  inputs = LossInputs(
+    jnp.asarray(emb),
+    jnp.asarray(labels),
+    jnp.asarray(mem_emb),
+    jnp.asarray(mem_labels[:, :1]),
+    jnp.ones(len(mem_emb), bool),
+    jnp.full(len(emb), -1, jnp.int32),
+  )
   with pytest.raises(ValueError, match="levels"):
     pairwise.calibration_embedding_loss(inputs)
   with pytest.raises(ValueError, match="out of range"):
     pairwise.triplet_embedding_loss(batch_inputs(jnp.asarray(emb), jnp.asarray(labels)), hierarchy_level=2)
   with pytest.raises(ValueError, match="hierarchy_level"):
-    pairwise.xbm_contrastive_embedding_loss(batch_inputs(jnp.asarray(emb), jnp.asarray(labels)),
-                                            hierarchy_level="MULTI")
+    pairwise.xbm_contrastive_embedding_loss(
+      batch_inputs(jnp.asarray(emb), jnp.asarray(labels)), hierarchy_level="MULTI"
+    )

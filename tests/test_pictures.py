@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from suprank_jax import parallel
 from suprank_jax.configs import digits
 from suprank_jax.evaluation import evaluator as evaluator_lib
 from suprank_jax.evaluation import pictures as P
 from suprank_jax.input_pipeline import pipeline, sources
 from suprank_jax.models import build_model
+from suprank_jax.runtime import parallel
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
 
@@ -44,8 +44,16 @@ def test_grid_size_and_frame_colours_at_hand_computed_cells():
   # Defaults: cells of 96 pixels with a 4-pixel frame, gaps of 6 (12 between a query and its results).
   assert picture.shape == (6 + 2 * (96 + 6), 6 + 4 * (96 + 6) + 6, 3) == (210, 420, 3)
   assert picture.dtype == np.uint8
-  expected = {(6, 6): BLUE, (6, 114): GREEN, (6, 216): ORANGE, (6, 318): RED,
-              (108, 6): BLUE, (108, 114): RED, (108, 216): GREY, (108, 318): GREEN}
+  expected = {
+    (6, 6): BLUE,
+    (6, 114): GREEN,
+    (6, 216): ORANGE,
+    (6, 318): RED,
+    (108, 6): BLUE,
+    (108, 114): RED,
+    (108, 216): GREY,
+    (108, 318): GREEN,
+  }
   for (y, x), color in expected.items():
     assert tuple(picture[y, x]) == color and tuple(picture[y + 3, x + 95]) == color, (y, x)
     assert tuple(picture[y - 1, x - 1]) == WHITE  # the background just outside the frame
@@ -56,13 +64,19 @@ def test_grid_size_and_frame_colours_at_hand_computed_cells():
 def test_captions_and_legend_add_strips_and_keep_the_frames():
   rng = np.random.default_rng(1)
   relevance = np.array([[0, 2]])
-  picture = P.retrieval_grid(_random_images(rng, 1), [_random_images(rng, 2)], relevance, cell_size=64,
-                             captions=[["query", "a", "b"]], legend=("query", "same digit", "same shape", "other"))
+  picture = P.retrieval_grid(
+    _random_images(rng, 1),
+    [_random_images(rng, 2)],
+    relevance,
+    cell_size=64,
+    captions=[["query", "a", "b"]],
+    legend=("query", "same digit", "same shape", "other"),
+  )
   layout = P.grid_layout(1, 2, cell_size=64, captions=True, legend=True)
   # Font size 8 at 64 pixels: captions 8 + 4, legend 8 + 2 gaps.
   assert picture.shape == layout.shape == (6 + 64 + 12 + 6 + 20, 6 + 3 * 70 + 6, 3)
   assert [_frame_color(picture, layout, 0, c) for c in range(3)] == [BLUE, RED, GREEN]
-  caption = picture[6 + 64:6 + 64 + 12, 6:6 + 64]
+  caption = picture[6 + 64 : 6 + 64 + 12, 6 : 6 + 64]
   assert (caption != 255).any()  # some text was drawn under the query
 
 
@@ -130,8 +144,12 @@ def _fake_source(num=40):
   rng = np.random.default_rng(5)
   fine = np.arange(num) % 8
   labels = np.stack([fine, fine % 3], 1)
-  return sources.Source(name="fake/test", labels=labels, level_names=("digit", "shape"),
-                        images=rng.integers(0, 256, (num, 5, 7, 3), dtype=np.uint8))
+  return sources.Source(
+    name="fake/test",
+    labels=labels,
+    level_names=("digit", "shape"),
+    images=rng.integers(0, 256, (num, 5, 7, 3), dtype=np.uint8),
+  )
 
 
 @pytest.mark.parametrize("max_gallery_items", [20_000, 25])
@@ -160,7 +178,7 @@ def test_evaluation_picture_frames_the_brute_force_neighbours_by_relevance(max_g
   # The query's image sits inside its frame, enlarged 5 times: 5 x 7 pixels -> 25 x 35, centred in the
   # 40 x 40 box at (7, 2); its pixel (1, 2) covers rows 12..16 and columns 12..16.
   y, x = layout.cell_origin(0, 0)
-  inner = picture[y + 4:y + 44, x + 4:x + 44]
+  inner = picture[y + 4 : y + 44, x + 4 : x + 44]
   np.testing.assert_array_equal(inner[14, 14], source.images[queries[0]][1, 2])
   np.testing.assert_array_equal(inner[6, 14], WHITE)
 
@@ -209,4 +227,4 @@ def test_trainer_call_draws_a_real_evaluation_of_digits(tmp_path):
   # The 8x8 digit is enlarged 11 times: each of its pixels is an 11 x 11 square of one grey level.
   y, x = layout.cell_origin(0, 0)
   query = ev.query_source.load_image(int(P.choose_queries(ev.query_source.labels, 3)[0]))[..., 0]
-  np.testing.assert_array_equal(picture[y + 4:y + 92, x + 4:x + 92, 1], np.kron(query, np.ones((11, 11), np.uint8)))
+  np.testing.assert_array_equal(picture[y + 4 : y + 92, x + 4 : x + 92, 1], np.kron(query, np.ones((11, 11), np.uint8)))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from suprank_jax.input_pipeline import pipeline, sources
+from suprank_jax.input_pipeline import datasets, pipeline, sources
 from suprank_jax.input_pipeline.readers import digits
 
 
@@ -22,8 +22,15 @@ def _config(**overrides):
 
 
 def _take(config, source, *, start_step, total_steps, seed=0, process_index=0, process_count=1):
-  it = pipeline.make_train_iterator(config, source, seed=seed, start_step=start_step, total_steps=total_steps,
-                                    process_index=process_index, process_count=process_count)
+  it = pipeline.make_train_iterator(
+    config,
+    source,
+    seed=seed,
+    start_step=start_step,
+    total_steps=total_steps,
+    process_index=process_index,
+    process_count=process_count,
+  )
   batches = [{k: np.array(v) for k, v in b.items()} for b in it]
   if hasattr(it, "close"):
     it.close()
@@ -59,7 +66,7 @@ def test_digits_splits_are_stratified_disjoint_and_match_sklearn():
 
 def test_get_source_lists_valid_names_for_an_unknown_dataset():
   with pytest.raises(ValueError, match="digits"):
-    sources.get_source(_config(dataset="mnist_typo"), "train")
+    datasets.get_source(_config(dataset="mnist_typo"), "train")
 
 
 def test_train_batches_have_m_images_per_class_and_source_pixels(train_source):
@@ -94,8 +101,10 @@ def test_different_seeds_give_different_streams(train_source):
 def test_process_shards_concatenate_to_the_global_batch(train_source, process_count):
   config = _config(max_shift_px=1)
   full = _take(config, train_source, start_step=2, total_steps=5)
-  shards = [_take(config, train_source, start_step=2, total_steps=5, process_index=p, process_count=process_count)
-            for p in range(process_count)]
+  shards = [
+    _take(config, train_source, start_step=2, total_steps=5, process_index=p, process_count=process_count)
+    for p in range(process_count)
+  ]
   merged = [{k: np.concatenate([s[i][k] for s in shards]) for k in full[0]} for i in range(len(full))]
   _assert_batches_equal(merged, full)
   assert shards[0][0]["images"].shape[0] == 120 // process_count
@@ -109,8 +118,12 @@ def test_random_shift_moves_each_image_by_at_most_one_pixel(train_source):
     original = train_source.images[i, ..., 0] / 255.0
     padded = np.pad(original, 1)
     # Shifting by (dy, dx) with zero fill equals a window of the zero-padded original.
-    matches = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
-               if np.allclose(image[..., 0], padded[1 - dy:9 - dy, 1 - dx:9 - dx], atol=1e-6)]
+    matches = [
+      (dy, dx)
+      for dy in (-1, 0, 1)
+      for dx in (-1, 0, 1)
+      if np.allclose(image[..., 0], padded[1 - dy : 9 - dy, 1 - dx : 9 - dx], atol=1e-6)
+    ]
     assert matches, f"image {i} is not a shift of its source"
     shifted_any |= (0, 0) not in matches
   assert shifted_any
@@ -125,9 +138,10 @@ def test_start_step_outside_the_run_is_rejected(train_source):
 def test_eval_batches_cover_every_item_once_in_order_with_a_mask(process_count):
   source = digits.digits("", "test")  # 896 items
   config = _config()
-  per_process = [list(pipeline.make_eval_batches(config, source, batch_size=100, process_index=p,
-                                                 process_count=process_count))
-                 for p in range(process_count)]
+  per_process = [
+    list(pipeline.make_eval_batches(config, source, batch_size=100, process_index=p, process_count=process_count))
+    for p in range(process_count)
+  ]
   num_batches = -(-896 // (100 * process_count))
   assert all(len(batches) == num_batches for batches in per_process)
   seen = []
@@ -159,10 +173,11 @@ def test_worker_processes_give_the_same_batches(train_source):
 
 def test_random_resized_crop_box_respects_scale_and_ratio():
   from suprank_jax.input_pipeline import transforms
+
   rng = np.random.default_rng(0)
   for _ in range(200):
     top, left, h, w = transforms.random_resized_crop_box(rng, 300, 500, scale=(0.16, 1.0), ratio=(0.75, 1.33))
-    assert 0 <= top and top + h <= 300 and 0 <= left and left + w <= 500
+    assert top >= 0 and top + h <= 300 and left >= 0 and left + w <= 500
     if (h, w) != (300, 300 * 1.33) and h * w < 300 * 500:  # not the fallback crop
       assert 0.16 * 0.97 <= h * w / (300 * 500) <= 1.0
       assert 0.75 * 0.97 <= w / h <= 1.33 * 1.03
@@ -170,8 +185,15 @@ def test_random_resized_crop_box_respects_scale_and_ratio():
 
 def test_imagenet_preprocessing_shapes_and_normalisation():
   from suprank_jax.input_pipeline import transforms
-  config = _config(image_size=224, random_resized_crop=True, horizontal_flip=True, normalization="imagenet",
-                   eval_resize="resize_center_crop", eval_resize_size=256)
+
+  config = _config(
+    image_size=224,
+    random_resized_crop=True,
+    horizontal_flip=True,
+    normalization="imagenet",
+    eval_resize="resize_center_crop",
+    eval_resize_size=256,
+  )
   image = np.full((300, 500, 3), 128, np.uint8)
   train = transforms.make_train_transform(config)(image, np.random.default_rng(0))
   evaluated = transforms.make_eval_transform(config)(image)
@@ -191,6 +213,7 @@ def test_imagenet_preprocessing_shapes_and_normalisation():
 
 def _pil(image):
   from PIL import Image
+
   return Image.fromarray(image)
 
 
@@ -208,7 +231,9 @@ def _close_to(got, expected):
 
 def test_train_resize_comes_before_the_random_resized_crop():
   from PIL import Image
+
   from suprank_jax.input_pipeline import transforms
+
   image = _ramp_image()
   # crop_scale (1, 1): no box of the whole area fits the ratio range, so torchvision's fallback crop is
   # taken: the largest central box of ratio 1.33 (300x500 -> Resize(256) -> 256x426 -> box 256x340 at x=43).
@@ -229,7 +254,9 @@ def test_train_resize_comes_before_the_random_resized_crop():
 
 def test_square_resize_center_crop_ignores_the_aspect_ratio():
   from PIL import Image
+
   from suprank_jax.input_pipeline import transforms
+
   image = _ramp_image()
   config = _config(image_size=224, eval_resize="square_resize_center_crop", eval_resize_size=256)
   got = transforms.make_eval_transform(config)(image)
@@ -237,20 +264,24 @@ def test_square_resize_center_crop_ignores_the_aspect_ratio():
   expected = np.asarray(_pil(image).resize((256, 256), Image.BILINEAR).crop((16, 16, 240, 240))) / 255.0
   _close_to(got, expected)
   with pytest.raises(ValueError, match="eval_resize_size=200 must be >= image_size=224"):
-    transforms.make_eval_transform(_config(image_size=224, eval_resize="square_resize_center_crop",
-                                           eval_resize_size=200))
+    transforms.make_eval_transform(
+      _config(image_size=224, eval_resize="square_resize_center_crop", eval_resize_size=200)
+    )
 
 
 def _photo(height=427, width=640):
   """A real photograph (scikit-learn's bundled sample), resized: smooth regions, edges, texture."""
   from PIL import Image
   from sklearn.datasets import load_sample_image
+
   return np.asarray(Image.fromarray(load_sample_image("china.jpg")).resize((width, height), Image.BICUBIC))
 
 
 def _jpeg(image, quality=92):
   import io
+
   from PIL import Image
+
   out = io.BytesIO()
   Image.fromarray(image).save(out, format="JPEG", quality=quality)
   return out.getvalue()
@@ -259,10 +290,13 @@ def _jpeg(image, quality=92):
 @pytest.mark.parametrize("mode", ["resize_center_crop", "square_resize_center_crop"])
 def test_resizing_only_the_center_crop_gives_the_resize_then_crop_pixels(mode):
   from PIL import Image
+
   from suprank_jax.input_pipeline import transforms
+
   image = _photo()
-  got = transforms.make_eval_transform(_config(image_size=224, eval_resize=mode, eval_resize_size=256),
-                                       normalize_images=False)(image)
+  got = transforms.make_eval_transform(
+    _config(image_size=224, eval_resize=mode, eval_resize_size=256), normalize_images=False
+  )(image)
   size = (256, 256) if mode == "square_resize_center_crop" else (int(256 * 640 / 427), 256)
   two_step = transforms.center_crop(np.asarray(_pil(image).resize(size, Image.BILINEAR)), 224)
   assert got.dtype == np.uint8 and got.shape == two_step.shape
@@ -271,7 +305,9 @@ def test_resizing_only_the_center_crop_gives_the_resize_then_crop_pixels(mode):
 
 def test_jpeg_items_draw_the_same_boxes_and_decode_at_a_reduced_scale_when_the_crop_allows():
   from PIL import Image
+
   from suprank_jax.input_pipeline import transforms
+
   image = _photo(854, 1280)
   data = _jpeg(image)
   decoded = np.asarray(Image.open(__import__("io").BytesIO(data)).convert("RGB"))
@@ -282,8 +318,9 @@ def test_jpeg_items_draw_the_same_boxes_and_decode_at_a_reduced_scale_when_the_c
     from_jpeg = transform(transforms.EncodedImage(data), np.random.default_rng(seed))
     from_pixels = transform(decoded, np.random.default_rng(seed))
     rng = np.random.default_rng(seed)
-    top, left, h, w = transforms.random_resized_crop_box(rng, 854, 1280, scale=config.crop_scale,
-                                                         ratio=config.crop_ratio)
+    top, left, h, w = transforms.random_resized_crop_box(
+      rng, 854, 1280, scale=config.crop_scale, ratio=config.crop_ratio
+    )
     assert from_jpeg.shape == from_pixels.shape == (224, 224, 3)
     difference = np.abs(from_jpeg.astype(float) - from_pixels)
     if min(h, w) >= 448:  # decoded at 1/2 (or less): the DCT downscale stands for part of the bilinear one
@@ -292,13 +329,15 @@ def test_jpeg_items_draw_the_same_boxes_and_decode_at_a_reduced_scale_when_the_c
     else:
       np.testing.assert_array_equal(from_jpeg, from_pixels)
   assert drafted >= 3
-  evaluated = transforms.make_eval_transform(_config(image_size=224, eval_resize="resize_center_crop",
-                                                     eval_resize_size=256))
+  evaluated = transforms.make_eval_transform(
+    _config(image_size=224, eval_resize="resize_center_crop", eval_resize_size=256)
+  )
   np.testing.assert_allclose(evaluated(transforms.EncodedImage(data)), evaluated(decoded), atol=4 / 255 / 0.224)
 
 
 def test_encoded_items_read_the_sources_crop_box_and_name_a_corrupt_file():
   from suprank_jax.input_pipeline import sources, transforms
+
   image = _photo(200, 300)
   data = _jpeg(image)
   decoded = transforms.EncodedImage(data).resample(None, 200, 300)
@@ -316,16 +355,25 @@ def test_encoded_items_read_the_sources_crop_box_and_name_a_corrupt_file():
 
 def test_uint8_batches_normalised_on_the_devices_equal_the_float_batches(train_source, tmp_path):
   from PIL import Image
-  from suprank_jax import parallel
+
+  from suprank_jax.runtime import parallel
+
   paths = []
-  for i, label in enumerate(np.repeat(np.arange(4), 4)):
+  for i, _label in enumerate(np.repeat(np.arange(4), 4)):
     path = tmp_path / f"{i}.jpg"
     Image.fromarray(np.roll(_photo(120, 160), 7 * i, axis=1)).save(path, quality=90)
     paths.append(str(path))
   source = sources.make_source("photos/train", np.repeat(np.arange(4), 4), ("class",), paths=paths)
-  config = _config(global_batch_size=8, samples_per_class=4, image_size=32, random_resized_crop=True,
-                   horizontal_flip=True, normalization="imagenet", eval_resize="resize_center_crop",
-                   eval_resize_size=40)
+  config = _config(
+    global_batch_size=8,
+    samples_per_class=4,
+    image_size=32,
+    random_resized_crop=True,
+    horizontal_flip=True,
+    normalization="imagenet",
+    eval_resize="resize_center_crop",
+    eval_resize_size=40,
+  )
   mesh = parallel.make_mesh()
   floats = _take(config, source, start_step=0, total_steps=2)
   it = pipeline.make_train_iterator(config, source, seed=0, start_step=0, total_steps=2, uint8_images=True)
@@ -343,6 +391,7 @@ def test_uint8_batches_normalised_on_the_devices_equal_the_float_batches(train_s
 
 def test_a_corrupt_file_is_replaced_by_an_item_of_its_class_with_its_own_draws(tmp_path):
   from PIL import Image
+
   paths = []
   for i in range(8):
     path = tmp_path / f"{i}.jpg"
@@ -351,8 +400,9 @@ def test_a_corrupt_file_is_replaced_by_an_item_of_its_class_with_its_own_draws(t
   with open(paths[1], "wb") as f:
     f.write(b"broken")
   source = sources.make_source("photos/train", np.repeat(np.arange(2), 4), ("class",), paths=paths)
-  config = _config(global_batch_size=8, samples_per_class=4, image_size=16, random_resized_crop=True,
-                   skip_corrupt_images=True)
+  config = _config(
+    global_batch_size=8, samples_per_class=4, image_size=16, random_resized_crop=True, skip_corrupt_images=True
+  )
   batch = pipeline.load_train_batch(config, source, 0, seed=0)
   assert 1 not in batch["index"].tolist()
   np.testing.assert_array_equal(batch["labels"][:, 0], np.array(source.labels[batch["index"], 0]))
@@ -366,15 +416,29 @@ def test_a_corrupt_file_is_replaced_by_an_item_of_its_class_with_its_own_draws(t
 
 def test_the_default_input_config_is_valid():
   pipeline.check_input_config(pipeline.default_config())
-  pipeline.check_input_config(_config(dataset="sop", data_dir="/data/sop", sampler="hierarchical",
-                                      super_classes_per_batch=3, global_batch_size=12 * 3, image_size=224,
-                                      random_resized_crop=True, crop_scale=(0.2, 1.0), train_resize_size=256,
-                                      eval_resize="square_resize_center_crop", eval_resize_size=256))
-  pipeline.check_input_config(_config(dataset="inaturalist", data_dir="/x", dataset_kwargs={"mode": "full"},
-                                      max_per_class=12))
+  pipeline.check_input_config(
+    _config(
+      dataset="sop",
+      data_dir="/data/sop",
+      sampler="hierarchical",
+      super_classes_per_batch=3,
+      global_batch_size=12 * 3,
+      image_size=224,
+      random_resized_crop=True,
+      crop_scale=(0.2, 1.0),
+      train_resize_size=256,
+      eval_resize="square_resize_center_crop",
+      eval_resize_size=256,
+    )
+  )
+  pipeline.check_input_config(
+    _config(dataset="inaturalist", data_dir="/x", dataset_kwargs={"mode": "full"}, max_per_class=12)
+  )
 
 
-@pytest.mark.parametrize("overrides, message", [
+@pytest.mark.parametrize(
+  "overrides, message",
+  [
     # Values.
     (dict(image_size=-1), "config.input.image_size=-1 must be >= 0"),
     (dict(samples_per_class=0), "config.input.samples_per_class=0 must be >= 1"),
@@ -386,7 +450,10 @@ def test_the_default_input_config_is_valid():
     (dict(normalization="none"), "config.input.normalization='none'; valid"),
     (dict(source_format="zip"), "config.input.source_format='zip'"),
     (dict(dataset="nope"), "config.input.dataset='nope' is unknown"),
-    (dict(image_size=64, random_resized_crop=True, crop_scale=(0.5, 0.2)), "config.input.crop_scale=.* 0 < a <= b <= 1"),
+    (
+      dict(image_size=64, random_resized_crop=True, crop_scale=(0.5, 0.2)),
+      "config.input.crop_scale=.* 0 < a <= b <= 1",
+    ),
     (dict(image_size=64, random_resized_crop=True, crop_scale=(0.0, 1.0)), "config.input.crop_scale"),
     (dict(image_size=64, random_resized_crop=True, crop_ratio=(1.33, 0.75)), "config.input.crop_ratio=.* 0 < a <= b"),
     (dict(random_resized_crop=True), "random_resized_crop needs config.input.image_size > 0"),
@@ -394,21 +461,31 @@ def test_the_default_input_config_is_valid():
     (dict(max_per_class=4), "config.input.max_per_class=4 must be 0 .* or >= samples_per_class=12"),
     (dict(sampler="hierarchical", global_batch_size=24, super_class_level=0), "super_class_level=0 must differ"),
     # Keys set to a non-default value that the chosen options do not read.
-    (dict(super_classes_per_batch=3), "config.input.super_classes_per_batch=3 is not read here .*sampler='hierarchical'"),
+    (
+      dict(super_classes_per_batch=3),
+      "config.input.super_classes_per_batch=3 is not read here .*sampler='hierarchical'",
+    ),
     (dict(batches_per_super_tuple=5), "config.input.batches_per_super_tuple=5 is not read"),
-    (dict(sampler="hierarchical", global_batch_size=24, max_per_class=12),
-     "config.input.max_per_class=12 is not read here .*sampler='m_per_class'"),
+    (
+      dict(sampler="hierarchical", global_batch_size=24, max_per_class=12),
+      "config.input.max_per_class=12 is not read here .*sampler='m_per_class'",
+    ),
     (dict(eval_resize="resize", image_size=32, eval_resize_size=40), "config.input.eval_resize_size=40 is not read"),
     (dict(crop_scale=(0.5, 1.0)), "config.input.crop_scale=.* is not read here .*random_resized_crop=True"),
     (dict(crop_ratio=(1.0, 1.0)), "config.input.crop_ratio=.* is not read"),
     (dict(train_resize_size=256), "config.input.train_resize_size=256 is the resize before the random resized crop"),
     (dict(dataset="sop", data_dir="/d", tfds_name="my_sop"), "config.input.tfds_name='my_sop' is not read .*'tfds'"),
     (dict(data_dir="/data/digits"), "config.input.data_dir='/data/digits' is not read .*digits is embedded"),
-    (dict(dataset="sop", data_dir="/d", dataset_kwargs={"mode": "full"}),
-     "config.input.dataset_kwargs=.*does not fit the 'sop' reader"),
-    (dict(dataset="sop", data_dir="/d", source_format="tfds", dataset_kwargs={"mode": "full"}),
-     "only cache_dir is read"),
-])
+    (
+      dict(dataset="sop", data_dir="/d", dataset_kwargs={"mode": "full"}),
+      "config.input.dataset_kwargs=.*does not fit the 'sop' reader",
+    ),
+    (
+      dict(dataset="sop", data_dir="/d", source_format="tfds", dataset_kwargs={"mode": "full"}),
+      "only cache_dir is read",
+    ),
+  ],
+)
 def test_check_input_config_names_the_key_at_fault(overrides, message):
   config = _config()
   for key, value in overrides.items():
@@ -419,6 +496,7 @@ def test_check_input_config_names_the_key_at_fault(overrides, message):
 
 def test_unknown_and_missing_keys_are_rejected():
   import ml_collections
+
   config = pipeline.default_config().to_dict()
   config["sampler_name"] = "m_per_class"
   with pytest.raises(ValueError, match=r"unknown keys \['sampler_name'\]"):

@@ -4,10 +4,10 @@ metric case, the default protocol unchanged, 'both', and galleries that contain 
 import numpy as np
 import pytest
 
-from tests.conftest import assert_close_to_reference, golden_case_names
 from suprank_jax.evaluation import landmarks
 from suprank_jax.evaluation import metrics as M
 from suprank_jax.evaluation import retrieval as R
+from tests.conftest import assert_close_to_reference, golden_case_names
 
 # ------------------------------------------------------------------------------------------------
 # The original evaluation code's names and settings -> ours (the one place where they are mapped).
@@ -72,13 +72,15 @@ def test_original_protocol_gives_every_golden_metric(golden, name):
   assert expected
   for original_name, value in expected.items():
     # The golden tolerance for metrics (the reference computes parts of them in float32).
-    assert_close_to_reference(ours[_our_key(original_name, case["hyperparameters"])], value, rtol=1e-6,
-                              name=original_name)
+    assert_close_to_reference(
+      ours[_our_key(original_name, case["hyperparameters"])], value, rtol=1e-6, name=original_name
+    )
   if "overall_accuracy_hook" in case["values"]:
     overall = M.overall_accuracy(ours, protocol="original")
     for original_name, value in case["values"]["overall_accuracy_hook"].items():
-      assert_close_to_reference(overall[_our_key(original_name, case["hyperparameters"])], value, rtol=1e-6,
-                                name=f"overall {original_name}")
+      assert_close_to_reference(
+        overall[_our_key(original_name, case["hyperparameters"])], value, rtol=1e-6, name=f"overall {original_name}"
+      )
 
 
 @pytest.mark.parametrize("name", golden_case_names("metrics", "metrics_"))
@@ -91,12 +93,21 @@ def test_original_relevances_are_the_query_sets_own_table(golden, name):
 # The README's numbers for the default protocol (section "Where our numbers differ from the original
 # code"), at full precision: the default protocol is unchanged by the original one.
 DEFAULT_NUMBERS = {
-    "metrics_same_source_L2_0": {"H-AP_multi": 0.2080241614859011, "AP_level0": 0.1876091789722427,
-                                 "mAP@R_level1": 0.10767729434836487, "NDCG_multi": 0.6125756928861045,
-                                 "AP#1_exclude": 0.20200759783047353},
-    "metrics_query_gallery_L2_0": {"H-AP_multi": 0.25922097936572275, "AP_level0": 0.24139194960809926,
-                                   "mAP@R_level1": 0.13628303188675697, "NDCG_multi": 0.6306333035240568,
-                                   "ASI_multi": 0.32021099880945175, "AP#1_exclude": 0.22795668036999278},
+  "metrics_same_source_L2_0": {
+    "H-AP_multi": 0.2080241614859011,
+    "AP_level0": 0.1876091789722427,
+    "mAP@R_level1": 0.10767729434836487,
+    "NDCG_multi": 0.6125756928861045,
+    "AP#1_exclude": 0.20200759783047353,
+  },
+  "metrics_query_gallery_L2_0": {
+    "H-AP_multi": 0.25922097936572275,
+    "AP_level0": 0.24139194960809926,
+    "mAP@R_level1": 0.13628303188675697,
+    "NDCG_multi": 0.6306333035240568,
+    "ASI_multi": 0.32021099880945175,
+    "AP#1_exclude": 0.22795668036999278,
+  },
 }
 
 
@@ -114,8 +125,14 @@ def test_both_returns_default_and_original_metrics_under_distinct_keys(golden):
   case, g = golden("metrics_query_gallery_L2_0")
   default = _run_case(case, g, protocol="default")
   original = _run_case(case, g, protocol="original")
-  both, per_query = R.evaluate_retrieval(g["features"], g["labels"], g["ref_features"], g["ref_labels"],
-                                         config=_our_config(case["hyperparameters"], "both"), return_per_query=True)
+  both, per_query = R.evaluate_retrieval(
+    g["features"],
+    g["labels"],
+    g["ref_features"],
+    g["ref_labels"],
+    config=_our_config(case["hyperparameters"], "both"),
+    return_per_query=True,
+  )
   assert set(both) == set(default) | {f"original/{k}" for k in original}
   for key, value in default.items():
     assert both[key] == value, key  # bit for bit: the same ranks from the shared ranking
@@ -125,8 +142,9 @@ def test_both_returns_default_and_original_metrics_under_distinct_keys(golden):
   assert both["original/H-AP_multi"] == pytest.approx(case["values"]["metrics"]["H-AP_multi"], rel=1e-6)
   assert per_query["original/AP_level1"].shape == (len(g["labels"]),)
   overall = M.overall_accuracy(both, protocol="both")
-  assert overall["original/ASI"] == pytest.approx(np.mean([both["original/ASI_level0"], both["original/ASI_level1"],
-                                                           both["original/ASI_multi"]]))
+  assert overall["original/ASI"] == pytest.approx(
+    np.mean([both["original/ASI_level0"], both["original/ASI_level1"], both["original/ASI_multi"]])
+  )
   assert overall["ASI"] == pytest.approx(np.mean([both["ASI_level0"], both["ASI_level1"]]))
 
 
@@ -174,19 +192,20 @@ def _dense_values(levels, agree, table, cfg, *, original):
       out[f"AP{s}"] = ap_like(1.0, big_r)
       out[f"mAP@R{s}"] = ap_like(pos[None, :] <= big_r[:, None], big_r)
       out[f"ASI{s}"] = (prec * (pos[None, :] <= big_r[:, None])).sum(1) / big_r
-    gains = 2.0 ** levels - 1
+    gains = 2.0**levels - 1
     ideal = -np.sort(-gains, 1)
     out["NDCG_multi"] = (gains / np.log2(1 + pos)).sum(1) / (ideal / np.log2(1 + pos)).sum(1)
     ideal_levels = -np.sort(-levels, 1)
     big_r = (levels > 0).sum(1)
-    overlap = sum(np.minimum(np.cumsum(levels == v, 1), np.cumsum(ideal_levels == v, 1))
-                  for v in range(1, levels.max() + 1))
+    overlap = sum(
+      np.minimum(np.cumsum(levels == v, 1), np.cumsum(ideal_levels == v, 1)) for v in range(1, levels.max() + 1)
+    )
     out["ASI_multi"] = (overlap / pos * (pos[None, :] <= big_r[:, None])).sum(1) / big_r
     rel = np.take_along_axis(table, levels, 1)
     hrank = 0
     for v in range(1, table.shape[1]):
-      same = (rel == table[:, v:v + 1]) if original else (levels == v)
-      hrank = hrank + np.minimum(rel, table[:, v:v + 1]) * np.cumsum(same, 1)
+      same = (rel == table[:, v : v + 1]) if original else (levels == v)
+      hrank = hrank + np.minimum(rel, table[:, v : v + 1]) * np.cumsum(same, 1)
     out["H-AP_multi"] = (hrank / pos).sum(1) / rel.sum(1)
     for v in cfg.level_ap:
       pertinent, kept = levels == v, levels <= v
@@ -199,7 +218,7 @@ def _original_average(values, batch, skip):
   """DictAverage over chunks: chunk means weighted by chunk size, non-finite chunk means left out."""
   total = count = 0.0
   for start in range(0, len(values), batch):
-    chunk = values[start:start + batch]
+    chunk = values[start : start + batch]
     mean = np.nanmean(chunk) if skip else np.mean(chunk)
     if np.isfinite(mean):
       total, count = total + mean * len(chunk), count + len(chunk)
@@ -230,16 +249,27 @@ def _gallery_holding_the_queries(seed=0):
 
 def _protocol_config(protocol, batch):
   cfg = R.default_config()
-  cfg.update(protocol=protocol, hierarchy_levels=(0, 1), recall_at=(1, 4), true_recall_at=(1, 3), precision_at=(1, 5),
-             map_at=(3,), binary_asi=True, level_ap=(1, 2), original_metric_batch_size=batch, chunk_size=32)
+  cfg.update(
+    protocol=protocol,
+    hierarchy_levels=(0, 1),
+    recall_at=(1, 4),
+    true_recall_at=(1, 3),
+    precision_at=(1, 5),
+    map_at=(3,),
+    binary_asi=True,
+    level_ap=(1, 2),
+    original_metric_batch_size=batch,
+    chunk_size=32,
+  )
   return cfg
 
 
 def test_gallery_containing_the_queries_original_protocol_drops_each_querys_nearest_item():
   query, query_labels, gallery, gallery_labels, self_index = _gallery_holding_the_queries()
   cfg = _protocol_config("original", batch=16)
-  ours = R.evaluate_retrieval(query, query_labels, gallery, gallery_labels, config=cfg, gallery_contains_queries=True,
-                              self_index=self_index)  # ignored by the original protocol
+  ours = R.evaluate_retrieval(
+    query, query_labels, gallery, gallery_labels, config=cfg, gallery_contains_queries=True, self_index=self_index
+  )  # ignored by the original protocol
   scores = query @ gallery.T
   nearest = np.argmax(scores, 1)
   assert np.sum(nearest != self_index) == 10
@@ -254,18 +284,21 @@ def test_gallery_containing_the_queries_original_protocol_drops_each_querys_near
 def test_gallery_containing_the_queries_default_protocol_excludes_each_querys_own_copy():
   query, query_labels, gallery, gallery_labels, self_index = _gallery_holding_the_queries()
   cfg = _protocol_config("default", batch=16)
-  ours = R.evaluate_retrieval(query, query_labels, gallery, gallery_labels, config=cfg, gallery_contains_queries=True,
-                              self_index=self_index)
+  ours = R.evaluate_retrieval(
+    query, query_labels, gallery, gallery_labels, config=cfg, gallery_contains_queries=True, self_index=self_index
+  )
   levels, agree = _dense_lists(query @ gallery.T, query_labels, gallery_labels, self_index)
   values = _dense_values(levels, agree, _pop_table(levels, 2), cfg, original=False)
   for key, v in values.items():
     assert ours[key] == pytest.approx(np.nanmean(v), rel=1e-12), key
   # Same numbers as a plain self_index evaluation; the original protocol differs.
   cfg_plain = _protocol_config("default", batch=16)
-  assert ours == R.evaluate_retrieval(query, query_labels, gallery, gallery_labels, config=cfg_plain,
-                                      self_index=self_index)
-  original = R.evaluate_retrieval(query, query_labels, gallery, gallery_labels, config=_protocol_config("original", 16),
-                                  gallery_contains_queries=True)
+  assert ours == R.evaluate_retrieval(
+    query, query_labels, gallery, gallery_labels, config=cfg_plain, self_index=self_index
+  )
+  original = R.evaluate_retrieval(
+    query, query_labels, gallery, gallery_labels, config=_protocol_config("original", 16), gallery_contains_queries=True
+  )
   assert original["R@1_level0"] > ours["R@1_level0"]  # the copy of 10 queries stays at rank 1
 
 

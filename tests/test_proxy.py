@@ -16,10 +16,10 @@ from tests.conftest import assert_close_to_reference
 # (golden case, adapter, the case's name of the proxies (the reference's attribute), hyper-parameters).
 # Every loss keeps them as params["proxies"].
 GOLDEN = [
-    ("cluster_batch", proxy.cluster_embedding_loss, "weight", dict(temperature=0.05)),
-    ("arcface_batch", proxy.arcface_embedding_loss, "weight", dict(scale=30.0, margin=0.5, easy_margin=False)),
-    ("proxynca_pp_batch", proxy.proxy_nca_pp_embedding_loss, "proxies", dict(scale=3.0)),
-    ("csl_batch", proxy.csl_embedding_loss, "weight", dict(margins=(0.25, 0.45), scale=32.0, reduce_type="sum")),
+  ("cluster_batch", proxy.cluster_embedding_loss, "weight", dict(temperature=0.05)),
+  ("arcface_batch", proxy.arcface_embedding_loss, "weight", dict(scale=30.0, margin=0.5, easy_margin=False)),
+  ("proxynca_pp_batch", proxy.proxy_nca_pp_embedding_loss, "proxies", dict(scale=3.0)),
+  ("csl_batch", proxy.csl_embedding_loss, "weight", dict(margins=(0.25, 0.45), scale=32.0, reduce_type="sum")),
 ]
 
 
@@ -100,8 +100,9 @@ def test_proxy_nca_pp_matches_squared_distance_softmax(x64):
   x, p, y = rng.normal(size=(7, 3)), rng.normal(size=(5, 3)), rng.integers(0, 5, 7)
   d = ((3 * _unit(x))[:, None, :] - (3 * _unit(p))[None, :, :]) ** 2
   expected = _softmax_ce(-d.sum(-1), y)
-  np.testing.assert_allclose(proxy.proxy_nca_pp_loss(jnp.asarray(x), jnp.asarray(y), jnp.asarray(p)), expected,
-                             rtol=1e-9)
+  np.testing.assert_allclose(
+    proxy.proxy_nca_pp_loss(jnp.asarray(x), jnp.asarray(y), jnp.asarray(p)), expected, rtol=1e-9
+  )
 
 
 def _numpy_csl_levels(x, labels, w, proxy_labels, margins, scale):
@@ -127,8 +128,9 @@ def test_csl_reductions_match_numpy(x64, reduce_type):
   x, w = 0.2 * rng.normal(size=(9, 4)), rng.normal(size=(6, 4))
   per_level = _numpy_csl_levels(x, labels, w, proxy_labels, (0.25, 0.35, 0.45), 4.0)
   expected = {"sum": per_level.sum(), "mean": per_level.mean(), "none": per_level}[reduce_type]
-  got = proxy.csl_loss(jnp.asarray(x), jnp.asarray(labels), jnp.asarray(w), proxy_labels, scale=4.0,
-                       reduce_type=reduce_type)
+  got = proxy.csl_loss(
+    jnp.asarray(x), jnp.asarray(labels), jnp.asarray(w), proxy_labels, scale=4.0, reduce_type=reduce_type
+  )
   np.testing.assert_allclose(got, expected, rtol=1e-9)
 
 
@@ -159,8 +161,10 @@ def test_weights_are_initialised_like_torch_linear(name):
 
 
 def test_cluster_centres_and_proxy_nca_init_shapes():
-  assert proxy.cluster_init_params(jax.random.key(0), embed_dim=8, num_classes=5, num_centers=3)["proxies"].shape \
-      == (15, 8)
+  assert proxy.cluster_init_params(jax.random.key(0), embed_dim=8, num_classes=5, num_centers=3)["proxies"].shape == (
+    15,
+    8,
+  )
   p = np.asarray(proxy.proxy_nca_pp_init_params(jax.random.key(0), embed_dim=64, num_classes=500)["proxies"])
   assert p.shape == (500, 64) and abs(p.std() - 1 / 8) < 0.005
 
@@ -178,8 +182,9 @@ def test_csl_per_query_values_average_to_the_loss():
   kw = dict(margins=(0.1, 0.2), reduce_type="none")
   per_query = proxy.csl_loss(jnp.asarray(emb), jnp.asarray(labels), w, proxy_labels, reduce_fn=None, **kw)
   assert per_query.shape == (10, 2)
-  np.testing.assert_allclose(per_query.mean(0), proxy.csl_loss(jnp.asarray(emb), jnp.asarray(labels), w,
-                                                               proxy_labels, **kw), rtol=1e-6)
+  np.testing.assert_allclose(
+    per_query.mean(0), proxy.csl_loss(jnp.asarray(emb), jnp.asarray(labels), w, proxy_labels, **kw), rtol=1e-6
+  )
 
 
 def test_shape_and_level_mismatches_raise():
@@ -204,5 +209,10 @@ def test_shape_and_level_mismatches_raise():
   with pytest.raises(ValueError, match="must be an int label column"):
     proxy.cluster_embedding_loss(batch_inputs(e, l), {"proxies": jnp.ones((4, 6))}, hierarchy_level="multi")
   for spelling in ("MULTI", "Multi"):  # the reference's configs write MULTI
-    proxy.csl_embedding_loss(batch_inputs(e, l), {"proxies": jnp.ones((4, 6))}, hierarchy_level=spelling,
-                             margins=(0.1, 0.2), proxy_labels=np.stack([np.arange(4), np.arange(4) // 2], 1))
+    proxy.csl_embedding_loss(
+      batch_inputs(e, l),
+      {"proxies": jnp.ones((4, 6))},
+      hierarchy_level=spelling,
+      margins=(0.1, 0.2),
+      proxy_labels=np.stack([np.arange(4), np.arange(4) // 2], 1),
+    )

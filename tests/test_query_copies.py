@@ -24,8 +24,9 @@ def _jpegs(n, seed):
 
 def _source(name, paths=None, records=None, images=None):
   n = len(paths if paths is not None else records if records is not None else images)
-  return sources.Source(name=name, labels=np.zeros((n, 1), np.int32), level_names=("x",), paths=paths,
-                        records=records, images=images)
+  return sources.Source(
+    name=name, labels=np.zeros((n, 1), np.int32), level_names=("x",), paths=paths, records=records, images=images
+  )
 
 
 def test_copies_are_found_by_content_under_other_names_and_by_path(tmp_path):
@@ -57,8 +58,11 @@ def test_a_query_without_a_copy_is_reported_with_the_rule(tmp_path):
   queries = _jpegs(4, seed=2)
   query_paths = [_write(str(tmp_path / "q" / f"query_{q}.jpg"), data) for q, data in enumerate(queries)]
   gallery_paths = [_write(str(tmp_path / "g" / f"{g}.jpg"), queries[q]) for g, q in enumerate((3, 0))]
-  with pytest.raises(ValueError, match=r"2 of 4 queries of q have no copy in g \(e.g. .*query_1.jpg, .*query_2.jpg\)"
-                                       r".*must hold a copy of every query"):
+  with pytest.raises(
+    ValueError,
+    match=r"2 of 4 queries of q have no copy in g \(e.g. .*query_1.jpg, .*query_2.jpg\)"
+    r".*must hold a copy of every query",
+  ):
     query_copies.find_query_copies(_source("q", paths=query_paths), _source("g", paths=gallery_paths))
   # Each gallery item is the copy of one query only: two identical queries need two copies.
   twice = [query_paths[0], query_paths[0]]
@@ -71,7 +75,8 @@ def test_in_memory_and_record_sources_match_by_content(tmp_path):
   images = rng.integers(0, 256, (4, 5, 6, 3), dtype=np.uint8)
   gallery = np.concatenate([rng.integers(0, 256, (3, 5, 6, 3), dtype=np.uint8), images[[2, 0, 3, 1]]])
   np.testing.assert_array_equal(
-      query_copies.find_query_copies(_source("q", images=images), _source("g", images=gallery)), [4, 6, 3, 5])
+    query_copies.find_query_copies(_source("q", images=images), _source("g", images=gallery)), [4, 6, 3, 5]
+  )
   # Same bytes in another shape are not a copy.
   flat = images.reshape(4, 6, 5, 3)
   with pytest.raises(ValueError, match="4 of 4 queries"):
@@ -80,8 +85,9 @@ def test_in_memory_and_record_sources_match_by_content(tmp_path):
   data = _jpegs(3, seed=4)
   paths = [_write(str(tmp_path / f"{k}.jpg"), d) for k, d in enumerate(data)]
   np.testing.assert_array_equal(
-      query_copies.find_query_copies(_source("q", paths=paths), _source("g", records=[data[2], b"x", data[0],
-                                                                                      data[1]])), [2, 3, 0])
+    query_copies.find_query_copies(_source("q", paths=paths), _source("g", records=[data[2], b"x", data[0], data[1]])),
+    [2, 3, 0],
+  )
 
 
 def test_files_are_hashed_in_chunks_and_progress_is_logged(tmp_path, monkeypatch):

@@ -17,14 +17,14 @@ from tests.conftest import assert_close_to_reference, golden_case_names
 pytestmark = pytest.mark.usefixtures("fast_compile")
 
 EMBEDDING_LOSSES = {
-    "supap": ap.sup_ap_embedding_loss,
-    "smoothap": ap.smooth_ap_embedding_loss,
-    "suphap": hap.sup_hap_embedding_loss,
-    "smoothhap": hap.smooth_hap_embedding_loss,
-    "suprecall": recall.sup_recall_embedding_loss,
-    "smoothrecall": recall.smooth_recall_embedding_loss,
-    "supndcg": ndcg.sup_ndcg_embedding_loss,
-    "smoothndcg": ndcg.smooth_ndcg_embedding_loss,
+  "supap": ap.sup_ap_embedding_loss,
+  "smoothap": ap.smooth_ap_embedding_loss,
+  "suphap": hap.sup_hap_embedding_loss,
+  "smoothhap": hap.smooth_hap_embedding_loss,
+  "suprecall": recall.sup_recall_embedding_loss,
+  "smoothrecall": recall.smooth_recall_embedding_loss,
+  "supndcg": ndcg.sup_ndcg_embedding_loss,
+  "smoothndcg": ndcg.smooth_ndcg_embedding_loss,
 }
 _HP_KEYS = ("tau", "rho", "delta", "start", "offset", "at_k", "temp", "beta", "leak", "gamma", "with_hrank")
 CASES = golden_case_names("ranking_loss")
@@ -68,8 +68,9 @@ def _steps(family, kwargs):
   if family.startswith("smooth"):
     sig = functools.partial(ranks.tau_sigmoid, tau=kwargs["tau"])
     return (sig, None), (sig, None)
-  lower = functools.partial(ranks.suprank_surrogate, **{k: kwargs[k] for k in ("tau", "rho", "delta", "start",
-                                                                               "offset")})
+  lower = functools.partial(
+    ranks.suprank_surrogate, **{k: kwargs[k] for k in ("tau", "rho", "delta", "start", "offset")}
+  )
   higher = None
   if kwargs.get("with_hrank"):
     higher = functools.partial(ranks.hrank_surrogate, **{k: kwargs[k] for k in ("beta", "leak", "gamma")})
@@ -77,14 +78,14 @@ def _steps(family, kwargs):
 
 
 _PURE = {
-    "supap": lambda s, l, r, w, hp: ap.sup_ap_loss(s, l, where=w, reduce_fn=None, **hp),
-    "smoothap": lambda s, l, r, w, hp: ap.smooth_ap_loss(s, l, where=w, reduce_fn=None, **hp),
-    "suphap": lambda s, l, r, w, hp: hap.sup_hap_loss(s, l, r, where=w, reduce_fn=None, **hp),
-    "smoothhap": lambda s, l, r, w, hp: hap.smooth_hap_loss(s, l, r, where=w, reduce_fn=None, **hp),
-    "suprecall": lambda s, l, r, w, hp: recall.sup_recall_loss(s, l, where=w, reduce_fn=None, **hp),
-    "smoothrecall": lambda s, l, r, w, hp: recall.smooth_recall_loss(s, l, where=w, reduce_fn=None, **hp),
-    "supndcg": lambda s, l, r, w, hp: ndcg.sup_ndcg_loss(s, l, where=w, reduce_fn=None, **hp),
-    "smoothndcg": lambda s, l, r, w, hp: ndcg.smooth_ndcg_loss(s, l, where=w, reduce_fn=None, **hp),
+  "supap": lambda s, l, r, w, hp: ap.sup_ap_loss(s, l, where=w, reduce_fn=None, **hp),
+  "smoothap": lambda s, l, r, w, hp: ap.smooth_ap_loss(s, l, where=w, reduce_fn=None, **hp),
+  "suphap": lambda s, l, r, w, hp: hap.sup_hap_loss(s, l, r, where=w, reduce_fn=None, **hp),
+  "smoothhap": lambda s, l, r, w, hp: hap.smooth_hap_loss(s, l, r, where=w, reduce_fn=None, **hp),
+  "suprecall": lambda s, l, r, w, hp: recall.sup_recall_loss(s, l, where=w, reduce_fn=None, **hp),
+  "smoothrecall": lambda s, l, r, w, hp: recall.smooth_recall_loss(s, l, where=w, reduce_fn=None, **hp),
+  "supndcg": lambda s, l, r, w, hp: ndcg.sup_ndcg_loss(s, l, where=w, reduce_fn=None, **hp),
+  "smoothndcg": lambda s, l, r, w, hp: ndcg.smooth_ndcg_loss(s, l, where=w, reduce_fn=None, **hp),
 }
 
 
@@ -102,8 +103,13 @@ def _check_case(golden, name, dtype, rtol):
     inputs = make(e)
     scores = inputs.scores()
     levels, rel, where = graded_pairs(inputs, hierarchy_level=kwargs["hierarchy_level"])
-    out = dict(loss=loss, grad_embeddings=grad, levels=levels, relevances=rel,
-               per_query_score=1.0 - _PURE[family](scores, levels, rel, where, pure_hp))
+    out = dict(
+      loss=loss,
+      grad_embeddings=grad,
+      levels=levels,
+      relevances=rel,
+      per_query_score=1.0 - _PURE[family](scores, levels, rel, where, pure_hp),
+    )
     out["rank"] = ranks.approx_ranks(scores, levels, where=where, step_fn=step, lower_step_fn=lower)
     if "rank_plus" in arrays:
       out["rank_plus"] = dense_rank_plus(scores, levels, rel, where=where, step_fn=plus_step, higher_step_fn=higher)
@@ -143,8 +149,9 @@ def test_matches_reference_in_float64(golden, x64, name):
 # ------------------------------------------------------------------------------------------------ oracles
 
 
-def _dense_hap_oracle(scores, levels, rel, where, *, tau=0.01, rho=100.0, delta=0.05, start=0.5, offset=1.44,
-                      smooth=False, reduce=True):
+def _dense_hap_oracle(
+  scores, levels, rel, where, *, tau=0.01, rho=100.0, delta=0.05, start=0.5, offset=1.44, smooth=False, reduce=True
+):
   """The reference's batch^3 formulation, written out plainly in jnp."""
   x = scores[:, None, :] - scores[:, :, None]  # [b, i, j] = s_j - s_i
   m = scores.shape[1]
@@ -190,14 +197,21 @@ def _random_batch(seed, b=24, m=40, num_classes=6, scale=0.15):
 
 def _pop_relevance(levels, where):
   from suprank_jax import hierarchy
+
   return hierarchy.relevance_matrix(levels, 2, where=where)
 
 
 def test_sup_ap_with_heaviside_steps_equals_exact_ap():
   scores, levels, _ = _random_batch(0)
   positives = levels == 2
-  loss = ap.ap_family_loss(scores, positives.astype(jnp.int32), positives.astype(jnp.float32),
-                           step_fn=ranks.heaviside, lower_step_fn=ranks.heaviside, reduce_fn=None)
+  loss = ap.ap_family_loss(
+    scores,
+    positives.astype(jnp.int32),
+    positives.astype(jnp.float32),
+    step_fn=ranks.heaviside,
+    lower_step_fn=ranks.heaviside,
+    reduce_fn=None,
+  )
   has_pos = np.asarray(positives).any(-1)
   np.testing.assert_allclose(1.0 - np.asarray(loss)[has_pos], _exact_ap(scores, positives)[has_pos], rtol=1e-6)
 
@@ -224,7 +238,8 @@ def test_sup_hap_equals_dense_batch_cubed_oracle_under_jit(smooth):
   count = int(jnp.max(jnp.sum(rel > 0, -1)))
   for max_positives in (None, count):  # traced relevances: all M items, or the gathered block
     got, grad = jax.jit(jax.value_and_grad(lambda s, l, r, w: fn(s, l, r, where=w, max_positives=max_positives)))(
-        scores, levels, rel, where)
+      scores, levels, rel, where
+    )
     np.testing.assert_allclose(got, expected, rtol=1e-5)
     np.testing.assert_allclose(grad, expected_grad, rtol=1e-4, atol=1e-6)
 
@@ -243,11 +258,18 @@ def test_too_small_max_positives_gives_nan_under_jit_and_raises_eagerly(capsys):
 def test_sup_ap_equals_dense_oracle_with_memory_sized_chunks():
   scores, levels, _ = _random_batch(6, b=8, m=300)
   positives = levels == 2
-  expected = _dense_hap_oracle(scores, positives.astype(jnp.int32), positives.astype(jnp.float32),
-                               jnp.ones(scores.shape, bool))
+  expected = _dense_hap_oracle(
+    scores, positives.astype(jnp.int32), positives.astype(jnp.float32), jnp.ones(scores.shape, bool)
+  )
   lower = functools.partial(ranks.suprank_surrogate)
-  chunked = ap.ap_family_loss(scores, positives.astype(jnp.int32), positives.astype(jnp.float32),
-                              step_fn=ranks.heaviside, lower_step_fn=lower, pair_block=8 * 16 * 64)
+  chunked = ap.ap_family_loss(
+    scores,
+    positives.astype(jnp.int32),
+    positives.astype(jnp.float32),
+    step_fn=ranks.heaviside,
+    lower_step_fn=lower,
+    pair_block=8 * 16 * 64,
+  )
   np.testing.assert_allclose(chunked, expected, rtol=1e-5)
 
 
@@ -265,9 +287,12 @@ def test_recall_handles_unequal_positive_counts():
   positives = np.asarray(levels == 2)
   assert len(set(positives.sum(-1).tolist())) > 1
   got = np.asarray(recall.sup_recall_loss(scores, positives, reduce_fn=None, at_k=(1, 4)))  # eager: gathered
-  rank = np.asarray(jax.jit(functools.partial(ranks.approx_ranks, step_fn=ranks.heaviside,
-                                              lower_step_fn=ranks.suprank_surrogate))(
-                                                  scores, jnp.asarray(positives, jnp.int32)), np.float64)
+  rank = np.asarray(
+    jax.jit(functools.partial(ranks.approx_ranks, step_fn=ranks.heaviside, lower_step_fn=ranks.suprank_surrogate))(
+      scores, jnp.asarray(positives, jnp.int32)
+    ),
+    np.float64,
+  )
   for q in range(10):
     n = positives[q].sum()
     if n == 0:
@@ -313,8 +338,12 @@ def test_single_sample_classes_and_include_self(name):
 
 def test_memory_with_the_batch_as_memory_equals_batch_mode():
   emb, labels = _embedding_batch(13, LABELS)
-  for fn in (ap.sup_ap_embedding_loss, hap.sup_hap_embedding_loss, recall.smooth_recall_embedding_loss,
-             ndcg.sup_ndcg_embedding_loss):
+  for fn in (
+    ap.sup_ap_embedding_loss,
+    hap.sup_hap_embedding_loss,
+    recall.smooth_recall_embedding_loss,
+    ndcg.sup_ndcg_embedding_loss,
+  ):
     batch = jax.jit(fn)(batch_inputs(emb, labels))
     memory = jax.jit(fn)(memory_inputs(emb, labels, emb, labels))
     np.testing.assert_allclose(memory, batch, rtol=1e-6)
@@ -323,8 +352,9 @@ def test_memory_with_the_batch_as_memory_equals_batch_mode():
 def test_memory_queries_without_positives_are_left_out():
   emb, labels = _embedding_batch(14, LABELS)
   memory, memory_labels = emb[:6], labels[:6]  # no item of classes 3, 4, 5
-  loss, grad = jax.jit(jax.value_and_grad(
-      lambda e: ap.sup_ap_embedding_loss(memory_inputs(e, labels, memory, memory_labels))))(emb)
+  loss, grad = jax.jit(
+    jax.value_and_grad(lambda e: ap.sup_ap_embedding_loss(memory_inputs(e, labels, memory, memory_labels)))
+  )(emb)
   kept = jax.jit(ap.sup_ap_embedding_loss)(memory_inputs(emb[:6], labels[:6], memory, memory_labels))
   assert float(loss) == pytest.approx(float(kept), rel=1e-6)
   assert np.all(np.isfinite(grad)) and np.all(np.asarray(grad)[6:] == 0.0)
@@ -341,7 +371,8 @@ def test_shape_and_level_mismatch_raise_at_trace_time():
   with pytest.raises(ValueError, match="hierarchy_level"):
     ap.sup_ap_embedding_loss(batch_inputs(jnp.zeros((3, 2)), jnp.zeros((3, 2), jnp.int32)), hierarchy_level="x")
   with pytest.raises(ValueError, match="hierarchy_level must be an int label column"):
-    recall.sup_recall_embedding_loss(batch_inputs(jnp.zeros((3, 2)), jnp.zeros((3, 2), jnp.int32)),
-                                     hierarchy_level="multi")
+    recall.sup_recall_embedding_loss(
+      batch_inputs(jnp.zeros((3, 2)), jnp.zeros((3, 2), jnp.int32)), hierarchy_level="multi"
+    )
   with pytest.raises(ValueError, match="label levels"):
     memory_inputs(jnp.zeros((3, 2)), jnp.zeros((3, 2), jnp.int32), jnp.zeros((4, 2)), jnp.zeros((4, 3), jnp.int32))

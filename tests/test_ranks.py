@@ -202,8 +202,9 @@ def test_suprank_surrogate_variants():
   got = ranks.suprank_surrogate(x, offset=None)
   offset = 1 / (1 + np.exp(-5.0)) + 0.5
   np.testing.assert_allclose(got, [sig[0], sig[1], 0.5 + sig[2], 0.5 + sig[3], 100 * 0.15 + offset], rtol=1e-6)
-  np.testing.assert_allclose(ranks.suprank_surrogate(x, delta=None, offset=1.0),
-                             [sig[0], sig[1], 3.0, 6.0, 21.0], rtol=1e-6)
+  np.testing.assert_allclose(
+    ranks.suprank_surrogate(x, delta=None, offset=1.0), [sig[0], sig[1], 3.0, 6.0, 21.0], rtol=1e-6
+  )
   np.testing.assert_allclose(ranks.suprank_surrogate(x, rho=-1), sig, rtol=1e-6)
 
 

@@ -1,6 +1,7 @@
-"""Every command the README shows runs as written, on the miniatures of its data sets.
+"""Every command the README and docs/experiments.md show runs as written, on the miniatures of its data sets.
 
-The commands are read from the README's ``bash`` blocks. Paths of the README's examples are mapped to
+The commands are read from the ``bash`` blocks of the README and of docs/experiments.md (every
+experiment's command, generated from the experiment table). Paths of the README's examples are mapped to
 generated data: a ``--config.input.data_dir`` (or ``--data_dir``) to the miniature of its data set in
 the original layout (``tests/miniatures.py``), ``/weights/...`` to a file, ``runs/...`` and ``/tmp/...``
 to the test's folder.
@@ -22,36 +23,48 @@ import sys
 import pytest
 from absl import flags
 
-from suprank_jax import main as train_main
-from suprank_jax import parallel, train
+from suprank_jax.configs import common
 from suprank_jax.evaluate import define_flags as define_evaluate_flags
 from suprank_jax.evaluate import prepare_evaluators
-from suprank_jax.configs import common
 from suprank_jax.input_pipeline import to_array_record
+from suprank_jax.runtime import parallel
+from suprank_jax.training import main as train_main
+from suprank_jax.training import train
 from tests import miniatures
 from tests.test_experiments import shrink
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The data folders of the README's examples and the data sets they hold.
 DATA_DIRS = {
-    "/data/Stanford_Online_Products": "sop", "/mnt/Stanford_Online_Products": "sop", "/data/CUB_200_2011": "cub",
-    "/data/Inaturalist": "inaturalist", "/data/dyml_vehicle": "dyml_vehicle", "/data/dyml_animal": "dyml_animal",
-    "/data/dyml_product": "dyml_product", "/data/gldv2": "gldv2_hierarchical", "/data/revisited": "revisited",
+  "/data/Stanford_Online_Products": "sop",
+  "/mnt/Stanford_Online_Products": "sop",
+  "/data/CUB_200_2011": "cub",
+  "/data/Inaturalist": "inaturalist",
+  "/data/dyml_vehicle": "dyml_vehicle",
+  "/data/dyml_animal": "dyml_animal",
+  "/data/dyml_product": "dyml_product",
+  "/data/gldv2": "gldv2_hierarchical",
+  "/data/revisited": "revisited",
 }
 
 
-def readme_commands(module: str | None = None) -> list[str]:
-  """The ``python3 -m suprank_jax...`` commands of the README's bash blocks (continuations joined,
-  comments removed), in order; only those of ``module`` when given."""
-  with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
-    text = f.read()
+# The pages whose commands are tested: the README, then the experiments page (generated from the table).
+PAGES = ("README.md", os.path.join("docs", "experiments.md"))
+
+
+def readme_commands(module: str | None = None, pages: tuple[str, ...] = PAGES) -> list[str]:
+  """The ``python3 -m suprank_jax...`` commands of the bash blocks of ``pages`` (continuations joined,
+  comments removed), in order, each once; only those of ``module`` when given."""
   commands = []
-  for block in re.findall(r"```bash\n(.*?)```", text, re.S):
-    for line in re.sub(r"\\\n\s*", " ", block).splitlines():
-      for part in line.split("&&"):
-        part = re.sub(r"\s+#.*$", "", part).strip()
-        if part.startswith("python3 -m suprank_jax"):
-          commands.append(part)
+  for page in pages:
+    with open(os.path.join(REPO, page), encoding="utf-8") as f:
+      text = f.read()
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+      for line in re.sub(r"\\\n\s*", " ", block).splitlines():
+        for part in line.split("&&"):
+          part = re.sub(r"\s+#.*$", "", part).strip()
+          if part.startswith("python3 -m suprank_jax") and part not in commands:
+            commands.append(part)
   if module:
     commands = [c for c in commands if shlex.split(c)[2] == module]
   return commands
@@ -68,8 +81,11 @@ class Paths:
     dataset = DATA_DIRS[path]
     if dataset not in self.made:
       folder = os.path.join(self.root, "data", dataset)
-      self.made[dataset] = (miniatures.make_revisited(folder, num_distractors=12) if dataset == "revisited"
-                            else miniatures.MINIATURES[dataset](folder))
+      self.made[dataset] = (
+        miniatures.make_revisited(folder, num_distractors=12)
+        if dataset == "revisited"
+        else miniatures.MINIATURES[dataset](folder)
+      )
     return self.made[dataset]
 
   def weights(self, path):
@@ -104,7 +120,7 @@ class Paths:
 
 def _argv(command, paths):
   tokens = [paths.map(t) for t in shlex.split(command)[3:]]
-  return ["prog"] + [t for t in tokens]
+  return ["prog"] + list(tokens)
 
 
 def _parse(argv, define_flags):
@@ -120,16 +136,25 @@ def _parse(argv, define_flags):
     sys.argv = argv_saved
 
 
-def test_readme_shows_every_experiment_and_the_original_readme_order_first():
-  commands = readme_commands("suprank_jax.train")
-  configs = [re.search(r"--config (suprank_jax/configs/\S+?\.py)", c).group(1) for c in commands
-             if re.search(r"--config suprank_jax/configs/(happier|roadmap|suprank|baselines)/", c)]
-  on_disk = sorted(os.path.relpath(os.path.join(d, f), REPO) for family in ("happier", "roadmap", "suprank", "baselines")
-                   for d, _, files in os.walk(os.path.join(REPO, "suprank_jax", "configs", family))
-                   for f in files if f.endswith(".py") and f != "__init__.py")
+def test_experiments_page_shows_every_experiment_and_the_original_readme_order_first():
+  commands = readme_commands("suprank_jax.train", pages=(os.path.join("docs", "experiments.md"),))
+  configs = [
+    re.search(r"--config (suprank_jax/configs/\S+?\.py)", c).group(1)
+    for c in commands
+    if re.search(r"--config suprank_jax/configs/(happier|roadmap|suprank|baselines|landmarks)/", c)
+  ]
+  on_disk = sorted(
+    os.path.relpath(os.path.join(d, f), REPO)
+    for family in ("happier", "roadmap", "suprank", "baselines", "landmarks")
+    for d, _, files in os.walk(os.path.join(REPO, "suprank_jax", "configs", family))
+    for f in files
+    if f.endswith(".py") and f != "__init__.py"
+  )
   assert sorted(configs) == on_disk
-  assert configs[:6] == [f"suprank_jax/configs/happier/{name}.py" for name in
-                         ("inat_base", "inat_full", "sop", "dyml_vehicle", "dyml_animal", "dyml_product")]
+  assert configs[:6] == [
+    f"suprank_jax/configs/happier/{name}.py"
+    for name in ("inat_base", "inat_full", "sop", "dyml_vehicle", "dyml_animal", "dyml_product")
+  ]
 
 
 @pytest.mark.parametrize("command", readme_commands("suprank_jax.train"))
@@ -157,6 +182,7 @@ def test_readme_evaluation_command_parses_and_reads_its_data(command, tmp_path):
   config = parsed.config
   if config is None:
     from suprank_jax.configs import workdir as workdir_config  # pylint: disable=g-import-not-at-top
+
     config = workdir_config.load(parsed.workdir)
   if config.input.dataset != "digits":
     shrink(config, config.input.data_dir)
@@ -196,8 +222,12 @@ def _shrink_flags(command, paths):
   """The tiny run of a README training command, as command-line overrides."""
   config = _parse(_argv(command, paths), train_main.define_flags).config.copy_and_resolve_references()
   if config.input.dataset == "digits":
-    return ["--config.total_steps=4", "--config.num_epochs=0", "--config.log_every_steps=2",
-            "--config.checkpoint_every_steps=2"]
+    return [
+      "--config.total_steps=4",
+      "--config.num_epochs=0",
+      "--config.log_every_steps=2",
+      "--config.checkpoint_every_steps=2",
+    ]
   before = config.copy_and_resolve_references()
   shrink(config, config.input.data_dir)
   from tests.config_audit import leaves  # pylint: disable=g-import-not-at-top
@@ -206,7 +236,9 @@ def _shrink_flags(command, paths):
   after = leaves(config)
   for key, value in leaves(before).items():
     if after[key] != value:
-      out.append(f"--config.{key}={after[key]!r}" if not isinstance(after[key], str) else f"--config.{key}={after[key]}")
+      out.append(
+        f"--config.{key}={after[key]!r}" if not isinstance(after[key], str) else f"--config.{key}={after[key]}"
+      )
   if config.model.get("pretrained_path"):  # the tiny network has no weights to load (shrink: pretrained=False)
     out.append("--config.model.pretrained_path=")
   if config.model.get("whitening_path"):
@@ -219,6 +251,7 @@ def _whitening_file(config, root):
   full-size ResNet-101), written as ``.npz``."""
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
+
   from suprank_jax import models  # pylint: disable=g-import-not-at-top
   from suprank_jax.models import whitening  # pylint: disable=g-import-not-at-top
 
@@ -229,8 +262,9 @@ def _whitening_file(config, root):
   shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), np.zeros((1, size, size, 3), np.float32), train=False))
   in_dim, out_dim = shapes["params"]["head"]["projection"]["kernel"].shape
   rng = np.random.default_rng(0)
-  white = whitening.Whitening(rng.normal(size=(out_dim, in_dim)).astype(np.float32) / np.sqrt(in_dim),
-                              np.zeros(out_dim, np.float32))
+  white = whitening.Whitening(
+    rng.normal(size=(out_dim, in_dim)).astype(np.float32) / np.sqrt(in_dim), np.zeros(out_dim, np.float32)
+  )
   return whitening.save_whitening(os.path.join(root, "weights", "whitening.npz"), white)
 
 
@@ -244,6 +278,7 @@ def test_every_readme_command_runs_as_written(tmp_path):
       _run(command, paths)
   query = os.path.join(os.getcwd(), "query.png")
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   from suprank_jax.input_pipeline.readers import digits  # pylint: disable=g-import-not-at-top
 
   Image.fromarray(digits.digits("", "test").load_image(0)[..., 0]).save(query)

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from suprank_jax import checkpoint, resume_rules, train, workdir_lock
+from suprank_jax.training import checkpoint, resume_rules, train, workdir_lock
 from tests.test_checkpoint import damage_bytes
 from tests.test_sources import write_jpeg
 from tests.test_train import _tiny_config
@@ -26,10 +26,19 @@ pytestmark = pytest.mark.usefixtures("fast_compile")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The command-line twin of _config(): the same run, so that a command can resume an in-process run.
-TINY_FLAGS = ("--config", "suprank_jax/configs/digits.py", "--config.model.width=8", "--config.model.hidden_dim=32",
-              "--config.model.embed_dim=16", "--config.input.global_batch_size=40",
-              "--config.input.samples_per_class=4", "--config.tensorboard=False", "--config.log_every_steps=2",
-              "--config.checkpoint_every_steps=3", "--config.evals.test.metrics.multi_level_metrics=()")
+TINY_FLAGS = (
+  "--config",
+  "suprank_jax/configs/digits.py",
+  "--config.model.width=8",
+  "--config.model.hidden_dim=32",
+  "--config.model.embed_dim=16",
+  "--config.input.global_batch_size=40",
+  "--config.input.samples_per_class=4",
+  "--config.tensorboard=False",
+  "--config.log_every_steps=2",
+  "--config.checkpoint_every_steps=3",
+  "--config.evals.test.metrics.multi_level_metrics=()",
+)
 
 
 def _config(total_steps):
@@ -51,15 +60,33 @@ def _command(workdir, *flags):
 
 
 def _cli(workdir, *flags, timeout=240, **kwargs):
-  return subprocess.run(_command(workdir, *flags), capture_output=True, text=True, cwd=REPO,
-                        env=kwargs.pop("env", _env()), timeout=timeout, **kwargs)
+  return subprocess.run(
+    _command(workdir, *flags),
+    capture_output=True,
+    text=True,
+    cwd=REPO,
+    env=kwargs.pop("env", _env()),
+    timeout=timeout,
+    **kwargs,
+  )
 
 
 def _start(workdir, *flags):
   """A long run (100000 steps, a checkpoint every 1000) whose stdout is read line by line."""
-  return subprocess.Popen(_command(workdir, "--config.total_steps=100000", "--config.checkpoint_every_steps=1000",
-                                   "--config.log_every_steps=5", *flags),
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=_env())
+  return subprocess.Popen(
+    _command(
+      workdir,
+      "--config.total_steps=100000",
+      "--config.checkpoint_every_steps=1000",
+      "--config.log_every_steps=5",
+      *flags,
+    ),
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+    cwd=REPO,
+    env=_env(),
+  )
 
 
 def _wait_for_line(proc, prefix):
@@ -144,17 +171,23 @@ def test_a_read_error_is_named_in_one_line_per_step(run, monkeypatch):
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
 
   def failing_restore(self, step, *args, **kwargs):
-    raise Exception(f"Encountered error while reading array index of step {step}. See full TensorStore "
-                    "details: TensorStore({\n  'base': {\n    'driver': 'zarr',\n  }\n})")
+    raise Exception(
+      f"Encountered error while reading array index of step {step}. See full TensorStore "
+      "details: TensorStore({\n  'base': {\n    'driver': 'zarr',\n  }\n})"
+    )
 
   monkeypatch.setattr(ocp.CheckpointManager, "restore", failing_restore)
   before = _snapshot(run)
   with pytest.raises(checkpoint.NoUsableCheckpointError) as info:
     train.train_and_evaluate(_config(9), str(run), log=_quiet)
   message = str(info.value)
-  assert re.search(r"step folders \[3, 6\] and none of them restores: .*step 6: unreadable: Exception: "
-                   r"Encountered error while reading array index of step 6\. See full TensorStore details: "
-                   r"TensorStore\(\{.*start afresh on purpose", message, re.S)
+  assert re.search(
+    r"step folders \[3, 6\] and none of them restores: .*step 6: unreadable: Exception: "
+    r"Encountered error while reading array index of step 6\. See full TensorStore details: "
+    r"TensorStore\(\{.*start afresh on purpose",
+    message,
+    re.S,
+  )
   assert "'driver'" not in message
   assert _snapshot(run) == before
 
@@ -176,8 +209,10 @@ def test_a_changed_config_stops_naming_the_keys_unless_the_user_allows_it(run):
   config = _config(9)
   config.model.embed_dim = 32
   config.optim.learning_rate = 0.01
-  with pytest.raises(resume_rules.ConfigChangedError,
-                     match=r"model\.embed_dim: 16 -> 32; optim\.learning_rate: 0\.001 -> 0\.01.*--allow_config_change"):
+  with pytest.raises(
+    resume_rules.ConfigChangedError,
+    match=r"model\.embed_dim: 16 -> 32; optim\.learning_rate: 0\.001 -> 0\.01.*--allow_config_change",
+  ):
     train.train_and_evaluate(config, str(run), log=_quiet)
   assert _snapshot(run) == before
   # Allowed explicitly: the checkpoints cannot take another embedding size, which is named.
@@ -195,8 +230,11 @@ def test_a_nan_at_a_save_step_is_never_saved_and_the_last_good_step_is_named(run
   config = _config(12)
   config.log_every_steps = 20  # the losses are checked at the save steps too
   config.optim.learning_rate = 1e30  # the parameters blow up after step 6
-  with pytest.raises(FloatingPointError, match=r"non-finite loss at step 7: loss/sup_ap=nan.*hold step 6, the last "
-                                               r"good state"):
+  with pytest.raises(
+    FloatingPointError,
+    match=r"non-finite loss at step 7: loss/sup_ap=nan.*hold step 6, the last "
+    r"good state",
+  ):
     train.train_and_evaluate(config, str(run), log=_quiet, allow_config_change=True)
   assert checkpoint.CheckpointManager(str(run / "checkpoints")).all_steps() == [3, 6]
   assert {step: _checkpoint_files(run, step) for step in (3, 6)} == before
@@ -211,7 +249,9 @@ def test_a_zero_temperature_is_blamed_on_its_loss_term_in_one_line(tmp_path):
   assert "the learning rate is not the cause" in message and "config.losses.sup_ap" in message
 
 
-@pytest.mark.parametrize("key,value,expected", [
+@pytest.mark.parametrize(
+  "key,value,expected",
+  [
     ("log_every_steps", 0, "config.log_every_steps=0"),
     ("checkpoint_every_steps", 0, "config.checkpoint_every_steps=0 and config.checkpoint_every_epochs=0"),
     ("keep_checkpoints", 0, "config.keep_checkpoints=0"),
@@ -220,9 +260,14 @@ def test_a_zero_temperature_is_blamed_on_its_loss_term_in_one_line(tmp_path):
     ("optim.learning_rate", -1.0, "config.optim.learning_rate=-1.0"),
     ("input.global_batch_size", -40, "config.input.global_batch_size=-40"),
     ("input.crop_scale", (0.9, 0.1), r"config.input.crop_scale=\(0.9, 0.1\)"),
-    ("evals.test.metrics.recall_at", (1.5, 2), r"config.evals.test.metrics.recall_at must hold positive integers, "
-                                               r"got \(1.5, 2\)"),
-])
+    (
+      "evals.test.metrics.recall_at",
+      (1.5, 2),
+      r"config.evals.test.metrics.recall_at must hold positive integers, "
+      r"got \(1.5, 2\)",
+    ),
+  ],
+)
 def test_impossible_values_are_rejected_before_any_work(tmp_path, key, value, expected):
   config = _config(4)
   config.input.random_resized_crop = key == "input.crop_scale"
@@ -264,8 +309,11 @@ def test_sigterm_saves_at_the_next_step_and_ends_the_run_and_a_second_run_is_ref
   finally:
     proc.kill()
   assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
-  match = re.search(r"stopped by SIGTERM at step (\d+): the checkpoints in \S+ hold step (\d+); run the same "
-                    r"command to resume", err)
+  match = re.search(
+    r"stopped by SIGTERM at step (\d+): the checkpoints in \S+ hold step (\d+); run the same "
+    r"command to resume",
+    err,
+  )
   assert match and match[1] == match[2], err[-2000:]
   step = int(match[1])
   assert step >= 10 and checkpoint.CheckpointManager(str(workdir / "checkpoints")).all_steps() == [step]
@@ -284,8 +332,9 @@ def test_sigint_saves_the_step_it_interrupts_and_ends_the_run(tmp_path):
       os.kill(os.getpid(), signal.SIGINT)
 
   handler = signal.getsignal(signal.SIGINT)
-  with pytest.raises(train.RunInterrupted, match=r"stopped by SIGINT at step 4: the checkpoints in \S+ hold step 4"
-                     ) as stopped:
+  with pytest.raises(
+    train.RunInterrupted, match=r"stopped by SIGINT at step 4: the checkpoints in \S+ hold step 4"
+  ) as stopped:
     train.train_and_evaluate(config, str(tmp_path), log=log)
   assert stopped.value.exit_code == 128 + signal.SIGINT
   assert checkpoint.CheckpointManager(str(tmp_path / "checkpoints")).all_steps() == [4]
@@ -314,22 +363,31 @@ def test_a_second_signal_ends_the_run_at_once_without_saving(tmp_path):
 
 # Runs a command without the capabilities that let root write into read-only folders (a launcher, not a
 # preexec_fn: the test process is multithreaded, and Python code between fork and exec may deadlock).
-_UNPRIVILEGED = ("import ctypes, os, sys\n"
-                 "libc = ctypes.CDLL(None, use_errno=True)\n"
-                 "for cap in (1, 2, 3):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER\n"
-                 "  if os.geteuid() == 0 and libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP\n"
-                 "    sys.exit('cannot drop capability %d' % cap)\n"
-                 "os.execv(sys.argv[1], sys.argv[1:])\n")
+_UNPRIVILEGED = (
+  "import ctypes, os, sys\n"
+  "libc = ctypes.CDLL(None, use_errno=True)\n"
+  "for cap in (1, 2, 3):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER\n"
+  "  if os.geteuid() == 0 and libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP\n"
+  "    sys.exit('cannot drop capability %d' % cap)\n"
+  "os.execv(sys.argv[1], sys.argv[1:])\n"
+)
 
 
 def _unprivileged_cli(workdir, *flags):
-  return subprocess.run([sys.executable, "-c", _UNPRIVILEGED, *_command(workdir, *flags)], capture_output=True,
-                        text=True, cwd=REPO, env=_env(), timeout=180)
+  return subprocess.run(
+    [sys.executable, "-c", _UNPRIVILEGED, *_command(workdir, *flags)],
+    capture_output=True,
+    text=True,
+    cwd=REPO,
+    env=_env(),
+    timeout=180,
+  )
 
 
 def _can_drop_root_privileges():
-  return subprocess.run([sys.executable, "-c", _UNPRIVILEGED, sys.executable, "-c", "pass"],
-                        check=False).returncode == 0
+  return (
+    subprocess.run([sys.executable, "-c", _UNPRIVILEGED, sys.executable, "-c", "pass"], check=False).returncode == 0
+  )
 
 
 @pytest.mark.skipif(not _can_drop_root_privileges(), reason="root cannot drop CAP_DAC_OVERRIDE here")
@@ -377,6 +435,7 @@ def test_a_resumed_run_logs_each_step_once_and_keeps_the_first_evaluation(run, t
 
 def test_an_evaluation_stopped_after_its_checkpoint_runs_again_on_resume(tmp_path, monkeypatch):
   from suprank_jax.evaluation import evaluator as evaluator_lib  # pylint: disable=g-import-not-at-top
+
   config = _config(6)
   config.eval_every_steps = 3  # evaluations at 0, 3 and 6; checkpoints at 3 and 6
   workdir = str(tmp_path / "run")
@@ -415,9 +474,18 @@ def test_the_workdir_lock_names_its_holder_and_dies_with_it(tmp_path):
     # Each process of a multi-process run takes its own lock.
     with workdir_lock.WorkdirLock(str(tmp_path), process_index=1):
       pass
-  holder = subprocess.Popen([sys.executable, "-c", "import time; from suprank_jax import workdir_lock; "
-                             f"lock = workdir_lock.WorkdirLock({str(tmp_path)!r}).acquire(); "
-                             "print('locked', flush=True); time.sleep(600)"], stdout=subprocess.PIPE, text=True, cwd=REPO)
+  holder = subprocess.Popen(
+    [
+      sys.executable,
+      "-c",
+      "import time; from suprank_jax import workdir_lock; "
+      f"lock = workdir_lock.WorkdirLock({str(tmp_path)!r}).acquire(); "
+      "print('locked', flush=True); time.sleep(600)",
+    ],
+    stdout=subprocess.PIPE,
+    text=True,
+    cwd=REPO,
+  )
   try:
     assert holder.stdout.readline().strip() == "locked"
     with pytest.raises(workdir_lock.WorkdirBusyError, match=f"pid {holder.pid}"):
@@ -438,8 +506,10 @@ def test_the_workdir_lock_names_its_holder_and_dies_with_it(tmp_path):
 def _sop(root, train_classes=8):
   """A Stanford Online Products miniature: ``train_classes`` products x 3 images, 2 test products x 2."""
   os.makedirs(root)
-  for split, rows in (("train", [(c, k) for c in range(1, train_classes + 1) for k in range(3)]),
-                      ("test", [(c, k) for c in (101, 102) for k in range(2)])):
+  for split, rows in (
+    ("train", [(c, k) for c in range(1, train_classes + 1) for k in range(3)]),
+    ("test", [(c, k) for c in (101, 102) for k in range(2)]),
+  ):
     with open(os.path.join(root, f"Ebay_{split}.txt"), "w") as f:
       f.write("image_id class_id super_class_id path\n")
       for n, (c, k) in enumerate(rows, start=1):
@@ -460,8 +530,9 @@ def test_missing_images_are_all_reported_before_training(tmp_path):
   for path in missing:
     os.remove(path)
   workdir = tmp_path / "run"
-  with pytest.raises(FileNotFoundError, match=r"3 image files are missing \(sop/train: 2 of 24; sop/test: 1 of 4\)"
-                                              ) as error:
+  with pytest.raises(
+    FileNotFoundError, match=r"3 image files are missing \(sop/train: 2 of 24; sop/test: 1 of 4\)"
+  ) as error:
     train.train_and_evaluate(_sop_config(root), str(workdir), log=_quiet)
   assert all(path in str(error.value) for path in missing)
   with open(workdir / "missing_files.txt") as f:

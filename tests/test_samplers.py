@@ -36,7 +36,7 @@ def test_m_per_class_batches_hold_distinct_classes_with_m_images_each():
       members = batch[labels[batch] == c]
       assert len(set(members.tolist())) == 4  # distinct images when the class has >= M
       # The M images of a class are consecutive in the batch.
-    assert all(len(set(labels[batch[i:i + 4]].tolist())) == 1 for i in range(0, 24, 4))
+    assert all(len(set(labels[batch[i : i + 4]].tolist())) == 1 for i in range(0, 24, 4))
 
 
 def test_m_per_class_epoch_uses_every_image_once_when_balanced():
@@ -109,7 +109,7 @@ def test_hierarchical_batches_take_k_super_classes_and_m_per_class():
     for sup in sup_counts:
       classes = {c for c in class_counts if labels[labels[:, 0] == c, 1][0] == sup}
       assert len(classes) == min(4, [3, 4, 5, 6][sup])
-  assert tuples == {t: 3 for t in itertools.combinations(range(4), 2)}
+  assert tuples == dict.fromkeys(itertools.combinations(range(4), 2), 3)
 
 
 def test_hierarchical_is_deterministic_and_changes_with_epoch():
@@ -131,8 +131,7 @@ def test_hierarchical_rejects_bad_arguments():
 @pytest.mark.parametrize("process_count", [1, 2, 3, 6])
 def test_process_slices_concatenate_to_the_global_batch(process_count):
   batch = np.arange(100, 112)
-  parts = [samplers.process_slice(batch, process_index=p, process_count=process_count)
-           for p in range(process_count)]
+  parts = [samplers.process_slice(batch, process_index=p, process_count=process_count) for p in range(process_count)]
   assert all(len(p) == 12 // process_count for p in parts)
   np.testing.assert_array_equal(np.concatenate(parts), batch)
 
@@ -147,8 +146,10 @@ def test_batch_sampler_maps_steps_to_epoch_batches_in_any_call_order():
   sampler = samplers.make_batch_sampler("m_per_class", labels, batch_size=12, seed=4, samples_per_class=3)
   steps = sampler.steps_per_epoch
   assert steps == 6 * 3 // 4
-  expected = {s: samplers.m_per_class_batches(labels, batch_size=12, samples_per_class=3, seed=4,
-                                              epoch=s // steps)[s % steps] for s in range(3 * steps)}
+  expected = {
+    s: samplers.m_per_class_batches(labels, batch_size=12, samples_per_class=3, seed=4, epoch=s // steps)[s % steps]
+    for s in range(3 * steps)
+  }
   for s in [2 * steps + 1, 0, steps, 3 * steps - 1, 1, steps + 2]:
     np.testing.assert_array_equal(sampler(s), expected[s])
 
@@ -174,7 +175,7 @@ def test_m_per_class_cap_uses_a_fresh_subset_of_each_class_per_epoch():
     batches = samplers.m_per_class_batches(labels, seed=2, epoch=epoch, **kw)
     assert batches.shape == (steps, 12)
     for batch in batches:
-      assert all(len(set(labels[batch[i:i + m]].tolist())) == 1 for i in range(0, 12, m))
+      assert all(len(set(labels[batch[i : i + m]].tolist())) == 1 for i in range(0, 12, m))
     used = batches.ravel()
     for c in range(len(counts)):
       images = frozenset(used[labels[used] == c].tolist())

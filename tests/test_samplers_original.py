@@ -9,7 +9,7 @@ import pytest
 
 from suprank_jax.configs import common
 from suprank_jax.configs.groups import GROUPS
-from suprank_jax.input_pipeline import pipeline, samplers, sources
+from suprank_jax.input_pipeline import datasets, pipeline, samplers
 
 
 def _reference_passes(order, members, samples_per_class, batch_size):
@@ -61,7 +61,7 @@ def test_original_epoch_on_cub_sized_classes_takes_the_first_classes_until_they_
   assert len(got) == len(_reference_passes(order, members, 4, 256))
   first_run = min(sizes[:64] // 4)
   for b in range(first_run):
-    np.testing.assert_array_equal(got[b].reshape(64, 4), [members[c][4 * b:4 * b + 4] for c in range(64)])
+    np.testing.assert_array_equal(got[b].reshape(64, 4), [members[c][4 * b : 4 * b + 4] for c in range(64)])
 
 
 def _uneven_labels(seed=0, num_classes=60):
@@ -76,10 +76,15 @@ def test_every_batch_has_c_classes_of_m_distinct_unused_images_and_small_classes
   m, c = 4, 6
   kept = np.minimum(sizes, max_per_class) if max_per_class else sizes
   for epoch in range(3):
-    batches = samplers.m_per_class_original_batches(labels, batch_size=m * c, samples_per_class=m, seed=5, epoch=epoch,
-                                                    max_per_class=max_per_class)
-    assert batches.shape == (samplers.m_per_class_original_num_batches(
-        labels, batch_size=m * c, samples_per_class=m, seed=5, epoch=epoch, max_per_class=max_per_class), m * c)
+    batches = samplers.m_per_class_original_batches(
+      labels, batch_size=m * c, samples_per_class=m, seed=5, epoch=epoch, max_per_class=max_per_class
+    )
+    assert batches.shape == (
+      samplers.m_per_class_original_num_batches(
+        labels, batch_size=m * c, samples_per_class=m, seed=5, epoch=epoch, max_per_class=max_per_class
+      ),
+      m * c,
+    )
     assert len(np.unique(batches)) == batches.size  # no image twice in an epoch
     for batch in batches:
       counts = collections.Counter(labels[batch].tolist())
@@ -98,18 +103,23 @@ def test_batch_counts_vary_from_epoch_to_epoch_and_each_epoch_is_deterministic()
   assert len(set(counts)) > 1, counts
   lengths = samplers.m_per_class_original_lengths(labels, **kw)
   assert [lengths(e) for e in reversed(range(8))] == counts[::-1]
-  np.testing.assert_array_equal(samplers.m_per_class_original_batches(labels, epoch=2, **kw),
-                                samplers.m_per_class_original_batches(labels, epoch=2, **kw))
-  assert not np.array_equal(samplers.m_per_class_original_batches(labels, epoch=2, **kw)[:1],
-                            samplers.m_per_class_original_batches(labels, epoch=3, **kw)[:1])
+  np.testing.assert_array_equal(
+    samplers.m_per_class_original_batches(labels, epoch=2, **kw),
+    samplers.m_per_class_original_batches(labels, epoch=2, **kw),
+  )
+  assert not np.array_equal(
+    samplers.m_per_class_original_batches(labels, epoch=2, **kw)[:1],
+    samplers.m_per_class_original_batches(labels, epoch=3, **kw)[:1],
+  )
 
 
 def test_the_cap_keeps_a_fresh_subset_of_each_class_per_epoch():
   labels = np.repeat(np.arange(6), [30, 20, 12, 9, 8, 5])
   subsets = collections.defaultdict(set)
   for epoch in range(6):
-    batches = samplers.m_per_class_original_batches(labels, batch_size=8, samples_per_class=4, seed=0, epoch=epoch,
-                                                    max_per_class=8)
+    batches = samplers.m_per_class_original_batches(
+      labels, batch_size=8, samples_per_class=4, seed=0, epoch=epoch, max_per_class=8
+    )
     used = batches.ravel()
     for k in range(6):
       images = frozenset(used[labels[used] == k].tolist())
@@ -120,8 +130,10 @@ def test_the_cap_keeps_a_fresh_subset_of_each_class_per_epoch():
 
 def test_too_few_classes_of_m_images_is_an_error_naming_the_sampler_rule():
   labels = np.repeat(np.arange(5), [4, 4, 3, 2, 9])
-  with pytest.raises(ValueError, match="needs 4 classes of at least 4 images .* have 3: the original's "
-                                       "MPerClassSampler never draws a smaller class"):
+  with pytest.raises(
+    ValueError,
+    match="needs 4 classes of at least 4 images .* have 3: the original's MPerClassSampler never draws a smaller class",
+  ):
     samplers.m_per_class_original_num_batches(labels, batch_size=16, samples_per_class=4)
   with pytest.raises(ValueError, match="max_per_class=3 must be 0"):
     samplers.m_per_class_original_batches(labels, batch_size=8, samples_per_class=4, max_per_class=3)
@@ -150,10 +162,11 @@ def test_input_config_takes_the_original_sampler_and_its_cap():
   with pytest.raises(ValueError, match="config.input.batches_per_super_tuple=2 is not read here"):
     pipeline.check_input_config(config)
   config.batches_per_super_tuple = 4
-  source = sources.get_source(config, "train")
+  source = datasets.get_source(config, "train")
   plan = pipeline.epoch_plan(config, source, seed=0)
   assert plan.varies and plan.start(1) == samplers.m_per_class_original_num_batches(
-      source.labels, batch_size=120, samples_per_class=12, max_per_class=24, seed=0, epoch=0)
+    source.labels, batch_size=120, samples_per_class=12, max_per_class=24, seed=0, epoch=0
+  )
   with pytest.raises(ValueError, match="m_per_class_original.*varying length.*epoch_plan"):
     pipeline.steps_per_epoch(config, source)
 
@@ -162,10 +175,23 @@ def test_input_config_takes_the_original_sampler_and_its_cap():
 # ``${if:${distributed},DistributedMPerClassSampler,...}`` picks the second); also the resolved
 # /work/shared/original_configs/*.txt.
 _ORIGINAL_SAMPLERS = {
-    "sop": "hierarchical",  # HierarchicalSampler
-    **{name: "m_per_class_original"  # MPerClassSampler
-       for name in ("cub", "cub_big", "cars", "inat_base", "inat_full", "dyml_vehicle", "dyml_animal", "dyml_product",
-                    "gldv2", "gldv2_hier", "sfm120k")},
+  "sop": "hierarchical",  # HierarchicalSampler
+  **dict.fromkeys(
+    (
+      "cub",
+      "cub_big",
+      "cars",
+      "inat_base",
+      "inat_full",
+      "dyml_vehicle",
+      "dyml_animal",
+      "dyml_product",
+      "gldv2",
+      "gldv2_hier",
+      "sfm120k",
+    ),
+    "m_per_class_original",
+  ),
 }
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from suprank_jax.evaluation import retrieval as R
-from suprank_jax.evaluation import scann_search
+from suprank_jax.evaluation import scann_search, scoring
 from suprank_jax.evaluation import search as S
 
 
@@ -47,7 +47,7 @@ def test_exact_top_k_matches_stable_argsort_with_duplicated_features():
   gallery = rng.integers(-3, 4, size=(60, 8)).astype(np.float32)
   gallery[10:20] = gallery[0]  # exact ties: the lower gallery index must come first
   query = np.concatenate([gallery[:5], rng.integers(-3, 4, size=(7, 8)).astype(np.float32)])
-  idx, _ = S.exact_top_k(query, gallery, 15, chunk_size=5)
+  idx, _ = scoring.exact_top_k(query, gallery, 15, chunk_size=5)
   expected = np.argsort(-(query @ gallery.T), axis=1, kind="stable")[:, :15]
   np.testing.assert_array_equal(idx, expected)
 
@@ -86,14 +86,15 @@ def test_full_ranking_reports_the_rank_of_each_querys_own_item(tree, on_device):
   own_index = np.where(np.arange(25) % 5 == 4, -1, rng.permutation(80)[:25])
   query_labels = np.where((own_index >= 0)[:, None], labels[np.maximum(own_index, 0)], query_labels)
   scores = query @ x.T
-  for start, ranked, own_rank in S.full_ranked_relevant(query, query_labels, x, labels, own_index, chunk_size=8,
-                                                       on_device=on_device):
+  for start, ranked, own_rank in S.full_ranked_relevant(
+    query, query_labels, x, labels, own_index, chunk_size=8, on_device=on_device
+  ):
     for b in range(ranked.num_queries):
       i = start + b
       rank = np.empty(80, np.int64)
       rank[np.argsort(-scores[i], kind="stable")] = np.arange(1, 81)
       relevant = np.nonzero((labels == query_labels[i]).any(1))[0]
-      np.testing.assert_array_equal(ranked.ranks[ranked.offsets[b]:ranked.offsets[b + 1]], np.sort(rank[relevant]))
+      np.testing.assert_array_equal(ranked.ranks[ranked.offsets[b] : ranked.offsets[b + 1]], np.sort(rank[relevant]))
       assert own_rank[b] == (rank[own_index[i]] if own_index[i] >= 0 else 0)
       assert ranked.num_ranked[b] == 80
 
@@ -104,11 +105,11 @@ def test_device_ranking_gives_the_host_numbers_and_copies_only_the_relevant_item
   labels[:, 1] = labels[:, 0] % 35  # small coarse groups: about 20 relevant items per query of 700
   cfg = R.default_config()
   cfg.update(recall_at=(1, 10), level_ap=(1,), binary_asi=True, chunk_size=64)
-  S.TRANSFERS.reset()
+  scoring.TRANSFERS.reset()
   host = R.evaluate_retrieval(x, labels, config=cfg, return_per_query=True)
-  host_bytes = S.TRANSFERS.bytes_per_query
+  host_bytes = scoring.TRANSFERS.bytes_per_query
   monkeypatch.setattr(S, "rank_on_device", lambda: True)
-  S.TRANSFERS.reset()
+  scoring.TRANSFERS.reset()
   device = R.evaluate_retrieval(x, labels, config=cfg, return_per_query=True)
   assert device[0] == host[0]
   for key, values in host[1].items():
@@ -116,7 +117,7 @@ def test_device_ranking_gives_the_host_numbers_and_copies_only_the_relevant_item
   assert host_bytes == 4 * 700  # a float32 score row per query
   # Ranks and columns (int32) of each query's relevant items, rows padded by at most 25%.
   most = int(np.max([(labels[:, 1] == c).sum() for c in labels[:, 1]])) - 1
-  assert S.TRANSFERS.bytes_per_query <= 8 * 1.25 * most < 4 * 700 / 2
+  assert scoring.TRANSFERS.bytes_per_query <= 8 * 1.25 * most < 4 * 700 / 2
 
 
 @pytest.mark.parametrize("tree", [True, False])
@@ -137,16 +138,24 @@ def test_label_statistics_match_brute_force_counts(tree):
   assert stats.label_tree == tree
 
 
-@pytest.mark.parametrize("protocol,gallery,computed", [
-    ("default", False, 1), ("original", False, 1), ("both", False, 2), ("original", True, 2), ("both", True, 2)])
+@pytest.mark.parametrize(
+  "protocol,gallery,computed",
+  [("default", False, 1), ("original", False, 1), ("both", False, 2), ("original", True, 2), ("both", True, 2)],
+)
 def test_an_evaluation_computes_each_label_statistics_once(monkeypatch, protocol, gallery, computed):
   # Same source: the ranking's statistics are the query set's own (the original's H-AP relevances); a
   # separate gallery: the default view excludes nothing, as the original's ranking.
   rng = np.random.default_rng(5)
   x, labels = _clustered(120, 8, 12, rng)
   cfg = R.default_config()
-  cfg.update(protocol=protocol, binary_metrics=("AP", "mAP@R"), multi_level_metrics=("H-AP",), level_ap=(1,),
-             chunk_size=32, original_metric_batch_size=50)
+  cfg.update(
+    protocol=protocol,
+    binary_metrics=("AP", "mAP@R"),
+    multi_level_metrics=("H-AP",),
+    level_ap=(1,),
+    chunk_size=32,
+    original_metric_batch_size=50,
+  )
   args = (x[:60], labels[:60], x[60:], labels[60:]) if gallery else (x, labels)
   calls = []
   compute = S.label_statistics
@@ -197,8 +206,15 @@ def test_query_gallery_entry_point_ranks_whole_gallery_like_pml(golden):
   # Stated differences with the original (which drops each query's least similar gallery item and
   # takes H-AP relevances from the query set): level-0 metrics and top-k metrics agree; the rest
   # differ by the amounts below (relative). config.protocol='original' reproduces the original.
-  expected_rel_diff = {"mAP@R_level1": 5.0e-4, "AP_level1": 4.3e-4, "ASI_level1": 2.3e-4, "NDCG_multi": 1.3e-4,
-                       "ASI_multi": 1.3e-4, "AP#1_exclude": 3.5e-4, "H-AP_multi": 3.33e-2}
+  expected_rel_diff = {
+    "mAP@R_level1": 5.0e-4,
+    "AP_level1": 4.3e-4,
+    "ASI_level1": 2.3e-4,
+    "NDCG_multi": 1.3e-4,
+    "ASI_multi": 1.3e-4,
+    "AP#1_exclude": 3.5e-4,
+    "H-AP_multi": 3.33e-2,
+  }
   for name, expected in case["values"]["metrics"].items():
     rel = abs(res[_golden_key(name)] - expected) / abs(expected)
     if name in expected_rel_diff:
@@ -226,11 +242,11 @@ def test_a_gallery_on_disk_is_read_in_blocks_and_ranked_exactly(tmp_path, monkey
   x[40:50] = x[2]
   query, self_index = x[:37], np.where(np.arange(37) % 4 == 0, -1, np.arange(37))
   gallery = _on_disk(tmp_path, x)
-  monkeypatch.setattr(S, "GALLERY_BLOCK_BYTES", 10 * dim * 4)  # blocks of 10 rows, the last one of 3
-  monkeypatch.setattr(S, "_ON_DISK_SCORE_BYTES", 16 * num * 4)  # chunks of 16 queries, not 32
+  monkeypatch.setattr(scoring, "GALLERY_BLOCK_BYTES", 10 * dim * 4)  # blocks of 10 rows, the last one of 3
+  monkeypatch.setattr(scoring, "_ON_DISK_SCORE_BYTES", 16 * num * 4)  # chunks of 16 queries, not 32
   reads = []
-  read_rows = S.read_rows
-  monkeypatch.setattr(S, "read_rows", lambda a, i, j: reads.append((i, j)) or read_rows(a, i, j))
+  read_rows = scoring.read_rows
+  monkeypatch.setattr(scoring, "read_rows", lambda a, i, j: reads.append((i, j)) or read_rows(a, i, j))
   scores = query @ x.T
   rank = np.empty((37, num), np.int64)
   for i in range(37):
@@ -242,10 +258,10 @@ def test_a_gallery_on_disk_is_read_in_blocks_and_ranked_exactly(tmp_path, monkey
     for b in range(ranked.num_queries):
       i = start + b
       relevant = np.nonzero((labels == labels[i]).any(1) & (np.arange(num) != self_index[i]))[0]
-      np.testing.assert_array_equal(ranked.ranks[ranked.offsets[b]:ranked.offsets[b + 1]], np.sort(rank[i, relevant]))
+      np.testing.assert_array_equal(ranked.ranks[ranked.offsets[b] : ranked.offsets[b + 1]], np.sort(rank[i, relevant]))
   assert starts == [0, 16, 32]
   assert reads == [(a, min(a + 10, num)) for _ in starts for a in range(0, num, 10)]  # one block at a time
-  idx, _ = S.exact_top_k(query, gallery, 25, self_index, chunk_size=16)
+  idx, _ = scoring.exact_top_k(query, gallery, 25, self_index, chunk_size=16)
   np.testing.assert_array_equal(idx, np.argsort(rank, axis=1)[:, :25])
 
 
@@ -253,7 +269,7 @@ def test_retrieval_metrics_of_a_gallery_on_disk_equal_those_in_memory(tmp_path, 
   rng = np.random.default_rng(12)
   x = rng.integers(-2, 3, size=(120, 8)).astype(np.float32)  # exact dot products: same scores either way
   _, labels = _clustered(120, 8, 15, rng)
-  monkeypatch.setattr(S, "GALLERY_BLOCK_BYTES", 32 * 8 * 4)
+  monkeypatch.setattr(scoring, "GALLERY_BLOCK_BYTES", 32 * 8 * 4)
   full, top_k = R.default_config(), R.default_config()
   full.update(recall_at=(1, 10), level_ap=(1,), binary_asi=True, chunk_size=50)
   top_k.update(recall_at=(1, 10), map_at=(5,), binary_metrics=(), multi_level_metrics=(), chunk_size=50)
@@ -261,8 +277,14 @@ def test_retrieval_metrics_of_a_gallery_on_disk_equal_those_in_memory(tmp_path, 
     for gallery, query in ((None, _on_disk(tmp_path, x, "same.npy")), (_on_disk(tmp_path, x[30:]), x[:30])):
       glabels = None if gallery is None else labels[30:]
       qlabels = labels if gallery is None else labels[:30]
-      in_memory = R.evaluate_retrieval(np.array(query), qlabels, None if gallery is None else np.array(gallery),
-                                       glabels, config=cfg, return_per_query=True)
+      in_memory = R.evaluate_retrieval(
+        np.array(query),
+        qlabels,
+        None if gallery is None else np.array(gallery),
+        glabels,
+        config=cfg,
+        return_per_query=True,
+      )
       disk = R.evaluate_retrieval(query, qlabels, gallery, glabels, config=cfg, return_per_query=True)
       assert disk[0] == in_memory[0]
       for key, values in in_memory[1].items():
@@ -270,7 +292,8 @@ def test_retrieval_metrics_of_a_gallery_on_disk_equal_those_in_memory(tmp_path, 
 
 
 def test_a_search_reports_the_queries_done_with_an_eta(monkeypatch):
-  from suprank_jax import reporting  # pylint: disable=g-import-not-at-top
+  from suprank_jax.runtime import reporting  # pylint: disable=g-import-not-at-top
+
   rng = np.random.default_rng(13)
   x, labels = _clustered(100, 8, 10, rng)
   monkeypatch.setattr(reporting, "PROGRESS_SECONDS", 0.0)  # a line after every chunk
@@ -286,12 +309,12 @@ def test_a_search_reports_the_queries_done_with_an_eta(monkeypatch):
 def test_read_rows_reads_a_view_of_a_memmap_from_its_own_rows(tmp_path):
   x = np.arange(60, dtype=np.float32).reshape(20, 3)
   stored = _on_disk(tmp_path, x)
-  np.testing.assert_array_equal(S.read_rows(stored, 4, 9), x[4:9])
-  np.testing.assert_array_equal(S.read_rows(stored[5:], 2, 4), x[7:9])  # a view keeps the file's offset
+  np.testing.assert_array_equal(scoring.read_rows(stored, 4, 9), x[4:9])
+  np.testing.assert_array_equal(scoring.read_rows(stored[5:], 2, 4), x[7:9])  # a view keeps the file's offset
   bad = x.copy()
   bad[17, 1] = np.nan
   with pytest.raises(ValueError, match=r"1 of 20 rows with NaN or inf values \(first rows: \[17\]"):
-    S.check_embeddings(_on_disk(tmp_path, bad, "bad.npy"), "gallery")
+    scoring.check_embeddings(_on_disk(tmp_path, bad, "bad.npy"), "gallery")
 
 
 def test_top_k_path_and_float32_device_path_agree_with_full_float64_ranking():
@@ -339,8 +362,9 @@ def test_nan_rows_and_label_mismatch_raise_clear_errors():
   with pytest.raises(ValueError, match=r"query_labels must be \[4, num_levels\]"):
     R.evaluate_retrieval(np.ones((4, 3), np.float32), np.zeros((5, 1), np.int64))
   with pytest.raises(ValueError, match="different number of label columns"):
-    R.evaluate_retrieval(np.ones((4, 3), np.float32), np.zeros((4, 2), np.int64), np.ones((6, 3), np.float32),
-                         np.zeros((6, 1), np.int64))
+    R.evaluate_retrieval(
+      np.ones((4, 3), np.float32), np.zeros((4, 2), np.int64), np.ones((6, 3), np.float32), np.zeros((6, 1), np.int64)
+    )
 
 
 def test_no_relevant_query_counts_are_reported():
@@ -393,10 +417,13 @@ def test_scann_refuses_metrics_that_need_the_full_ranking():
 
 
 def test_scann_settings_search_more_leaves_when_the_top_k_is_a_larger_share_of_the_gallery():
-  sop, small_k, smaller_gallery = (scann_search.scann_settings(60502, 1000), scann_search.scann_settings(30000, 100),
-                                   scann_search.scann_settings(30000, 1000))
+  sop, small_k, smaller_gallery = (
+    scann_search.scann_settings(60502, 1000),
+    scann_search.scann_settings(30000, 100),
+    scann_search.scann_settings(30000, 1000),
+  )
   assert (sop["num_leaves"], small_k["num_leaves"]) == (245, 173)
-  share = lambda s: s["num_leaves_to_search"] / s["num_leaves"]  # noqa: E731
+  share = lambda s: s["num_leaves_to_search"] / s["num_leaves"]
   assert share(small_k) < share(sop) < share(smaller_gallery) == 1.0
   assert (sop["reorder_k"], small_k["reorder_k"]) == (2200, 400)
   assert scann_search.scann_settings(50, 100) == {"num_leaves": 7, "num_leaves_to_search": 7, "reorder_k": 100}

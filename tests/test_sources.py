@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from suprank_jax.input_pipeline import pipeline, sources
+from suprank_jax.input_pipeline import datasets, pipeline, sources
 from suprank_jax.input_pipeline.readers import cars, cub, dyml, gldv2, inaturalist, inshop, revisited, sop
 from tests import miniatures
 
@@ -27,12 +27,14 @@ def write_jpeg(path, seed, size=(16, 12)):
 def make_sop(root):
   """4 train products in 2 categories (3 images each), 2 test products."""
   os.makedirs(root, exist_ok=True)
+
   def write(split, rows):
     with open(os.path.join(root, f"Ebay_{split}.txt"), "w") as f:
       f.write("image_id class_id super_class_id path\n")
       for n, (cls, sup, rel) in enumerate(rows, start=1):
         f.write(f"{n} {cls} {sup} {rel}\n")
         write_jpeg(os.path.join(root, rel), n + 100 * cls)
+
   names = {1: "bicycle_final", 2: "chair_final", 3: "lamp_final"}
   write("train", [(c, s, f"{names[s]}/{c}_{k}.JPG") for c, s in ((1, 1), (2, 1), (5, 2), (7, 2)) for k in range(3)])
   write("test", [(c, 3, f"{names[3]}/{c}_{k}.JPG") for c in (11, 12) for k in range(2)])
@@ -57,6 +59,7 @@ def make_cub(root):
 def make_cars(root):
   os.makedirs(root, exist_ok=True)
   from scipy.io import savemat
+
   classes = [1, 1, 98, 99, 196, 196]
   records = np.zeros((1, len(classes)), dtype=[("relative_im_path", "O"), ("class", "O")])
   for n, c in enumerate(classes):
@@ -68,15 +71,15 @@ def make_cars(root):
 
 
 INSHOP_ROWS = [
-    ("img/WOMEN/Dresses/id_00000002/02_1_front.jpg", "id_00000002", "train"),
-    ("img/WOMEN/Dresses/id_00000002/02_2_side.jpg", "id_00000002", "train"),
-    ("img/MEN/Denim/id_00000007/07_1_front.jpg", "id_00000007", "train"),
-    ("img/MEN/Denim/id_00000007/07_2_side.jpg", "id_00000007", "train"),
-    ("img/WOMEN/Skirts/id_00000010/10_1_front.jpg", "id_00000010", "query"),
-    ("img/MEN/Shorts/id_00000012/12_1_front.jpg", "id_00000012", "query"),
-    ("img/MEN/Shorts/id_00000012/12_2_side.jpg", "id_00000012", "gallery"),
-    ("img/WOMEN/Skirts/id_00000010/10_2_side.jpg", "id_00000010", "gallery"),
-    ("img/WOMEN/Skirts/id_00000010/10_3_back.jpg", "id_00000010", "gallery"),
+  ("img/WOMEN/Dresses/id_00000002/02_1_front.jpg", "id_00000002", "train"),
+  ("img/WOMEN/Dresses/id_00000002/02_2_side.jpg", "id_00000002", "train"),
+  ("img/MEN/Denim/id_00000007/07_1_front.jpg", "id_00000007", "train"),
+  ("img/MEN/Denim/id_00000007/07_2_side.jpg", "id_00000007", "train"),
+  ("img/WOMEN/Skirts/id_00000010/10_1_front.jpg", "id_00000010", "query"),
+  ("img/MEN/Shorts/id_00000012/12_1_front.jpg", "id_00000012", "query"),
+  ("img/MEN/Shorts/id_00000012/12_2_side.jpg", "id_00000012", "gallery"),
+  ("img/WOMEN/Skirts/id_00000010/10_2_side.jpg", "id_00000010", "gallery"),
+  ("img/WOMEN/Skirts/id_00000010/10_3_back.jpg", "id_00000010", "gallery"),
 ]
 
 
@@ -93,10 +96,10 @@ def make_inshop(root):
 def make_inaturalist(root):
   os.makedirs(root, exist_ok=True)
   categories = [
-      dict(id=10, name="a", genus="G1", family="F1", order="O1", **{"class": "C1"}, phylum="P1", kingdom="Plantae"),
-      dict(id=11, name="b", genus="G2", family="F1", order="O1", **{"class": "C1"}, phylum="P1", kingdom="Plantae"),
-      dict(id=20, name="c", genus="G3", family="F2", order="O2", **{"class": "C2"}, phylum="P2", kingdom="Animalia"),
-      dict(id=30, name="d", genus="G4", family="F3", order="O2", **{"class": "C2"}, phylum="P2", kingdom="Animalia"),
+    dict(id=10, name="a", genus="G1", family="F1", order="O1", **{"class": "C1"}, phylum="P1", kingdom="Plantae"),
+    dict(id=11, name="b", genus="G2", family="F1", order="O1", **{"class": "C1"}, phylum="P1", kingdom="Plantae"),
+    dict(id=20, name="c", genus="G3", family="F2", order="O2", **{"class": "C2"}, phylum="P2", kingdom="Animalia"),
+    dict(id=30, name="d", genus="G4", family="F3", order="O2", **{"class": "C2"}, phylum="P2", kingdom="Animalia"),
   ]
   with open(os.path.join(root, "train2018.json"), "w") as f:
     json.dump({"categories": categories, "images": [], "annotations": []}, f)
@@ -118,45 +121,70 @@ def make_dyml(root, product=False):
   """DyML csv files in the release's shape (miniatures.write_dyml_csv): train columns ``fname, coarse_id,
   middle_id, fine_id`` with the header running into the first record ``0.jpg, ...``."""
   os.makedirs(root, exist_ok=True)
+
   def table(path, folder, columns, rows):
     rows = [(f"{n}.jpg", *labels) for n, labels in enumerate(rows)]
     miniatures.write_dyml_csv(path, columns, rows)
     for n, row in enumerate(rows):
       write_jpeg(os.path.join(folder, row[0]), n + len(path))
+
   levels = ("fname", "coarse_id", "middle_id", "fine_id")
   # (coarse, middle, fine): fine 0, 1, 2, 5 -> middle 10, 10, 11, 12 -> coarse 100, 100, 100, 101.
-  table(os.path.join(root, "train", "label.csv"), os.path.join(root, "train", "imgs"), levels,
-        [(fine // 4 + 100, fine // 2 + 10, fine) for fine in (0, 1, 2, 5) for _ in range(2)])
+  table(
+    os.path.join(root, "train", "label.csv"),
+    os.path.join(root, "train", "imgs"),
+    levels,
+    [(fine // 4 + 100, fine // 2 + 10, fine) for fine in (0, 1, 2, 5) for _ in range(2)],
+  )
   if product:
-    table(os.path.join(root, "mini-bmk_all_in_one", "label.csv"), os.path.join(root, "mini-bmk_all_in_one", "imgs"),
-          levels, [(0, fine // 2, fine) for fine in (7, 9) for _ in range(2)])
+    table(
+      os.path.join(root, "mini-bmk_all_in_one", "label.csv"),
+      os.path.join(root, "mini-bmk_all_in_one", "imgs"),
+      levels,
+      [(0, fine // 2, fine) for fine in (7, 9) for _ in range(2)],
+    )
   else:
     for kind, labels in (("query", (3, 8)), ("gallery", (8, 3, 3, 5))):
-      table(os.path.join(root, "bmk_fine", f"{kind}.csv"), os.path.join(root, "bmk_fine", kind), ("fname", "labels"),
-            [(lb,) for lb in labels])
+      table(
+        os.path.join(root, "bmk_fine", f"{kind}.csv"),
+        os.path.join(root, "bmk_fine", kind),
+        ("fname", "labels"),
+        [(lb,) for lb in labels],
+      )
   return root
 
 
 def make_gldv2(root):
   os.makedirs(root, exist_ok=True)
+
   def write_csv(name, header, rows):
     with open(os.path.join(root, name), "w", newline="") as f:
       w = csv.writer(f)
       w.writerow(header)
       w.writerows(rows)
+
   ids = iter(f"{n:016x}" for n in range(100, 200))
   train = {7: [next(ids) for _ in range(3)], 9: [next(ids) for _ in range(2)], 12: [next(ids)]}
   write_csv("train_clean.csv", ["landmark_id", "images"], [(lm, " ".join(v)) for lm, v in train.items()])
-  write_csv("train_label_to_subcategory_with_clusters.csv", ["landmark_id", "cluster", "overall_cluster"],
-            [(7, "c1", "o1"), (9, "c2", "o1"), (12, "", "")])
+  write_csv(
+    "train_label_to_subcategory_with_clusters.csv",
+    ["landmark_id", "cluster", "overall_cluster"],
+    [(7, "c1", "o1"), (9, "c2", "o1"), (12, "", "")],
+  )
   index = [(next(ids), lm) for lm in (50, 50, 60, 70)]
   write_csv("index_image_to_landmark.csv", ["id", "landmark_id"], index)
-  write_csv("index_label_to_subcategory_with_clusters.csv", ["landmark_id", "cluster", "overall_cluster"],
-            [(50, "c5", "o5"), (60, "c6", "o5"), (70, "c7", "o7")])
+  write_csv(
+    "index_label_to_subcategory_with_clusters.csv",
+    ["landmark_id", "cluster", "overall_cluster"],
+    [(50, "c5", "o5"), (60, "c6", "o5"), (70, "c7", "o7")],
+  )
   queries = [(next(ids), index[2][0], "Public"), (next(ids), "None", "Public"), (next(ids), index[0][0], "Private")]
   write_csv("retrieval_solution_v2.1.csv", ["id", "images", "Usage"], queries)
-  for folder, image_ids in (("images/train", [i for v in train.values() for i in v]),
-                            ("index", [i for i, _ in index]), ("test", [q for q, _, _ in queries])):
+  for folder, image_ids in (
+    ("images/train", [i for v in train.values() for i in v]),
+    ("index", [i for i, _ in index]),
+    ("test", [q for q, _, _ in queries]),
+  ):
     for n, i in enumerate(image_ids):
       write_jpeg(os.path.join(root, folder, i[0], i[1], i[2], f"{i}.jpg"), n)
   return root, train, index, queries
@@ -164,10 +192,14 @@ def make_gldv2(root):
 
 def make_revisited(root, name="roxford5k"):
   os.makedirs(root, exist_ok=True)
-  gnd = {"qimlist": ["all_souls_000013", "radcliffe_camera_000519"],
-         "imlist": ["all_souls_000001", "bodleian_000108", "radcliffe_camera_000002", "all_souls_000020"],
-         "gnd": [{"bbx": [2, 1, 10, 9], "easy": [0], "hard": [3], "junk": []},
-                 {"bbx": [0, 0, 8, 8], "easy": [2], "hard": [], "junk": [1]}]}
+  gnd = {
+    "qimlist": ["all_souls_000013", "radcliffe_camera_000519"],
+    "imlist": ["all_souls_000001", "bodleian_000108", "radcliffe_camera_000002", "all_souls_000020"],
+    "gnd": [
+      {"bbx": [2, 1, 10, 9], "easy": [0], "hard": [3], "junk": []},
+      {"bbx": [0, 0, 8, 8], "easy": [2], "hard": [], "junk": [1]},
+    ],
+  }
   with open(os.path.join(root, f"gnd_{name}.pkl"), "wb") as f:
     pickle.dump(gnd, f)
   for n, image in enumerate(gnd["qimlist"] + gnd["imlist"]):
@@ -246,8 +278,7 @@ def test_inaturalist_base_and_full_modes(tmp_path):
   full = inaturalist.inaturalist(root, "train", mode="full")
   assert full.level_names == inaturalist.INAT_LEVELS
   # species 10, 11, 20: genus G1, G2, G3; family F1, F1, F2; kingdom Plantae, Plantae, Animalia.
-  np.testing.assert_array_equal(full.labels[::2], [[0, 0, 0, 0, 0, 0, 1], [1, 1, 0, 0, 0, 0, 1],
-                                                   [2, 2, 1, 1, 1, 1, 0]])
+  np.testing.assert_array_equal(full.labels[::2], [[0, 0, 0, 0, 0, 0, 1], [1, 1, 0, 0, 0, 0, 1], [2, 2, 1, 1, 1, 1, 0]])
   assert len(inaturalist.inaturalist(root, "test", mode="full")) == 2
   _assert_loads(base)
 
@@ -283,7 +314,7 @@ def _pandas_selection(path, columns):
 def test_dyml_levels_are_the_named_columns_finest_first_like_the_original(tmp_path):
   root = make_dyml(str(tmp_path))
   for name, folder in (("dyml_vehicle", "train"), ("dyml_product", "train")):
-    source = sources.DATASETS[name](root, "train")
+    source = datasets.DATASETS[name](root, "train")
     columns = [" fine_id0.jpg", " middle_id", " coarse_id"]  # the reference's selection
     expected, files = _pandas_selection(os.path.join(root, folder, "label.csv"), columns)
     # The original makes the first record (0.jpg) part of the header and drops it; ours keeps it first.
@@ -312,9 +343,15 @@ def test_dyml_reads_a_header_on_its_own_line_in_any_column_order(tmp_path):
   assert train.num_classes == (3, 3, 2)
 
 
-@pytest.mark.parametrize("first_line", ["fname, coarse, middle, fine", "fname, coarse_id, middle_id, fine_id, extra",
-                                        "fname, coarse_id, middle_id, fine_id, 3, 4, 5",
-                                        "0.jpg, 100, 10, 0"])
+@pytest.mark.parametrize(
+  "first_line",
+  [
+    "fname, coarse, middle, fine",
+    "fname, coarse_id, middle_id, fine_id, extra",
+    "fname, coarse_id, middle_id, fine_id, 3, 4, 5",
+    "0.jpg, 100, 10, 0",
+  ],
+)
 def test_dyml_rejects_a_header_of_neither_shape_naming_the_file(tmp_path, first_line):
   root = make_dyml(str(tmp_path))
   path = os.path.join(root, "train", "label.csv")
@@ -364,12 +401,13 @@ def test_revisited_queries_are_cropped_and_carry_ground_truth(tmp_path):
 # Robustness
 
 
-@pytest.mark.parametrize("loader", ["sop", "cub", "cars", "inshop", "inaturalist", "dyml_vehicle", "gldv2",
-                                    "roxford5k"])
+@pytest.mark.parametrize(
+  "loader", ["sop", "cub", "cars", "inshop", "inaturalist", "dyml_vehicle", "gldv2", "roxford5k"]
+)
 def test_a_missing_index_file_names_the_path_and_the_layout(tmp_path, loader):
   split = {"roxford5k": "query"}.get(loader, "train")
   with pytest.raises(FileNotFoundError, match=f"{tmp_path}.* does not exist. Expected layout"):
-    sources.DATASETS[loader](str(tmp_path), split)
+    datasets.DATASETS[loader](str(tmp_path), split)
 
 
 def test_a_missing_data_dir_names_it(tmp_path):
@@ -408,7 +446,7 @@ def test_training_fails_on_a_bad_image_by_default_and_can_skip_it(tmp_path):
   root = make_sop(str(tmp_path))
   os.remove(os.path.join(root, "chair_final/5_0.JPG"))
   config = _sop_config(root)
-  source = sources.get_source(config, "train")
+  source = datasets.get_source(config, "train")
   with pytest.raises(sources.ImageLoadError, match="5_0.JPG"):
     for step in range(4):  # 4 steps = 1 epoch: every image is used
       pipeline.load_train_batch(config, source, step, seed=0)
@@ -442,14 +480,18 @@ def test_a_custom_dataset_registers_by_name(tmp_path):
     write_jpeg(p, k)
 
   def my_data(data_dir, split):
-    return sources.make_source(f"mine/{split}", [["cat", "animal"], ["cat", "animal"], ["car", "vehicle"],
-                                                 ["car", "vehicle"]], ("name", "kind"), paths=paths)
+    return sources.make_source(
+      f"mine/{split}",
+      [["cat", "animal"], ["cat", "animal"], ["car", "vehicle"], ["car", "vehicle"]],
+      ("name", "kind"),
+      paths=paths,
+    )
 
-  sources.register_dataset("mine_test_only", my_data)
+  datasets.register_dataset("mine_test_only", my_data)
   try:
     config = ml_collections.ConfigDict(dict(dataset="mine_test_only", data_dir="", train_split="train"))
-    source = sources.get_source(config, "train")
+    source = datasets.get_source(config, "train")
     np.testing.assert_array_equal(source.labels, [[1, 0], [1, 0], [0, 1], [0, 1]])
     _assert_loads(source)
   finally:
-    del sources.DATASETS["mine_test_only"]
+    del datasets.DATASETS["mine_test_only"]

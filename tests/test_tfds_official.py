@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from suprank_jax.input_pipeline import pipeline, sources
+from suprank_jax.input_pipeline import datasets, pipeline
 from suprank_jax.input_pipeline.readers import cars, cub, tfds_format
 
 tfds = pytest.importorskip("tensorflow_datasets")
@@ -29,7 +29,6 @@ def _prepare(name, data_dir, examples_by_split):
   official = tfds.builder_cls(name)
 
   class Miniature(official, skip_registration=True):  # pylint: disable=missing-class-docstring
-
     def _split_generators(self, dl_manager):
       del dl_manager
       return {split: self._generate_examples(examples) for split, examples in examples_by_split.items()}
@@ -45,8 +44,10 @@ def _prepare(name, data_dir, examples_by_split):
 
 def _sop_examples(rows):
   """rows: (class_id, super_class_id) pairs -> TFDS examples whose image value encodes the row."""
-  return [(str(i), {"image": _png(i), "class_id": c, "super_class_id": s, "super_class_id/num": s})
-          for i, (c, s) in enumerate(rows)]
+  return [
+    (str(i), {"image": _png(i), "class_id": c, "super_class_id": s, "super_class_id/num": s})
+    for i, (c, s) in enumerate(rows)
+  ]
 
 
 def test_official_sop_reads_labels_and_images(tmp_path):
@@ -70,7 +71,7 @@ def test_official_sop_reads_labels_and_images(tmp_path):
   # Through the config, as the trainer opens it.
   config = pipeline.default_config()
   config.update(dict(dataset="sop", data_dir=data_dir, source_format="tfds"))
-  assert len(sources.get_source(config, "train")) == 5
+  assert len(datasets.get_source(config, "train")) == 5
 
 
 @pytest.mark.parametrize("name,dataset,half", [("caltech_birds2011", "cub", 100), ("cars196", "cars", 98)])
@@ -84,8 +85,9 @@ def test_official_cub_and_cars_are_resplit_by_class(tmp_path, name, dataset, hal
       value = len(out) + (0 if split == "train" else 100)
       ex = {"image": _png(value), "label": label, "bbox": tfds.features.BBox(0.1, 0.1, 0.9, 0.9)}
       if name == "caltech_birds2011":
-        ex.update({"image/filename": f"{split}{i}.jpg", "label_name": f"c{label}",
-                   "segmentation_mask": _png(0, (6, 5, 1))})
+        ex.update(
+          {"image/filename": f"{split}{i}.jpg", "label_name": f"c{label}", "segmentation_mask": _png(0, (6, 5, 1))}
+        )
       else:
         ex["id"] = f"{split}{i}"
       out.append((f"{split}{i}", ex))

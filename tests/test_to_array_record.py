@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from suprank_jax.input_pipeline import pipeline, sources, to_array_record
+from suprank_jax.input_pipeline import datasets, pipeline, sources, to_array_record
 from suprank_jax.input_pipeline.readers import cub, digits, sop, tfds_format
 from tests.test_sources import make_cub, make_sop
 
@@ -34,7 +34,7 @@ def test_converted_sop_reads_back_like_the_raw_folder(tmp_path):
       np.testing.assert_array_equal(converted.load_image(i), raw.load_image(i))  # same JPEG bytes
   # The second read uses the label cache.
   assert len(os.listdir(cache)) == 2
-  via_config = sources.get_source(_tfds_config(out, "sop"), "test")
+  via_config = datasets.get_source(_tfds_config(out, "sop"), "test")
   np.testing.assert_array_equal(via_config.labels, sop.sop(raw_dir, "test").labels)
 
 
@@ -46,8 +46,9 @@ def test_converted_digits_keep_one_channel_and_train(tmp_path):
   np.testing.assert_array_equal(converted.labels, raw.labels)
   for i in (0, 1, 500):
     np.testing.assert_array_equal(converted.load_image(i), raw.images[i])  # PNG is lossless
-  batches = list(pipeline.make_train_iterator(pipeline.default_config(), converted, seed=0, start_step=0,
-                                              total_steps=1))
+  batches = list(
+    pipeline.make_train_iterator(pipeline.default_config(), converted, seed=0, start_step=0, total_steps=1)
+  )
   assert batches[0]["images"].shape == (120, 8, 8, 1)
 
 
@@ -55,7 +56,7 @@ def test_converted_cub_can_be_read_under_another_name(tmp_path):
   raw_dir = make_cub(str(tmp_path / "raw"))
   out = str(tmp_path / "tfds")
   to_array_record.convert("cub", raw_dir, out, name="my_cub")
-  source = sources.get_source(_tfds_config(out, "cub", tfds_name="my_cub"), "test")
+  source = datasets.get_source(_tfds_config(out, "cub", tfds_name="my_cub"), "test")
   np.testing.assert_array_equal(source.labels, cub.cub(raw_dir, "test").labels)
 
 
@@ -76,8 +77,14 @@ def test_the_readme_command_converts_digits_in_a_subprocess(tmp_path):
   written (it used to fail: TFDS could not name a ``Builder`` class defined in ``__main__``)."""
   out = str(tmp_path / "x")
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  result = subprocess.run([sys.executable, "-m", "suprank_jax.input_pipeline.to_array_record", "--dataset", "digits",
-                           "--output_dir", out], cwd=root, capture_output=True, text=True, timeout=600, check=False)
+  result = subprocess.run(
+    [sys.executable, "-m", "suprank_jax.input_pipeline.to_array_record", "--dataset", "digits", "--output_dir", out],
+    cwd=root,
+    capture_output=True,
+    text=True,
+    timeout=600,
+    check=False,
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   assert f"wrote {os.path.join(out, 'suprank_digits', '1.0.0')}" in result.stdout
   for split in ("train", "test"):

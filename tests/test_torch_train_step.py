@@ -14,7 +14,7 @@ The torch side is written from the original's code (SupRank ``engine/base_traini
   epoch past the warm-up every scheduler steps.
 
 Its two losses are checked against the original's golden vectors first, so both sides compute the
-original's numbers. Our side is the trainer's: ``optim.make_optimizer`` on the experiment groups,
+original's numbers. Our side is the trainer's: ``preflight.make_optimizer`` on the experiment groups,
 ``train_state.train_step``. With one step per epoch, step 1 is the warm-up (backbone fixed), step 2 the
 backbone's first Adam step, step 3 the first after a scheduler step.
 """
@@ -26,14 +26,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from suprank_jax import losses, optim, train_state
+from suprank_jax import losses, steps
 from suprank_jax.configs import common
 from suprank_jax.configs.groups import loss as loss_groups
 from suprank_jax.configs.groups import optimizer as optimizer_groups
 from suprank_jax.losses import combine
-from suprank_jax.losses.inputs import batch_inputs
 from suprank_jax.models import build_model
 from suprank_jax.models.torch_weights import convert_state_dict
+from suprank_jax.training import preflight, train_state
 
 torch = pytest.importorskip("torch", reason="torch is not installed: the paired training step needs its CPU build")
 nn = torch.nn
@@ -77,10 +77,11 @@ class _ResNet18(nn.Module):
     self.bn1 = nn.BatchNorm2d(width)
     inplanes = width
     for i in range(4):
-      planes = width * 2 ** i
+      planes = width * 2**i
       stride = 1 if i == 0 else 2
-      setattr(self, f"layer{i + 1}", nn.Sequential(_BasicBlock(inplanes, planes, stride),
-                                                   _BasicBlock(planes, planes, 1)))
+      setattr(
+        self, f"layer{i + 1}", nn.Sequential(_BasicBlock(inplanes, planes, stride), _BasicBlock(planes, planes, 1))
+      )
       inplanes = planes
 
   def forward(self, x):
@@ -104,8 +105,9 @@ class _RetrievalNet(nn.Module):
     super().__init__()
     self.backbone = _ResNet18(WIDTH)
     features = WIDTH * 8
-    self.head = nn.Sequential(_GeM(), nn.Flatten(), nn.LayerNorm(features, elementwise_affine=False),
-                              nn.Linear(features, EMBED))
+    self.head = nn.Sequential(
+      _GeM(), nn.Flatten(), nn.LayerNorm(features, elementwise_affine=False), nn.Linear(features, EMBED)
+    )
 
   def forward(self, x):
     return F.normalize(self.head(self.backbone(x)), p=2, dim=-1)
@@ -170,20 +172,23 @@ def _torch_steps(net, class_weight, images, labels, hp):
   opts, schs = {}, {}
   for key in ("backbone", "head"):
     lr = hp["lr"] * (hp["head_multiplier"] if key == "head" else 1.0)
-    opts[key], schs[key] = _adam_and_cosine(getattr(net, key).parameters(), lr=lr, weight_decay=hp["wd"],
-                                            eta_min=hp["eta_min"])
+    opts[key], schs[key] = _adam_and_cosine(
+      getattr(net, key).parameters(), lr=lr, weight_decay=hp["wd"], eta_min=hp["eta_min"]
+    )
   loss_opt, loss_sch = _adam_and_cosine([weight], **hp["cluster_optimizer"])
   out = []
   for epoch in range(1, EPOCHS + 1):
     embeddings = net(images)
-    terms = {"sup_ap": _torch_sup_ap(embeddings, labels, **hp["sup_ap"]),
-             "cluster": _torch_cluster(embeddings, labels, weight, temperature=hp["temperature"])}
+    terms = {
+      "sup_ap": _torch_sup_ap(embeddings, labels, **hp["sup_ap"]),
+      "cluster": _torch_cluster(embeddings, labels, weight, temperature=hp["temperature"]),
+    }
     total = sum(hp["weights"][k] * v for k, v in terms.items())
     total.backward()
     grads = {f"model/{k}": p.grad.detach().clone() for k, p in net.named_parameters()}
     grads["loss/cluster/proxies"] = weight.grad.detach().clone()
     for key, opt in opts.items():
-      if WARMUP_EPOCHS >= epoch and key == "backbone":
+      if epoch <= WARMUP_EPOCHS and key == "backbone":
         continue
       opt.step()
     loss_opt.step()
@@ -194,7 +199,11 @@ def _torch_steps(net, class_weight, images, labels, hp):
         sch.step()
     params = {f"model/{k}": p.detach().clone() for k, p in net.named_parameters()}
     params["loss/cluster/proxies"] = weight.detach().clone()
-    out.append(dict(loss=float(total.detach()), terms={k: float(v.detach()) for k, v in terms.items()}, grads=grads, params=params))
+    out.append(
+      dict(
+        loss=float(total.detach()), terms={k: float(v.detach()) for k, v in terms.items()}, grads=grads, params=params
+      )
+    )
   return out
 
 
@@ -209,8 +218,11 @@ def _torch_name(path):
     return path
   parts = path.split("/")[1:]
   if parts[0] == "head":
-    return {"gem_p": "model/head.0.p", "projection/kernel": "model/head.3.weight",
-            "projection/bias": "model/head.3.bias"}["/".join(parts[1:])]
+    return {
+      "gem_p": "model/head.0.p",
+      "projection/kernel": "model/head.3.weight",
+      "projection/bias": "model/head.3.bias",
+    }["/".join(parts[1:])]
   leaf = {"kernel": "weight", "scale": "weight", "bias": "bias"}[parts[-1]]
   return "model/" + ".".join(parts[:-1] + [leaf])
 
@@ -238,8 +250,16 @@ def _our_variables(net, model, sample):
 def _experiment_config():
   """The trainer's config: ResNet-18 with the head above, ``optimizer=sop`` and ``loss=roadmap_pp_sop``."""
   config = common.base_config()
-  common.set_model(config, "resnet18", width=WIDTH, embed_dim=EMBED, pooling="gem", gem_p=GEM_P, layer_norm=True,
-                   freeze_batch_norm=True)
+  common.set_model(
+    config,
+    "resnet18",
+    width=WIDTH,
+    embed_dim=EMBED,
+    pooling="gem",
+    gem_p=GEM_P,
+    layer_norm=True,
+    freeze_batch_norm=True,
+  )
   optimizer_groups.GROUPS["sop"](config)
   loss_groups.GROUPS["roadmap_pp_sop"](config)
   config.optim.freeze_epochs = WARMUP_EPOCHS
@@ -253,30 +273,53 @@ def _torch_hyper_parameters(config):
   assert head_regex == optimizer_groups.HEAD_REGEX and cluster_regex == "^loss/cluster/"
   assert o.name == "adam" and o.schedule == "cosine" and o.schedule_per_epoch
   assert cluster_setting["name"] == "adam" and cluster_setting["schedule"] == "cosine"
-  return dict(lr=o.learning_rate, wd=o.weight_decay, eta_min=o.min_learning_rate, head_multiplier=head_multiplier,
-              cluster_optimizer=dict(lr=cluster_setting["learning_rate"], weight_decay=cluster_setting["weight_decay"],
-                                     eta_min=cluster_setting["min_learning_rate"]),
-              weights={"sup_ap": sup.weight, "cluster": cluster.weight}, temperature=cluster.temperature,
-              sup_ap={k: sup[k] for k in ("tau", "rho", "delta", "start", "offset")})
+  return dict(
+    lr=o.learning_rate,
+    wd=o.weight_decay,
+    eta_min=o.min_learning_rate,
+    head_multiplier=head_multiplier,
+    cluster_optimizer=dict(
+      lr=cluster_setting["learning_rate"],
+      weight_decay=cluster_setting["weight_decay"],
+      eta_min=cluster_setting["min_learning_rate"],
+    ),
+    weights={"sup_ap": sup.weight, "cluster": cluster.weight},
+    temperature=cluster.temperature,
+    sup_ap={k: sup[k] for k in ("tau", "rho", "delta", "start", "offset")},
+  )
 
 
 def _our_steps(config, variables, class_weight, images, labels):
   model = build_model(config.model)
-  tx, schedules = optim.make_optimizer(config.optim, EPOCHS, steps_per_epoch=1)
+  tx, schedules = preflight.make_optimizer(config, EPOCHS, steps.EpochPlan(1))
   loss_fn = combine.make_loss_fn(config.losses)
-  state = train_state.create_state(jax.random.PRNGKey(0), model=model, tx=tx, sample_images=images[:1],
-                                   losses_config=config.losses, registry=losses.LOSSES,
-                                   num_classes_per_level=(CLASSES,))
-  state = state.replace(params=variables["params"], batch_stats=variables["batch_stats"],
-                        loss_params={"cluster": {"proxies": class_weight}})
+  state = train_state.create_state(
+    jax.random.PRNGKey(0),
+    model=model,
+    tx=tx,
+    sample_images=images[:1],
+    losses_config=config.losses,
+    registry=losses.LOSSES,
+    num_classes_per_level=(CLASSES,),
+  )
+  state = state.replace(
+    params=variables["params"], batch_stats=variables["batch_stats"], loss_params={"cluster": {"proxies": class_weight}}
+  )
   state = state.replace(opt_state=tx.init(state.trainable()))
   batch = {"images": jnp.asarray(images), "labels": jnp.asarray(labels)[:, None]}
   step = jax.jit(lambda s: _train_step_with_grads(s, batch, model=model, loss_fn=loss_fn, tx=tx, schedules=schedules))
   out = []
   for _ in range(EPOCHS):
     state, loss, terms, grads = step(state)
-    out.append(dict(loss=float(loss), terms={k: float(v) for k, v in terms.items()}, grads=grads,
-                    params=state.trainable(), batch_stats=state.batch_stats))
+    out.append(
+      dict(
+        loss=float(loss),
+        terms={k: float(v) for k, v in terms.items()},
+        grads=grads,
+        params=state.trainable(),
+        batch_stats=state.batch_stats,
+      )
+    )
   return out
 
 
@@ -289,7 +332,9 @@ def _train_step_with_grads(state, batch, **kwargs):
 
 
 def _paths(tree):
-  return {"/".join(str(k.key) for k in path): np.asarray(v) for path, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+  return {
+    "/".join(str(k.key) for k in path): np.asarray(v) for path, v in jax.tree_util.tree_flatten_with_path(tree)[0]
+  }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -316,7 +361,7 @@ def test_the_torch_side_losses_are_the_originals(golden, case):
 
 @pytest.fixture(scope="module")
 def paired_runs():
-X
+  """Both sides' steps from the same weights and batch."""
   rng = np.random.default_rng(0)
   images = rng.normal(size=(BATCH, SIZE, SIZE, 3)).astype(np.float32)
   labels = np.repeat(np.arange(CLASSES), PER_CLASS)
@@ -326,8 +371,13 @@ X
   variables = _our_variables(net, build_model(config.model), images[:1])
   ours = _our_steps(config, variables, class_weight, images, labels)
   running = {k: v.clone() for k, v in net.state_dict().items() if "running" in k}
-  theirs = _torch_steps(net, torch.tensor(class_weight), torch.tensor(images.transpose(0, 3, 1, 2)),
-                        torch.tensor(labels), _torch_hyper_parameters(config))
+  theirs = _torch_steps(
+    net,
+    torch.tensor(class_weight),
+    torch.tensor(images.transpose(0, 3, 1, 2)),
+    torch.tensor(labels),
+    _torch_hyper_parameters(config),
+  )
   return dict(ours=ours, theirs=theirs, variables=variables, class_weight=class_weight, net=net, running=running)
 
 
@@ -337,8 +387,11 @@ def test_losses_gradients_and_updates_equal_the_originals(paired_runs, step):
   np.testing.assert_allclose(ours["loss"], theirs["loss"], rtol=1e-5)
   for k in theirs["terms"]:
     np.testing.assert_allclose(ours["terms"][k], theirs["terms"][k], rtol=1e-5, err_msg=k)
-  before = paired_runs["ours"][step - 1]["params"] if step else {
-      "model": paired_runs["variables"]["params"], "loss": {"cluster": {"proxies": paired_runs["class_weight"]}}}
+  before = (
+    paired_runs["ours"][step - 1]["params"]
+    if step
+    else {"model": paired_runs["variables"]["params"], "loss": {"cluster": {"proxies": paired_runs["class_weight"]}}}
+  )
   before = {p: _to_torch_layout(p, v) for p, v in _paths(before).items()}
   errors, sizes = [], []
   for what in ("grads", "params"):

@@ -5,7 +5,6 @@ state-dict names, initialise them randomly, and compare their features with the 
 models. They are skipped when torch is absent (CI installs the CPU wheel: ``pip install torch==2.13.0``).
 """
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,7 +13,6 @@ import safetensors.numpy
 
 from suprank_jax.models import build_model, default_config
 from suprank_jax.models.torch_weights import convert_state_dict, load_pretrained, load_state_dict
-
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
 
@@ -76,8 +74,9 @@ def tiny_resnet():
   _, target = _init(config, seed=2)
   # Distinct running statistics, so a swapped mean/var mapping would show.
   rng = np.random.default_rng(0)
-  source["batch_stats"] = jax.tree.map(lambda x: rng.uniform(0.5, 1.5, x.shape).astype(np.float32),
-                                       source["batch_stats"])
+  source["batch_stats"] = jax.tree.map(
+    lambda x: rng.uniform(0.5, 1.5, x.shape).astype(np.float32), source["batch_stats"]
+  )
   return config, model, source, target
 
 
@@ -169,7 +168,7 @@ def test_load_pretrained_error_names_config_key(tiny_resnet, tmp_path):
 def test_trainer_loads_pretrained_backbone_into_state_and_resets_optimizer(tiny_resnet, tmp_path):
   import optax
 
-  from suprank_jax import train
+  from suprank_jax.training import train
 
   config, _, source, target = tiny_resnet
   path = str(tmp_path / "w.safetensors")
@@ -179,9 +178,15 @@ def test_trainer_loads_pretrained_backbone_into_state_and_resets_optimizer(tiny_
   trainable = {"model": target["params"], "loss": {}}
   # An optimizer state that has seen a step (non-zero moments), which the load must reset.
   opt_state = tx.update(jax.tree.map(jnp.ones_like, trainable), tx.init(trainable), trainable)[1]
-  state = train.TrainState(step=jnp.zeros((), jnp.int32), params=target["params"],
-                           batch_stats=target["batch_stats"], loss_params={}, opt_state=opt_state, memory={},
-                           rng=jax.random.PRNGKey(0))
+  state = train.TrainState(
+    step=jnp.zeros((), jnp.int32),
+    params=target["params"],
+    batch_stats=target["batch_stats"],
+    loss_params={},
+    opt_state=opt_state,
+    memory={},
+    rng=jax.random.PRNGKey(0),
+  )
   loaded = train.load_pretrained(state, config, tx)
   _assert_trees_equal(loaded.params["backbone"], source["params"]["backbone"])
   _assert_trees_equal(loaded.batch_stats["backbone"], source["batch_stats"]["backbone"])
@@ -214,7 +219,6 @@ def _torch_resnet50(torch):
   nn = torch.nn
 
   class Bottleneck(nn.Module):
-
     def __init__(self, inplanes, planes, stride):
       super().__init__()
       self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
@@ -226,8 +230,9 @@ def _torch_resnet50(torch):
       self.relu = nn.ReLU()
       self.downsample = None
       if stride != 1 or inplanes != planes * 4:
-        self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes * 4, 1, stride, bias=False),
-                                        nn.BatchNorm2d(planes * 4))
+        self.downsample = nn.Sequential(
+          nn.Conv2d(inplanes, planes * 4, 1, stride, bias=False), nn.BatchNorm2d(planes * 4)
+        )
 
     def forward(self, x):
       out = self.relu(self.bn1(self.conv1(x)))
@@ -236,7 +241,6 @@ def _torch_resnet50(torch):
       return self.relu(out + (x if self.downsample is None else self.downsample(x)))
 
   class ResNet50(nn.Module):
-
     def __init__(self):
       super().__init__()
       self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
@@ -264,7 +268,6 @@ def _torch_deit(torch, *, dim, depth, heads, img_size, distilled):
   nn = torch.nn
 
   class Attention(nn.Module):
-
     def __init__(self):
       super().__init__()
       self.qkv = nn.Linear(dim, 3 * dim)
@@ -278,7 +281,6 @@ def _torch_deit(torch, *, dim, depth, heads, img_size, distilled):
       return self.proj((attn @ v).transpose(1, 2).reshape(b, n, c))
 
   class Mlp(nn.Module):
-
     def __init__(self):
       super().__init__()
       self.fc1 = nn.Linear(dim, 4 * dim)
@@ -289,7 +291,6 @@ def _torch_deit(torch, *, dim, depth, heads, img_size, distilled):
       return self.fc2(self.act(self.fc1(x)))
 
   class Block(nn.Module):
-
     def __init__(self):
       super().__init__()
       self.norm1 = nn.LayerNorm(dim, eps=1e-6)
@@ -302,7 +303,6 @@ def _torch_deit(torch, *, dim, depth, heads, img_size, distilled):
       return x + self.mlp(self.norm2(x))
 
   class PatchEmbed(nn.Module):
-
     def __init__(self):
       super().__init__()
       self.proj = nn.Conv2d(3, dim, 16, 16)
@@ -311,7 +311,6 @@ def _torch_deit(torch, *, dim, depth, heads, img_size, distilled):
       return self.proj(x).flatten(2).transpose(1, 2)
 
   class DeiT(nn.Module):
-
     def __init__(self):
       super().__init__()
       extra = 2 if distilled else 1

@@ -11,10 +11,12 @@ import ml_collections
 import numpy as np
 import pytest
 
-from suprank_jax import losses, optim, parallel, train
+from suprank_jax import losses, optim
 from suprank_jax.configs import common, digits
-from suprank_jax.input_pipeline import pipeline, sources
+from suprank_jax.input_pipeline import datasets, pipeline
 from suprank_jax.models import build_model
+from suprank_jax.runtime import parallel
+from suprank_jax.training import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -78,53 +80,80 @@ def test_killed_run_resumes_exactly(tmp_path):
   straight, _ = train.train_and_evaluate(_constant_lr_config(6), str(tmp_path / "straight"), log=lambda *_: None)
   _, first = train.train_and_evaluate(_constant_lr_config(3), str(tmp_path / "resumed"), log=lambda *_: None)
   messages = []
-  resumed, summary = train.train_and_evaluate(_constant_lr_config(6), str(tmp_path / "resumed"),
-                                              log=messages.append)
+  resumed, summary = train.train_and_evaluate(_constant_lr_config(6), str(tmp_path / "resumed"), log=messages.append)
   # The untrained row of the final table is the first run's initial evaluation.
   assert summary["start_step"] == 3 and summary["initial"]["test"] == pytest.approx(first["initial"]["test"])
   assert "untrained (test)" in train.summary_table(summary)
   assert any("resumed from step 3" in m for m in messages)
-  jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)),
-               straight.params, resumed.params)
-  jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)),
-               straight.opt_state, resumed.opt_state)
+  jax.tree.map(
+    lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), straight.params, resumed.params
+  )
+  jax.tree.map(
+    lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), straight.opt_state, resumed.opt_state
+  )
 
 
 def test_train_step_on_sharded_batch_equals_single_device():
   config = _tiny_config(1)
-  source = sources.get_source(config.input, "train")
+  source = datasets.get_source(config.input, "train")
   batch = next(pipeline.make_train_iterator(config.input, source, seed=0, start_step=0, total_steps=1))
   model = build_model(config.model)
   tx, schedules = optim.make_optimizer(config.optim, 10)
-  make = functools.partial(train.create_state, model=model, tx=tx, sample_images=batch["images"][:1],
-                           losses_config=config.losses, registry=losses.LOSSES, num_classes_per_level=(10, 3))
-  step = functools.partial(train.train_step, model=model, loss_fn=losses.make_loss_fn(config.losses, losses.LOSSES),
-                           tx=tx, schedules=schedules)
+  make = functools.partial(
+    train.create_state,
+    model=model,
+    tx=tx,
+    sample_images=batch["images"][:1],
+    losses_config=config.losses,
+    registry=losses.LOSSES,
+    num_classes_per_level=(10, 3),
+  )
+  step = functools.partial(
+    train.train_step, model=model, loss_fn=losses.make_loss_fn(config.losses, losses.LOSSES), tx=tx, schedules=schedules
+  )
   mesh = parallel.make_mesh()
   assert mesh.size == 8  # tests/conftest.py fakes 8 CPU devices
   sharded_state, sharded = jax.jit(step)(make(jax.random.PRNGKey(0)), parallel.global_batch(batch, mesh))
   single_state, single = jax.jit(step)(make(jax.random.PRNGKey(0)), jax.device_put(batch, jax.devices()[0]))
   np.testing.assert_allclose(sharded["loss"], single["loss"], rtol=1e-5)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
-               sharded_state.params, single_state.params)
+  jax.tree.map(
+    lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), sharded_state.params, single_state.params
+  )
 
 
 def _cli(*args):
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-  return subprocess.run([sys.executable, "-m", "suprank_jax.train", *args], capture_output=True, text=True,
-                        cwd=REPO, env=env, timeout=300)
+  return subprocess.run(
+    [sys.executable, "-m", "suprank_jax.train", *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=300
+  )
 
 
-@pytest.mark.parametrize("args,expected", [
+@pytest.mark.parametrize(
+  "args,expected",
+  [
     (["--workdir", "{tmp}"], "--config"),
-    (["--config", "suprank_jax/configs/digits.py", "--workdir", "{tmp}", "--config.optim.learnig_rate=1"],
-     "learnig_rate"),
+    (
+      ["--config", "suprank_jax/configs/digits.py", "--workdir", "{tmp}", "--config.optim.learnig_rate=1"],
+      "learnig_rate",
+    ),
     (["--config", "suprank_jax/configs/digits.py", "--workdir", "/proc/forbidden"], "is not writable"),
-    (["--config", "suprank_jax/configs/digits.py", "--workdir", "{tmp}", "--coordinator_address=127.0.0.1:1"],
-     "together"),
-    (["--config", "suprank_jax/configs/digits.py", "--workdir", "{tmp}", "--config.losses.sup_ap.weight=1",
-      "--config.input.dataset=nope"], "valid"),
-])
+    (
+      ["--config", "suprank_jax/configs/digits.py", "--workdir", "{tmp}", "--coordinator_address=127.0.0.1:1"],
+      "together",
+    ),
+    (
+      [
+        "--config",
+        "suprank_jax/configs/digits.py",
+        "--workdir",
+        "{tmp}",
+        "--config.losses.sup_ap.weight=1",
+        "--config.input.dataset=nope",
+      ],
+      "valid",
+    ),
+  ],
+)
 def test_bad_command_lines_stop_with_one_clear_message(tmp_path, args, expected):
   result = _cli(*[a.format(tmp=tmp_path) for a in args])
   assert result.returncode != 0
@@ -136,8 +165,10 @@ def test_bad_command_lines_stop_with_one_clear_message(tmp_path, args, expected)
 # suite, the rest under -m slow). Proxy losses and FastAP take no reference set.
 _MEMORY_FAST = {"sup_ap", "sup_hap", "calibration", "xbm_contrastive"}
 _TRAIN_STEP_CASES = [pytest.param(name, False, id=f"batch-{name}") for name in sorted(losses.LOSSES)] + [
-    pytest.param(name, True, id=f"xbm-{name}", marks=() if name in _MEMORY_FAST else pytest.mark.slow)
-    for name in sorted(losses.LOSSES) if losses.LOSSES[name].uses_reference]
+  pytest.param(name, True, id=f"xbm-{name}", marks=() if name in _MEMORY_FAST else pytest.mark.slow)
+  for name in sorted(losses.LOSSES)
+  if losses.LOSSES[name].uses_reference
+]
 
 
 @pytest.mark.parametrize("name,memory", _TRAIN_STEP_CASES)
@@ -148,17 +179,32 @@ def test_every_registered_loss_trains_a_step(name, memory):
   config.losses = ml_collections.ConfigDict({name: {"weight": 1.0, **overrides.get(name, {})}})
   config.xbm.size = 80 if memory else 0
   config.xbm.activate_epoch = 1
-  source = sources.get_source(config.input, "train")
+  source = datasets.get_source(config.input, "train")
   batch = next(pipeline.make_train_iterator(config.input, source, seed=0, start_step=0, total_steps=1))
   model = build_model(config.model)
   tx, schedules = optim.make_optimizer(config.optim, 10)
-  state = train.create_state(jax.random.PRNGKey(0), model=model, tx=tx, sample_images=batch["images"][:1],
-                             losses_config=config.losses, registry=losses.LOSSES, num_classes_per_level=(10, 3),
-                             memory_size=config.xbm.size)
-  step = jax.jit(functools.partial(
-      train.train_step, model=model, loss_fn=losses.make_loss_fn(config.losses, losses.LOSSES), tx=tx,
-      schedules=schedules, memory_config=config.xbm if memory else None, steps_per_epoch=7,
-      loss_context=train._loss_context(source)))
+  state = train.create_state(
+    jax.random.PRNGKey(0),
+    model=model,
+    tx=tx,
+    sample_images=batch["images"][:1],
+    losses_config=config.losses,
+    registry=losses.LOSSES,
+    num_classes_per_level=(10, 3),
+    memory_size=config.xbm.size,
+  )
+  step = jax.jit(
+    functools.partial(
+      train.train_step,
+      model=model,
+      loss_fn=losses.make_loss_fn(config.losses, losses.LOSSES),
+      tx=tx,
+      schedules=schedules,
+      memory_config=config.xbm if memory else None,
+      steps_per_epoch=7,
+      loss_context=train._loss_context(source),
+    )
+  )
   before = jax.tree.map(np.asarray, state.params)
   state, metrics = step(state, batch)
   assert np.isfinite(float(metrics["loss"])), name

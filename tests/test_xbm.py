@@ -21,12 +21,13 @@ def test_queue_matches_the_reference_step_by_step(golden, get_first):
     labels = jnp.asarray(arrays["labels_seq"][step])
     view, state = step_fn(state, feats, labels)
     valid = np.asarray(view.ref_where)
-    np.testing.assert_allclose(np.asarray(view.ref_embeddings)[valid], arrays[f"{tag}_step{step}_feats"],
-                               rtol=1e-6, err_msg=f"step {step}")
+    np.testing.assert_allclose(
+      np.asarray(view.ref_embeddings)[valid], arrays[f"{tag}_step{step}_feats"], rtol=1e-6, err_msg=f"step {step}"
+    )
     np.testing.assert_array_equal(np.asarray(view.ref_labels)[valid], arrays[f"{tag}_step{step}_targets"])
     np.testing.assert_array_equal([int(state.ptr), int(state.count)], arrays[f"{tag}_step{step}_ptr_count"])
     # The valid slots are a prefix until the memory is full, so masking equals the reference's slicing.
-    assert valid[:valid.sum()].all()
+    assert valid[: valid.sum()].all()
 
 
 def test_wrap_overwrites_the_last_slots_like_the_reference():
@@ -96,9 +97,12 @@ def _batch_and_memory(seed=0):
   emb = rng.normal(size=(8, 4)).astype(np.float32)
   labels = np.stack([rng.integers(0, 3, 8), np.zeros(8, int)], 1)
   state = xbm.xbm_init(20, 4, 2)
-  for s in range(2):
-    state = xbm.xbm_update(state, jnp.asarray(rng.normal(size=(8, 4)), jnp.float32),
-                           jnp.asarray(np.stack([rng.integers(0, 3, 8), np.zeros(8, int)], 1)))
+  for _s in range(2):
+    state = xbm.xbm_update(
+      state,
+      jnp.asarray(rng.normal(size=(8, 4)), jnp.float32),
+      jnp.asarray(np.stack([rng.integers(0, 3, 8), np.zeros(8, int)], 1)),
+    )
   mem_view, state = xbm.xbm_step(state, jnp.asarray(emb), jnp.asarray(labels))
   return jnp.asarray(emb), jnp.asarray(labels), mem_view, state
 
@@ -112,8 +116,9 @@ def test_with_memory_weights_batch_and_memory_losses(factor, factor_true_loss):
   memory_value = float(fn(memory_inputs(emb, labels, state.embeddings[valid], state.labels[valid])))
   expected = (factor_true_loss * batch_value + factor * memory_value) / (factor_true_loss + factor)
   for active in (True, jnp.bool_(True)):
-    got = xbm.with_memory(fn, batch_inputs(emb, labels), mem_view, active=active, factor=factor,
-                          factor_true_loss=factor_true_loss)
+    got = xbm.with_memory(
+      fn, batch_inputs(emb, labels), mem_view, active=active, factor=factor, factor_true_loss=factor_true_loss
+    )
     np.testing.assert_allclose(got, expected, rtol=1e-6)
   got = xbm.with_memory(fn, batch_inputs(emb, labels), mem_view, active=jnp.bool_(False), factor=factor)
   np.testing.assert_allclose(got, batch_value, rtol=1e-6)
@@ -130,8 +135,7 @@ def test_with_memory_under_jit_and_grad_with_a_traced_activation():
   g_on = jax.jit(jax.grad(total))(emb, jnp.bool_(True))
   g_off = jax.jit(jax.grad(total))(emb, jnp.bool_(False))
   g_batch = jax.grad(lambda e: pairwise.xbm_contrastive_embedding_loss(batch_inputs(e, labels), margin=0.2))(emb)
-  g_mem = jax.grad(lambda e: pairwise.xbm_contrastive_embedding_loss(mem_view.replace(embeddings=e),
-                                                                     margin=0.2))(emb)
+  g_mem = jax.grad(lambda e: pairwise.xbm_contrastive_embedding_loss(mem_view.replace(embeddings=e), margin=0.2))(emb)
   np.testing.assert_allclose(g_off, g_batch, rtol=1e-5, atol=1e-7)
   np.testing.assert_allclose(g_on, (g_batch + g_mem) / 2, rtol=1e-5, atol=1e-7)
 

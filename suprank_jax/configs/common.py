@@ -21,12 +21,32 @@ from suprank_jax import losses, models, optim
 from suprank_jax.evaluation import image_embedding, landmarks, retrieval
 from suprank_jax.input_pipeline import pipeline
 
-__all__ = ["base_config", "parse_arg", "eval_config", "revisited_eval_config", "losses_config", "set_loss",
-           "add_loss", "set_model", "EVAL_KEYS"]
+__all__ = [
+  "base_config",
+  "parse_arg",
+  "eval_config",
+  "revisited_eval_config",
+  "losses_config",
+  "set_loss",
+  "add_loss",
+  "set_model",
+  "EVAL_KEYS",
+]
 
 # Keys of an evaluation (config.evals.<name>) besides its metric settings (metrics, revisited).
-EVAL_KEYS = ("kind", "split", "gallery_split", "gallery_contains_queries", "batch_size", "dataset", "data_dir",
-             "dataset_kwargs", "cache_dir", "cache_min_items", "keep_embeddings")
+EVAL_KEYS = (
+  "kind",
+  "split",
+  "gallery_split",
+  "gallery_contains_queries",
+  "batch_size",
+  "dataset",
+  "data_dir",
+  "dataset_kwargs",
+  "cache_dir",
+  "cache_min_items",
+  "keep_embeddings",
+)
 
 
 def eval_config(split: str = "test", gallery_split: str = "", **overrides: Any) -> ml_collections.ConfigDict:

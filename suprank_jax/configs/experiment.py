@@ -27,7 +27,7 @@ evaluation code's numbers as ``original/<key>``, which is what the published tab
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from suprank_jax.configs import common
 from suprank_jax.configs.groups import GROUPS
@@ -68,9 +68,18 @@ def _bound_positives(config):
       entry.max_positives = i.get_ref("samples_per_class")
 
 
-def compose(*, dataset: str, model: str, optimizer: str, loss: str, memory: str = "no_memory",
-            num_epochs: int = 100, freeze_epochs: int = 0, hierarchy_levels: Sequence[int] = (0,),
-            seed: int = 0):
+def compose(
+  *,
+  dataset: str,
+  model: str,
+  optimizer: str,
+  loss: str,
+  memory: str = "no_memory",
+  num_epochs: int = 100,
+  freeze_epochs: int = 0,
+  hierarchy_levels: Sequence[int] = (0,),
+  seed: int = 0,
+):
   """The config of one experiment: the groups applied in the original's order, then the run settings.
 
   Args:
@@ -86,8 +95,13 @@ def compose(*, dataset: str, model: str, optimizer: str, loss: str, memory: str 
   """
   config = common.base_config()
   config.seed = seed
-  for kind, name in (("dataset", dataset), ("model", model), ("optimizer", optimizer), ("loss", loss),
-                     ("memory", memory)):
+  for kind, name in (
+    ("dataset", dataset),
+    ("model", model),
+    ("optimizer", optimizer),
+    ("loss", loss),
+    ("memory", memory),
+  ):
     _group(kind, name)(config)
   config.total_steps = 0
   config.num_epochs = int(num_epochs)
@@ -124,5 +138,13 @@ def dyml_evaluation(config, *, hierarchy_levels: Sequence[int]):
 
 def get_config(arg: str | None = None):
   args = common.parse_arg(arg, epochs=100, freeze_epochs=0, seed=0, **DEFAULT_GROUPS)
-  return compose(dataset=args.dataset, model=args.model, optimizer=args.optimizer, loss=args.loss,
-                 memory=args.memory, num_epochs=args.epochs, freeze_epochs=args.freeze_epochs, seed=args.seed)
+  return compose(
+    dataset=args.dataset,
+    model=args.model,
+    optimizer=args.optimizer,
+    loss=args.loss,
+    memory=args.memory,
+    num_epochs=args.epochs,
+    freeze_epochs=args.freeze_epochs,
+    seed=args.seed,
+  )

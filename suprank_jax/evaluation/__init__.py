@@ -6,5 +6,13 @@ from suprank_jax.evaluation.landmarks import evaluate_revisited, multiscale_embe
 from suprank_jax.evaluation.metrics import inter_set_overall_accuracy, overall_accuracy
 from suprank_jax.evaluation.retrieval import default_config, evaluate_retrieval, with_distractors
 
-__all__ = ["evaluate_retrieval", "default_config", "with_distractors", "revisited_metrics", "evaluate_revisited",
-           "multiscale_embed", "overall_accuracy", "inter_set_overall_accuracy"]
+__all__ = [
+  "evaluate_retrieval",
+  "default_config",
+  "with_distractors",
+  "revisited_metrics",
+  "evaluate_revisited",
+  "multiscale_embed",
+  "overall_accuracy",
+  "inter_set_overall_accuracy",
+]

@@ -23,15 +23,25 @@ import jax
 import ml_collections
 import numpy as np
 
-from suprank_jax import parallel, reporting
 from suprank_jax.evaluation import image_embedding, landmarks, retrieval
 from suprank_jax.evaluation.pictures import subset_source
-from suprank_jax.input_pipeline import pipeline, query_copies, sources
+from suprank_jax.input_pipeline import datasets, pipeline, query_copies, sources
 from suprank_jax.input_pipeline.readers import revisited
 from suprank_jax.models import whitening as whitening_lib
+from suprank_jax.runtime import parallel, reporting
 
-__all__ = ["Evaluator", "RetrievalEvaluator", "RevisitedEvaluator", "EVAL_KINDS", "embed_source", "make_embed_fn",
-           "evaluation_input_config", "HEADLINE_METRICS", "REVISITED_HEADLINE_METRICS", "headline_columns"]
+__all__ = [
+  "Evaluator",
+  "RetrievalEvaluator",
+  "RevisitedEvaluator",
+  "EVAL_KINDS",
+  "embed_source",
+  "make_embed_fn",
+  "evaluation_input_config",
+  "HEADLINE_METRICS",
+  "REVISITED_HEADLINE_METRICS",
+  "headline_columns",
+]
 
 EVAL_KINDS = ("retrieval", "revisited")
 
@@ -48,8 +58,9 @@ def headline_columns(rows) -> tuple:
   return present or HEADLINE_METRICS
 
 
-def embed_source(embed_fn, variables, input_config, source, *, batch_size: int, mesh, log=None,
-                 store_folder: str | None = None):
+def embed_source(
+  embed_fn, variables, input_config, source, *, batch_size: int, mesh, log=None, store_folder: str | None = None
+):
   """Embeds every item of ``source``, with a progress line (images/s, ETA) every 30 s when ``log``.
 
   Args:
@@ -78,9 +89,18 @@ def embed_source(embed_fn, variables, input_config, source, *, batch_size: int, 
   chunks, label_chunks, index_chunks = [], [], []
   done = len(source) - len(todo)
   progress = reporting.ProgressLog(log, source.name, len(source), done=done)
-  batches = () if not len(todo) else pipeline.make_eval_batches(
-      input_config, source if len(todo) == len(source) else subset_source(source, todo), batch_size=local_batch,
-      process_index=jax.process_index(), process_count=jax.process_count(), uint8_images=True)
+  batches = (
+    ()
+    if not len(todo)
+    else pipeline.make_eval_batches(
+      input_config,
+      source if len(todo) == len(source) else subset_source(source, todo),
+      batch_size=local_batch,
+      process_index=jax.process_index(),
+      process_count=jax.process_count(),
+      uint8_images=True,
+    )
+  )
   # uint8 images on the host, normalised on the devices (a quarter of the bytes to send).
   for batch in batches:
     device_batch = parallel.global_batch(batch, mesh, normalization=input_config.normalization)
@@ -100,8 +120,9 @@ def embed_source(embed_fn, variables, input_config, source, *, batch_size: int, 
   if store_folder is not None:
     store.flush()
     if len(store.missing()):
-      raise RuntimeError(f"evaluation of {source.name!r} left {len(store.missing())} of {len(source)} items "
-                         f"unembedded in {store_folder}")
+      raise RuntimeError(
+        f"evaluation of {source.name!r} left {len(store.missing())} of {len(source)} items unembedded in {store_folder}"
+      )
     return store.embeddings, np.asarray(source.labels, np.int32)
   index = np.concatenate(index_chunks)
   order = np.argsort(index, kind="stable")
@@ -118,6 +139,7 @@ def _missing_on_every_process(store, num_items: int) -> np.ndarray:
   done = np.zeros(num_items, np.uint8) if store is None else np.asarray(store.done)
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
     done = np.asarray(multihost_utils.process_allgather(done)).min(axis=0)
   return np.flatnonzero(done == 0)
 
@@ -192,8 +214,9 @@ def _check_store_settings(name, eval_config):
   where = f"config.evals.{name}"
   low = _store_setting(eval_config, "cache_min_items")
   if isinstance(low, bool) or not isinstance(low, int) or low < 0:
-    raise ValueError(f"{where}.cache_min_items={low!r} must be an integer >= 0 (sets at least this large are "
-                     "embedded on disk)")
+    raise ValueError(
+      f"{where}.cache_min_items={low!r} must be an integer >= 0 (sets at least this large are embedded on disk)"
+    )
   if not isinstance(_store_setting(eval_config, "keep_embeddings"), bool):
     raise ValueError(f"{where}.keep_embeddings={eval_config.keep_embeddings!r} must be True or False")
   if not isinstance(_store_setting(eval_config, "cache_dir"), str):
@@ -212,9 +235,11 @@ def _check_store_writable(name, eval_config, sources_):
     os.makedirs(folder, exist_ok=True)
     tempfile.TemporaryFile(dir=folder).close()
   except OSError as e:
-    raise ValueError(f"config.evals.{name}.cache_dir: {folder} is not writable ({e.strerror or e}), and "
-                     f"{large[0].name} ({len(large[0]):,} images, cache_min_items={low:,}) would be embedded "
-                     "there: give a writable cache_dir, or raise cache_min_items to keep it in memory") from e
+    raise ValueError(
+      f"config.evals.{name}.cache_dir: {folder} is not writable ({e.strerror or e}), and "
+      f"{large[0].name} ({len(large[0]):,} images, cache_min_items={low:,}) would be embedded "
+      "there: give a writable cache_dir, or raise cache_min_items to keep it in memory"
+    ) from e
 
 
 def _store_folder(eval_config, key, what: str, num_items: int) -> str | None:
@@ -222,8 +247,12 @@ def _store_folder(eval_config, key, what: str, num_items: int) -> str | None:
   (in memory) below ``cache_min_items``."""
   if num_items < _store_setting(eval_config, "cache_min_items"):
     return None
-  return os.path.join(_store_setting(eval_config, "cache_dir") or image_embedding.default_cache_dir(), key(),
-                      f"process{jax.process_index()}", what)
+  return os.path.join(
+    _store_setting(eval_config, "cache_dir") or image_embedding.default_cache_dir(),
+    key(),
+    f"process{jax.process_index()}",
+    what,
+  )
 
 
 def _check_unread(name, eval_config, kind, defaults):
@@ -235,8 +264,10 @@ def _check_unread(name, eval_config, kind, defaults):
     value = value.to_dict() if isinstance(value, ml_collections.ConfigDict) else value
     default = default.to_dict() if isinstance(default, ml_collections.ConfigDict) else default
     if value != default:
-      raise ValueError(f"config.evals.{name}.{key} is set but config.evals.{name}.kind={kind!r} does not read it; "
-                       "leave it at its default or change the kind")
+      raise ValueError(
+        f"config.evals.{name}.{key} is set but config.evals.{name}.kind={kind!r} does not read it; "
+        "leave it at its default or change the kind"
+      )
 
 
 class RetrievalEvaluator(Evaluator):
@@ -257,40 +288,62 @@ class RetrievalEvaluator(Evaluator):
     _check_store_settings(name, eval_config)
     self.input_config = evaluation_input_config(input_config, eval_config)
     self.mesh = mesh
-    self.query_source = sources.get_source(self.input_config, eval_config.split)
-    self.gallery_source = (sources.get_source(self.input_config, eval_config.gallery_split)
-                           if eval_config.gallery_split else None)
+    self.query_source = datasets.get_source(self.input_config, eval_config.split)
+    self.gallery_source = (
+      datasets.get_source(self.input_config, eval_config.gallery_split) if eval_config.gallery_split else None
+    )
     where = f"config.evals.{name}"
     if len(self.query_source) == 0:
       raise ValueError(f"{where}: split {eval_config.split!r} of {self.query_source.name} is empty")
     if self.gallery_source is not None and len(self.gallery_source) == 0:
       raise ValueError(f"{where}: gallery split {eval_config.gallery_split!r} of {self.gallery_source.name} is empty")
-    num_ranked = (len(self.query_source) - 1 if self.gallery_source is None
-                  else len(self.gallery_source) - int(bool(eval_config.gallery_contains_queries)))
-    retrieval.check_config(eval_config.metrics, self.query_source.num_levels, num_queries=len(self.query_source),
-                           num_ranked=num_ranked, where=f"{where}.metrics")
+    num_ranked = (
+      len(self.query_source) - 1
+      if self.gallery_source is None
+      else len(self.gallery_source) - int(bool(eval_config.gallery_contains_queries))
+    )
+    retrieval.check_config(
+      eval_config.metrics,
+      self.query_source.num_levels,
+      num_queries=len(self.query_source),
+      num_ranked=num_ranked,
+      where=f"{where}.metrics",
+    )
     self.self_index = None
     if eval_config.gallery_contains_queries:
       if self.gallery_source is None:
         raise ValueError(f"{where}.gallery_contains_queries=True needs a gallery_split")
-      log(f"[eval {name}] finding each query's copy in the gallery ({len(self.query_source)} queries, "
-          f"{len(self.gallery_source)} gallery items)")
+      log(
+        f"[eval {name}] finding each query's copy in the gallery ({len(self.query_source)} queries, "
+        f"{len(self.gallery_source)} gallery items)"
+      )
       self.self_index = query_copies.find_query_copies(self.query_source, self.gallery_source, log=log)
     _check_store_writable(name, eval_config, (self.query_source, self.gallery_source))
     self.model = model
     self._embed = make_embed_fn(model, mesh)
 
   def embed(self, variables, source, store_folder=None):
-    return embed_source(self._embed, variables, self.input_config, source, batch_size=self.config.batch_size,
-                        mesh=self.mesh, log=lambda m: self.log(f"[eval {self.name}] {m}"), store_folder=store_folder)
+    return embed_source(
+      self._embed,
+      variables,
+      self.input_config,
+      source,
+      batch_size=self.config.batch_size,
+      mesh=self.mesh,
+      log=lambda m: self.log(f"[eval {self.name}] {m}"),
+      store_folder=store_folder,
+    )
 
   def run(self, state) -> dict:
     """Metrics of ``state``'s model: ``{metric_name: value}``. A set of at least ``cache_min_items``
     is embedded on disk (resumed after an interruption) and searched from there in blocks."""
     variables = state.variables()
     # The store's name: the weights and everything the embedding reads (hashed only when a set is that large).
-    key = functools.cache(lambda: image_embedding.variables_fingerprint(
-        variables, repr(self.model), self.input_config.to_json_best_effort(sort_keys=True)))
+    key = functools.cache(
+      lambda: image_embedding.variables_fingerprint(
+        variables, repr(self.model), self.input_config.to_json_best_effort(sort_keys=True)
+      )
+    )
     folders = []
 
     def embed(source, what):
@@ -298,12 +351,17 @@ class RetrievalEvaluator(Evaluator):
       return self.embed(variables, source, folders[-1])
 
     queries, query_labels = embed(self.query_source, "query")
-    gallery, gallery_labels = (embed(self.gallery_source, "gallery") if self.gallery_source is not None
-                               else (None, None))
-    results = retrieval.evaluate_retrieval(queries, query_labels, gallery, gallery_labels, config=self.config.metrics,
-                                           self_index=self.self_index,
-                                           gallery_contains_queries=bool(self.config.gallery_contains_queries),
-                                           log=lambda m: self.log(f"[eval {self.name}] {m}"))
+    gallery, gallery_labels = embed(self.gallery_source, "gallery") if self.gallery_source is not None else (None, None)
+    results = retrieval.evaluate_retrieval(
+      queries,
+      query_labels,
+      gallery,
+      gallery_labels,
+      config=self.config.metrics,
+      self_index=self.self_index,
+      gallery_contains_queries=bool(self.config.gallery_contains_queries),
+      log=lambda m: self.log(f"[eval {self.name}] {m}"),
+    )
     if not _store_setting(self.config, "keep_embeddings"):
       del queries, gallery
       for folder in filter(None, folders):
@@ -343,27 +401,44 @@ class RevisitedEvaluator(Evaluator):
     self.settings = s = eval_config.revisited
     landmarks.check_config(s, where=f"{where}.revisited")
     _check_store_settings(name, eval_config)
-    _check_unread(name, eval_config, "revisited", {"split": "", "gallery_split": "", "gallery_contains_queries": False,
-                                                   "dataset": "", "dataset_kwargs": ml_collections.ConfigDict()})
+    _check_unread(
+      name,
+      eval_config,
+      "revisited",
+      {
+        "split": "",
+        "gallery_split": "",
+        "gallery_contains_queries": False,
+        "dataset": "",
+        "dataset_kwargs": ml_collections.ConfigDict(),
+      },
+    )
     if not eval_config.data_dir:
-      raise ValueError(f"{where}.data_dir is empty: give the folder holding the Revisited data sets, laid out as\n"
-                       f"{revisited.REVISITED_ROOT_LAYOUT.strip()}")
+      raise ValueError(
+        f"{where}.data_dir is empty: give the folder holding the Revisited data sets, laid out as\n"
+        f"{revisited.REVISITED_ROOT_LAYOUT.strip()}"
+      )
     self.input_config = input_config
-    self.sets, self.distractor_source = revisited.revisited_sets(eval_config.data_dir, tuple(s.datasets),
-                                                                        distractors=s.distractors)
-    self.ground_truth = {d: [{k: q.extras[k][i] for k in ("easy", "hard", "junk")} for i in range(len(q))]
-                         for d, (q, _) in self.sets.items()}
+    self.sets, self.distractor_source = revisited.revisited_sets(
+      eval_config.data_dir, tuple(s.datasets), distractors=s.distractors
+    )
+    self.ground_truth = {
+      d: [{k: q.extras[k][i] for k in ("easy", "hard", "junk")} for i in range(len(q))]
+      for d, (q, _) in self.sets.items()
+    }
     self.query_source, self.gallery_source = self.sets[s.datasets[0]]
     self.self_index = None
     self.whitening = whitening_lib.load_whitening(s.whitening) if s.whitening else None
     self.whitening_source = None
     checked = [x for pair in self.sets.values() for x in pair]
     if s.learn_whitening_images:
-      train = sources.get_source(input_config, input_config.train_split)
+      train = datasets.get_source(input_config, input_config.train_split)
       count = min(s.learn_whitening_images, len(train))
       if count < s.learn_whitening_images:
-        log(f"[eval {name}] the training split {train.name} has {len(train):,} images, fewer than "
-            f"learn_whitening_images={s.learn_whitening_images:,}: the whitening is learned from all of them")
+        log(
+          f"[eval {name}] the training split {train.name} has {len(train):,} images, fewer than "
+          f"learn_whitening_images={s.learn_whitening_images:,}: the whitening is learned from all of them"
+        )
       chosen = np.sort(np.random.default_rng(0).choice(len(train), count, replace=False))
       self.whitening_source = subset_source(train, chosen)
       checked.append(self.whitening_source)
@@ -372,26 +447,38 @@ class RevisitedEvaluator(Evaluator):
     sources.check_files_exist(checked, skip=bool(input_config.skip_corrupt_images), log=log)
     _check_store_writable(name, eval_config, checked)
     if s.dtype:
-      if "dtype" not in {f for f in getattr(model, "__dataclass_fields__", {})}:
+      if "dtype" not in set(getattr(model, "__dataclass_fields__", {})):
         raise ValueError(f"{where}.revisited.dtype={s.dtype!r}: the model has no dtype setting")
       model = model.clone(dtype=s.dtype)
     if s.pad_to_multiple and not isinstance(model, RetrievalResNet):
       raise ValueError(f"{where}.revisited.pad_to_multiple needs a ResNet (it pools over each image's region)")
     self.model = model
-    self._embedder = image_embedding.ImageEmbedder(model, normalization=input_config.normalization,
-                                                   batch_size=eval_config.batch_size, multiscale=s.multiscale,
-                                                   pad_to_multiple=s.pad_to_multiple)
+    self._embedder = image_embedding.ImageEmbedder(
+      model,
+      normalization=input_config.normalization,
+      batch_size=eval_config.batch_size,
+      multiscale=s.multiscale,
+      pad_to_multiple=s.pad_to_multiple,
+    )
     self._memo = None
     sizes = ", ".join(f"{d} {len(q)} queries / {len(g)} images" for d, (q, g) in self.sets.items())
     extra = f" + {len(self.distractor_source):,} distractors" if self.distractor_source is not None else ""
-    size = (f"{s.square_size} x {s.square_size} (the original's square resize)" if s.square_size
-            else f"max side {s.max_side}")
+    size = (
+      f"{s.square_size} x {s.square_size} (the original's square resize)" if s.square_size else f"max side {s.max_side}"
+    )
     log(f"[eval {name}] Revisited: {sizes}{extra} at {size}")
 
   def _fingerprint(self, variables) -> str:
     s = self.settings
-    return image_embedding.variables_fingerprint(variables, repr(self.model), s.max_side, s.square_size, s.multiscale,
-                                                 s.pad_to_multiple, self.input_config.normalization)
+    return image_embedding.variables_fingerprint(
+      variables,
+      repr(self.model),
+      s.max_side,
+      s.square_size,
+      s.multiscale,
+      s.pad_to_multiple,
+      self.input_config.normalization,
+    )
 
   def _embed_set(self, variables, what, source, key=None):
     """A filled :class:`image_embedding.EmbeddingStore` of ``source``: with ``key`` (a callable giving
@@ -399,10 +486,18 @@ class RevisitedEvaluator(Evaluator):
     s = self.settings
     folder = None if key is None else _store_folder(self.config, key, what, len(source))
     store = image_embedding.EmbeddingStore(len(source), self._embedder.output_dim(variables), folder)
-    image_embedding.embed_images(self._embedder, variables, source, store, max_side=s.max_side,
-                                 square_size=s.square_size,
-                                 threads=s.loader_threads, skip_corrupt=bool(self.input_config.skip_corrupt_images),
-                                 log=lambda m: self.log(f"[eval {self.name}] {m}"), what=what)
+    image_embedding.embed_images(
+      self._embedder,
+      variables,
+      source,
+      store,
+      max_side=s.max_side,
+      square_size=s.square_size,
+      threads=s.loader_threads,
+      skip_corrupt=bool(self.input_config.skip_corrupt_images),
+      log=lambda m: self.log(f"[eval {self.name}] {m}"),
+      what=what,
+    )
     return store
 
   def _whiten(self, embeddings, whitening):
@@ -438,19 +533,27 @@ class RevisitedEvaluator(Evaluator):
     transform = None if whitening is None else (lambda x: whitening_lib.apply_whitening(x, whitening))
     embedded = {}
     for dataset, (query_source, gallery_source) in self.sets.items():
-      embedded[dataset] = (self._whiten(embed(f"{dataset}_query", query_source), whitening),
-                           self._whiten(embed(f"{dataset}_gallery", gallery_source), whitening),
-                           self.ground_truth[dataset])
+      embedded[dataset] = (
+        self._whiten(embed(f"{dataset}_query", query_source), whitening),
+        self._whiten(embed(f"{dataset}_gallery", gallery_source), whitening),
+        self.ground_truth[dataset],
+      )
     results = landmarks.evaluate_revisited_sets(
-        embedded, kappas=tuple(s.kappas), distractors=distractors, search_mode=s.search,
-        scann_num_neighbors=s.scann_num_neighbors, distractor_transform=transform,
-        log=lambda m: self.log(f"[eval {self.name}] distractors: {m}"))
+      embedded,
+      kappas=tuple(s.kappas),
+      distractors=distractors,
+      search_mode=s.search,
+      scann_num_neighbors=s.scann_num_neighbors,
+      distractor_transform=transform,
+      log=lambda m: self.log(f"[eval {self.name}] distractors: {m}"),
+    )
     metrics = {f"{name}/{k}": v for name, values in results.items() for k, v in values.items()}
     # The retrieval pictures re-embed the first data set: keep its embeddings.
     query_source, gallery_source = self.sets[s.datasets[0]]
     query, gallery, _ = embedded[s.datasets[0]]
-    memo = {_item_key(src, i): e[i] for src, e in ((query_source, query), (gallery_source, gallery))
-            for i in range(len(src))}
+    memo = {
+      _item_key(src, i): e[i] for src, e in ((query_source, query), (gallery_source, gallery)) for i in range(len(src))
+    }
     self._memo = (leaves, memo, whitening)
     if not _store_setting(self.config, "keep_embeddings"):
       for store in stores:

@@ -37,12 +37,20 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from suprank_jax import reporting
 from suprank_jax.input_pipeline import sources, transforms
 from suprank_jax.models import heads
+from suprank_jax.runtime import reporting
 
-__all__ = ["load_landmark_image", "ImageEmbedder", "EmbeddingStore", "embed_images", "variables_fingerprint",
-           "default_cache_dir", "STORE_DEFAULTS", "remove_store"]
+__all__ = [
+  "load_landmark_image",
+  "ImageEmbedder",
+  "EmbeddingStore",
+  "embed_images",
+  "variables_fingerprint",
+  "default_cache_dir",
+  "STORE_DEFAULTS",
+  "remove_store",
+]
 
 _LOG = logging.getLogger(__name__)
 _FLUSH_SECONDS = 30.0
@@ -57,7 +65,7 @@ def _read_bytes(source: sources.Source, i: int) -> bytes:
       raise sources.ImageLoadError(f"cannot read image {source.paths[i]}: {e.strerror or e}") from e
   try:
     return source.records[i]
-  except Exception as e:  # noqa: BLE001 - any reader failure is reported with the record.
+  except Exception as e:
     raise sources.ImageLoadError(f"cannot read {source.location(i)}: {type(e).__name__}: {e}") from e
 
 
@@ -91,7 +99,7 @@ def load_landmark_image(source: sources.Source, i: int, *, max_side: int, square
     return np.asarray(img.convert("RGB"))
   except sources.ImageLoadError:
     raise
-  except Exception as e:  # noqa: BLE001 - PIL raises many types for corrupt data.
+  except Exception as e:
     raise sources.ImageLoadError(f"cannot decode {source.location(i)}: {type(e).__name__}: {e}") from e
 
 
@@ -106,8 +114,7 @@ class ImageEmbedder:
     pad_to_multiple: 0, or the multiple images are padded to (the model must take ``image_sizes``).
   """
 
-  def __init__(self, model, *, normalization: str, batch_size: int, multiscale: bool = False,
-               pad_to_multiple: int = 0):
+  def __init__(self, model, *, normalization: str, batch_size: int, multiscale: bool = False, pad_to_multiple: int = 0):
     devices = jax.local_devices()
     self.mesh = Mesh(np.asarray(devices), ("data",))
     self.batch_size = -(-int(batch_size) // len(devices)) * len(devices)
@@ -133,10 +140,12 @@ class ImageEmbedder:
 
   def local_variables(self, variables):
     """``variables`` on this process's devices (a replicated global array gives its local copy)."""
+
     def local(x):
       if isinstance(x, jax.Array) and not x.is_fully_addressable:
         x = x.addressable_data(0)
       return np.asarray(x)
+
     return jax.device_put(jax.tree.map(local, variables), self._replicated)
 
   def batch_shape(self, height: int, width: int) -> tuple[int, int]:
@@ -153,7 +162,7 @@ class ImageEmbedder:
       h, w = image.shape[:2]
       batch[j, :h, :w] = image
       sizes[j] = (h, w)
-    return np.asarray(self._fn(variables, batch, sizes))[:len(images)]
+    return np.asarray(self._fn(variables, batch, sizes))[: len(images)]
 
   def output_dim(self, variables) -> int:
     images = jax.ShapeDtypeStruct((self.batch_size, 64, 64, 3), jnp.uint8)
@@ -214,7 +223,7 @@ class EmbeddingStore:
     self.resumed = int(np.count_nonzero(done))
 
   @classmethod
-  def reopen(cls, folder: str, num_items: int) -> "EmbeddingStore | None":
+  def reopen(cls, folder: str, num_items: int) -> EmbeddingStore | None:
     """The store of ``num_items`` rows that an earlier (interrupted) run left in ``folder``, or None."""
     try:
       shape = np.load(os.path.join(folder, "embeddings.npy"), mmap_mode="r").shape
@@ -274,12 +283,23 @@ def _loaded(source, indices, max_side, square_size, threads, skip):
   window = max(64, 8 * threads)
   with concurrent.futures.ThreadPoolExecutor(threads) as pool:
     for start in range(0, len(indices), window):
-      yield from pool.map(load, indices[start:start + window])
+      yield from pool.map(load, indices[start : start + window])
 
 
-def embed_images(embedder: ImageEmbedder, variables, source: sources.Source, store: EmbeddingStore, *,
-                 max_side: int, square_size: int = 0, threads: int = 4, skip_corrupt: bool = False, log=None, what: str = "",
-                 max_pending_batches: int = 4):
+def embed_images(
+  embedder: ImageEmbedder,
+  variables,
+  source: sources.Source,
+  store: EmbeddingStore,
+  *,
+  max_side: int,
+  square_size: int = 0,
+  threads: int = 4,
+  skip_corrupt: bool = False,
+  log=None,
+  what: str = "",
+  max_pending_batches: int = 4,
+):
   """Fills ``store`` with the embeddings of the items of ``source`` it lacks.
 
   Args:

@@ -1,8 +1,5 @@
 """Revisited Oxford / Paris landmark retrieval protocol (Radenovic et al., CVPR 2018), with distractors.
 
-Size: one evaluation kind end to end: its settings, ground truth and metrics, and the distractor counts
-(exact or ScaNN) that the metrics take as their input (``distractors_before``).
-
 Used for the GLDv2-trained models of SupRank. Ground truth comes from ``gnd_roxford5k.pkl`` /
 ``gnd_rparis6k.pkl``: a pickled dict with ``'imlist'`` (gallery image names), ``'qimlist'`` (query
 names) and ``'gnd'``, one dict per query with ``'easy'``, ``'hard'``, ``'junk'`` gallery indices
@@ -25,7 +22,7 @@ Keys returned by :func:`revisited_metrics`: ``mAP_easy``, ``mAP_medium``, ``mAP_
 Distractors (the 1M set, ``R1M``): they come after the gallery in the ranking's tie rule and are
 relevant to no query, so only the number of distractors scoring above each gallery item matters:
 :func:`count_distractors_before` streams the distractor embeddings in blocks of
-``search.GALLERY_BLOCK_BYTES`` (memory: one block plus ``[queries, gallery]`` counts, whatever the number of
+``scoring.GALLERY_BLOCK_BYTES`` (memory: one block plus ``[queries, gallery]`` counts, whatever the number of
 distractors) and counts them exactly. With ScaNN (:func:`scann_distractors_before`) each block of
 ``_SCANN_SHARD_ITEMS`` distractors gets a ScaNN index and the best ``num_neighbors`` distractor
 scores of each query are kept; the ranking is then exact down to the ``num_neighbors``-th distractor,
@@ -41,33 +38,32 @@ Settings of an evaluation of kind ``'revisited'`` (``config.evals.<name>.revisit
 from __future__ import annotations
 
 import pickle
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import ml_collections
 import numpy as np
 
-from suprank_jax import reporting
-from suprank_jax.evaluation import scann_search
-from suprank_jax.evaluation import search
-from suprank_jax.models.heads import multiscale_embed  # noqa: F401 - the package's one multi-scale embedding
+from suprank_jax.evaluation import scann_search, scoring
+from suprank_jax.models.heads import multiscale_embed
+from suprank_jax.runtime import reporting
 
 __all__ = [
-    "SETUPS",
-    "SEARCHES",
-    "DISTRACTOR_MODES",
-    "NOT_RETRIEVED",
-    "default_config",
-    "check_config",
-    "load_revisited_ground_truth",
-    "setup_ground_truth",
-    "revisited_average_precision",
-    "revisited_metrics",
-    "count_distractors_before",
-    "scann_distractors_before",
-    "gallery_scores",
-    "evaluate_revisited",
-    "evaluate_revisited_sets",
-    "multiscale_embed",
+  "SETUPS",
+  "SEARCHES",
+  "DISTRACTOR_MODES",
+  "NOT_RETRIEVED",
+  "default_config",
+  "check_config",
+  "load_revisited_ground_truth",
+  "setup_ground_truth",
+  "revisited_average_precision",
+  "revisited_metrics",
+  "count_distractors_before",
+  "scann_distractors_before",
+  "gallery_scores",
+  "evaluate_revisited",
+  "evaluate_revisited_sets",
+  "multiscale_embed",
 ]
 
 SETUPS = ("easy", "medium", "hard")
@@ -128,13 +124,18 @@ def check_config(c, *, where: str = "config.evals.<name>.revisited"):
     raise ValueError(f"{where} has unknown keys {unknown}; valid: {sorted(defaults.keys())}")
   bad = [d for d in c.datasets if d not in revisited.REVISITED_DATASETS]
   if not c.datasets or bad or len(set(c.datasets)) != len(c.datasets):
-    raise ValueError(f"{where}.datasets={tuple(c.datasets)} must name some of {revisited.REVISITED_DATASETS} "
-                     "once each")
+    raise ValueError(f"{where}.datasets={tuple(c.datasets)} must name some of {revisited.REVISITED_DATASETS} once each")
   for key, valid in (("distractors", DISTRACTOR_MODES), ("search", SEARCHES), ("dtype", DTYPES)):
     if c[key] not in valid:
       raise ValueError(f"{where}.{key}={c[key]!r}; valid: {valid}")
-  for key, low in (("max_side", 1), ("square_size", 0), ("pad_to_multiple", 0), ("scann_num_neighbors", 1),
-                   ("learn_whitening_images", 0), ("loader_threads", 1)):
+  for key, low in (
+    ("max_side", 1),
+    ("square_size", 0),
+    ("pad_to_multiple", 0),
+    ("scann_num_neighbors", 1),
+    ("learn_whitening_images", 0),
+    ("loader_threads", 1),
+  ):
     if isinstance(c[key], bool) or not isinstance(c[key], int) or c[key] < low:
       raise ValueError(f"{where}.{key}={c[key]!r} must be an integer >= {low}")
   if not c.kappas or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in c.kappas):
@@ -146,8 +147,10 @@ def check_config(c, *, where: str = "config.evals.<name>.revisited"):
   if c.pad_to_multiple and c.multiscale:
     raise ValueError(f"{where}.pad_to_multiple needs multiscale=False (each scale would be padded differently)")
   if c.search != "scann" and c.scann_num_neighbors != defaults.scann_num_neighbors:
-    raise ValueError(f"{where}.scann_num_neighbors is set but {where}.search={c.search!r}; set search='scann' "
-                     "or leave it at its default")
+    raise ValueError(
+      f"{where}.scann_num_neighbors is set but {where}.search={c.search!r}; set search='scann' "
+      "or leave it at its default"
+    )
   if c.distractors == "no" and c.search != defaults.search:
     raise ValueError(f"{where}.search={c.search!r} searches the distractors, but {where}.distractors='no'")
   if c.whitening and c.learn_whitening_images:
@@ -258,7 +261,7 @@ def revisited_metrics(scores, gnd, *, kappas: Sequence[int] = (1, 5, 10), distra
 def _scores(query, items):
   """``[Q, N]`` scores and each row sorted, computed as :func:`evaluate_revisited` scores the gallery."""
   no_self = np.full(len(query), -1, np.int64)
-  (_, scores, sorted_scores), = search.score_chunks(query, items, no_self, chunk_size=len(query), sort=True)
+  ((_, scores, sorted_scores),) = scoring.score_chunks(query, items, no_self, chunk_size=len(query), sort=True)
   return scores, sorted_scores
 
 
@@ -267,7 +270,7 @@ def _blocks(distractors, rows: int, transform, log, what: str):
   total = len(distractors)
   progress = reporting.ProgressLog(log, what, total, "distractors")
   for start in range(0, total, rows):
-    block = search.read_rows(distractors, start, min(start + rows, total)).astype(np.float32, copy=False)
+    block = scoring.read_rows(distractors, start, min(start + rows, total)).astype(np.float32, copy=False)
     yield transform(block) if transform is not None else block
     progress.update(min(start + rows, total))
 
@@ -281,8 +284,7 @@ def _groups(query, gallery_scores):
   return single, groups, np.cumsum([0] + [len(g) for g in groups])
 
 
-def count_distractors_before(query, gallery_scores, distractors, *, transform: Callable | None = None,
-                             log=None):
+def count_distractors_before(query, gallery_scores, distractors, *, transform: Callable | None = None, log=None):
   """Exact number of distractors ranked before each gallery item, for every query.
 
   A distractor ranks before gallery item ``g`` of query ``q`` when its score is higher than ``g``'s
@@ -302,7 +304,7 @@ def count_distractors_before(query, gallery_scores, distractors, *, transform: C
   """
   single, groups, offsets = _groups(query, gallery_scores)
   counts = [np.zeros(g.shape, np.int64) for g in groups]
-  rows = max(1, search.GALLERY_BLOCK_BYTES // (4 * np.shape(distractors)[1]))
+  rows = max(1, scoring.GALLERY_BLOCK_BYTES // (4 * np.shape(distractors)[1]))
   for block in _blocks(distractors, rows, transform, log, "exact search"):
     _, sorted_scores = _scores(query, block)
     for j, g in enumerate(groups):
@@ -311,8 +313,16 @@ def count_distractors_before(query, gallery_scores, distractors, *, transform: C
   return counts[0] if single else counts
 
 
-def scann_distractors_before(query, gallery_scores, distractors, *, num_neighbors: int = 1000,
-                             transform: Callable | None = None, log=None, **scann_settings):
+def scann_distractors_before(
+  query,
+  gallery_scores,
+  distractors,
+  *,
+  num_neighbors: int = 1000,
+  transform: Callable | None = None,
+  log=None,
+  **scann_settings,
+):
   """:func:`count_distractors_before` from ScaNN's top ``num_neighbors`` distractors of each query.
 
   Each shard of ``_SCANN_SHARD_ITEMS`` distractors gets its own ScaNN index, built once and searched
@@ -352,17 +362,25 @@ def gallery_scores(query_embeddings, gallery_embeddings, *, chunk_size: int = 25
   Raises:
     ValueError: NaN/inf rows, or dimension mismatch.
   """
-  query = search.check_embeddings(query_embeddings, "query_embeddings")
-  gallery = search.check_embeddings(gallery_embeddings, "gallery_embeddings")
+  query = scoring.check_embeddings(query_embeddings, "query_embeddings")
+  gallery = scoring.check_embeddings(gallery_embeddings, "gallery_embeddings")
   if query.shape[1] != gallery.shape[1]:
     raise ValueError(f"query_embeddings {query.shape} and gallery_embeddings {gallery.shape} differ in dimension")
   no_self = np.full(query.shape[0], -1, np.int64)
-  return np.concatenate([s for _, s, _ in search.score_chunks(query, gallery, no_self, chunk_size=chunk_size)])
+  return np.concatenate([s for _, s, _ in scoring.score_chunks(query, gallery, no_self, chunk_size=chunk_size)])
 
 
-def evaluate_revisited_sets(sets: Mapping[str, tuple], *, kappas: Sequence[int] = (1, 5, 10), chunk_size: int = 256,
-                            distractors=None, search_mode: str = "exact", scann_num_neighbors: int = 1000,
-                            distractor_transform: Callable | None = None, log=None) -> dict[str, dict[str, float]]:
+def evaluate_revisited_sets(
+  sets: Mapping[str, tuple],
+  *,
+  kappas: Sequence[int] = (1, 5, 10),
+  chunk_size: int = 256,
+  distractors=None,
+  search_mode: str = "exact",
+  scann_num_neighbors: int = 1000,
+  distractor_transform: Callable | None = None,
+  log=None,
+) -> dict[str, dict[str, float]]:
   """:func:`revisited_metrics` of several benchmarks, with the distractors searched once for all.
 
   Args:
@@ -392,8 +410,9 @@ def evaluate_revisited_sets(sets: Mapping[str, tuple], *, kappas: Sequence[int] 
   query = np.concatenate([np.asarray(sets[n][0], np.float32) for n in names])
   groups = [scores[n] for n in names]
   if search_mode == "scann":
-    before = scann_distractors_before(query, groups, distractors, num_neighbors=scann_num_neighbors,
-                                      transform=distractor_transform, log=log)
+    before = scann_distractors_before(
+      query, groups, distractors, num_neighbors=scann_num_neighbors, transform=distractor_transform, log=log
+    )
   else:
     before = count_distractors_before(query, groups, distractors, transform=distractor_transform, log=log)
   for name, counts in zip(names, before):
@@ -401,18 +420,33 @@ def evaluate_revisited_sets(sets: Mapping[str, tuple], *, kappas: Sequence[int] 
   return out
 
 
-def evaluate_revisited(query_embeddings, gallery_embeddings, gnd, *, kappas: Sequence[int] = (1, 5, 10),
-                       chunk_size: int = 256, distractors=None, search_mode: str = "exact",
-                       scann_num_neighbors: int = 1000, distractor_transform: Callable | None = None,
-                       log=None) -> dict[str, float]:
+def evaluate_revisited(
+  query_embeddings,
+  gallery_embeddings,
+  gnd,
+  *,
+  kappas: Sequence[int] = (1, 5, 10),
+  chunk_size: int = 256,
+  distractors=None,
+  search_mode: str = "exact",
+  scann_num_neighbors: int = 1000,
+  distractor_transform: Callable | None = None,
+  log=None,
+) -> dict[str, float]:
   """Embeddings of one benchmark -> :func:`revisited_metrics` (with the distractors when given; see
   :func:`evaluate_revisited_sets` for the arguments).
 
   Raises:
     ValueError: NaN/inf rows, or dimension mismatch.
   """
-  out = evaluate_revisited_sets({"set": (query_embeddings, gallery_embeddings, gnd)}, kappas=kappas,
-                                chunk_size=chunk_size, distractors=distractors, search_mode=search_mode,
-                                scann_num_neighbors=scann_num_neighbors, distractor_transform=distractor_transform,
-                                log=log)
+  out = evaluate_revisited_sets(
+    {"set": (query_embeddings, gallery_embeddings, gnd)},
+    kappas=kappas,
+    chunk_size=chunk_size,
+    distractors=distractors,
+    search_mode=search_mode,
+    scann_num_neighbors=scann_num_neighbors,
+    distractor_transform=distractor_transform,
+    log=log,
+  )
   return out["set+1m"] if distractors is not None else out["set"]

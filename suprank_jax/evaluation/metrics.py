@@ -1,9 +1,5 @@
 """Retrieval metrics from the ranks of the relevant items (pure numpy, float64).
 
-Size: every retrieval metric reads the one ragged layout below through the same segment helpers
-(rax keeps its metrics in one ``metrics.py`` too); each metric is short, and a tenth of the module is
-the definitions in this docstring.
-
 Every metric here is computed per query from a *ragged* description of its ranked gallery: for each
 query, the 1-based ranks of the gallery items that share at least one label column with it, in
 increasing rank order, with a bit mask of the label columns they agree on. Non-relevant items
@@ -55,32 +51,33 @@ count_equal_relevances=True)`` and :func:`original_mean` (its size-weighted chun
 
 from __future__ import annotations
 
-from typing import Mapping, NamedTuple, Sequence
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 __all__ = [
-    "RankedRelevant",
-    "popcount",
-    "select_column",
-    "recall_rate_at_k_metric",
-    "true_recall_at_k_metric",
-    "precision_at_k_metric",
-    "average_precision_metric",
-    "map_at_r_metric",
-    "map_at_k_metric",
-    "r_precision_metric",
-    "binary_asi_metric",
-    "hap_metric",
-    "asi_metric",
-    "ndcg_metric",
-    "level_ap_metric",
-    "drop_ranked",
-    "nan_mean",
-    "original_mean",
-    "ORIGINAL_PREFIX",
-    "overall_accuracy",
-    "inter_set_overall_accuracy",
+  "RankedRelevant",
+  "popcount",
+  "select_column",
+  "recall_rate_at_k_metric",
+  "true_recall_at_k_metric",
+  "precision_at_k_metric",
+  "average_precision_metric",
+  "map_at_r_metric",
+  "map_at_k_metric",
+  "r_precision_metric",
+  "binary_asi_metric",
+  "hap_metric",
+  "asi_metric",
+  "ndcg_metric",
+  "level_ap_metric",
+  "drop_ranked",
+  "nan_mean",
+  "original_mean",
+  "ORIGINAL_PREFIX",
+  "overall_accuracy",
+  "inter_set_overall_accuracy",
 ]
 
 # Prefix of the original protocol's keys when both protocols are evaluated (config.protocol='both').
@@ -91,6 +88,7 @@ _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], np.int8)
 
 class RankedRelevant(NamedTuple):
   """Ranks of the relevant items of a chunk of queries (see the module docstring)."""
+
   offsets: np.ndarray
   ranks: np.ndarray
   agree: np.ndarray
@@ -208,10 +206,14 @@ def drop_ranked(ranked: RankedRelevant, rank) -> RankedRelevant:
   level_counts[np.nonzero(removed)[0], popcount(dropped[removed])] -= 1
   bits = (dropped[:, None] >> np.arange(num_columns, dtype=np.uint8)) & np.uint8(1)
   return RankedRelevant(
-      offsets=np.concatenate([[0], np.cumsum(np.bincount(seg[keep], minlength=num_q))]),
-      ranks=ranks[keep], agree=ranked.agree[keep], level_counts=level_counts,
-      column_counts=np.asarray(ranked.column_counts, np.int64) - bits.astype(np.int64),
-      num_ranked=num_ranked - removed, depth=None)
+    offsets=np.concatenate([[0], np.cumsum(np.bincount(seg[keep], minlength=num_q))]),
+    ranks=ranks[keep],
+    agree=ranked.agree[keep],
+    level_counts=level_counts,
+    column_counts=np.asarray(ranked.column_counts, np.int64) - bits.astype(np.int64),
+    num_ranked=num_ranked - removed,
+    depth=None,
+  )
 
 
 def _positions(offsets, seg):
@@ -307,8 +309,9 @@ def binary_asi_metric(offsets, ranks, num_relevant):
 
 def _require_complete(ranked: RankedRelevant, name: str):
   if ranked.depth is not None:
-    raise ValueError(f"{name} needs the rank of every relevant item; got truncated top-{ranked.depth} "
-                     "lists (use exact search)")
+    raise ValueError(
+      f"{name} needs the rank of every relevant item; got truncated top-{ranked.depth} lists (use exact search)"
+    )
 
 
 def hap_metric(ranked: RankedRelevant, relevance_table, *, count_equal_relevances: bool = False):
@@ -334,8 +337,10 @@ def hap_metric(ranked: RankedRelevant, relevance_table, *, count_equal_relevance
   counts = [_segment_counts(levels == v, ranked.offsets, seg).astype(np.float64) for v in range(1, num_levels + 1)]
   if count_equal_relevances:
     item_table = table[seg]
-    counts = [sum(np.where(item_table[:, w] == item_table[:, v], counts[w - 1], 0.0) for w in range(1, num_levels + 1))
-              for v in range(1, num_levels + 1)]
+    counts = [
+      sum(np.where(item_table[:, w] == item_table[:, v], counts[w - 1], 0.0) for w in range(1, num_levels + 1))
+      for v in range(1, num_levels + 1)
+    ]
   # pair_min[q, v, w] = min(table[q, v], table[q, w]): the weight of a level-v item before a level-w one.
   pair_min = np.minimum(table[:, :, None], table[:, None, :]).reshape(-1)
   first = seg * (num_levels + 1) ** 2 + levels
@@ -398,7 +403,7 @@ def ndcg_metric(ranked: RankedRelevant):
   for v in range(num_levels, 0, -1):
     start = at_least.copy()
     at_least += counts[:, v]
-    idcg += (2.0 ** v - 1.0) * (discount[at_least] - discount[start])
+    idcg += (2.0**v - 1.0) * (discount[at_least] - discount[start])
   return _safe_ratio(dcg, idcg)
 
 
@@ -458,8 +463,10 @@ def original_mean(values, batch_size: int, *, skip_undefined: bool = False) -> f
     count = np.add.reduceat(defined.astype(np.float64), starts)
     if np.any(count == 0):
       first = int(starts[np.argmax(count == 0)])
-      raise ValueError(f"the queries {first}..{first + batch_size - 1} have no defined value; the original "
-                       "evaluation fails on such a chunk (mean of an empty tensor)")
+      raise ValueError(
+        f"the queries {first}..{first + batch_size - 1} have no defined value; the original "
+        "evaluation fails on such a chunk (mean of an empty tensor)"
+      )
     chunk = np.add.reduceat(np.where(defined, values, 0.0), starts) / count
   else:
     chunk = np.add.reduceat(values, starts) / sizes
@@ -492,8 +499,9 @@ def overall_accuracy(metrics: Mapping[str, float], *, protocol: str = "default")
   if protocol == "both":
     prefix = ORIGINAL_PREFIX
     out = overall_accuracy({k: v for k, v in metrics.items() if not k.startswith(prefix)})
-    original = overall_accuracy({k[len(prefix):]: v for k, v in metrics.items() if k.startswith(prefix)},
-                                protocol="original")
+    original = overall_accuracy(
+      {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)}, protocol="original"
+    )
     out.update({prefix + k: v for k, v in original.items()})
     return out
   if protocol not in ("default", "original"):
@@ -508,8 +516,9 @@ def overall_accuracy(metrics: Mapping[str, float], *, protocol: str = "default")
   return {name: float(np.mean(values)) for name, values in grouped.items()}
 
 
-def inter_set_overall_accuracy(metrics_per_set: Mapping[str, Mapping[str, float]],
-                               *, keys: Sequence[str] | None = None) -> dict[str, float]:
+def inter_set_overall_accuracy(
+  metrics_per_set: Mapping[str, Mapping[str, float]], *, keys: Sequence[str] | None = None
+) -> dict[str, float]:
   """Average of each per-level binary metric key across several test sets (DyML-Vehicle/Animal).
 
   Args:

@@ -1,8 +1,5 @@
 """Retrieval pictures: a grid of queries and their top-k results, each result framed by its relevance.
 
-Size: one picture kind, from its pure drawing (also used by ``suprank_jax.search``) to the queries an
-evaluation draws and the PNG and TensorBoard output.
-
 Row ``q`` of a grid holds query ``q`` (blue frame), then, after a wider gap, its ``k`` results in
 ranking order. A result's frame says how it relates to the query (:func:`relevance_kinds`):
 
@@ -31,23 +28,33 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 __all__ = [
-    "FRAME_COLORS", "RELEVANCE_KINDS", "GridLayout", "grid_layout", "relevance_kinds", "fit_image", "retrieval_grid",
-    "choose_queries", "subset_source", "evaluation_picture", "write_picture", "write_evaluation_picture",
+  "FRAME_COLORS",
+  "RELEVANCE_KINDS",
+  "GridLayout",
+  "grid_layout",
+  "relevance_kinds",
+  "fit_image",
+  "retrieval_grid",
+  "choose_queries",
+  "subset_source",
+  "evaluation_picture",
+  "write_picture",
+  "write_evaluation_picture",
 ]
 
 # Kind of a result, by its relevance code (relevance_kinds): 0, 1, 2; -1 is "unknown".
 RELEVANCE_KINDS = ("other", "super-class", "class")
 FRAME_COLORS = {
-    "query": (31, 119, 180),
-    "class": (44, 160, 44),
-    "super-class": (255, 150, 0),
-    "other": (214, 39, 40),
-    "unknown": (150, 150, 150),
+  "query": (31, 119, 180),
+  "class": (44, 160, 44),
+  "super-class": (255, 150, 0),
+  "other": (214, 39, 40),
+  "unknown": (150, 150, 150),
 }
 BACKGROUND = (255, 255, 255)
 TEXT_COLOR = (40, 40, 40)
@@ -97,14 +104,29 @@ class GridLayout:
     return self.cell_size - 2 * self.frame
 
 
-def grid_layout(num_rows: int, num_results: int, *, cell_size: int = 96, frame: int = 4, gap: int = 6,
-                captions: bool = False, legend: bool = False) -> GridLayout:
+def grid_layout(
+  num_rows: int,
+  num_results: int,
+  *,
+  cell_size: int = 96,
+  frame: int = 4,
+  gap: int = 6,
+  captions: bool = False,
+  legend: bool = False,
+) -> GridLayout:
   """The layout :func:`retrieval_grid` uses: captions take a strip of the font size plus 4 pixels
   under every row, a legend the font size plus ``2 * gap`` at the bottom (font size: ``cell_size // 8``
   within 8..12)."""
   font_size = _font_size(cell_size)
-  return GridLayout(num_rows, num_results, cell_size=cell_size, frame=frame, gap=gap,
-                    caption_height=font_size + 4 if captions else 0, legend_height=font_size + 2 * gap if legend else 0)
+  return GridLayout(
+    num_rows,
+    num_results,
+    cell_size=cell_size,
+    frame=frame,
+    gap=gap,
+    caption_height=font_size + 4 if captions else 0,
+    legend_height=font_size + 2 * gap if legend else 0,
+  )
 
 
 def _font_size(cell_size: int) -> int:
@@ -166,7 +188,7 @@ def fit_image(image, size: int) -> np.ndarray:
   out = np.empty((size, size, 3), np.uint8)
   out[:] = BACKGROUND
   top, left = (size - fitted.shape[0]) // 2, (size - fitted.shape[1]) // 2
-  out[top:top + fitted.shape[0], left:left + fitted.shape[1]] = fitted
+  out[top : top + fitted.shape[0], left : left + fitted.shape[1]] = fitted
   return out
 
 
@@ -187,10 +209,17 @@ def _fit_text(draw, text: str, width: int, font) -> str:
   return text + "…"
 
 
-def retrieval_grid(query_images: Sequence[np.ndarray], result_images: Sequence[Sequence[np.ndarray]],
-                   relevance=None, *, captions: Sequence[Sequence[str]] | None = None,
-                   legend: Sequence[str] | None = None, cell_size: int = 96, frame: int = 4,
-                   gap: int = 6) -> np.ndarray:
+def retrieval_grid(
+  query_images: Sequence[np.ndarray],
+  result_images: Sequence[Sequence[np.ndarray]],
+  relevance=None,
+  *,
+  captions: Sequence[Sequence[str]] | None = None,
+  legend: Sequence[str] | None = None,
+  cell_size: int = 96,
+  frame: int = 4,
+  gap: int = 6,
+) -> np.ndarray:
   """Draws queries and their results as one RGB picture (see the module docstring for the layout).
 
   Args:
@@ -226,15 +255,16 @@ def retrieval_grid(query_images: Sequence[np.ndarray], result_images: Sequence[S
   if legend is not None and len(legend) != 4:
     raise ValueError(f"legend names (query, class, super-class, other), got {len(legend)} names")
   font_size = _font_size(cell_size)
-  layout = grid_layout(num_q, k, cell_size=cell_size, frame=frame, gap=gap, captions=captions is not None,
-                       legend=legend is not None)
+  layout = grid_layout(
+    num_q, k, cell_size=cell_size, frame=frame, gap=gap, captions=captions is not None, legend=legend is not None
+  )
   canvas = np.empty(layout.shape, np.uint8)
   canvas[:] = BACKGROUND
 
   def put(row, column, image, color):
     y, x = layout.cell_origin(row, column)
-    canvas[y:y + cell_size, x:x + cell_size] = color
-    canvas[y + frame:y + cell_size - frame, x + frame:x + cell_size - frame] = fit_image(image, layout.inner_size)
+    canvas[y : y + cell_size, x : x + cell_size] = color
+    canvas[y + frame : y + cell_size - frame, x + frame : x + cell_size - frame] = fit_image(image, layout.inner_size)
 
   for q in range(num_q):
     put(q, 0, query_images[q], FRAME_COLORS["query"])
@@ -250,8 +280,9 @@ def retrieval_grid(query_images: Sequence[np.ndarray], result_images: Sequence[S
     for q in range(num_q):
       for column, text in enumerate(captions[q]):
         y, x = layout.cell_origin(q, column)
-        draw.text((x + 1, y + cell_size + 2), _fit_text(draw, str(text), cell_size - 2, font), fill=TEXT_COLOR,
-                  font=font)
+        draw.text(
+          (x + 1, y + cell_size + 2), _fit_text(draw, str(text), cell_size - 2, font), fill=TEXT_COLOR, font=font
+        )
   if legend is not None:
     y = layout.shape[0] - layout.legend_height + gap // 2
     x = gap
@@ -328,8 +359,16 @@ def _gallery_subset(num_gallery: int, must_include, max_items: int, seed: int) -
   return np.sort(np.concatenate([must, extra]))
 
 
-def evaluation_picture(evaluator, variables, *, num_queries: int = 8, k: int = 8, seed: int = 0,
-                       max_gallery_items: int = 20_000, cell_size: int = 96) -> np.ndarray:
+def evaluation_picture(
+  evaluator,
+  variables,
+  *,
+  num_queries: int = 8,
+  k: int = 8,
+  seed: int = 0,
+  max_gallery_items: int = 20_000,
+  cell_size: int = 96,
+) -> np.ndarray:
   """The retrieval picture of an evaluation: fixed queries and their top-``k`` gallery items.
 
   The queries (:func:`choose_queries` of the query split, the same at every call) and the gallery are
@@ -349,7 +388,7 @@ def evaluation_picture(evaluator, variables, *, num_queries: int = 8, k: int = 8
     uint8 ``[H, W, 3]`` (:func:`retrieval_grid`, with captions ``label`` / ``score`` and a legend).
   """
   from suprank_jax import hierarchy  # pylint: disable=g-import-not-at-top
-  from suprank_jax.evaluation import search  # pylint: disable=g-import-not-at-top
+  from suprank_jax.evaluation import scoring  # pylint: disable=g-import-not-at-top
 
   query_source = evaluator.query_source
   leave_one_out = evaluator.gallery_source is None
@@ -367,19 +406,25 @@ def evaluation_picture(evaluator, variables, *, num_queries: int = 8, k: int = 8
   query_embeddings, query_labels = evaluator.embed(variables, subset_source(query_source, queries))
   gallery_embeddings, gallery_labels = evaluator.embed(variables, gallery_sub)
   k = min(k, len(kept) - int(np.any(self_index >= 0)))
-  neighbors, scores = search.exact_top_k(query_embeddings, gallery_embeddings, k, self_index)
+  neighbors, scores = scoring.exact_top_k(query_embeddings, gallery_embeddings, k, self_index)
   levels = np.asarray(hierarchy.pair_levels(query_labels, gallery_labels))
   relevance = relevance_kinds(np.take_along_axis(levels, neighbors, axis=1), query_labels.shape[1])
   finest = query_source.level_names[0]
-  captions = [[f"{finest} {query_labels[q, 0]}"]
-              + [f"{gallery_labels[g, 0]}  {s:.2f}" for g, s in zip(neighbors[q], scores[q])]
-              for q in range(len(queries))]
+  captions = [
+    [f"{finest} {query_labels[q, 0]}"] + [f"{gallery_labels[g, 0]}  {s:.2f}" for g, s in zip(neighbors[q], scores[q])]
+    for q in range(len(queries))
+  ]
   coarse = "/".join(query_source.level_names[1:])
   other = "other" if len(kept) == len(gallery_source) else f"other (gallery: {len(kept):,} of {len(gallery_source):,})"
   legend = ("query", f"same {finest}", f"same {coarse}" if coarse else None, other)
-  return retrieval_grid([query_source.load_image(int(i)) for i in queries],
-                        [[gallery_sub.load_image(int(g)) for g in row] for row in neighbors], relevance,
-                        captions=captions, legend=legend, cell_size=cell_size)
+  return retrieval_grid(
+    [query_source.load_image(int(i)) for i in queries],
+    [[gallery_sub.load_image(int(g)) for g in row] for row in neighbors],
+    relevance,
+    captions=captions,
+    legend=legend,
+    cell_size=cell_size,
+  )
 
 
 def write_picture(workdir: str, step: int, name: str, picture: np.ndarray, *, tensorboard: bool = True) -> str:
@@ -409,8 +454,9 @@ def write_picture(workdir: str, step: int, name: str, picture: np.ndarray, *, te
   return path
 
 
-def write_evaluation_picture(workdir: str, step: int, name: str, evaluator, variables, *,
-                             tensorboard: bool = True, **picture_kwargs) -> str:
+def write_evaluation_picture(
+  workdir: str, step: int, name: str, evaluator, variables, *, tensorboard: bool = True, **picture_kwargs
+) -> str:
   """:func:`evaluation_picture` then :func:`write_picture`: the trainer's call after evaluation ``name``.
 
   Every process must call it (the embedding is collective); process 0 writes. Returns the PNG's path.

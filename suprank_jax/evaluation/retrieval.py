@@ -1,9 +1,5 @@
 """Retrieval evaluation entry point: embeddings + labels -> metric dictionary.
 
-Size: a sixth of it is this docstring (the reference of metric keys and protocols); the code is one
-entry point whose two protocols, default and original, share the config checks, the chunk metrics and
-the summary.
-
 :func:`evaluate_retrieval` covers the evaluation modes of SupRank/HAPPIER/ROADMAP:
 
 * same source (``gallery_embeddings=None``): every item queries all the others, itself excluded;
@@ -13,91 +9,9 @@ the summary.
   ``gallery_contains_queries=True`` and ``self_index`` (each query's index in the gallery, found by
   identical path or content); that copy is excluded from the query's ranking.
 
-Metric keys (``h`` is a label column / hierarchy level of ``config.hierarchy_levels``, column 0 the
-finest; definitions in :mod:`suprank_jax.evaluation.metrics`):
-
-========================  =====================================================================
-``R@{k}_level{h}``        recall rate: a relevant item in the top k (``config.recall_at``)
-``true_R@{k}_level{h}``   ``#relevant in top k / min(R, k)`` (``config.true_recall_at``)
-``P@{k}_level{h}``        precision at k (``config.precision_at``; P@1 by default)
-``AP_level{h}``           average precision over the whole ranking
-``mAP@R_level{h}``        AP truncated to the first R (Musgrave et al.)
-``mAP@{k}_level{h}``      AP truncated to the top k (``config.map_at``)
-``RP_level{h}``           R-precision (``'RP'`` in ``config.binary_metrics``)
-``ASI_level{h}``          binary ASI (``config.binary_asi``)
-``H-AP_multi``            hierarchical AP with the HAPPIER relevances (``config.relevance``)
-``ASI_multi``             multi-level average set intersection
-``NDCG_multi``            NDCG with gains ``2**level - 1``
-``AP#{v}_exclude``        AP of the items at level v, higher levels removed (``config.level_ap``)
-``num_queries``           number of queries
-``num_no_relevant_level{h}``  queries without any relevant item at column h (AP-type means
-                          skip them; R@k counts them as misses; P@k as 0)
-``num_no_relevant_multi`` queries without any item of level >= 1
-``scann_recall@{K}``      ScaNN's recall of the exact top-K (``config.scann.report_recall``, on by default)
-========================  =====================================================================
-
-AP-type metrics (AP, mAP@R, mAP@k, true_R@k, RP, ASI, H-AP, NDCG, AP#v) are means over the queries
-where they are defined; ``R@k`` and ``P@k`` are means over all queries. Every mean is over queries
-(not over chunks).
-
-Protocols (``config.protocol``)
-------------------------------
-
-``'default'`` is the papers' definitions (above). ``'original'`` gives, under the same keys, what the
-original SupRank evaluation code (``suprank/engine/accuracy_calculator.py``) returns on the same
-embeddings; ``'both'`` returns the default metrics plus the original ones prefixed with
-``original/`` (e.g. ``original/H-AP_multi``). The original protocol reproduces:
-
-* its rankings: the whole gallery is ranked (the query's own copy included) and one item is left
-  out of each query's list: the *nearest* one in same-source mode and with
-  ``gallery_contains_queries`` (its ``gallery_distractor`` sets), normally the query itself; the
-  *least similar* one for a separate gallery (it asks ``get_knn`` for ``N - 1`` neighbours).
-  ``self_index`` is ignored (for a gallery without ``gallery_contains_queries`` it raises: the
-  original's queries-plus-distractors branch fails on a misspelt key);
-* its H-AP relevances: the 'pop'/'map' table of each query comes from the level counts of the
-  query set against itself, the query included, whatever the gallery; each level ``v`` counts the
-  items whose relevance equals ``table[v]`` (``count_equal_relevances``);
-* its per-query values: AP, mAP@R and mAP@k are 0 for a query without relevant item (NaN, i.e. left
-  out, for true_R@k, ASI, H-AP, NDCG; AP#v leaves such queries out of its chunk mean);
-* its means: chunks of ``config.original_metric_batch_size`` queries (its ``metric_batch_size``),
-  averaged weighted by chunk size, a NaN chunk left out (:func:`metrics.original_mean`).
-
-Key mapping, the original's name (its ``AccuracyCalculator`` argument) -> our key under
-``'original'`` (our ``config`` key; give it the same k lists):
-
-* ``R@k_level{h}`` for k in ``recall_rate`` only -> ``R@k_level{h}`` (``recall_at``);
-* ``R@k_level{h}`` for k in ``true_recall`` (its true recall overwrites the recall rate under that
-  name) -> ``true_R@k_level{h}`` (``true_recall_at``);
-* ``P@1_level{h}`` (always computed) and ``P@k_level{h}`` (``precision_rate``) -> ``P@k_level{h}``
-  (``precision_at``);
-* ``AP_level{h}``, ``mAP@R_level{h}`` (always computed) -> the same keys (``binary_metrics``);
-* ``mAP@k_level{h}`` (``map_at_k``) -> ``mAP@k_level{h}`` (``map_at``);
-* ``ASI_level{h}`` (``with_binary_asi``) -> ``ASI_level{h}`` (``binary_asi``);
-* ``H-AP_multi``, ``ASI_multi``, ``NDCG_multi`` (always computed unless in ``exclude``) -> the same
-  keys (``multi_level_metrics``);
-* ``AP#v_exclude`` (``hard_ap_for_level``) -> ``AP#v_exclude`` (``level_ap``);
-* ``metric_batch_size`` -> ``original_metric_batch_size``.
-
-Levels: ``compute_for_hierarchy_levels`` is ``hierarchy_levels``; relevance type and alpha come
-from the data set config (``relevance.type``, ``relevance.alpha``). The count keys
-(``num_queries``, ``num_no_relevant_*``) describe the original's shortened lists. Settings the
-original code cannot evaluate raise a ValueError: ``'RP'``, ``search='scann'``, H-AP with one label
-column (its 'pop' weights divide by ``L - 1``) or with ``256 n + 1`` queries (its relevance table,
-built 256 rows at a time, is wrong for the last query), a chunk of a single query or a list of
-fewer than two items (its label matrices lose a dimension), an AP#v chunk without any level-v item
-(a mean of nothing). Ties are ranked lower gallery index first (``torch.topk`` leaves them
-unspecified), and float32 scores may order near-equal items differently from a PyTorch run.
-
-Search: ``config.search = 'exact'`` ranks the whole gallery (chunked jitted matmul). On an
-accelerator each chunk is ranked on the device and only the ranks and gallery indices of the
-relevant items come back to the host (8 bytes per relevant item, not 4 bytes per gallery item); on
-a CPU the ranks of the relevant items are counted against each sorted score row (``np.sort``; no
-argsort), two chunks at a time in threads, while the next chunk's matmul runs. When only top-k
-metrics are requested (R@k, true_R@k, P@k, mAP@k) it uses the exact top-K (``lax.top_k``). A gallery
-given as a ``np.memmap`` (the evaluators' on-disk store of a large set) is read in 64 MiB blocks by
-both, in bounded memory.
-``'scann'`` uses an approximate ScaNN top-K (sizes per gallery: ``scann_search.scann_settings``) and
-supports only those top-k metrics; it reports its recall of the exact top-K by default.
+The metric keys, the protocols (``config.protocol``: ``'default'``, ``'original'``, ``'both'``) with
+the mapping of the original's keys, and the searches (``config.search``: ``'exact'``, ``'scann'``) are
+described in ``docs/metrics.md``; the definitions are in :mod:`suprank_jax.evaluation.metrics`.
 """
 
 from __future__ import annotations
@@ -105,13 +19,20 @@ from __future__ import annotations
 import ml_collections
 import numpy as np
 
-from suprank_jax import hierarchy, reporting
+from suprank_jax import hierarchy
 from suprank_jax.evaluation import metrics as metrics_lib
-from suprank_jax.evaluation import scann_search
-from suprank_jax.evaluation import search
+from suprank_jax.evaluation import scann_search, scoring, search
+from suprank_jax.runtime import reporting
 
-__all__ = ["default_config", "check_config", "evaluate_retrieval", "with_distractors", "TOP_K_METRICS",
-           "FULL_RANK_METRICS", "PROTOCOLS"]
+__all__ = [
+  "default_config",
+  "check_config",
+  "evaluate_retrieval",
+  "with_distractors",
+  "TOP_K_METRICS",
+  "FULL_RANK_METRICS",
+  "PROTOCOLS",
+]
 
 BINARY_METRICS = ("AP", "mAP@R", "RP")
 MULTI_LEVEL_METRICS = ("H-AP", "ASI", "NDCG")
@@ -133,25 +54,25 @@ def default_config() -> ml_collections.ConfigDict:
   config.true_recall_at = ()
   config.precision_at = (1,)
   config.map_at = ()
-  config.binary_metrics = ("AP", "mAP@R")          # subset of BINARY_METRICS
+  config.binary_metrics = ("AP", "mAP@R")  # subset of BINARY_METRICS
   config.binary_asi = False
   config.multi_level_metrics = ("H-AP", "ASI", "NDCG")  # subset of MULTI_LEVEL_METRICS
-  config.level_ap = ()                             # levels v >= 1 for AP#v
+  config.level_ap = ()  # levels v >= 1 for AP#v
   config.relevance = ml_collections.ConfigDict()
-  config.relevance.type = "pop"                    # hierarchy.RELEVANCE_TYPES
-  config.relevance.alpha = 1.0                     # 'pop' exponent
-  config.relevance.weights = ()                    # 'map' level weights (one per label column)
-  config.search = "exact"                          # SEARCHES
-  config.chunk_size = 256                          # queries per chunk
+  config.relevance.type = "pop"  # hierarchy.RELEVANCE_TYPES
+  config.relevance.alpha = 1.0  # 'pop' exponent
+  config.relevance.weights = ()  # 'map' level weights (one per label column)
+  config.search = "exact"  # SEARCHES
+  config.chunk_size = 256  # queries per chunk
   # PROTOCOLS: 'default' (the papers' definitions), 'original' (the original code's numbers, same
   # keys), 'both' (default keys plus 'original/<key>'); see the module docstring.
   config.protocol = "default"
-  config.original_metric_batch_size = 256          # the original's metric_batch_size (its chunk means)
+  config.original_metric_batch_size = 256  # the original's metric_batch_size (its chunk means)
   config.scann = ml_collections.ConfigDict()
   # 0: per gallery size N and list length k (scann_search.scann_settings: recall of the exact top-k >= 0.95):
-  config.scann.num_leaves = 0                      # sqrt(N)
-  config.scann.num_leaves_to_search = 0            # the share min(1, 5.5 sqrt(k / N)) of the leaves
-  config.scann.reorder_k = 0                       # 2 k + 200 candidates re-scored exactly
+  config.scann.num_leaves = 0  # sqrt(N)
+  config.scann.num_leaves_to_search = 0  # the share min(1, 5.5 sqrt(k / N)) of the leaves
+  config.scann.reorder_k = 0  # 2 k + 200 candidates re-scored exactly
   config.scann.training_sample_size = 100_000
   config.scann.dims_per_block = 2
   config.scann.anisotropic_quantization_threshold = 0.2
@@ -174,8 +95,10 @@ def with_distractors(query_embeddings, query_labels, distractor_embeddings, dist
 
 
 def _check_config(config, num_columns):
-  for name, allowed, given in (("binary_metrics", BINARY_METRICS, config.binary_metrics),
-                               ("multi_level_metrics", MULTI_LEVEL_METRICS, config.multi_level_metrics)):
+  for name, allowed, given in (
+    ("binary_metrics", BINARY_METRICS, config.binary_metrics),
+    ("multi_level_metrics", MULTI_LEVEL_METRICS, config.multi_level_metrics),
+  ):
     unknown = set(given) - set(allowed)
     if unknown:
       raise ValueError(f"config.{name} has unknown metrics {sorted(unknown)}; valid: {allowed}")
@@ -194,8 +117,9 @@ def _check_config(config, num_columns):
       raise ValueError(f"config.{name} must hold positive integers, got {tuple(config[name])}")
 
 
-def check_config(config, num_columns: int, *, num_queries: int | None = None, num_ranked: int | None = None,
-                 where: str = "config"):
+def check_config(
+  config, num_columns: int, *, num_queries: int | None = None, num_ranked: int | None = None, where: str = "config"
+):
   """Validates an evaluation's metric settings before any embedding is computed.
 
   Besides :func:`evaluate_retrieval`'s own checks: metrics that need a full ranking with ScaNN, the
@@ -220,23 +144,33 @@ def check_config(config, num_columns: int, *, num_queries: int | None = None, nu
       raise ValueError(f"config.binary_asi={config.binary_asi!r} must be True or False")
     defaults = default_config()
     if config.search != "scann":
-      changed = sorted(k for k in config.scann.keys() if config.scann[k] != defaults.scann[k])
+      changed = sorted(k for k in config.scann if config.scann[k] != defaults.scann[k])
       if changed:
-        raise ValueError(f"config.scann.{changed[0]} is set but config.search={config.search!r}; set "
-                         "config.search='scann' or leave the ScaNN settings at their defaults")
+        raise ValueError(
+          f"config.scann.{changed[0]} is set but config.search={config.search!r}; set "
+          "config.search='scann' or leave the ScaNN settings at their defaults"
+        )
     elif _needs_full_ranking(config):
-      raise ValueError("config.search='scann' gives top-k lists only; it supports "
-                       f"{TOP_K_METRICS}; set binary_metrics=(), binary_asi=False, multi_level_metrics=(), "
-                       "level_ap=() or use search='exact'")
+      raise ValueError(
+        "config.search='scann' gives top-k lists only; it supports "
+        f"{TOP_K_METRICS}; set binary_metrics=(), binary_asi=False, multi_level_metrics=(), "
+        "level_ap=() or use search='exact'"
+      )
     if config.relevance.type != "map" and tuple(config.relevance.weights):
-      raise ValueError(f"config.relevance.weights is set but config.relevance.type={config.relevance.type!r} "
-                       "(weights are for 'map'); remove them or set the type to 'map'")
+      raise ValueError(
+        f"config.relevance.weights is set but config.relevance.type={config.relevance.type!r} "
+        "(weights are for 'map'); remove them or set the type to 'map'"
+      )
     if config.relevance.type == "map" and len(tuple(config.relevance.weights)) != num_columns:
-      raise ValueError(f"config.relevance.weights needs {num_columns} weights for 'map' relevance, got "
-                       f"{tuple(config.relevance.weights)}")
+      raise ValueError(
+        f"config.relevance.weights needs {num_columns} weights for 'map' relevance, got "
+        f"{tuple(config.relevance.weights)}"
+      )
     if config.protocol == "default" and config.original_metric_batch_size != defaults.original_metric_batch_size:
-      raise ValueError("config.original_metric_batch_size is read by protocol 'original' or 'both' only; set "
-                       "config.protocol or leave it at its default")
+      raise ValueError(
+        "config.original_metric_batch_size is read by protocol 'original' or 'both' only; set "
+        "config.protocol or leave it at its default"
+      )
     if int(config.chunk_size) < 1:
       raise ValueError(f"config.chunk_size={config.chunk_size} must be >= 1")
     if config.protocol != "default" and num_queries is not None and num_ranked is not None:
@@ -250,8 +184,9 @@ def _relevance_table(level_counts, config):
   alpha = tuple(config.relevance.weights) if config.relevance.type == "map" else config.relevance.alpha
   if config.relevance.type == "map" and len(alpha) != num_columns:
     raise ValueError(f"config.relevance.weights needs {num_columns} weights for 'map' relevance, got {alpha}")
-  return np.asarray(hierarchy.relevance_table(level_counts.astype(np.float32), kind=config.relevance.type,
-                                              alpha=alpha), np.float64)
+  return np.asarray(
+    hierarchy.relevance_table(level_counts.astype(np.float32), kind=config.relevance.type, alpha=alpha), np.float64
+  )
 
 
 def _check_original_config(config, num_columns, num_queries, num_ranked):
@@ -264,14 +199,18 @@ def _check_original_config(config, num_columns, num_queries, num_ranked):
   if "H-AP" in config.multi_level_metrics and num_columns < 2:
     raise ValueError(f"{why} cannot compute H-AP for one label column (its 'pop' weights divide by L - 1)")
   if "H-AP" in config.multi_level_metrics and num_queries % _ORIGINAL_RELEVANCE_BATCH == 1:
-    raise ValueError(f"{why} builds a wrong H-AP relevance table for the last of {num_queries} queries "
-                     f"({_ORIGINAL_RELEVANCE_BATCH} n + 1: its last block of one row loses a dimension)")
+    raise ValueError(
+      f"{why} builds a wrong H-AP relevance table for the last of {num_queries} queries "
+      f"({_ORIGINAL_RELEVANCE_BATCH} n + 1: its last block of one row loses a dimension)"
+    )
   batch = int(config.original_metric_batch_size)
   if batch < 1:
     raise ValueError(f"config.original_metric_batch_size must be positive, got {batch}")
   if batch == 1 or num_queries % batch == 1:
-    raise ValueError(f"{why} fails when its last chunk holds a single query ({num_queries} queries, "
-                     f"config.original_metric_batch_size={batch})")
+    raise ValueError(
+      f"{why} fails when its last chunk holds a single query ({num_queries} queries, "
+      f"config.original_metric_batch_size={batch})"
+    )
   if num_ranked < 2:
     raise ValueError(f"{why} fails on rankings of fewer than two items (the gallery is too small)")
 
@@ -344,9 +283,45 @@ def _needs_full_ranking(config):
   return bool(config.binary_metrics or config.binary_asi or config.multi_level_metrics or config.level_ap)
 
 
-def evaluate_retrieval(query_embeddings, query_labels, gallery_embeddings=None, gallery_labels=None, *,
-                       config: ml_collections.ConfigDict | None = None, self_index=None,
-                       gallery_contains_queries: bool = False, return_per_query: bool = False, log=None):
+def _checked_sets(query_embeddings, query_labels, gallery_embeddings, gallery_labels, gallery_contains_queries):
+  """``(query, query_labels, gallery, gallery_labels)`` checked; the gallery is the query set when
+  ``gallery_embeddings`` is None."""
+  query = scoring.check_embeddings(query_embeddings, "query_embeddings")
+  query_labels = search.check_labels(query_labels, query.shape[0], "query_labels")
+  same_source = gallery_embeddings is None
+  if same_source:
+    if gallery_labels is not None:
+      raise ValueError("gallery_labels given without gallery_embeddings")
+    if gallery_contains_queries:
+      raise ValueError("gallery_contains_queries=True needs gallery_embeddings and gallery_labels")
+    gallery, gallery_labels = query, query_labels
+  else:
+    if gallery_labels is None:
+      raise ValueError("gallery_embeddings given without gallery_labels")
+    gallery = scoring.check_embeddings(gallery_embeddings, "gallery_embeddings")
+    gallery_labels = search.check_labels(gallery_labels, gallery.shape[0], "gallery_labels")
+  if gallery.shape[1] != query.shape[1]:
+    raise ValueError(f"query_embeddings {query.shape} and gallery_embeddings {gallery.shape} differ in dimension")
+  if gallery_labels.shape[1] != query_labels.shape[1]:
+    raise ValueError(
+      f"query_labels {query_labels.shape} and gallery_labels {gallery_labels.shape} "
+      "have a different number of label columns"
+    )
+  return query, query_labels, gallery, gallery_labels
+
+
+def evaluate_retrieval(
+  query_embeddings,
+  query_labels,
+  gallery_embeddings=None,
+  gallery_labels=None,
+  *,
+  config: ml_collections.ConfigDict | None = None,
+  self_index=None,
+  gallery_contains_queries: bool = False,
+  return_per_query: bool = False,
+  log=None,
+):
   """Retrieval metrics of ``query_embeddings`` against a gallery (see the module docstring).
 
   Args:
@@ -354,7 +329,7 @@ def evaluate_retrieval(query_embeddings, query_labels, gallery_embeddings=None, 
     query_labels: ``[Q, L]`` (or ``[Q]``) int labels, column 0 the finest.
     gallery_embeddings: ``[N, D]``; ``None`` for same-source leave-one-out evaluation. A ``np.memmap``
       (an embedding store on disk; likewise the queries in same-source mode) is read in blocks, never
-      whole (``search.on_disk``).
+      whole (``scoring.on_disk``).
     gallery_labels: ``[N, L]``; required with ``gallery_embeddings``.
     config: :func:`default_config` or a variant.
     self_index: optional ``[Q]`` gallery index of each query's own copy (excluded from its
@@ -377,36 +352,29 @@ def evaluate_retrieval(query_embeddings, query_labels, gallery_embeddings=None, 
       'both') a setting the original code cannot evaluate.
   """
   config = default_config() if config is None else config
-  query = search.check_embeddings(query_embeddings, "query_embeddings")
-  query_labels = search.check_labels(query_labels, query.shape[0], "query_labels")
+  query, query_labels, gallery, gallery_labels = _checked_sets(
+    query_embeddings, query_labels, gallery_embeddings, gallery_labels, gallery_contains_queries
+  )
   same_source = gallery_embeddings is None
-  if same_source:
-    if gallery_labels is not None:
-      raise ValueError("gallery_labels given without gallery_embeddings")
-    if gallery_contains_queries:
-      raise ValueError("gallery_contains_queries=True needs gallery_embeddings and gallery_labels")
-    gallery, gallery_labels = query, query_labels
-  else:
-    if gallery_labels is None:
-      raise ValueError("gallery_embeddings given without gallery_labels")
-    gallery = search.check_embeddings(gallery_embeddings, "gallery_embeddings")
-    gallery_labels = search.check_labels(gallery_labels, gallery.shape[0], "gallery_labels")
-  if gallery.shape[1] != query.shape[1]:
-    raise ValueError(f"query_embeddings {query.shape} and gallery_embeddings {gallery.shape} differ in dimension")
-  if gallery_labels.shape[1] != query_labels.shape[1]:
-    raise ValueError(f"query_labels {query_labels.shape} and gallery_labels {gallery_labels.shape} "
-                     "have a different number of label columns")
   num_q, num_columns = query_labels.shape
   _check_config(config, num_columns)
   protocol = config.protocol
   if gallery_contains_queries and protocol != "original" and (self_index is None or np.any(np.asarray(self_index) < 0)):
-    raise ValueError(f"gallery_contains_queries=True needs self_index under config.protocol={protocol!r}: the "
-                     "gallery index of every query's own copy (e.g. the item with the same path), never -1")
-  if (protocol != "default" and not (same_source or gallery_contains_queries) and self_index is not None
-      and np.any(np.asarray(self_index) >= 0)):
-    raise ValueError(f"config.protocol={protocol!r}: the original code has no self_index; it ranks a separate gallery "
-                     "whole or, for a gallery holding the queries, leaves out each query's nearest item (pass "
-                     "gallery_contains_queries=True)")
+    raise ValueError(
+      f"gallery_contains_queries=True needs self_index under config.protocol={protocol!r}: the "
+      "gallery index of every query's own copy (e.g. the item with the same path), never -1"
+    )
+  if (
+    protocol != "default"
+    and not (same_source or gallery_contains_queries)
+    and self_index is not None
+    and np.any(np.asarray(self_index) >= 0)
+  ):
+    raise ValueError(
+      f"config.protocol={protocol!r}: the original code has no self_index; it ranks a separate gallery "
+      "whole or, for a gallery holding the queries, leaves out each query's nearest item (pass "
+      "gallery_contains_queries=True)"
+    )
   if protocol != "original":
     if same_source and self_index is None:
       self_index = np.arange(num_q)
@@ -419,9 +387,16 @@ def evaluate_retrieval(query_embeddings, query_labels, gallery_embeddings=None, 
   if protocol == "default":
     results, per_query = _default_metrics(query, query_labels, gallery, gallery_labels, self_index, config, progress)
   else:
-    results, per_query = _protocol_metrics(query, query_labels, gallery, gallery_labels, config, progress,
-                                           drop_nearest=same_source or gallery_contains_queries,
-                                           default_self_index=self_index if protocol == "both" else None)
+    results, per_query = _protocol_metrics(
+      query,
+      query_labels,
+      gallery,
+      gallery_labels,
+      config,
+      progress,
+      drop_nearest=same_source or gallery_contains_queries,
+      default_self_index=self_index if protocol == "both" else None,
+    )
   if return_per_query:
     return results, per_query
   return results
@@ -470,48 +445,68 @@ def _default_metrics(query, query_labels, gallery, gallery_labels, self_index, c
 
   if config.search == "scann":
     if full:
-      raise ValueError("config.search='scann' gives top-k lists only; it supports "
-                       f"{TOP_K_METRICS}; set binary_metrics=(), binary_asi=False, multi_level_metrics=(), "
-                       "level_ap=() or use search='exact'")
+      raise ValueError(
+        "config.search='scann' gives top-k lists only; it supports "
+        f"{TOP_K_METRICS}; set binary_metrics=(), binary_asi=False, multi_level_metrics=(), "
+        "level_ap=() or use search='exact'"
+      )
     sc = config.scann
     searcher = scann_search.build_scann_searcher(
-        gallery, num_neighbors=depth, num_leaves=sc.num_leaves, num_leaves_to_search=sc.num_leaves_to_search,
-        reorder_k=sc.reorder_k, training_sample_size=sc.training_sample_size, dims_per_block=sc.dims_per_block,
-        anisotropic_quantization_threshold=sc.anisotropic_quantization_threshold, brute_force=sc.brute_force)
+      gallery,
+      num_neighbors=depth,
+      num_leaves=sc.num_leaves,
+      num_leaves_to_search=sc.num_leaves_to_search,
+      reorder_k=sc.reorder_k,
+      training_sample_size=sc.training_sample_size,
+      dims_per_block=sc.dims_per_block,
+      anisotropic_quantization_threshold=sc.anisotropic_quantization_threshold,
+      brute_force=sc.brute_force,
+    )
     block = 8192  # queries per ScaNN call: bounds the [block, K] neighbour lists
     for start in range(0, num_q, block):
       stop = min(start + block, num_q)
-      indices = scann_search.scann_top_k(searcher, query[start:stop], depth,
-                                         self_index[start:stop] if has_self.any() else None)
+      indices = scann_search.scann_top_k(
+        searcher, query[start:stop], depth, self_index[start:stop] if has_self.any() else None
+      )
       chunk_stats = stats.rows(start, stop)
-      add(_chunk_metrics(search.top_k_relevant(indices, query_labels[start:stop], gallery_labels, chunk_stats),
-                         config, None))
+      add(
+        _chunk_metrics(
+          search.top_k_relevant(indices, query_labels[start:stop], gallery_labels, chunk_stats), config, None
+        )
+      )
       progress.update(stop)
       if sc.report_recall and start == 0:
         n = min(sc.recall_num_queries, stop)
-        exact, _ = search.exact_top_k(query[:n], gallery, depth, self_index[:n], chunk_size=config.chunk_size)
+        exact, _ = scoring.exact_top_k(query[:n], gallery, depth, self_index[:n], chunk_size=config.chunk_size)
         results[f"scann_recall@{depth}"] = scann_search.top_k_recall(indices[:n], exact)
   elif not full:
-    for start, indices, _ in search.exact_top_k_chunks(query, gallery, depth, self_index,
-                                                       chunk_size=config.chunk_size):
+    for start, indices, _ in scoring.exact_top_k_chunks(
+      query, gallery, depth, self_index, chunk_size=config.chunk_size
+    ):
       stop = start + len(indices)
       chunk_stats = stats.rows(start, stop)
-      add(_chunk_metrics(search.top_k_relevant(indices, query_labels[start:stop], gallery_labels, chunk_stats),
-                         config, None))
+      add(
+        _chunk_metrics(
+          search.top_k_relevant(indices, query_labels[start:stop], gallery_labels, chunk_stats), config, None
+        )
+      )
       progress.update(stop)
   else:
     table = _relevance_table(level_counts, config) if "H-AP" in config.multi_level_metrics else None
-    for start, ranked in search.exact_ranked_relevant(query, query_labels, gallery, gallery_labels, self_index,
-                                                      stats=stats, chunk_size=config.chunk_size):
-      chunk_table = None if table is None else table[start:start + ranked.num_queries]
+    for start, ranked in search.exact_ranked_relevant(
+      query, query_labels, gallery, gallery_labels, self_index, stats=stats, chunk_size=config.chunk_size
+    ):
+      chunk_table = None if table is None else table[start : start + ranked.num_queries]
       add(_chunk_metrics(ranked, config, chunk_table))
       progress.update(start + ranked.num_queries)
-  return _summarise(results, per_query, level_counts, column_counts, config,
-                    lambda key, values: metrics_lib.nan_mean(values)[0])
+  return _summarise(
+    results, per_query, level_counts, column_counts, config, lambda key, values: metrics_lib.nan_mean(values)[0]
+  )
 
 
-def _protocol_metrics(query, query_labels, gallery, gallery_labels, config, progress, *, drop_nearest,
-                      default_self_index):
+def _protocol_metrics(
+  query, query_labels, gallery, gallery_labels, config, progress, *, drop_nearest, default_self_index
+):
   """The original protocol from one exact ranking of the whole gallery; with ``default_self_index``
   (protocol 'both') also the default metrics from the same ranking, the original ones prefixed.
 
@@ -531,8 +526,11 @@ def _protocol_metrics(query, query_labels, gallery, gallery_labels, config, prog
   both = default_self_index is not None
   own_index = default_self_index if both else no_self
   if both:
-    default_stats = stats if np.all(default_self_index < 0) else search.label_statistics(
-        query_labels, gallery_labels, default_self_index)
+    default_stats = (
+      stats
+      if np.all(default_self_index < 0)
+      else search.label_statistics(query_labels, gallery_labels, default_self_index)
+    )
     default_table = _relevance_table(default_stats[0], config) if hap else None
   original_values: dict[str, list[np.ndarray]] = {}
   default_values: dict[str, list[np.ndarray]] = {}
@@ -542,8 +540,9 @@ def _protocol_metrics(query, query_labels, gallery, gallery_labels, config, prog
     for key, values in chunk_values.items():
       per_query.setdefault(key, []).append(values)
 
-  for start, ranked, own_rank in search.full_ranked_relevant(query, query_labels, gallery, gallery_labels, own_index,
-                                                             stats=stats, chunk_size=config.chunk_size):
+  for start, ranked, own_rank in search.full_ranked_relevant(
+    query, query_labels, gallery, gallery_labels, own_index, stats=stats, chunk_size=config.chunk_size
+  ):
     rows = slice(start, start + ranked.num_queries)
     drop = np.ones(ranked.num_queries, np.int64) if drop_nearest else ranked.num_ranked
     original = metrics_lib.drop_ranked(ranked, drop)
@@ -563,12 +562,14 @@ def _protocol_metrics(query, query_labels, gallery, gallery_labels, config, prog
     except ValueError as e:
       raise ValueError(f"{key}: {e} (config.protocol={config.protocol!r})") from e
 
-  results, per_query = _summarise({}, original_values, np.concatenate(level_counts), np.concatenate(column_counts),
-                                  config, original_mean)
+  results, per_query = _summarise(
+    {}, original_values, np.concatenate(level_counts), np.concatenate(column_counts), config, original_mean
+  )
   if not both:
     return results, per_query
-  default_results, default_per_query = _summarise({}, default_values, default_stats[0], default_stats[1], config,
-                                                  lambda key, values: metrics_lib.nan_mean(values)[0])
+  default_results, default_per_query = _summarise(
+    {}, default_values, default_stats[0], default_stats[1], config, lambda key, values: metrics_lib.nan_mean(values)[0]
+  )
   default_results.update({ORIGINAL_PREFIX + k: v for k, v in results.items()})
   default_per_query.update({ORIGINAL_PREFIX + k: v for k, v in per_query.items()})
   return default_results, default_per_query

@@ -4,7 +4,7 @@ A ScaNN searcher (tree + asymmetric hashing + exact reordering) scores by dot pr
 search of :mod:`suprank_jax.evaluation.search`, but gives top-k lists only, never complete rankings;
 :func:`top_k_recall` measures how many of the exact top-k neighbours a list holds. Used by the
 retrieval protocol (``search='scann'``), the landmark distractor search and the exported index
-(:mod:`suprank_jax.index`). ``scann`` is imported only when a searcher is built.
+(:mod:`suprank_jax.index.store`). ``scann`` is imported only when a searcher is built.
 """
 
 from __future__ import annotations
@@ -32,13 +32,25 @@ def scann_settings(num_gallery: int, num_neighbors: int) -> dict[str, int]:
   num_gallery, k = int(num_gallery), int(num_neighbors)
   leaves = min(max(1, int(math.sqrt(num_gallery))), max(num_gallery, 1))
   share = min(1.0, 5.5 * math.sqrt(k / max(num_gallery, 1)))
-  return {"num_leaves": leaves, "num_leaves_to_search": max(1, math.ceil(leaves * share)),
-          "reorder_k": min(2 * k + 200, max(num_gallery, k))}
+  return {
+    "num_leaves": leaves,
+    "num_leaves_to_search": max(1, math.ceil(leaves * share)),
+    "reorder_k": min(2 * k + 200, max(num_gallery, k)),
+  }
 
 
-def build_scann_searcher(gallery, *, num_neighbors: int = 10, num_leaves: int = 0, num_leaves_to_search: int = 0,
-                         reorder_k: int = 0, training_sample_size: int = 100_000, dims_per_block: int = 2,
-                         anisotropic_quantization_threshold: float = 0.2, brute_force: bool = False):
+def build_scann_searcher(
+  gallery,
+  *,
+  num_neighbors: int = 10,
+  num_leaves: int = 0,
+  num_leaves_to_search: int = 0,
+  reorder_k: int = 0,
+  training_sample_size: int = 100_000,
+  dims_per_block: int = 2,
+  anisotropic_quantization_threshold: float = 0.2,
+  brute_force: bool = False,
+):
   """ScaNN dot-product searcher over ``gallery`` (tree + asymmetric hashing + exact reordering).
 
   Args:
@@ -64,16 +76,29 @@ def build_scann_searcher(gallery, *, num_neighbors: int = 10, num_leaves: int = 
     return builder.score_brute_force().build()
   auto = scann_settings(num_g, num_neighbors)
   leaves = min(num_leaves or auto["num_leaves"], num_g)
-  to_search = num_leaves_to_search or (auto["num_leaves_to_search"] if not num_leaves
-                                       else max(1, math.ceil(leaves * auto["num_leaves_to_search"] / auto["num_leaves"])))
-  builder = builder.tree(num_leaves=leaves, num_leaves_to_search=min(to_search, leaves),
-                         training_sample_size=min(training_sample_size, num_g))
+  to_search = num_leaves_to_search or (
+    auto["num_leaves_to_search"]
+    if not num_leaves
+    else max(1, math.ceil(leaves * auto["num_leaves_to_search"] / auto["num_leaves"]))
+  )
+  builder = builder.tree(
+    num_leaves=leaves,
+    num_leaves_to_search=min(to_search, leaves),
+    training_sample_size=min(training_sample_size, num_g),
+  )
   builder = builder.score_ah(dims_per_block, anisotropic_quantization_threshold=anisotropic_quantization_threshold)
   return builder.reorder(max(reorder_k or auto["reorder_k"], num_neighbors)).build()
 
 
-def scann_top_k(searcher, query, k: int, self_index=None, *, leaves_to_search: int | None = None,
-                pre_reorder_num_neighbors: int | None = None):
+def scann_top_k(
+  searcher,
+  query,
+  k: int,
+  self_index=None,
+  *,
+  leaves_to_search: int | None = None,
+  pre_reorder_num_neighbors: int | None = None,
+):
   """Top-``k`` gallery indices from a ScaNN searcher, the query's own copy removed.
 
   With a self index the search asks for ``k + 1`` neighbours and drops the query's own copy, or

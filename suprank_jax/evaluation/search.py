@@ -1,13 +1,6 @@
-"""Exact nearest-neighbour search for evaluation: chunked exact ranking and exact top-k (approximate
-search with ScaNN: :mod:`suprank_jax.evaluation.scann_search`).
-
-Size: the host and device rankings below must give the same integer ranks; they share the candidate
-selection, the masked scoring and the assembly of :class:`RankedRelevant`, which the label statistics
-and the exact top-k feed too, so one module keeps the one ranking rule in one place.
-
-Scores are dot products ``query @ gallery.T`` (embeddings are expected L2-normalised, so this is the
-cosine similarity). The full ``[num_queries, num_gallery]`` matrix is never materialised: queries
-are processed ``chunk_size`` rows at a time by a jitted matmul on the default device.
+"""Exact ranking for evaluation: the ranks of each query's relevant items, from the chunked scores of
+:mod:`suprank_jax.evaluation.scoring` (exact top-k lists are there too; approximate search with ScaNN:
+:mod:`suprank_jax.evaluation.scann_search`).
 
 Ranking rule (everywhere in this package): decreasing score, ties broken by increasing gallery
 index (the order of a stable sort; ``lax.top_k`` uses the same rule). A query's own copy in the
@@ -29,13 +22,8 @@ Both give the same integer ranks, hence the same metrics bit for bit. When the l
 a query's relevant items are read from its coarsest-label group instead of comparing labels with
 the whole gallery.
 
-A gallery on disk (a ``np.memmap``, e.g. an evaluator's embedding store for a large index) is never
-held whole: it is read in blocks of :data:`GALLERY_BLOCK_BYTES`, each scored on the device, and the
-score rows of a chunk of queries (at most :data:`_ON_DISK_SCORE_BYTES` of them, which sets the chunk
-size) are ranked on the host as above; exact top-k merges the blocks' top-k on the device. Memory:
-one block and a few chunks of score rows, whatever the gallery size; the gallery is read once per
-chunk of queries. (Scores computed block by block may differ from a whole-gallery matmul in the
-last bit, as any change of matmul shape may.)
+A gallery on disk (a ``np.memmap``) is scored block by block (``scoring.score_chunks``) and the score
+rows of each chunk of queries are ranked on the host as above.
 
 Exact ties only arise between bit-identical scores; duplicated embeddings usually give identical
 scores, but a matmul may round two copies differently (different summation order), in which case
@@ -46,115 +34,26 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import dataclasses
-import functools
-import mmap
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from suprank_jax.evaluation import scoring
 from suprank_jax.evaluation.metrics import RankedRelevant
 
 __all__ = [
-    "GALLERY_BLOCK_BYTES",
-    "on_disk",
-    "read_rows",
-    "check_embeddings",
-    "check_labels",
-    "LabelStatistics",
-    "label_statistics",
-    "score_chunks",
-    "rank_on_device",
-    "exact_ranked_relevant",
-    "full_ranked_relevant",
-    "exact_top_k",
-    "exact_top_k_chunks",
-    "top_k_relevant",
-    "TransferCounter",
-    "TRANSFERS",
+  "check_labels",
+  "LabelStatistics",
+  "label_statistics",
+  "rank_on_device",
+  "exact_ranked_relevant",
+  "full_ranked_relevant",
+  "top_k_relevant",
 ]
 
 _MAX_COLUMNS = 8  # the agreement mask is a uint8
-GALLERY_BLOCK_BYTES = 64 << 20  # embeddings of an array on disk read (and scored) at a time
-_ON_DISK_SCORE_BYTES = 256 << 20  # score rows of one chunk of queries against a gallery on disk
-
-
-@dataclasses.dataclass
-class TransferCounter:
-  """Bytes copied from the device to the host by the exact searches, and the queries they served."""
-  device_to_host_bytes: int = 0
-  queries: int = 0
-
-  def add(self, num_bytes: int, num_queries: int):
-    self.device_to_host_bytes += int(num_bytes)
-    self.queries += int(num_queries)
-
-  def reset(self):
-    self.device_to_host_bytes = self.queries = 0
-
-  @property
-  def bytes_per_query(self) -> float:
-    return self.device_to_host_bytes / max(self.queries, 1)
-
-
-# Module-wide tally (benchmarks reset and read it): exact search on the host copies every score row
-# (4 N bytes per query); device ranking copies the ranks and columns of the relevant items only
-# (8 bytes per relevant item, rows padded by at most 25%); exact top-k copies 8 k bytes.
-TRANSFERS = TransferCounter()
-
-
-# ----------------------------------------------------------------------------------------------
-# Input checks.
-
-
-def on_disk(array) -> bool:
-  """Whether ``array`` is a ``np.memmap`` (an embedding store on disk): the searches then read it in
-  blocks of :data:`GALLERY_BLOCK_BYTES` instead of holding it whole."""
-  return isinstance(array, np.memmap)
-
-
-def read_rows(array, start: int, stop: int) -> np.ndarray:
-  """Rows ``start:stop`` of ``array`` in memory (its dtype). A ``.npy`` memmap (the whole file's array,
-  not a view of it) is read with a file read, so that the rows already read do not stay mapped into
-  the process: its memory holds one block, whatever the file's size."""
-  if isinstance(array, np.memmap) and isinstance(array.base, mmap.mmap) and array.flags.c_contiguous:
-    row_items = int(np.prod(array.shape[1:]))
-    with open(array.filename, "rb") as f:
-      f.seek(array.offset + start * row_items * array.dtype.itemsize)
-      block = np.fromfile(f, array.dtype, (stop - start) * row_items)
-    return block.reshape((stop - start,) + array.shape[1:])
-  return np.array(array[start:stop])
-
-
-def _block_rows(array) -> int:
-  """Rows of ``array`` in :data:`GALLERY_BLOCK_BYTES` (at least one)."""
-  return max(1, GALLERY_BLOCK_BYTES // max(1, int(np.prod(array.shape[1:])) * array.dtype.itemsize))
-
-
-def check_embeddings(embeddings, name: str) -> np.ndarray:
-  """Returns ``embeddings`` as a 2-D floating numpy array (a ``np.memmap`` stays one, read in blocks
-  here); raises on NaN/inf rows.
-
-  Raises:
-    ValueError: not 2-D, not floating, or some rows hold NaN or inf (the message gives how many).
-  """
-  if not isinstance(embeddings, np.ndarray):
-    embeddings = np.asarray(embeddings)
-  if embeddings.ndim != 2:
-    raise ValueError(f"{name} must be [num_items, dim], got shape {embeddings.shape}")
-  if not np.issubdtype(embeddings.dtype, np.floating):
-    raise ValueError(f"{name} must be floating point, got dtype {embeddings.dtype}")
-  num, rows = embeddings.shape[0], _block_rows(embeddings)
-  bad = np.zeros(num, bool)
-  for start in range(0, num, rows):
-    bad[start:start + rows] = ~np.isfinite(read_rows(embeddings, start, min(start + rows, num))).all(axis=1)
-  if bad.any():
-    rows = np.nonzero(bad)[0]
-    raise ValueError(f"{name} has {len(rows)} of {len(embeddings)} rows with NaN or inf values "
-                     f"(first rows: {rows[:5].tolist()})")
-  return embeddings
 
 
 def check_labels(labels, num_items: int, name: str) -> np.ndarray:
@@ -192,16 +91,17 @@ class LabelStatistics(NamedTuple):
   num_ranked: np.ndarray
   label_tree: bool
 
-  def rows(self, start: int, stop: int) -> "LabelStatistics":
+  def rows(self, start: int, stop: int) -> LabelStatistics:
     """The statistics of queries ``start:stop``."""
-    return LabelStatistics(self.level_counts[start:stop], self.column_counts[start:stop],
-                           self.num_ranked[start:stop], self.label_tree)
+    return LabelStatistics(
+      self.level_counts[start:stop], self.column_counts[start:stop], self.num_ranked[start:stop], self.label_tree
+    )
 
 
 def _is_label_tree(labels):
   """True when every label of column h has a single parent in column h + 1."""
   for h in range(labels.shape[1] - 1):
-    pairs = np.unique(labels[:, h:h + 2], axis=0)
+    pairs = np.unique(labels[:, h : h + 2], axis=0)
     if len(np.unique(pairs[:, 0])) != len(pairs):
       return False
   return True
@@ -236,149 +136,13 @@ def label_statistics(query_labels, gallery_labels, self_index, *, chunk_size: in
   else:
     level_counts = np.zeros((num_q, num_columns + 1), np.int64)
     for start in range(0, num_q, chunk_size):
-      q = query_labels[start:start + chunk_size]
+      q = query_labels[start : start + chunk_size]
       levels = (q[:, None, :] == gallery_labels[None, :, :]).sum(-1)
-      rows = np.nonzero(has_self[start:start + chunk_size])[0]
+      rows = np.nonzero(has_self[start : start + chunk_size])[0]
       levels[rows, self_index[start + rows]] = -1
       for v in range(num_columns + 1):
-        level_counts[start:start + len(q), v] = (levels == v).sum(1)
+        level_counts[start : start + len(q), v] = (levels == v).sum(1)
   return LabelStatistics(level_counts, column_counts, num_ranked, label_tree)
-
-
-# ----------------------------------------------------------------------------------------------
-# Exact search.
-
-
-def _numpy_scores(dtype):
-  # float64 inputs without jax_enable_x64 would be silently truncated to float32 by jax.
-  return np.dtype(dtype) == np.float64 and not jax.config.jax_enable_x64
-
-
-def _masked_scores(query, gallery, self_index):
-  """``query @ gallery.T`` on the device, each query's own copy (``self_index``, or -1) at ``-inf``."""
-  scores = jnp.matmul(query, gallery.T, precision=jax.lax.Precision.HIGHEST)
-  is_self = jnp.arange(gallery.shape[0])[None, :] == self_index[:, None]
-  return jnp.where(is_self, -jnp.inf, scores)
-
-
-@functools.partial(jax.jit, static_argnames=("sort",))
-def _chunk_scores(query, gallery, self_index, *, sort: bool):
-  scores = _masked_scores(query, gallery, self_index)
-  if sort:
-    return scores, jnp.sort(scores, axis=1)
-  return scores, scores[:, :0]
-
-
-@functools.partial(jax.jit, static_argnames=("k",))
-def _chunk_top_k(query, gallery, self_index, *, k: int):
-  return jax.lax.top_k(_masked_scores(query, gallery, self_index), k)
-
-
-@jax.jit
-def _block_scores(query, block, self_index, num_valid):
-  """Scores against a block of gallery rows whose first ``num_valid`` are real (the rest at ``-inf``);
-  ``self_index`` relative to the block."""
-  scores = _masked_scores(query, block, self_index)
-  return jnp.where(jnp.arange(block.shape[0])[None, :] < num_valid, scores, -jnp.inf)
-
-
-@functools.partial(jax.jit, static_argnames=("k",))
-def _block_top_k(query, block, self_index, num_valid, *, k: int):
-  return jax.lax.top_k(_block_scores(query, block, self_index, num_valid), k)
-
-
-def _pad_rows(x, size, value):
-  if len(x) == size:
-    return x
-  pad = np.full((size - len(x),) + x.shape[1:], value, x.dtype)
-  return np.concatenate([x, pad])
-
-
-def _device_blocks(gallery):
-  """Yields ``(start, num_valid, block)``: the gallery's rows read in blocks of
-  :data:`GALLERY_BLOCK_BYTES`, put on the device, the last zero-padded to the others' shape."""
-  num_g, rows = gallery.shape[0], min(gallery.shape[0], _block_rows(gallery))
-  for start in range(0, num_g, rows):
-    block = read_rows(gallery, start, min(start + rows, num_g))
-    yield start, len(block), jnp.asarray(_pad_rows(block, rows, 0))
-
-
-def _chunk_rows(query, self_index, start, stop, chunk_size):
-  """Queries ``start:stop`` (read from the file when on disk) and their self indices, padded to
-  ``chunk_size`` rows."""
-  rows = read_rows(query, start, stop) if on_disk(query) else np.asarray(query[start:stop])
-  return (_pad_rows(rows, chunk_size, 0),
-          _pad_rows(self_index[start:stop].astype(np.int32), chunk_size, -1))
-
-
-def _on_disk_score_chunks(query, gallery, self_index, chunk_size, sort):
-  """:func:`score_chunks` for a gallery on disk: each chunk's rows assembled block by block."""
-  num_q, num_g = query.shape[0], gallery.shape[0]
-  chunk_size = max(1, min(chunk_size, _ON_DISK_SCORE_BYTES // (4 * num_g)))
-  for start in range(0, num_q, chunk_size):
-    stop = min(start + chunk_size, num_q)
-    q, s = _chunk_rows(query, self_index, start, stop, chunk_size)
-    scores, pending = None, None
-    for block_start, valid, block in _device_blocks(gallery):
-      # The block's matmul runs while the previous block's scores are copied and the next block is read.
-      result = (block_start, valid, _block_scores(q, block, s - block_start, valid))
-      if pending is not None:
-        scores = _copy_block(scores, *pending, stop - start, num_g)
-      pending = result
-    scores = _copy_block(scores, *pending, stop - start, num_g)
-    TRANSFERS.add(scores.nbytes, stop - start)
-    yield start, scores, np.sort(scores, axis=1) if sort else None
-
-
-def _copy_block(scores, block_start, valid, block_scores, num_rows, num_g):
-  block_scores = np.asarray(block_scores[:num_rows, :valid])
-  if scores is None:
-    scores = np.empty((num_rows, num_g), block_scores.dtype)
-  scores[:, block_start:block_start + valid] = block_scores
-  return scores
-
-
-def score_chunks(query, gallery, self_index, *, chunk_size: int = 256, sort: bool = False):
-  """Yields ``(start, scores, sorted_scores)`` for chunks of ``chunk_size`` queries.
-
-  ``scores`` is ``[B, N]`` numpy with the query's own copy set to ``-inf``; ``sorted_scores`` is
-  each row sorted increasingly when ``sort`` (computed on the device unless it is a CPU, where
-  ``np.sort`` is much faster than XLA's sort), else ``None``. A gallery on disk (:func:`on_disk`) is
-  read in blocks; its chunks are smaller when ``chunk_size`` rows of scores would exceed
-  :data:`_ON_DISK_SCORE_BYTES`, and their rows are sorted on the host.
-  """
-  num_q = query.shape[0]
-  use_numpy = _numpy_scores(query.dtype)
-  if on_disk(gallery) and not use_numpy:
-    yield from _on_disk_score_chunks(query, gallery, self_index, chunk_size, sort)
-    return
-  sort_on_device = sort and jax.default_backend() != "cpu" and not use_numpy
-  gallery_dev = None if use_numpy else jnp.asarray(gallery)
-
-  def dispatch(start):
-    """Starts the device computation of a chunk (asynchronous: it runs while the caller works)."""
-    q, s = _chunk_rows(query, self_index, start, min(start + chunk_size, num_q), chunk_size)
-    return _chunk_scores(q, gallery_dev, s, sort=sort_on_device)
-
-  pending = None if use_numpy or num_q == 0 else dispatch(0)
-  for start in range(0, num_q, chunk_size):
-    stop = min(start + chunk_size, num_q)
-    if use_numpy:
-      sidx = self_index[start:stop]
-      scores = query[start:stop] @ gallery.T
-      rows = np.nonzero(sidx >= 0)[0]
-      scores[rows, sidx[rows]] = -np.inf
-      sorted_scores = None
-    else:
-      scores, sorted_scores = pending
-      # The next chunk's matmul overlaps with this chunk's host work (sorting, ranking, metrics).
-      pending = dispatch(stop) if stop < num_q else None
-      scores = np.array(scores[:stop - start])
-      sorted_scores = np.asarray(sorted_scores[:stop - start]) if sort_on_device else None
-      TRANSFERS.add(scores.nbytes + (sorted_scores.nbytes if sort_on_device else 0), stop - start)
-    if sort and sorted_scores is None:
-      sorted_scores = np.sort(scores, axis=1)
-    yield start, scores, sorted_scores
 
 
 def _agree_bits(query_labels, gallery_labels):
@@ -438,13 +202,19 @@ def _in_ranking_order(rows, cols, values, num_cols):
   # Sign-magnitude to an order-preserving integer, complemented for a decreasing order.
   descending = ~((bits ^ ((bits >> 31) & 0x7FFFFFFF)).view(np.uint32) ^ np.uint32(0x80000000))
   shift = np.uint64(col_bits)
-  keys = ((rows.astype(np.uint64) << np.uint64(32 + col_bits)) | (descending.astype(np.uint64) << shift)
-          | cols.astype(np.uint64))
+  keys = (
+    (rows.astype(np.uint64) << np.uint64(32 + col_bits))
+    | (descending.astype(np.uint64) << shift)
+    | cols.astype(np.uint64)
+  )
   keys.sort()
   signed = (~(keys >> shift).astype(np.uint32) ^ np.uint32(0x80000000)).view(np.int32)
   values = (signed ^ ((signed >> 31) & 0x7FFFFFFF)).view(np.float32)
-  return ((keys >> np.uint64(32 + col_bits)).astype(np.int64), (keys & np.uint64((1 << col_bits) - 1)).astype(np.int64),
-          values)
+  return (
+    (keys >> np.uint64(32 + col_bits)).astype(np.int64),
+    (keys & np.uint64((1 << col_bits) - 1)).astype(np.int64),
+    values,
+  )
 
 
 _MAX_TIES_PER_ROW = 64  # above this, a row is ranked by a stable argsort instead
@@ -474,10 +244,10 @@ def _host_ranks(scores, sorted_scores, rows, cols, values, offsets):
       order = np.argsort(-row, kind="stable")
       inverse = np.empty(num_g, np.int64)
       inverse[order] = np.arange(1, num_g + 1)
-      ranks[offsets[b]:offsets[b + 1]] = inverse[cols[offsets[b]:offsets[b + 1]]]
+      ranks[offsets[b] : offsets[b + 1]] = inverse[cols[offsets[b] : offsets[b + 1]]]
     else:
       for t in in_row:
-        ranks[t] += np.count_nonzero(row[:cols[t]] == values[t])
+        ranks[t] += np.count_nonzero(row[: cols[t]] == values[t])
   return ranks
 
 
@@ -496,9 +266,14 @@ def _ranked(rows, cols, ranks, query_labels, gallery_labels, stats, own_index):
     same = np.repeat(query_labels[:, h], per_row) == np.ascontiguousarray(gallery_labels[:, h])[cols]
     agree |= same.astype(np.uint8) << np.uint8(h)
   return RankedRelevant(
-      offsets=np.concatenate([[0], np.cumsum(per_row)]), ranks=ranks, agree=agree,
-      level_counts=stats.level_counts, column_counts=stats.column_counts, num_ranked=stats.num_ranked,
-      depth=None), own_rank
+    offsets=np.concatenate([[0], np.cumsum(per_row)]),
+    ranks=ranks,
+    agree=agree,
+    level_counts=stats.level_counts,
+    column_counts=stats.column_counts,
+    num_ranked=stats.num_ranked,
+    depth=None,
+  ), own_rank
 
 
 def _host_ranked_chunk(scores, sorted_scores, query_labels, gallery_labels, self_index, stats, groups, own_index=None):
@@ -513,12 +288,15 @@ def _host_ranked_chunk(scores, sorted_scores, query_labels, gallery_labels, self
 def _chunk_candidate_ranks(query, gallery, self_index, cand_cols):
   """Device ranking: ``(ranks, cols)`` ``[B, P]`` int32 of each row's candidates in ranking order
   (padding, ``cand_cols = -1``, last with rank ``N + 1``). Only these leave the device."""
-  scores = _masked_scores(query, gallery, self_index)
+  scores = scoring.masked_scores(query, gallery, self_index)
   num_b, num_g = scores.shape
   # Decreasing score, ties by increasing gallery index (a stable sort of the negated scores).
   order = jnp.argsort(-scores, axis=1, stable=True)
-  rank_of = jnp.zeros((num_b, num_g), jnp.int32).at[jnp.arange(num_b)[:, None], order].set(
-      jnp.arange(1, num_g + 1, dtype=jnp.int32)[None, :])
+  rank_of = (
+    jnp.zeros((num_b, num_g), jnp.int32)
+    .at[jnp.arange(num_b)[:, None], order]
+    .set(jnp.arange(1, num_g + 1, dtype=jnp.int32)[None, :])
+  )
   ranks = jnp.take_along_axis(rank_of, jnp.maximum(cand_cols, 0), axis=1)
   ranks = jnp.where(cand_cols >= 0, ranks, num_g + 1)
   return jax.lax.sort_key_val(ranks, cand_cols, dimension=1)
@@ -538,8 +316,9 @@ def _padded_width(count: int) -> int:
   return -(-count // step) * step
 
 
-def _device_ranked_chunks(query, query_labels, gallery, gallery_labels, self_index, own_index, stats, groups,
-                          chunk_size):
+def _device_ranked_chunks(
+  query, query_labels, gallery, gallery_labels, self_index, own_index, stats, groups, chunk_size
+):
   num_q = query.shape[0]
   gallery_dev = jnp.asarray(gallery)
 
@@ -550,8 +329,8 @@ def _device_ranked_chunks(query, query_labels, gallery, gallery_labels, self_ind
     width = _padded_width(int(counts.max(initial=1)))
     cand = np.full((chunk_size, width), -1, np.int32)
     cand[rows, np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)] = cols
-    q = _pad_rows(query[start:stop], chunk_size, 0)
-    s = _pad_rows(self_index[start:stop].astype(np.int32), chunk_size, -1)
+    q = scoring._pad_rows(query[start:stop], chunk_size, 0)
+    s = scoring._pad_rows(self_index[start:stop].astype(np.int32), chunk_size, -1)
     return _chunk_candidate_ranks(q, gallery_dev, s, cand), counts
 
   pending = dispatch(0) if num_q else None
@@ -559,32 +338,58 @@ def _device_ranked_chunks(query, query_labels, gallery, gallery_labels, self_ind
     stop = min(start + chunk_size, num_q)
     (ranks, cols), counts = pending
     pending = dispatch(stop) if stop < num_q else None
-    ranks, cols = np.asarray(ranks[:stop - start]), np.asarray(cols[:stop - start])
-    TRANSFERS.add(ranks.nbytes + cols.nbytes, stop - start)
+    ranks, cols = np.asarray(ranks[: stop - start]), np.asarray(cols[: stop - start])
+    scoring.TRANSFERS.add(ranks.nbytes + cols.nbytes, stop - start)
     valid = np.arange(ranks.shape[1])[None, :] < counts[:, None]
     rows = np.nonzero(valid)[0]
     chunk_stats = stats.rows(start, stop)
     own = None if own_index is None else own_index[start:stop]
-    ranked, own_rank = _ranked(rows, cols[valid].astype(np.int64), ranks[valid].astype(np.int64),
-                               query_labels[start:stop], gallery_labels, chunk_stats, own)
+    ranked, own_rank = _ranked(
+      rows,
+      cols[valid].astype(np.int64),
+      ranks[valid].astype(np.int64),
+      query_labels[start:stop],
+      gallery_labels,
+      chunk_stats,
+      own,
+    )
     yield start, ranked, own_rank
 
 
-def exact_ranked_relevant(query, query_labels, gallery, gallery_labels, self_index, *,
-                          stats: LabelStatistics | None = None, chunk_size: int = 256, on_device: bool | None = None):
+def exact_ranked_relevant(
+  query,
+  query_labels,
+  gallery,
+  gallery_labels,
+  self_index,
+  *,
+  stats: LabelStatistics | None = None,
+  chunk_size: int = 256,
+  on_device: bool | None = None,
+):
   """Yields ``(start, RankedRelevant)`` over chunks of queries (exact, complete ranks).
 
   ``stats``: :func:`label_statistics` of these labels and ``self_index``, when the caller has them
   (computed here otherwise). ``on_device``: rank on the device (only the candidates' ranks come
   back to the host) or on the host from the score rows; ``None``: :func:`rank_on_device`.
   """
-  for start, ranked, _ in _ranked_chunks(query, query_labels, gallery, gallery_labels, self_index, None, stats,
-                                         chunk_size=chunk_size, on_device=on_device):
+  for start, ranked, _ in _ranked_chunks(
+    query, query_labels, gallery, gallery_labels, self_index, None, stats, chunk_size=chunk_size, on_device=on_device
+  ):
     yield start, ranked
 
 
-def full_ranked_relevant(query, query_labels, gallery, gallery_labels, own_index, *,
-                         stats: LabelStatistics | None = None, chunk_size: int = 256, on_device: bool | None = None):
+def full_ranked_relevant(
+  query,
+  query_labels,
+  gallery,
+  gallery_labels,
+  own_index,
+  *,
+  stats: LabelStatistics | None = None,
+  chunk_size: int = 256,
+  on_device: bool | None = None,
+):
   """Yields ``(start, RankedRelevant, own_rank)``: exact ranks over the whole gallery, nothing excluded.
 
   ``own_rank[b]`` is the rank of gallery item ``own_index[start + b]`` in query ``start + b``'s
@@ -594,20 +399,31 @@ def full_ranked_relevant(query, query_labels, gallery, gallery_labels, own_index
   has them (computed here otherwise).
   """
   num_q = query.shape[0]
-  return _ranked_chunks(query, query_labels, gallery, gallery_labels, np.full(num_q, -1, np.int64),
-                        np.asarray(own_index, np.int64), stats, chunk_size=chunk_size, on_device=on_device)
+  return _ranked_chunks(
+    query,
+    query_labels,
+    gallery,
+    gallery_labels,
+    np.full(num_q, -1, np.int64),
+    np.asarray(own_index, np.int64),
+    stats,
+    chunk_size=chunk_size,
+    on_device=on_device,
+  )
 
 
-def _ranked_chunks(query, query_labels, gallery, gallery_labels, self_index, own_index, stats, *, chunk_size,
-                   on_device):
+def _ranked_chunks(
+  query, query_labels, gallery, gallery_labels, self_index, own_index, stats, *, chunk_size, on_device
+):
   if stats is None:
     stats = label_statistics(query_labels, gallery_labels, self_index)
   groups = _CoarseGroups(gallery_labels) if stats.label_tree else None
   if on_device is None:
     on_device = rank_on_device()
-  if on_device and not _numpy_scores(query.dtype) and not on_disk(gallery):
-    yield from _device_ranked_chunks(query, query_labels, gallery, gallery_labels, self_index, own_index, stats,
-                                     groups, chunk_size)
+  if on_device and not scoring.numpy_scores(query.dtype) and not scoring.on_disk(gallery):
+    yield from _device_ranked_chunks(
+      query, query_labels, gallery, gallery_labels, self_index, own_index, stats, groups, chunk_size
+    )
     return
 
   def rank(start, scores, sorted_scores):
@@ -615,13 +431,21 @@ def _ranked_chunks(query, query_labels, gallery, gallery_labels, self_index, own
     if sorted_scores is None:
       sorted_scores = np.sort(scores, axis=1)
     own = None if own_index is None else own_index[start:stop]
-    ranked, own_rank = _host_ranked_chunk(scores, sorted_scores, query_labels[start:stop], gallery_labels,
-                                          self_index[start:stop], stats.rows(start, stop), groups, own)
+    ranked, own_rank = _host_ranked_chunk(
+      scores,
+      sorted_scores,
+      query_labels[start:stop],
+      gallery_labels,
+      self_index[start:stop],
+      stats.rows(start, stop),
+      groups,
+      own,
+    )
     return start, ranked, own_rank
 
   # Two chunks are ranked at a time in threads (numpy's sorts and searches release the GIL), while
   # the device computes the next chunk's scores and the caller computes the metrics of the previous.
-  chunks = score_chunks(query, gallery, self_index, chunk_size=chunk_size, sort=rank_on_device())
+  chunks = scoring.score_chunks(query, gallery, self_index, chunk_size=chunk_size, sort=rank_on_device())
   with concurrent.futures.ThreadPoolExecutor(max_workers=_HOST_THREADS) as pool:
     pending = collections.deque()
     for chunk in chunks:
@@ -630,67 +454,6 @@ def _ranked_chunks(query, query_labels, gallery, gallery_labels, self_index, own
         yield pending.popleft().result()
     while pending:
       yield pending.popleft().result()
-
-
-def exact_top_k_chunks(query, gallery, k: int, self_index=None, *, chunk_size: int = 256):
-  """Yields ``(start, indices [B, k] int64, scores [B, k])``: exact top-``k`` of each chunk of queries.
-
-  Jitted chunked matmul + ``lax.top_k`` (ties: lower gallery index first); the gallery is moved to
-  the device once (a gallery on disk: read in blocks, each block's top-``k`` merged on the device).
-  Arguments as in :func:`exact_top_k`.
-  """
-  query = query if isinstance(query, np.ndarray) else np.asarray(query)
-  gallery = gallery if isinstance(gallery, np.ndarray) else np.asarray(gallery)
-  num_q = query.shape[0]
-  self_index = np.full(num_q, -1, np.int64) if self_index is None else np.asarray(self_index)
-  available = gallery.shape[0] - int(np.any(self_index >= 0))
-  if not 1 <= k <= available:
-    raise ValueError(f"k={k} must be in 1..{available} (gallery size minus the query itself)")
-  if _numpy_scores(query.dtype):
-    for start, scores, _ in score_chunks(query, gallery, self_index, chunk_size=chunk_size):
-      idx = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-      yield start, idx, np.take_along_axis(scores, idx, 1)
-    return
-  gallery_dev = None if on_disk(gallery) else jnp.asarray(gallery)
-  for start in range(0, num_q, chunk_size):
-    stop = min(start + chunk_size, num_q)
-    q, s = _chunk_rows(query, self_index, start, stop, chunk_size)
-    if gallery_dev is None:
-      vals, idx = _on_disk_top_k(q, gallery, s, k)
-    else:
-      vals, idx = _chunk_top_k(q, gallery_dev, s, k=k)
-    idx, vals = np.asarray(idx[:stop - start]), np.asarray(vals[:stop - start])
-    TRANSFERS.add(idx.nbytes + vals.nbytes, stop - start)
-    yield start, idx.astype(np.int64), vals
-
-
-def _on_disk_top_k(query, gallery, self_index, k):
-  """``lax.top_k`` over a gallery on disk: each block's top-``k`` (blocks in order, so that equal
-  scores still rank the lower gallery index first), then the top-``k`` of those."""
-  values, indices = [], []
-  for block_start, valid, block in _device_blocks(gallery):
-    v, i = _block_top_k(query, block, self_index - block_start, valid, k=min(k, block.shape[0]))
-    values.append(v)
-    indices.append(i + block_start)
-  vals, pos = jax.lax.top_k(jnp.concatenate(values, axis=1), k)
-  return vals, jnp.take_along_axis(jnp.concatenate(indices, axis=1), pos, axis=1)
-
-
-def exact_top_k(query, gallery, k: int, self_index=None, *, chunk_size: int = 256):
-  """Exact top-``k`` gallery indices of every query (jitted chunked matmul + ``lax.top_k``).
-
-  Args:
-    query: ``[Q, D]`` embeddings.
-    gallery: ``[N, D]`` embeddings.
-    k: neighbours per query (at most ``N``, or ``N - 1`` with a self index).
-    self_index: optional ``[Q]`` gallery index of each query's own copy (excluded), or -1.
-    chunk_size: queries per chunk.
-
-  Returns:
-    ``(indices [Q, k] int64, scores [Q, k])`` in ranking order.
-  """
-  chunks = list(exact_top_k_chunks(query, gallery, k, self_index, chunk_size=chunk_size))
-  return np.concatenate([c[1] for c in chunks]), np.concatenate([c[2] for c in chunks])
 
 
 def top_k_relevant(indices, query_labels, gallery_labels, stats) -> RankedRelevant:
@@ -707,6 +470,11 @@ def top_k_relevant(indices, query_labels, gallery_labels, stats) -> RankedReleva
   agree = _agree_bits(query_labels[:, None, :], gallery_labels[indices])
   rows, cols = np.nonzero(agree)  # row-major: increasing rank inside a row
   return RankedRelevant(
-      offsets=np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=num_q))]),
-      ranks=cols.astype(np.int64) + 1, agree=agree[rows, cols],
-      level_counts=stats.level_counts, column_counts=stats.column_counts, num_ranked=stats.num_ranked, depth=depth)
+    offsets=np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=num_q))]),
+    ranks=cols.astype(np.int64) + 1,
+    agree=agree[rows, cols],
+    level_counts=stats.level_counts,
+    column_counts=stats.column_counts,
+    num_ranked=stats.num_ranked,
+    depth=depth,
+  )

@@ -1,8 +1,5 @@
 """``config.input`` to per-process batches: training iterator, evaluation batches, resume.
 
-Size: training and evaluation batches share the config checks, the item loading and the handling of
-corrupt images, so config-to-batches is one module (STYLE's module map: ``pipeline.py``).
-
 Training: one grain element per step (ECOSYSTEM.md §1)::
 
   grain.MapDataset.range(total_steps).map(load_batch)[start_step:].to_iter_dataset()
@@ -46,18 +43,27 @@ from __future__ import annotations
 import inspect
 import itertools
 import logging
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import grain
 import ml_collections
 import numpy as np
 
 from suprank_jax import steps
-from suprank_jax.input_pipeline import samplers, sources, transforms
+from suprank_jax.input_pipeline import datasets, samplers, sources, transforms
 
 __all__ = [
-    "default_config", "check_input_config", "make_batch_sampler", "steps_per_epoch", "epoch_plan",
-    "make_train_iterator", "make_eval_batches", "sample_images", "load_train_batch", "load_item",
+  "default_config",
+  "check_input_config",
+  "make_batch_sampler",
+  "steps_per_epoch",
+  "epoch_plan",
+  "make_train_iterator",
+  "make_eval_batches",
+  "sample_images",
+  "load_train_batch",
+  "load_item",
 ]
 
 _LOG = logging.getLogger(__name__)
@@ -66,7 +72,7 @@ _LOG = logging.getLogger(__name__)
 def default_config() -> ml_collections.ConfigDict:
   """Every key the input pipeline reads, with defaults for the embedded digits data set."""
   c = ml_collections.ConfigDict()
-  # Data set: a name in sources.DATASETS, its folder, and extra loader arguments.
+  # Data set: a name in datasets.DATASETS, its folder, and extra loader arguments.
   c.dataset = "digits"
   c.data_dir = ""
   c.dataset_kwargs = ml_collections.ConfigDict()
@@ -118,17 +124,21 @@ _M_PER_CLASS = ("m_per_class", "m_per_class_original")
 # set to a non-default value under a config that does not read it is rejected (train_resize_size
 # without random_resized_crop is rejected by transforms.check_config).
 _READ_WHEN = {
-    "tfds_name": (lambda c: c.source_format == "tfds", "source_format='tfds'"),
-    "data_dir": (lambda c: not (c.dataset == "digits" and c.source_format == "raw"),
-                 "a data set read from a folder (digits is embedded)"),
-    "super_class_level": (lambda c: c.sampler == "hierarchical", "sampler='hierarchical'"),
-    "super_classes_per_batch": (lambda c: c.sampler == "hierarchical", "sampler='hierarchical'"),
-    "batches_per_super_tuple": (lambda c: c.sampler == "hierarchical", "sampler='hierarchical'"),
-    "max_per_class": (lambda c: c.sampler in _M_PER_CLASS, "sampler='m_per_class' or 'm_per_class_original'"),
-    "crop_scale": (lambda c: c.random_resized_crop, "random_resized_crop=True"),
-    "crop_ratio": (lambda c: c.random_resized_crop, "random_resized_crop=True"),
-    "eval_resize_size": (lambda c: c.eval_resize in transforms.EVAL_CROP_MODES,
-                         f"eval_resize in {list(transforms.EVAL_CROP_MODES)}"),
+  "tfds_name": (lambda c: c.source_format == "tfds", "source_format='tfds'"),
+  "data_dir": (
+    lambda c: not (c.dataset == "digits" and c.source_format == "raw"),
+    "a data set read from a folder (digits is embedded)",
+  ),
+  "super_class_level": (lambda c: c.sampler == "hierarchical", "sampler='hierarchical'"),
+  "super_classes_per_batch": (lambda c: c.sampler == "hierarchical", "sampler='hierarchical'"),
+  "batches_per_super_tuple": (lambda c: c.sampler == "hierarchical", "sampler='hierarchical'"),
+  "max_per_class": (lambda c: c.sampler in _M_PER_CLASS, "sampler='m_per_class' or 'm_per_class_original'"),
+  "crop_scale": (lambda c: c.random_resized_crop, "random_resized_crop=True"),
+  "crop_ratio": (lambda c: c.random_resized_crop, "random_resized_crop=True"),
+  "eval_resize_size": (
+    lambda c: c.eval_resize in transforms.EVAL_CROP_MODES,
+    f"eval_resize in {list(transforms.EVAL_CROP_MODES)}",
+  ),
 }
 
 
@@ -136,17 +146,21 @@ def _check_dataset_kwargs(c: Any):
   kwargs = c.dataset_kwargs.to_dict() if hasattr(c.dataset_kwargs, "to_dict") else dict(c.dataset_kwargs or {})
   if c.source_format == "tfds":
     if set(kwargs) - {"cache_dir"}:
-      raise ValueError(f"config.input.dataset_kwargs={kwargs}: with source_format='tfds' only cache_dir is read (the "
-                       "reader's arguments were applied at conversion, to_array_record.py --dataset_kwargs); remove "
-                       "the others")
+      raise ValueError(
+        f"config.input.dataset_kwargs={kwargs}: with source_format='tfds' only cache_dir is read (the "
+        "reader's arguments were applied at conversion, to_array_record.py --dataset_kwargs); remove "
+        "the others"
+      )
     return
-  loader = sources.DATASETS[c.dataset]
+  loader = datasets.DATASETS[c.dataset]
   signature = inspect.signature(loader)
   try:
     signature.bind(c.data_dir, c.train_split, **kwargs)
   except TypeError as e:
-    raise ValueError(f"config.input.dataset_kwargs={kwargs} does not fit the {c.dataset!r} reader "
-                     f"{getattr(loader, '__name__', loader)}{signature}: {e}") from e
+    raise ValueError(
+      f"config.input.dataset_kwargs={kwargs} does not fit the {c.dataset!r} reader "
+      f"{getattr(loader, '__name__', loader)}{signature}: {e}"
+    ) from e
 
 
 def _same(a, b) -> bool:
@@ -170,15 +184,24 @@ def check_input_config(input_config: Any):
     raise ValueError(f"config.input has unknown keys {unknown}; valid: {sorted(defaults.keys())}")
   if missing:
     raise ValueError(f"config.input lacks {missing}: build it from input_pipeline.pipeline.default_config()")
-  if c.dataset not in sources.DATASETS:
-    raise ValueError(f"config.input.dataset={c.dataset!r} is unknown; valid: {sorted(sources.DATASETS)}")
+  if c.dataset not in datasets.DATASETS:
+    raise ValueError(f"config.input.dataset={c.dataset!r} is unknown; valid: {sorted(datasets.DATASETS)}")
   if c.source_format not in ("raw", "tfds"):
     raise ValueError(f"config.input.source_format={c.source_format!r}; valid: ['raw', 'tfds']")
   if c.sampler not in samplers.SAMPLERS:
     raise ValueError(f"config.input.sampler={c.sampler!r} is unknown; valid: {sorted(samplers.SAMPLERS)}")
-  minimum = dict(global_batch_size=1, samples_per_class=1, class_level=0, super_class_level=0,
-                 super_classes_per_batch=1, batches_per_super_tuple=1, max_per_class=0, num_workers=0,
-                 num_threads=1, prefetch_batches=1)
+  minimum = dict(
+    global_batch_size=1,
+    samples_per_class=1,
+    class_level=0,
+    super_class_level=0,
+    super_classes_per_batch=1,
+    batches_per_super_tuple=1,
+    max_per_class=0,
+    num_workers=0,
+    num_threads=1,
+    prefetch_batches=1,
+  )
   for key, low in minimum.items():
     if int(getattr(c, key)) < low:
       raise ValueError(f"config.input.{key}={getattr(c, key)} must be >= {low}")
@@ -189,13 +212,16 @@ def check_input_config(input_config: Any):
   if c.sampler == "hierarchical" and c.super_class_level == c.class_level:
     raise ValueError(f"config.input.super_class_level={c.super_class_level} must differ from class_level")
   if 0 < c.max_per_class < c.samples_per_class:
-    raise ValueError(f"config.input.max_per_class={c.max_per_class} must be 0 (no cap) or >= samples_per_class="
-                     f"{c.samples_per_class}")
+    raise ValueError(
+      f"config.input.max_per_class={c.max_per_class} must be 0 (no cap) or >= samples_per_class={c.samples_per_class}"
+    )
   transforms.check_config(c)
   for key, (is_read, reader) in _READ_WHEN.items():
     if not _same(getattr(c, key), defaults[key]) and not is_read(c):
-      raise ValueError(f"config.input.{key}={getattr(c, key)!r} is not read here (only with {reader}): set it back to "
-                       f"{defaults[key]!r} or change the options that read it")
+      raise ValueError(
+        f"config.input.{key}={getattr(c, key)!r} is not read here (only with {reader}): set it back to "
+        f"{defaults[key]!r} or change the options that read it"
+      )
   _check_dataset_kwargs(c)
 
 
@@ -207,9 +233,12 @@ def make_batch_sampler(input_config: Any, source: sources.Source, *, seed: int) 
   if name in _M_PER_CLASS:
     kwargs = dict(level=int(input_config.class_level), max_per_class=int(input_config.max_per_class))
   elif name == "hierarchical":
-    kwargs = dict(inner_level=int(input_config.class_level), outer_level=int(input_config.super_class_level),
-                  super_classes_per_batch=int(input_config.super_classes_per_batch),
-                  batches_per_super_tuple=int(input_config.batches_per_super_tuple))
+    kwargs = dict(
+      inner_level=int(input_config.class_level),
+      outer_level=int(input_config.super_class_level),
+      super_classes_per_batch=int(input_config.super_classes_per_batch),
+      batches_per_super_tuple=int(input_config.batches_per_super_tuple),
+    )
   else:
     raise ValueError(f"unknown config.input.sampler {name!r}; valid: {sorted(samplers.SAMPLERS)}")
   return samplers.make_batch_sampler(name, source.labels, seed=seed, **common, **kwargs)
@@ -224,8 +253,10 @@ def steps_per_epoch(input_config: Any, source: sources.Source) -> int:
   """
   plan = make_batch_sampler(input_config, source, seed=0).plan
   if plan.varies:
-    raise ValueError(f"config.input.sampler={input_config.sampler!r} gives epochs of varying length (they depend on "
-                     "the seed): use epoch_plan(input_config, source, seed=...)")
+    raise ValueError(
+      f"config.input.sampler={input_config.sampler!r} gives epochs of varying length (they depend on "
+      "the seed): use epoch_plan(input_config, source, seed=...)"
+    )
   return plan.steps_per_epoch
 
 
@@ -262,10 +293,11 @@ def load_item(source: sources.Source, i: int) -> transforms.ImageInput:
     what = source.location(i)
     try:
       data = source.records[i]
-    except Exception as e:  # noqa: BLE001 - any reader failure is reported with the record.
+    except Exception as e:
       raise sources.ImageLoadError(f"cannot read {what}: {type(e).__name__}: {e}") from e
-  return transforms.EncodedImage(data, what=what, channels=source.channels,
-                                 box=None if source.boxes is None else source.boxes[i])
+  return transforms.EncodedImage(
+    data, what=what, channels=source.channels, box=None if source.boxes is None else source.boxes[i]
+  )
 
 
 def _transformed_or_none(transform, source: sources.Source, i: int, skip: bool, *args):
@@ -282,8 +314,10 @@ def _transformed_or_none(transform, source: sources.Source, i: int, skip: bool, 
 def _check_shapes(images, where):
   shapes = {x.shape for x in images}
   if len(shapes) > 1:
-    raise ValueError(f"{where}: images of different shapes {sorted(shapes)} in one batch; set "
-                     "config.input.image_size (and eval_resize) so that every image gets the same size")
+    raise ValueError(
+      f"{where}: images of different shapes {sorted(shapes)} in one batch; set "
+      "config.input.image_size (and eval_resize) so that every image gets the same size"
+    )
 
 
 class _TrainBatchLoader:
@@ -304,8 +338,9 @@ class _TrainBatchLoader:
 
   def __call__(self, step):
     step = int(step)
-    local = samplers.process_slice(self.sampler(step), process_index=self.process_index,
-                                   process_count=self.process_count)
+    local = samplers.process_slice(
+      self.sampler(step), process_index=self.process_index, process_count=self.process_count
+    )
     labels = self.source.labels[local]
     index = local.copy()
 
@@ -334,11 +369,20 @@ class _TrainBatchLoader:
     return {"images": images, "labels": labels.astype(np.int32), "index": index.astype(np.int32)}
 
 
-def load_train_batch(input_config: Any, source: sources.Source, step: int, *, seed: int, process_index: int = 0,
-                     process_count: int = 1, uint8_images: bool = False) -> dict[str, np.ndarray]:
+def load_train_batch(
+  input_config: Any,
+  source: sources.Source,
+  step: int,
+  *,
+  seed: int,
+  process_index: int = 0,
+  process_count: int = 1,
+  uint8_images: bool = False,
+) -> dict[str, np.ndarray]:
   """The batch of one step, without grain (what the iterator yields at ``step``)."""
-  return _TrainBatchLoader(input_config, source, seed=seed, process_index=process_index, uint8_images=uint8_images,
-                           process_count=process_count)(step)
+  return _TrainBatchLoader(
+    input_config, source, seed=seed, process_index=process_index, uint8_images=uint8_images, process_count=process_count
+  )(step)
 
 
 def _ensure_flags_parsed():
@@ -356,20 +400,31 @@ def _ensure_flags_parsed():
 
 
 def _to_iterator(ds: grain.MapDataset, input_config: Any):
-  read = grain.ReadOptions(num_threads=max(1, int(input_config.num_threads)),
-                           prefetch_buffer_size=max(1, int(input_config.prefetch_batches)))
+  read = grain.ReadOptions(
+    num_threads=max(1, int(input_config.num_threads)), prefetch_buffer_size=max(1, int(input_config.prefetch_batches))
+  )
   it_ds = ds.to_iter_dataset(read)
   if int(input_config.num_workers) > 0:
     _ensure_flags_parsed()
-    it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(
-        num_workers=int(input_config.num_workers),
-        per_worker_buffer_size=max(1, int(input_config.prefetch_batches))))
+    it_ds = it_ds.mp_prefetch(
+      grain.MultiprocessingOptions(
+        num_workers=int(input_config.num_workers), per_worker_buffer_size=max(1, int(input_config.prefetch_batches))
+      )
+    )
   return iter(it_ds)
 
 
-def make_train_iterator(input_config: Any, source: sources.Source, *, seed: int, start_step: int, total_steps: int,
-                        process_index: int = 0, process_count: int = 1,
-                        uint8_images: bool = False) -> Iterator[dict[str, np.ndarray]]:
+def make_train_iterator(
+  input_config: Any,
+  source: sources.Source,
+  *,
+  seed: int,
+  start_step: int,
+  total_steps: int,
+  process_index: int = 0,
+  process_count: int = 1,
+  uint8_images: bool = False,
+) -> Iterator[dict[str, np.ndarray]]:
   """Training batches for steps ``start_step .. total_steps - 1``.
 
   Args:
@@ -392,8 +447,9 @@ def make_train_iterator(input_config: Any, source: sources.Source, *, seed: int,
   """
   if not 0 <= start_step <= total_steps:
     raise ValueError(f"start_step={start_step} must be in [0, total_steps={total_steps}]")
-  load = _TrainBatchLoader(input_config, source, seed=seed, process_index=process_index,
-                           process_count=process_count, uint8_images=uint8_images)
+  load = _TrainBatchLoader(
+    input_config, source, seed=seed, process_index=process_index, process_count=process_count, uint8_images=uint8_images
+  )
   if total_steps:
     load.sampler.plan.epoch_of(total_steps - 1)  # the epochs' starts, computed here once for every worker
   ds = grain.MapDataset.range(total_steps).map(load)[start_step:]
@@ -424,16 +480,25 @@ class _EvalBatchLoader:
         if self.normalization:
           image = transforms.normalize(image, self.normalization)
         if image.shape != self.item_shape:
-          raise ValueError(f"{self.source.location(int(positions[j]))}: preprocessed shape {image.shape} differs "
-                           f"from {self.item_shape}; set config.input.eval_resize so that all images match")
+          raise ValueError(
+            f"{self.source.location(int(positions[j]))}: preprocessed shape {image.shape} differs "
+            f"from {self.item_shape}; set config.input.eval_resize so that all images match"
+          )
         images[j] = image
       labels[j] = self.source.labels[positions[j]]
     index = np.where(mask, positions, -1).astype(np.int32)
     return {"images": images, "labels": labels, "index": index, "mask": mask.astype(np.int32)}
 
 
-def make_eval_batches(input_config: Any, source: sources.Source, *, batch_size: int, process_index: int = 0,
-                      process_count: int = 1, uint8_images: bool = False) -> Iterator[dict[str, np.ndarray]]:
+def make_eval_batches(
+  input_config: Any,
+  source: sources.Source,
+  *,
+  batch_size: int,
+  process_index: int = 0,
+  process_count: int = 1,
+  uint8_images: bool = False,
+) -> Iterator[dict[str, np.ndarray]]:
   """Padded fixed-size batches covering ``source`` once, in order.
 
   Global batch ``g`` holds items ``g * G .. (g + 1) * G - 1`` with ``G = batch_size * process_count``;
@@ -460,10 +525,20 @@ def make_eval_batches(input_config: Any, source: sources.Source, *, batch_size: 
     raise ValueError(f"bad process_index={process_index} for process_count={process_count}")
   if len(source) == 0:
     return
-  item_shape = (transforms.make_eval_transform(input_config, normalize_images=False)(load_item(source, 0)).shape
-                if uint8_images else sample_images(input_config, source).shape[1:])
-  load = _EvalBatchLoader(input_config, source, batch_size=batch_size, process_index=process_index,
-                          process_count=process_count, item_shape=item_shape, uint8_images=uint8_images)
+  item_shape = (
+    transforms.make_eval_transform(input_config, normalize_images=False)(load_item(source, 0)).shape
+    if uint8_images
+    else sample_images(input_config, source).shape[1:]
+  )
+  load = _EvalBatchLoader(
+    input_config,
+    source,
+    batch_size=batch_size,
+    process_index=process_index,
+    process_count=process_count,
+    item_shape=item_shape,
+    uint8_images=uint8_images,
+  )
   num_batches = -(-len(source) // (batch_size * process_count))
   it = _to_iterator(grain.MapDataset.range(num_batches).map(load), input_config)
   try:

@@ -23,7 +23,7 @@ import collections
 import hashlib
 import logging
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -52,7 +52,7 @@ def content_digest(source: sources.Source, i: int) -> str:
   elif source.records is not None:
     try:
       digest.update(bytes(source.records[i]))
-    except Exception as e:  # noqa: BLE001 - any reader failure is reported with the record.
+    except Exception as e:
       raise sources.ImageLoadError(f"cannot read {source.location(i)}: {type(e).__name__}: {e}") from e
   else:
     image = np.ascontiguousarray(source.images[i])
@@ -63,14 +63,17 @@ def content_digest(source: sources.Source, i: int) -> str:
 
 def _progress(log: Callable[[str], None], what: str, total: int):
   """A callback ``done -> None`` that logs every ``_PROGRESS_EVERY`` items of a large set."""
+
   def report(done):
     if total >= _PROGRESS_EVERY and (done % _PROGRESS_EVERY == 0 or done == total):
       log(f"query copies: hashed {done}/{total} {what}")
+
   return report
 
 
-def find_query_copies(query_source: sources.Source, gallery_source: sources.Source, *,
-                      log: Callable[[str], None] | None = None) -> np.ndarray:
+def find_query_copies(
+  query_source: sources.Source, gallery_source: sources.Source, *, log: Callable[[str], None] | None = None
+) -> np.ndarray:
   """The gallery index of each query's own copy (see the module docstring for the rule).
 
   Args:
@@ -120,7 +123,8 @@ def find_query_copies(query_source: sources.Source, gallery_source: sources.Sour
   if len(missing):
     examples = ", ".join(query_source.location(int(q)) for q in missing[:3])
     raise ValueError(
-        f"{len(missing)} of {num_queries} queries of {query_source.name} have no copy in {gallery_source.name} "
-        f"(e.g. {examples}). The gallery must hold a copy of every query: the same file (same real path) or "
-        "an identical file, record or pixel array (same md5), each gallery item the copy of at most one query.")
+      f"{len(missing)} of {num_queries} queries of {query_source.name} have no copy in {gallery_source.name} "
+      f"(e.g. {examples}). The gallery must hold a copy of every query: the same file (same real path) or "
+      "an identical file, record or pixel array (same md5), each gallery item the copy of at most one query."
+    )
   return copies

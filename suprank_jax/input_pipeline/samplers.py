@@ -51,16 +51,26 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
 from suprank_jax import steps
 
 __all__ = [
-    "m_per_class_batches", "m_per_class_num_batches", "original_epoch", "m_per_class_original_batches",
-    "m_per_class_original_num_batches", "m_per_class_original_lengths", "hierarchical_batches",
-    "hierarchical_num_batches", "process_slice", "BatchSampler", "SAMPLERS", "VARYING_LENGTH", "make_batch_sampler",
+  "m_per_class_batches",
+  "m_per_class_num_batches",
+  "original_epoch",
+  "m_per_class_original_batches",
+  "m_per_class_original_num_batches",
+  "m_per_class_original_lengths",
+  "hierarchical_batches",
+  "hierarchical_num_batches",
+  "process_slice",
+  "BatchSampler",
+  "SAMPLERS",
+  "VARYING_LENGTH",
+  "make_batch_sampler",
 ]
 
 # Tags mixed into the seed so that different samplers never share a random stream.
@@ -106,12 +116,15 @@ def _draw(rng: np.random.Generator, members: np.ndarray, size: int) -> np.ndarra
 
 def _check_cap(max_per_class: int, samples_per_class: int):
   if max_per_class < 0 or 0 < max_per_class < samples_per_class:
-    raise ValueError(f"max_per_class={max_per_class} must be 0 (no cap) or >= samples_per_class="
-                     f"{samples_per_class} (a smaller cap would repeat images inside every class block)")
+    raise ValueError(
+      f"max_per_class={max_per_class} must be 0 (no cap) or >= samples_per_class="
+      f"{samples_per_class} (a smaller cap would repeat images inside every class block)"
+    )
 
 
-def m_per_class_num_batches(labels: np.ndarray, *, batch_size: int, samples_per_class: int = 4,
-                            level: int = 0, max_per_class: int = 0) -> int:
+def m_per_class_num_batches(
+  labels: np.ndarray, *, batch_size: int, samples_per_class: int = 4, level: int = 0, max_per_class: int = 0
+) -> int:
   """Batches per epoch of :func:`m_per_class_batches` (the same for every epoch):
   ``sum_c max(1, min(n_c, max_per_class) // M) // C``."""
   _check_batch(batch_size, samples_per_class)
@@ -119,15 +132,25 @@ def m_per_class_num_batches(labels: np.ndarray, *, batch_size: int, samples_per_
   classes_per_batch = batch_size // samples_per_class
   counts = np.array([len(m) for m in _class_members(_level(labels, level))])
   if classes_per_batch > len(counts):
-    raise ValueError(f"batch_size={batch_size} with samples_per_class={samples_per_class} needs "
-                     f"{classes_per_batch} classes per batch but the labels have only {len(counts)}")
+    raise ValueError(
+      f"batch_size={batch_size} with samples_per_class={samples_per_class} needs "
+      f"{classes_per_batch} classes per batch but the labels have only {len(counts)}"
+    )
   if max_per_class:
     counts = np.minimum(counts, max_per_class)
   return int(np.maximum(1, counts // samples_per_class).sum() // classes_per_batch)
 
 
-def m_per_class_batches(labels: np.ndarray, *, batch_size: int, samples_per_class: int = 4, seed: int = 0,
-                        epoch: int = 0, level: int = 0, max_per_class: int = 0) -> np.ndarray:
+def m_per_class_batches(
+  labels: np.ndarray,
+  *,
+  batch_size: int,
+  samples_per_class: int = 4,
+  seed: int = 0,
+  epoch: int = 0,
+  level: int = 0,
+  max_per_class: int = 0,
+) -> np.ndarray:
   """The global batches of one epoch of M-per-class sampling (see the module docstring).
 
   Args:
@@ -143,8 +166,9 @@ def m_per_class_batches(labels: np.ndarray, *, batch_size: int, samples_per_clas
   Returns:
     int64 ``[num_batches, batch_size]`` indices into ``labels``.
   """
-  num_batches = m_per_class_num_batches(labels, batch_size=batch_size, samples_per_class=samples_per_class,
-                                        level=level, max_per_class=max_per_class)
+  num_batches = m_per_class_num_batches(
+    labels, batch_size=batch_size, samples_per_class=samples_per_class, level=level, max_per_class=max_per_class
+  )
   m = samples_per_class
   classes_per_batch = batch_size // m
   rng = _epoch_rng(seed, epoch, _M_PER_CLASS_TAG)
@@ -154,7 +178,7 @@ def m_per_class_batches(labels: np.ndarray, *, batch_size: int, samples_per_clas
       idx = np.sort(rng.permutation(idx)[:max_per_class])  # this epoch's subset
     members.append(idx)
     if len(idx) >= m:
-      chunks.append(rng.permutation(idx)[:len(idx) // m * m].reshape(-1, m))
+      chunks.append(rng.permutation(idx)[: len(idx) // m * m].reshape(-1, m))
     else:
       chunks.append(np.concatenate([rng.permutation(idx), rng.choice(idx, m - len(idx))])[None])
   remaining = np.array([len(c) for c in chunks], np.int64)
@@ -164,8 +188,9 @@ def m_per_class_batches(labels: np.ndarray, *, batch_size: int, samples_per_clas
   for b in range(num_batches):
     available = np.flatnonzero(remaining)
     if len(available) >= classes_per_batch:
-      chosen = rng.choice(available, size=classes_per_batch, replace=False,
-                          p=remaining[available] / remaining[available].sum())
+      chosen = rng.choice(
+        available, size=classes_per_batch, replace=False, p=remaining[available] / remaining[available].sum()
+      )
       refill = np.zeros(0, np.int64)
     else:
       others = np.setdiff1d(np.arange(num_classes), available)
@@ -192,7 +217,7 @@ def _original_passes(sizes: np.ndarray, m: int, c: int) -> tuple[np.ndarray, np.
   head, used = np.zeros(0, np.int64), np.zeros(0, np.int64)  # the started classes still alive
   start, positions, numbers = 0, [], []
   while True:
-    new = alive[start:start + c - len(head)]
+    new = alive[start : start + c - len(head)]
     start += len(new)
     head, used = np.concatenate([head, new]), np.concatenate([used, np.zeros(len(new), np.int64)])
     if len(head) < c:  # this pass cannot fill a batch: the epoch ends
@@ -245,9 +270,11 @@ def _original_classes(labels, *, batch_size, samples_per_class, level, max_per_c
   classes_per_batch = batch_size // samples_per_class
   drawable = int(np.sum(sizes >= samples_per_class))
   if drawable < classes_per_batch:
-    raise ValueError(f"batch_size={batch_size} with samples_per_class={samples_per_class} needs {classes_per_batch} "
-                     f"classes of at least {samples_per_class} images (max_per_class={max_per_class}) but the labels "
-                     f"have {drawable}: the original's MPerClassSampler never draws a smaller class")
+    raise ValueError(
+      f"batch_size={batch_size} with samples_per_class={samples_per_class} needs {classes_per_batch} "
+      f"classes of at least {samples_per_class} images (max_per_class={max_per_class}) but the labels "
+      f"have {drawable}: the original's MPerClassSampler never draws a smaller class"
+    )
   return inverse.reshape(-1), sizes
 
 
@@ -257,12 +284,20 @@ def _original_order(seed: int, epoch: int, num_classes: int):
   return rng, rng.permutation(num_classes)
 
 
-def m_per_class_original_lengths(labels: np.ndarray, *, batch_size: int, samples_per_class: int = 4, seed: int = 0,
-                                 level: int = 0, max_per_class: int = 0) -> Callable[[int], int]:
+def m_per_class_original_lengths(
+  labels: np.ndarray,
+  *,
+  batch_size: int,
+  samples_per_class: int = 4,
+  seed: int = 0,
+  level: int = 0,
+  max_per_class: int = 0,
+) -> Callable[[int], int]:
   """``epoch -> its number of batches`` in :func:`m_per_class_original_batches` (it varies with the
   epoch's class order; the labels are read once)."""
-  _, sizes = _original_classes(labels, batch_size=batch_size, samples_per_class=samples_per_class, level=level,
-                               max_per_class=max_per_class)
+  _, sizes = _original_classes(
+    labels, batch_size=batch_size, samples_per_class=samples_per_class, level=level, max_per_class=max_per_class
+  )
 
   def length(epoch: int) -> int:
     _, order = _original_order(seed, epoch, len(sizes))
@@ -271,15 +306,37 @@ def m_per_class_original_lengths(labels: np.ndarray, *, batch_size: int, samples
   return length
 
 
-def m_per_class_original_num_batches(labels: np.ndarray, *, batch_size: int, samples_per_class: int = 4,
-                                     seed: int = 0, epoch: int = 0, level: int = 0, max_per_class: int = 0) -> int:
+def m_per_class_original_num_batches(
+  labels: np.ndarray,
+  *,
+  batch_size: int,
+  samples_per_class: int = 4,
+  seed: int = 0,
+  epoch: int = 0,
+  level: int = 0,
+  max_per_class: int = 0,
+) -> int:
   """Batches in epoch ``epoch`` of :func:`m_per_class_original_batches`."""
-  return m_per_class_original_lengths(labels, batch_size=batch_size, samples_per_class=samples_per_class, seed=seed,
-                                      level=level, max_per_class=max_per_class)(epoch)
+  return m_per_class_original_lengths(
+    labels,
+    batch_size=batch_size,
+    samples_per_class=samples_per_class,
+    seed=seed,
+    level=level,
+    max_per_class=max_per_class,
+  )(epoch)
 
 
-def m_per_class_original_batches(labels: np.ndarray, *, batch_size: int, samples_per_class: int = 4, seed: int = 0,
-                                 epoch: int = 0, level: int = 0, max_per_class: int = 0) -> np.ndarray:
+def m_per_class_original_batches(
+  labels: np.ndarray,
+  *,
+  batch_size: int,
+  samples_per_class: int = 4,
+  seed: int = 0,
+  epoch: int = 0,
+  level: int = 0,
+  max_per_class: int = 0,
+) -> np.ndarray:
   """The global batches of one epoch of the reference's ``MPerClassSampler`` (module docstring).
 
   The arguments are :func:`m_per_class_batches`'s; ``level`` is the reference's ``hierarchy_level`` and
@@ -289,8 +346,9 @@ def m_per_class_original_batches(labels: np.ndarray, *, batch_size: int, samples
     int64 ``[num_batches, batch_size]``; ``num_batches = m_per_class_original_num_batches(...)`` varies
     with the epoch.
   """
-  inverse, sizes = _original_classes(labels, batch_size=batch_size, samples_per_class=samples_per_class, level=level,
-                                     max_per_class=max_per_class)
+  inverse, sizes = _original_classes(
+    labels, batch_size=batch_size, samples_per_class=samples_per_class, level=level, max_per_class=max_per_class
+  )
   rng, order = _original_order(seed, epoch, len(sizes))
   sizes = sizes[order]
   position = np.empty(len(order), np.int64)
@@ -316,24 +374,41 @@ def _nested_groups(labels: np.ndarray, inner_level: int, outer_level: int):
   return groups
 
 
-def hierarchical_num_batches(labels: np.ndarray, *, batch_size: int, samples_per_class: int = 4,
-                             super_classes_per_batch: int = 2, batches_per_super_tuple: int = 4,
-                             inner_level: int = 0, outer_level: int = 1) -> int:
+def hierarchical_num_batches(
+  labels: np.ndarray,
+  *,
+  batch_size: int,
+  samples_per_class: int = 4,
+  super_classes_per_batch: int = 2,
+  batches_per_super_tuple: int = 4,
+  inner_level: int = 0,
+  outer_level: int = 1,
+) -> int:
   """Batches per epoch of :func:`hierarchical_batches`: ``comb(S, k) x batches_per_super_tuple``."""
   _check_batch(batch_size, samples_per_class, super_classes_per_batch)
   if batches_per_super_tuple < 1:
     raise ValueError(f"batches_per_super_tuple must be >= 1, got {batches_per_super_tuple}")
   num_super = len(np.unique(_level(labels, outer_level)))
   if super_classes_per_batch > num_super:
-    raise ValueError(f"super_classes_per_batch={super_classes_per_batch} but level {outer_level} has only "
-                     f"{num_super} classes")
+    raise ValueError(
+      f"super_classes_per_batch={super_classes_per_batch} but level {outer_level} has only {num_super} classes"
+    )
   del inner_level
   return math.comb(num_super, super_classes_per_batch) * batches_per_super_tuple
 
 
-def hierarchical_batches(labels: np.ndarray, *, batch_size: int, samples_per_class: int = 4,
-                         super_classes_per_batch: int = 2, batches_per_super_tuple: int = 4, seed: int = 0,
-                         epoch: int = 0, inner_level: int = 0, outer_level: int = 1) -> np.ndarray:
+def hierarchical_batches(
+  labels: np.ndarray,
+  *,
+  batch_size: int,
+  samples_per_class: int = 4,
+  super_classes_per_batch: int = 2,
+  batches_per_super_tuple: int = 4,
+  seed: int = 0,
+  epoch: int = 0,
+  inner_level: int = 0,
+  outer_level: int = 1,
+) -> np.ndarray:
   """The global batches of one epoch of hierarchical sampling (see the module docstring).
 
   Args:
@@ -351,9 +426,13 @@ def hierarchical_batches(labels: np.ndarray, *, batch_size: int, samples_per_cla
     int64 ``[comb(S, super_classes_per_batch) * batches_per_super_tuple, batch_size]``.
   """
   num_batches = hierarchical_num_batches(
-      labels, batch_size=batch_size, samples_per_class=samples_per_class,
-      super_classes_per_batch=super_classes_per_batch, batches_per_super_tuple=batches_per_super_tuple,
-      outer_level=outer_level)
+    labels,
+    batch_size=batch_size,
+    samples_per_class=samples_per_class,
+    super_classes_per_batch=super_classes_per_batch,
+    batches_per_super_tuple=batches_per_super_tuple,
+    outer_level=outer_level,
+  )
   groups = _nested_groups(labels, inner_level, outer_level)
   classes_per_super = batch_size // super_classes_per_batch // samples_per_class
   rng = _epoch_rng(seed, epoch, _HIERARCHICAL_TAG)
@@ -364,8 +443,9 @@ def hierarchical_batches(labels: np.ndarray, *, batch_size: int, samples_per_cla
       row = []
       for sup in combo:
         classes = groups[sup]
-        order = np.concatenate([rng.permutation(len(classes))
-                                for _ in range(-(-classes_per_super // len(classes)))])[:classes_per_super]
+        order = np.concatenate([rng.permutation(len(classes)) for _ in range(-(-classes_per_super // len(classes)))])[
+          :classes_per_super
+        ]
         row.extend(_draw(rng, classes[c], samples_per_class) for c in order)
       out[b] = rng.permutation(np.concatenate(row))
       b += 1
@@ -380,15 +460,15 @@ def process_slice(batch: np.ndarray, *, process_index: int = 0, process_count: i
   if size % process_count:
     raise ValueError(f"global batch size {size} is not divisible by process_count={process_count}")
   local = size // process_count
-  return batch[..., process_index * local:(process_index + 1) * local]
+  return batch[..., process_index * local : (process_index + 1) * local]
 
 
 # name -> (batches of an epoch, batches per epoch). The samplers of VARYING_LENGTH give, in place of the
 # count, ``epoch -> its count`` (their second function takes ``seed``).
 SAMPLERS: dict[str, tuple[Callable[..., np.ndarray], Callable[..., int | Callable[[int], int]]]] = {
-    "m_per_class": (m_per_class_batches, m_per_class_num_batches),
-    "m_per_class_original": (m_per_class_original_batches, m_per_class_original_lengths),
-    "hierarchical": (hierarchical_batches, hierarchical_num_batches),
+  "m_per_class": (m_per_class_batches, m_per_class_num_batches),
+  "m_per_class_original": (m_per_class_original_batches, m_per_class_original_lengths),
+  "hierarchical": (hierarchical_batches, hierarchical_num_batches),
 }
 VARYING_LENGTH = frozenset({"m_per_class_original"})
 
@@ -420,8 +500,9 @@ class BatchSampler:
     if batches is None:
       batches = self.epoch_fn(epoch)
       if batches.shape[0] != self.plan.length(epoch):
-        raise RuntimeError(f"sampler gave {batches.shape[0]} batches in epoch {epoch}, expected "
-                           f"{self.plan.length(epoch)}")
+        raise RuntimeError(
+          f"sampler gave {batches.shape[0]} batches in epoch {epoch}, expected {self.plan.length(epoch)}"
+        )
       if len(self._cache) >= 2:
         self._cache.pop(min(self._cache))
       self._cache[epoch] = batches
@@ -446,8 +527,10 @@ def make_batch_sampler(name: str, labels: np.ndarray, *, batch_size: int, seed: 
   count_kwargs = {k: v for k, v in kwargs.items() if k != "epoch"}
   labels = np.asarray(labels)
   if name in VARYING_LENGTH:
-    plan = steps.EpochPlan(length_fn=count_fn(labels, batch_size=batch_size, seed=seed, **count_kwargs),
-                           what=f"config.input.sampler={name!r} gives epochs of varying length")
+    plan = steps.EpochPlan(
+      length_fn=count_fn(labels, batch_size=batch_size, seed=seed, **count_kwargs),
+      what=f"config.input.sampler={name!r} gives epochs of varying length",
+    )
   else:
     plan = count_fn(labels, batch_size=batch_size, **count_kwargs)
 

@@ -1,10 +1,10 @@
 """Data sources: a split of a data set as images (or their files) plus an ``[N, levels]`` label array.
 
-A :class:`Source` is one split of one data set. Every reader in :data:`DATASETS` has the signature
-``reader(data_dir, split, **kwargs) -> Source`` and :func:`get_source` picks one from ``config.input``.
-The readers live in ``readers/``, one module per data set (or family sharing a layout); this module
-holds what they share: the :class:`Source` type, image decoding, :func:`make_source`, the registry,
-and the checks run before training (missing files, single-image classes).
+A :class:`Source` is one split of one data set. The readers live in ``readers/``, one module per data
+set (or family sharing a layout), each ``reader(data_dir, split, **kwargs) -> Source``; the registry of
+their names and ``get_source`` are in ``datasets.py``. This module holds what the readers share: the
+:class:`Source` type, image decoding, :func:`make_source`, and the checks run before training
+(missing files, single-image classes).
 
 Labels are remapped to contiguous ids ``0..K_l-1`` per level *within the split*, column 0 is the
 finest level (e.g. SOP: ``[class_id, super_class_id]``).
@@ -16,14 +16,22 @@ import dataclasses
 import io
 import logging
 import os
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 __all__ = [
-    "Source", "ImageLoadError", "DATASETS", "get_source", "register_dataset", "make_source", "remap_labels",
-    "single_image_classes", "report_single_image_classes", "missing_files", "check_files_exist",
-    "decode_image_file", "decode_image_bytes",
+  "Source",
+  "ImageLoadError",
+  "make_source",
+  "remap_labels",
+  "single_image_classes",
+  "report_single_image_classes",
+  "missing_files",
+  "check_files_exist",
+  "decode_image_file",
+  "decode_image_bytes",
 ]
 
 
@@ -80,8 +88,9 @@ class Source:
     if n != len(labels):
       raise ValueError(f"{self.name}: {n} {given[0]} but {len(labels)} label rows")
     if self.images is not None and (self.images.ndim != 4 or self.images.dtype != np.uint8):
-      raise ValueError(f"{self.name}: images must be uint8 [N, H, W, C], got {self.images.dtype}"
-                       f"{list(self.images.shape)}")
+      raise ValueError(
+        f"{self.name}: images must be uint8 [N, H, W, C], got {self.images.dtype}{list(self.images.shape)}"
+      )
     object.__setattr__(self, "labels", labels.astype(np.int32))
     if self.paths is not None:
       object.__setattr__(self, "paths", tuple(str(p) for p in self.paths))
@@ -119,12 +128,12 @@ class Source:
     else:
       try:
         data = self.records[i]
-      except Exception as e:  # noqa: BLE001 - any reader failure is reported with the record.
+      except Exception as e:
         raise ImageLoadError(f"cannot read {self.location(i)}: {type(e).__name__}: {e}") from e
       image = decode_image_bytes(data, what=self.location(i), channels=self.channels)
     if self.boxes is not None:
       x0, y0, x1, y1 = (int(round(v)) for v in self.boxes[i])
-      image = image[max(y0, 0):max(y1, y0 + 1), max(x0, 0):max(x1, x0 + 1)]
+      image = image[max(y0, 0) : max(y1, y0 + 1), max(x0, 0) : max(x1, x0 + 1)]
     return image
 
 
@@ -137,7 +146,7 @@ def decode_image_bytes(data: bytes, *, what: str = "image", channels: int = 3) -
       if channels == 1:
         return np.asarray(img.convert("L"))[..., None]
       return np.asarray(img.convert("RGB"))
-  except Exception as e:  # noqa: BLE001 - PIL raises many types for corrupt data.
+  except Exception as e:
     raise ImageLoadError(f"cannot decode {what}: {type(e).__name__}: {e}") from e
 
 
@@ -162,16 +171,34 @@ def remap_labels(raw: np.ndarray) -> np.ndarray:
   return out
 
 
-def make_source(name: str, raw_labels, level_names: Sequence[str], *, images=None, paths=None, records=None,
-                describe=None, remap: bool = True, **kwargs) -> Source:
+def make_source(
+  name: str,
+  raw_labels,
+  level_names: Sequence[str],
+  *,
+  images=None,
+  paths=None,
+  records=None,
+  describe=None,
+  remap: bool = True,
+  **kwargs,
+) -> Source:
   """Builds a :class:`Source` from raw labels (any integer or string ids), remapped per level to
   ``0..K-1`` unless ``remap=False`` (labels already remapped, e.g. jointly over a query/gallery pair)."""
   raw_labels = np.asarray(raw_labels)
   if raw_labels.ndim == 1:
     raw_labels = raw_labels[:, None]
   labels = remap_labels(raw_labels) if remap else raw_labels.astype(np.int32)
-  return Source(name=name, labels=labels, level_names=tuple(level_names), images=images,
-                paths=None if paths is None else tuple(paths), records=records, describe=describe, **kwargs)
+  return Source(
+    name=name,
+    labels=labels,
+    level_names=tuple(level_names),
+    images=images,
+    paths=None if paths is None else tuple(paths),
+    records=records,
+    describe=describe,
+    **kwargs,
+  )
 
 
 def single_image_classes(source: Source, level: int = 0) -> np.ndarray:
@@ -186,8 +213,9 @@ def report_single_image_classes(source: Source, *, log=None) -> int:
   single = single_image_classes(source)
   if len(single):
     first = np.flatnonzero(np.isin(source.labels[:, 0], single[:3]))
-    message = (f"{source.name}: {len(single)} of {source.num_classes[0]} classes have a single image, e.g. "
-               + ", ".join(source.location(int(i)) for i in first))
+    message = f"{source.name}: {len(single)} of {source.num_classes[0]} classes have a single image, e.g. " + ", ".join(
+      source.location(int(i)) for i in first
+    )
     (log or logging.getLogger(__name__).warning)(message)
   return len(single)
 
@@ -204,7 +232,7 @@ def missing_files(source: Source, *, log=None, threads: int = 16, progress_secon
   import time  # pylint: disable=g-import-not-at-top
 
   paths = list(dict.fromkeys(source.paths))
-  chunks = [paths[i:i + 2048] for i in range(0, len(paths), 2048)]
+  chunks = [paths[i : i + 2048] for i in range(0, len(paths), 2048)]
   missing, checked, last = [], 0, time.monotonic()
   with concurrent.futures.ThreadPoolExecutor(max(1, threads)) as pool:
     for chunk, absent in zip(chunks, pool.map(lambda c: [p for p in c if not os.path.isfile(p)], chunks)):
@@ -245,71 +273,8 @@ def check_files_exist(splits: Sequence[Source], *, skip: bool = False, log=print
     written = f"; the full list is in {report_path}"
   message = f"{len(missing)} image files are missing ({'; '.join(counts)}){written}:\n  {listed}"
   if not skip:
-    raise FileNotFoundError(message + "\n(restore them, fix the data set's index, or set "
-                            "config.input.skip_corrupt_images=True to train without them)")
+    raise FileNotFoundError(
+      message + "\n(restore them, fix the data set's index, or set "
+      "config.input.skip_corrupt_images=True to train without them)"
+    )
   log(f"warning: {message}\nconfig.input.skip_corrupt_images=True: their items are skipped")
-
-
-def register_dataset(name: str, loader: Callable[..., Source], *, overwrite: bool = False):
-  """Adds ``loader(data_dir, split, **kwargs) -> Source`` to :data:`DATASETS` under ``name``."""
-  if name in DATASETS and not overwrite:
-    raise ValueError(f"dataset {name!r} is already registered (pass overwrite=True to replace it)")
-  DATASETS[name] = loader
-
-
-def get_source(input_config: Any, split: str) -> Source:
-  """The ``split`` of ``input_config.dataset`` (read from ``input_config.data_dir``).
-
-  Extra loader arguments come from ``input_config.dataset_kwargs`` (a dict / ConfigDict). With
-  ``input_config.source_format = 'tfds'`` the split is read from a prepared TFDS data set under
-  ``data_dir`` instead (``readers.tfds_format``; ``input_config.tfds_name`` overrides its name).
-
-  Raises:
-    ValueError: unknown dataset name (the message lists the valid ones) or split, or an empty split
-      (naming the index file).
-  """
-  name = input_config.dataset
-  if name not in DATASETS:
-    raise ValueError(f"unknown dataset {name!r} (config.input.dataset); valid: {sorted(DATASETS)}")
-  kwargs = dict(getattr(input_config, "dataset_kwargs", None) or {})
-  data_dir = os.path.expanduser(getattr(input_config, "data_dir", "") or "")
-  source_format = getattr(input_config, "source_format", "raw")
-  if source_format == "tfds":
-    source = tfds_format.tfds_source(name, data_dir, split, tfds_name=getattr(input_config, "tfds_name", ""),
-                                     **kwargs)
-  elif source_format == "raw":
-    source = DATASETS[name](data_dir, split, **kwargs)
-  else:
-    raise ValueError(f"config.input.source_format={source_format!r}; valid: ['raw', 'tfds']")
-  if len(source) == 0:
-    where = ", ".join(source.index_files) or data_dir or name
-    raise ValueError(f"{source.name}: the split {split!r} is empty: {where} lists no image")
-  if split == getattr(input_config, "train_split", "train"):
-    report_single_image_classes(source)
-  return source
-
-
-# ----------------------------------------------------------------------------------------------
-# The registry. The readers build their sources with the definitions above, so they are imported
-# here, after them: importing this module always fills the registry.
-
-from suprank_jax.input_pipeline.readers import (  # noqa: E402  pylint: disable=wrong-import-position
-    cars, cub, digits, dyml, gldv2, inaturalist, inshop, revisited, sfm120k, sop, tfds_format)
-
-DATASETS: dict[str, Callable[..., Source]] = {
-    "digits": digits.digits,
-    "sop": sop.sop,
-    "cub": cub.cub,
-    "cars": cars.cars,
-    "inshop": inshop.inshop,
-    "inaturalist": inaturalist.inaturalist,
-    "dyml_vehicle": dyml.dyml_vehicle,
-    "dyml_animal": dyml.dyml_animal,
-    "dyml_product": dyml.dyml_product,
-    "gldv2": gldv2.gldv2,
-    "gldv2_hierarchical": gldv2.gldv2_hierarchical,
-    "sfm120k": sfm120k.sfm120k,
-    "roxford5k": revisited.roxford5k,
-    "rparis6k": revisited.rparis6k,
-    "revisitop1m": revisited.revisitop1m,
-}

@@ -22,28 +22,28 @@ from __future__ import annotations
 import argparse
 import io
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from suprank_jax.input_pipeline import sources
+from suprank_jax.input_pipeline import datasets, sources
 from suprank_jax.input_pipeline.readers import dyml, tfds_format
 
 __all__ = ["SPLITS", "convert", "main"]
 
 # The splits converted by default for each raw reader.
 SPLITS = {
-    "digits": ("train", "test"),
-    "sop": ("train", "test"),
-    "cub": ("train", "test"),
-    "cars": ("train", "test"),
-    "inshop": ("train", "query", "gallery"),
-    "inaturalist": ("train", "test"),
-    "dyml_vehicle": ("train",) + dyml.TEST_SPLITS,
-    "dyml_animal": ("train",) + dyml.TEST_SPLITS,
-    "dyml_product": ("train", "test"),
-    "gldv2": ("train", "query", "gallery"),
-    "gldv2_hierarchical": ("train", "query", "gallery"),
+  "digits": ("train", "test"),
+  "sop": ("train", "test"),
+  "cub": ("train", "test"),
+  "cars": ("train", "test"),
+  "inshop": ("train", "query", "gallery"),
+  "inaturalist": ("train", "test"),
+  "dyml_vehicle": ("train",) + dyml.TEST_SPLITS,
+  "dyml_animal": ("train",) + dyml.TEST_SPLITS,
+  "dyml_product": ("train", "test"),
+  "gldv2": ("train", "query", "gallery"),
+  "gldv2_hierarchical": ("train", "query", "gallery"),
 }
 
 
@@ -70,8 +70,10 @@ def _builder_class(name: str, splits: dict[str, sources.Source], dataset: str):
   channels = first.channels if first.images is None else first.images.shape[-1]
   for split, src in splits.items():
     if list(src.level_names) != level_names:
-      raise ValueError(f"{dataset}: split {split!r} has levels {src.level_names}, not {tuple(level_names)}; "
-                       "convert it separately with --splits and another --name")
+      raise ValueError(
+        f"{dataset}: split {split!r} has levels {src.level_names}, not {tuple(level_names)}; "
+        "convert it separately with --splits and another --name"
+      )
     if src.boxes is not None:
       raise ValueError(f"{dataset}/{split}: sources with crop boxes (Revisited queries) are not converted")
 
@@ -87,14 +89,16 @@ def _builder_class(name: str, splits: dict[str, sources.Source], dataset: str):
 
     def _info(self):
       return tfds.core.DatasetInfo(
-          builder=self,
-          description=f"{dataset} converted by suprank_jax.input_pipeline.to_array_record; levels {level_names}.",
-          features=tfds.features.FeaturesDict({
-              "image": tfds.features.Image(shape=(None, None, channels)),
-              "labels": tfds.features.Tensor(shape=(len(level_names),), dtype=np.int64),
-              "index": tfds.features.Scalar(dtype=np.int64),
-          }),
-          metadata=tfds.core.MetadataDict(level_names=level_names, channels=int(channels), dataset=dataset),
+        builder=self,
+        description=f"{dataset} converted by suprank_jax.input_pipeline.to_array_record; levels {level_names}.",
+        features=tfds.features.FeaturesDict(
+          {
+            "image": tfds.features.Image(shape=(None, None, channels)),
+            "labels": tfds.features.Tensor(shape=(len(level_names),), dtype=np.int64),
+            "index": tfds.features.Scalar(dtype=np.int64),
+          }
+        ),
+        metadata=tfds.core.MetadataDict(level_names=level_names, channels=int(channels), dataset=dataset),
       )
 
     def _split_generators(self, dl_manager):
@@ -108,9 +112,16 @@ def _builder_class(name: str, splits: dict[str, sources.Source], dataset: str):
   return Builder
 
 
-def convert(dataset: str, data_dir: str, output_dir: str, *, splits: Sequence[str] | None = None,
-            name: str = "", dataset_kwargs: dict | None = None) -> str:
-  """Writes ``dataset`` (a name in ``sources.DATASETS``) as a TFDS/ArrayRecord data set.
+def convert(
+  dataset: str,
+  data_dir: str,
+  output_dir: str,
+  *,
+  splits: Sequence[str] | None = None,
+  name: str = "",
+  dataset_kwargs: dict | None = None,
+) -> str:
+  """Writes ``dataset`` (a name in ``datasets.DATASETS``) as a TFDS/ArrayRecord data set.
 
   Args:
     dataset: the raw reader's name.
@@ -126,10 +137,10 @@ def convert(dataset: str, data_dir: str, output_dir: str, *, splits: Sequence[st
   Raises:
     ValueError: unknown data set or split; FileNotFoundError / ImageLoadError: missing data.
   """
-  if dataset not in sources.DATASETS:
-    raise ValueError(f"unknown dataset {dataset!r}; valid: {sorted(sources.DATASETS)}")
+  if dataset not in datasets.DATASETS:
+    raise ValueError(f"unknown dataset {dataset!r}; valid: {sorted(datasets.DATASETS)}")
   splits = tuple(splits or SPLITS.get(dataset, ("train", "test")))
-  loader = sources.DATASETS[dataset]
+  loader = datasets.DATASETS[dataset]
   loaded = {s: loader(data_dir, s, **(dataset_kwargs or {})) for s in splits}
   name = name or tfds_format.CONVERTED_PREFIX + dataset
   builder = _builder_class(name, loaded, dataset)(data_dir=output_dir, file_format="array_record")
@@ -152,16 +163,21 @@ def _parse_kwargs(items: Sequence[str]) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> str:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--dataset", required=True, help=f"one of {sorted(sources.DATASETS)}")
+  parser.add_argument("--dataset", required=True, help=f"one of {sorted(datasets.DATASETS)}")
   parser.add_argument("--data_dir", default="", help="the raw folder (not needed for the embedded digits)")
   parser.add_argument("--output_dir", required=True, help="TFDS data_dir to write into")
   parser.add_argument("--splits", default="", help="comma-separated splits (default: all of the data set)")
   parser.add_argument("--name", default="", help="TFDS name (default suprank_<dataset>)")
   parser.add_argument("--dataset_kwargs", nargs="*", default=[], help="reader arguments key=value")
   args = parser.parse_args(argv)
-  path = convert(args.dataset, os.path.expanduser(args.data_dir), os.path.expanduser(args.output_dir),
-                 splits=[s for s in args.splits.split(",") if s], name=args.name,
-                 dataset_kwargs=_parse_kwargs(args.dataset_kwargs))
+  path = convert(
+    args.dataset,
+    os.path.expanduser(args.data_dir),
+    os.path.expanduser(args.output_dir),
+    splits=[s for s in args.splits.split(",") if s],
+    name=args.name,
+    dataset_kwargs=_parse_kwargs(args.dataset_kwargs),
+  )
   print(f"wrote {path}")
   return path
 

@@ -44,17 +44,32 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Any, Callable, Union
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from suprank_jax.input_pipeline.sources import ImageLoadError
 
 __all__ = [
-    "IMAGENET_MEAN", "IMAGENET_STD", "EncodedImage", "ImageInput", "resize", "resize_shorter", "center_crop",
-    "random_resized_crop_box", "random_resized_crop", "horizontal_flip", "random_shift", "normalize",
-    "make_train_transform", "make_eval_transform", "EVAL_RESIZE_MODES", "EVAL_CROP_MODES", "NORMALIZATIONS",
-    "check_config",
+  "IMAGENET_MEAN",
+  "IMAGENET_STD",
+  "EncodedImage",
+  "ImageInput",
+  "resize",
+  "resize_shorter",
+  "center_crop",
+  "random_resized_crop_box",
+  "random_resized_crop",
+  "horizontal_flip",
+  "random_shift",
+  "normalize",
+  "make_train_transform",
+  "make_eval_transform",
+  "EVAL_RESIZE_MODES",
+  "EVAL_CROP_MODES",
+  "NORMALIZATIONS",
+  "check_config",
 ]
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -103,9 +118,10 @@ class EncodedImage:
 
   def _open(self):
     from PIL import Image  # pylint: disable=g-import-not-at-top
+
     try:
       return Image.open(io.BytesIO(self.data))
-    except Exception as e:  # noqa: BLE001 - PIL raises many types for corrupt data.
+    except Exception as e:
       raise ImageLoadError(f"cannot decode {self.what}: {type(e).__name__}: {e}") from e
 
   def resample(self, box, height: int, width: int, *, mirror: bool = False) -> np.ndarray:
@@ -113,6 +129,7 @@ class EncodedImage:
     pixels) resampled bilinearly, mirrored left-right with ``mirror``; ``box=None`` decodes the whole
     image at its size."""
     from PIL import Image  # pylint: disable=g-import-not-at-top
+
     left, top = self.region[:2]
     full = box is None
     x0, y0, x1, y1 = (0, 0, self.width, self.height) if full else box
@@ -136,12 +153,12 @@ class EncodedImage:
       out = np.asarray(out.transpose(Image.FLIP_LEFT_RIGHT) if mirror else out)
     except ImageLoadError:
       raise
-    except Exception as e:  # noqa: BLE001 - PIL raises many types for corrupt data.
+    except Exception as e:
       raise ImageLoadError(f"cannot decode {self.what}: {type(e).__name__}: {e}") from e
     return out[..., None] if self.channels == 1 else out
 
 
-ImageInput = Union[np.ndarray, EncodedImage]
+ImageInput = np.ndarray | EncodedImage
 
 
 def _size(image: ImageInput) -> tuple[int, int]:
@@ -201,11 +218,12 @@ def center_crop(image: np.ndarray, size: int) -> np.ndarray:
   if h < size or w < size:
     raise ValueError(f"center_crop({size}) of an image of size {h}x{w}")
   top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
-  return image[top:top + size, left:left + size]
+  return image[top : top + size, left : left + size]
 
 
-def random_resized_crop_box(rng: np.random.Generator, height: int, width: int, *, scale=(0.16, 1.0),
-                            ratio=(0.75, 4.0 / 3.0), attempts: int = 10) -> tuple[int, int, int, int]:
+def random_resized_crop_box(
+  rng: np.random.Generator, height: int, width: int, *, scale=(0.16, 1.0), ratio=(0.75, 4.0 / 3.0), attempts: int = 10
+) -> tuple[int, int, int, int]:
   """torchvision's RandomResizedCrop box ``(top, left, h, w)``: area fraction in ``scale`` and
   aspect ratio (w/h) log-uniform in ``ratio``; falls back to a central crop after ``attempts``."""
   area = height * width
@@ -229,11 +247,12 @@ def random_resized_crop_box(rng: np.random.Generator, height: int, width: int, *
   return (height - h) // 2, (width - w) // 2, h, w
 
 
-def random_resized_crop(image: np.ndarray, rng: np.random.Generator, *, size: int, scale=(0.16, 1.0),
-                        ratio=(0.75, 4.0 / 3.0)) -> np.ndarray:
+def random_resized_crop(
+  image: np.ndarray, rng: np.random.Generator, *, size: int, scale=(0.16, 1.0), ratio=(0.75, 4.0 / 3.0)
+) -> np.ndarray:
   """RandomResizedCrop of uint8 ``[H, W, C]`` to ``[size, size, C]``."""
   top, left, h, w = random_resized_crop_box(rng, image.shape[0], image.shape[1], scale=scale, ratio=ratio)
-  return resize(image[top:top + h, left:left + w], size, size)
+  return resize(image[top : top + h, left : left + w], size, size)
 
 
 def horizontal_flip(image: np.ndarray, rng: np.random.Generator, *, probability: float = 0.5) -> np.ndarray:
@@ -248,8 +267,9 @@ def random_shift(image: np.ndarray, rng: np.random.Generator, *, max_shift_px: i
   dy, dx = rng.integers(-max_shift_px, max_shift_px + 1, size=2)
   h, w = image.shape[:2]
   out = np.zeros_like(image)
-  out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = image[max(-dy, 0):h + min(-dy, 0),
-                                                                     max(-dx, 0):w + min(-dx, 0)]
+  out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = image[
+    max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+  ]
   return out
 
 
@@ -291,24 +311,32 @@ def check_config(config: Any):
     raise ValueError("config.input.random_resized_crop needs config.input.image_size > 0 (the crop's size)")
   low, high = _pair(config, "crop_scale")
   if not 0 < low <= high <= 1:
-    raise ValueError(f"config.input.crop_scale={tuple(config.crop_scale)} must be (a, b) with 0 < a <= b <= 1 "
-                     "(fractions of the image area)")
+    raise ValueError(
+      f"config.input.crop_scale={tuple(config.crop_scale)} must be (a, b) with 0 < a <= b <= 1 "
+      "(fractions of the image area)"
+    )
   low, high = _pair(config, "crop_ratio")
   if not 0 < low <= high:
-    raise ValueError(f"config.input.crop_ratio={tuple(config.crop_ratio)} must be (a, b) with 0 < a <= b "
-                     "(aspect ratios w / h)")
+    raise ValueError(
+      f"config.input.crop_ratio={tuple(config.crop_ratio)} must be (a, b) with 0 < a <= b (aspect ratios w / h)"
+    )
   if config.train_resize_size and not config.random_resized_crop:
-    raise ValueError(f"config.input.train_resize_size={config.train_resize_size} is the resize before the random "
-                     "resized crop: set config.input.random_resized_crop=True or train_resize_size=0")
+    raise ValueError(
+      f"config.input.train_resize_size={config.train_resize_size} is the resize before the random "
+      "resized crop: set config.input.random_resized_crop=True or train_resize_size=0"
+    )
   if config.eval_resize != "none" and size <= 0:
     raise ValueError(f"config.input.eval_resize={config.eval_resize!r} needs config.input.image_size > 0")
   if config.eval_resize in EVAL_CROP_MODES and int(config.eval_resize_size) < size:
-    raise ValueError(f"config.input.eval_resize_size={config.eval_resize_size} must be >= image_size={size} "
-                     f"with eval_resize={config.eval_resize!r} (resize, then center crop image_size)")
+    raise ValueError(
+      f"config.input.eval_resize_size={config.eval_resize_size} must be >= image_size={size} "
+      f"with eval_resize={config.eval_resize!r} (resize, then center crop image_size)"
+    )
 
 
-def make_train_transform(config: Any, *, normalize_images: bool = True) -> Callable[[ImageInput, np.random.Generator],
-                                                                                 np.ndarray]:
+def make_train_transform(
+  config: Any, *, normalize_images: bool = True
+) -> Callable[[ImageInput, np.random.Generator], np.ndarray]:
   """``(uint8 [H, W, C] or EncodedImage, rng) -> [S, S, C']`` from ``config.input`` (module docstring).
 
   float32 normalised, or uint8 (not normalised) with ``normalize_images=False``. ``image_size = 0``
@@ -362,8 +390,11 @@ def make_eval_transform(config: Any, *, normalize_images: bool = True) -> Callab
   def transform(image):
     h, w = _size(image)
     if resize_mode in EVAL_CROP_MODES:
-      rh, rw = ((resize_size, resize_size) if resize_mode == "square_resize_center_crop"
-                else _shorter_side_size(h, w, resize_size))
+      rh, rw = (
+        (resize_size, resize_size)
+        if resize_mode == "square_resize_center_crop"
+        else _shorter_side_size(h, w, resize_size)
+      )
       # center_crop's offsets, on the resized image, mapped back to the original.
       top, left = int(round((rh - size) / 2.0)), int(round((rw - size) / 2.0))
       out = _resample(image, _mapped_box(top, left, size, size, h / rh, w / rw), size, size)

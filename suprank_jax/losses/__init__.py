@@ -19,32 +19,50 @@ from suprank_jax.losses import ap, ap_baselines, hap, inputs, ndcg, pairwise, pr
 from suprank_jax.losses.combine import LossDef, entries, init_loss_params, make_loss_fn, weighted_loss
 from suprank_jax.losses.inputs import LossInputs, batch_inputs, memory_inputs
 
-__all__ = ["LOSSES", "LossDef", "LossInputs", "batch_inputs", "memory_inputs", "entries", "init_loss_params",
-           "make_loss_fn", "weighted_loss"]
+__all__ = [
+  "LOSSES",
+  "LossDef",
+  "LossInputs",
+  "batch_inputs",
+  "memory_inputs",
+  "entries",
+  "init_loss_params",
+  "make_loss_fn",
+  "weighted_loss",
+  "ap",
+  "ap_baselines",
+  "hap",
+  "inputs",
+  "ndcg",
+  "pairwise",
+  "proxy",
+  "ranks",
+  "recall",
+  "xbm",
+]
 
 # config name -> loss. One explicit dict: an unknown name fails listing these keys.
 LOSSES = {
-    # Rank losses: the SupRank family and its smooth (sigmoid) baselines.
-    "smooth_ap": LossDef(ap.smooth_ap_embedding_loss),
-    "sup_ap": LossDef(ap.sup_ap_embedding_loss),
-    "smooth_hap": LossDef(hap.smooth_hap_embedding_loss),
-    "sup_hap": LossDef(hap.sup_hap_embedding_loss),
-    "smooth_recall": LossDef(recall.smooth_recall_embedding_loss),
-    "sup_recall": LossDef(recall.sup_recall_embedding_loss),
-    "smooth_ndcg": LossDef(ndcg.smooth_ndcg_embedding_loss),
-    "sup_ndcg": LossDef(ndcg.sup_ndcg_embedding_loss),
-    # Pair losses.
-    "calibration": LossDef(pairwise.calibration_embedding_loss),
-    "xbm_contrastive": LossDef(pairwise.xbm_contrastive_embedding_loss),
-    "triplet": LossDef(pairwise.triplet_embedding_loss),
-    # AP baselines.
-    "fastap": LossDef(ap_baselines.fastap_embedding_loss, uses_reference=False),
-    "softbin_ap": LossDef(ap_baselines.softbin_ap_embedding_loss),
-    "blackbox_ap": LossDef(ap_baselines.blackbox_ap_embedding_loss),
-    # Proxy losses (learnable parameters, no reference set).
-    "cluster": LossDef(proxy.cluster_embedding_loss, proxy.cluster_init_params, uses_reference=False),
-    "arcface": LossDef(proxy.arcface_embedding_loss, proxy.arcface_init_params, uses_reference=False),
-    "proxy_nca_pp": LossDef(proxy.proxy_nca_pp_embedding_loss, proxy.proxy_nca_pp_init_params,
-                            uses_reference=False),
-    "csl": LossDef(proxy.csl_embedding_loss, proxy.csl_init_params, uses_reference=False),
+  # Rank losses: the SupRank family and its smooth (sigmoid) baselines.
+  "smooth_ap": LossDef(ap.smooth_ap_embedding_loss),
+  "sup_ap": LossDef(ap.sup_ap_embedding_loss),
+  "smooth_hap": LossDef(hap.smooth_hap_embedding_loss),
+  "sup_hap": LossDef(hap.sup_hap_embedding_loss),
+  "smooth_recall": LossDef(recall.smooth_recall_embedding_loss),
+  "sup_recall": LossDef(recall.sup_recall_embedding_loss),
+  "smooth_ndcg": LossDef(ndcg.smooth_ndcg_embedding_loss),
+  "sup_ndcg": LossDef(ndcg.sup_ndcg_embedding_loss),
+  # Pair losses.
+  "calibration": LossDef(pairwise.calibration_embedding_loss),
+  "xbm_contrastive": LossDef(pairwise.xbm_contrastive_embedding_loss),
+  "triplet": LossDef(pairwise.triplet_embedding_loss),
+  # AP baselines.
+  "fastap": LossDef(ap_baselines.fastap_embedding_loss, uses_reference=False),
+  "softbin_ap": LossDef(ap_baselines.softbin_ap_embedding_loss),
+  "blackbox_ap": LossDef(ap_baselines.blackbox_ap_embedding_loss),
+  # Proxy losses (learnable parameters, no reference set).
+  "cluster": LossDef(proxy.cluster_embedding_loss, proxy.cluster_init_params, uses_reference=False),
+  "arcface": LossDef(proxy.arcface_embedding_loss, proxy.arcface_init_params, uses_reference=False),
+  "proxy_nca_pp": LossDef(proxy.proxy_nca_pp_embedding_loss, proxy.proxy_nca_pp_init_params, uses_reference=False),
+  "csl": LossDef(proxy.csl_embedding_loss, proxy.csl_init_params, uses_reference=False),
 }

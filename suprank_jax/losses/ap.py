@@ -15,7 +15,7 @@ everywhere it is exactly ``1 - AP`` (``1 - H-AP`` with graded relevances). The h
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import jax.numpy as jnp
 
@@ -25,11 +25,11 @@ from suprank_jax.losses.inputs import LossInputs
 from suprank_jax.losses.ranks import SUPRANK
 
 __all__ = [
-    "ap_family_loss",
-    "sup_ap_loss",
-    "smooth_ap_loss",
-    "sup_ap_embedding_loss",
-    "smooth_ap_embedding_loss",
+  "ap_family_loss",
+  "sup_ap_loss",
+  "smooth_ap_loss",
+  "sup_ap_embedding_loss",
+  "smooth_ap_embedding_loss",
 ]
 
 
@@ -42,10 +42,20 @@ def _ap_score(items: ranks.RankedItems, *, plus_step_fn, higher_step_fn):
   return total / jnp.where(has_relevant, norm, 1.0), has_relevant
 
 
-def ap_family_loss(scores, levels, relevances, *, where=None, step_fn: Callable = ranks.heaviside,
-                   lower_step_fn: Callable | None = None, plus_step_fn: Callable = ranks.heaviside,
-                   higher_step_fn: Callable | None = None, max_positives: int | None = None,
-                   reduce_fn: Callable | None = jnp.mean, pair_block: int | None = None):
+def ap_family_loss(
+  scores,
+  levels,
+  relevances,
+  *,
+  where=None,
+  step_fn: Callable = ranks.heaviside,
+  lower_step_fn: Callable | None = None,
+  plus_step_fn: Callable = ranks.heaviside,
+  higher_step_fn: Callable | None = None,
+  max_positives: int | None = None,
+  reduce_fn: Callable | None = jnp.mean,
+  pair_block: int | None = None,
+):
   """``1 - AP`` (or ``1 - H-AP``) per query with pluggable rank and rank+ step functions.
 
   Args:
@@ -68,15 +78,34 @@ def ap_family_loss(scores, levels, relevances, *, where=None, step_fn: Callable 
   0.1667
   """
   score_fn = functools.partial(_ap_score, plus_step_fn=plus_step_fn, higher_step_fn=higher_step_fn)
-  return ranks.rank_loss(scores, levels, relevances, score_fn=score_fn, where=where, step_fn=step_fn,
-                         lower_step_fn=lower_step_fn, max_positives=max_positives, reduce_fn=reduce_fn,
-                         pair_block=pair_block, name="ap_family_loss")
+  return ranks.rank_loss(
+    scores,
+    levels,
+    relevances,
+    score_fn=score_fn,
+    where=where,
+    step_fn=step_fn,
+    lower_step_fn=lower_step_fn,
+    max_positives=max_positives,
+    reduce_fn=reduce_fn,
+    pair_block=pair_block,
+    name="ap_family_loss",
+  )
 
 
-def sup_ap_loss(scores, positives, *, where=None, tau: float = SUPRANK.tau, rho: float = SUPRANK.rho,
-                delta: float | None = SUPRANK.delta, start: float | None = SUPRANK.start,
-                offset: float | None = SUPRANK.offset, max_positives: int | None = None,
-                reduce_fn: Callable | None = jnp.mean):
+def sup_ap_loss(
+  scores,
+  positives,
+  *,
+  where=None,
+  tau: float = SUPRANK.tau,
+  rho: float = SUPRANK.rho,
+  delta: float | None = SUPRANK.delta,
+  start: float | None = SUPRANK.start,
+  offset: float | None = SUPRANK.offset,
+  max_positives: int | None = None,
+  reduce_fn: Callable | None = jnp.mean,
+):
   """SupAP loss (ROADMAP): ``1 - AP`` with the SupRank upper-bound surrogate of the rank.
 
   .. math::
@@ -104,12 +133,20 @@ def sup_ap_loss(scores, positives, *, where=None, tau: float = SUPRANK.tau, rho:
   scores, positives, _, where = inputs_lib.split_pairs("sup_ap_loss", scores, positives, where=where)
   levels = positives.astype(jnp.int32)
   lower = functools.partial(ranks.suprank_surrogate, tau=tau, rho=rho, delta=delta, start=start, offset=offset)
-  return ap_family_loss(scores, levels, levels, where=where, lower_step_fn=lower, max_positives=max_positives,
-                        reduce_fn=reduce_fn)
+  return ap_family_loss(
+    scores, levels, levels, where=where, lower_step_fn=lower, max_positives=max_positives, reduce_fn=reduce_fn
+  )
 
 
-def smooth_ap_loss(scores, positives, *, where=None, tau: float = SUPRANK.tau, max_positives: int | None = None,
-                   reduce_fn: Callable | None = jnp.mean):
+def smooth_ap_loss(
+  scores,
+  positives,
+  *,
+  where=None,
+  tau: float = SUPRANK.tau,
+  max_positives: int | None = None,
+  reduce_fn: Callable | None = jnp.mean,
+):
   """Smooth-AP loss: ``1 - AP`` with every Heaviside step replaced by a temperature sigmoid.
 
   .. math::
@@ -129,15 +166,27 @@ def smooth_ap_loss(scores, positives, *, where=None, tau: float = SUPRANK.tau, m
   scores, positives, _, where = inputs_lib.split_pairs("smooth_ap_loss", scores, positives, where=where)
   levels = positives.astype(jnp.int32)
   sig = functools.partial(ranks.tau_sigmoid, tau=tau)
-  return ap_family_loss(scores, levels, levels, where=where, step_fn=sig, plus_step_fn=sig,
-                        max_positives=max_positives, reduce_fn=reduce_fn)
+  return ap_family_loss(
+    scores, levels, levels, where=where, step_fn=sig, plus_step_fn=sig, max_positives=max_positives, reduce_fn=reduce_fn
+  )
 
 
-def sup_ap_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: int | str = 0,
-                          include_self: bool = True, relevance_type: str = "pop", relevance_alpha=1.0,
-                          tau: float = SUPRANK.tau, rho: float = SUPRANK.rho, delta: float | None = SUPRANK.delta,
-                          start: float | None = SUPRANK.start, offset: float | None = SUPRANK.offset,
-                          max_positives: int | None = None, reduce_fn: Callable | None = jnp.mean):
+def sup_ap_embedding_loss(
+  inputs: LossInputs,
+  params=None,
+  *,
+  hierarchy_level: int | str = 0,
+  include_self: bool = True,
+  relevance_type: str = "pop",
+  relevance_alpha=1.0,
+  tau: float = SUPRANK.tau,
+  rho: float = SUPRANK.rho,
+  delta: float | None = SUPRANK.delta,
+  start: float | None = SUPRANK.start,
+  offset: float | None = SUPRANK.offset,
+  max_positives: int | None = None,
+  reduce_fn: Callable | None = jnp.mean,
+):
   """:func:`sup_ap_loss` on :class:`LossInputs` (registry name ``sup_ap``); ``params`` is unused.
 
   With ``hierarchy_level="multi"`` this is SupHAP without ``with_hrank``. See
@@ -146,25 +195,58 @@ def sup_ap_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: i
   """
   del params
   levels, relevances, where = inputs_lib.graded_pairs(
-      inputs, hierarchy_level=hierarchy_level, include_self=include_self, relevance_type=relevance_type,
-      relevance_alpha=relevance_alpha, name="sup_ap")
+    inputs,
+    hierarchy_level=hierarchy_level,
+    include_self=include_self,
+    relevance_type=relevance_type,
+    relevance_alpha=relevance_alpha,
+    name="sup_ap",
+  )
   lower = functools.partial(ranks.suprank_surrogate, tau=tau, rho=rho, delta=delta, start=start, offset=offset)
-  return ap_family_loss(inputs.scores(), levels, relevances, where=where, lower_step_fn=lower,
-                        max_positives=max_positives, reduce_fn=reduce_fn)
+  return ap_family_loss(
+    inputs.scores(),
+    levels,
+    relevances,
+    where=where,
+    lower_step_fn=lower,
+    max_positives=max_positives,
+    reduce_fn=reduce_fn,
+  )
 
 
-def smooth_ap_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: int | str = 0,
-                             include_self: bool = True, relevance_type: str = "pop", relevance_alpha=1.0,
-                             tau: float = SUPRANK.tau, max_positives: int | None = None,
-                             reduce_fn: Callable | None = jnp.mean):
+def smooth_ap_embedding_loss(
+  inputs: LossInputs,
+  params=None,
+  *,
+  hierarchy_level: int | str = 0,
+  include_self: bool = True,
+  relevance_type: str = "pop",
+  relevance_alpha=1.0,
+  tau: float = SUPRANK.tau,
+  max_positives: int | None = None,
+  reduce_fn: Callable | None = jnp.mean,
+):
   """:func:`smooth_ap_loss` on :class:`LossInputs` (registry name ``smooth_ap``); ``params`` is unused.
 
   With ``hierarchy_level="multi"`` this is Smooth-HAP. ``reduce_fn=None``: ``[B]`` per-query losses.
   """
   del params
   levels, relevances, where = inputs_lib.graded_pairs(
-      inputs, hierarchy_level=hierarchy_level, include_self=include_self, relevance_type=relevance_type,
-      relevance_alpha=relevance_alpha, name="smooth_ap")
+    inputs,
+    hierarchy_level=hierarchy_level,
+    include_self=include_self,
+    relevance_type=relevance_type,
+    relevance_alpha=relevance_alpha,
+    name="smooth_ap",
+  )
   sig = functools.partial(ranks.tau_sigmoid, tau=tau)
-  return ap_family_loss(inputs.scores(), levels, relevances, where=where, step_fn=sig, plus_step_fn=sig,
-                        max_positives=max_positives, reduce_fn=reduce_fn)
+  return ap_family_loss(
+    inputs.scores(),
+    levels,
+    relevances,
+    where=where,
+    step_fn=sig,
+    plus_step_fn=sig,
+    max_positives=max_positives,
+    reduce_fn=reduce_fn,
+  )

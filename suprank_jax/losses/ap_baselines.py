@@ -18,7 +18,7 @@ per-query ``1 - AP`` reduced by ``reduce_fn`` (None: the ``[num_queries]`` per-q
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -28,13 +28,13 @@ from suprank_jax.losses import ranks
 from suprank_jax.losses.inputs import LossInputs
 
 __all__ = [
-    "fastap_loss",
-    "fastap_embedding_loss",
-    "softbin_ap_loss",
-    "softbin_ap_embedding_loss",
-    "blackbox_ranks",
-    "blackbox_ap_loss",
-    "blackbox_ap_embedding_loss",
+  "fastap_loss",
+  "fastap_embedding_loss",
+  "softbin_ap_loss",
+  "softbin_ap_embedding_loss",
+  "blackbox_ranks",
+  "blackbox_ap_loss",
+  "blackbox_ap_embedding_loss",
 ]
 
 
@@ -42,8 +42,7 @@ __all__ = [
 # FastAP.
 
 
-def fastap_loss(scores, positives, *, where=None, num_bins: int = 10,
-                reduce_fn: Callable | None = ranks.nonzero_mean):
+def fastap_loss(scores, positives, *, where=None, num_bins: int = 10, reduce_fn: Callable | None = ranks.nonzero_mean):
   """FastAP (PML ``FastAPLoss``) on cosine similarities.
 
   With squared distances ``d = 2 - 2 s`` in ``[0, 4]`` and ``num_bins + 1`` triangular pulses
@@ -85,17 +84,24 @@ def fastap_loss(scores, positives, *, where=None, num_bins: int = 10,
   return ranks.safe_reduce(per_query, where=num_pos > 0, reduce_fn=reduce_fn)
 
 
-def fastap_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: int | str = 0,
-                          include_self: bool = True, num_bins: int = 10,
-                          reduce_fn: Callable | None = ranks.nonzero_mean):
+def fastap_embedding_loss(
+  inputs: LossInputs,
+  params=None,
+  *,
+  hierarchy_level: int | str = 0,
+  include_self: bool = True,
+  num_bins: int = 10,
+  reduce_fn: Callable | None = ranks.nonzero_mean,
+):
   """:func:`fastap_loss` on normalised embeddings (reference ``FastAPLoss``).
 
   ``include_self=False`` is the reference's: PML drops the self pair (the reference runs FastAP without
   a reference set), so pass it to reproduce the reference (the ``fastap`` config group does).
   """
   del params
-  positives, where = inputs_lib.binary_pairs(inputs, hierarchy_level=hierarchy_level, include_self=include_self,
-                                             name="fastap")
+  positives, where = inputs_lib.binary_pairs(
+    inputs, hierarchy_level=hierarchy_level, include_self=include_self, name="fastap"
+  )
   return fastap_loss(inputs.scores(normalize=True), positives, where=where, num_bins=num_bins, reduce_fn=reduce_fn)
 
 
@@ -103,8 +109,16 @@ def fastap_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: i
 # Soft-binning AP.
 
 
-def softbin_ap_loss(scores, positives, *, where=None, num_bins: int = 20, min_score: float = -1.0,
-                    max_score: float = 1.0, reduce_fn: Callable | None = jnp.mean):
+def softbin_ap_loss(
+  scores,
+  positives,
+  *,
+  where=None,
+  num_bins: int = 20,
+  min_score: float = -1.0,
+  max_score: float = 1.0,
+  reduce_fn: Callable | None = jnp.mean,
+):
   """Soft-binning (quantised) AP loss, ``1 - mAP`` (reference ``SoftBinAPLoss``).
 
   Bin ``k`` (``0..num_bins-1``) is centred at ``max_score - k a^{-1}`` with ``a = (num_bins - 1) /
@@ -163,15 +177,31 @@ def softbin_ap_loss(scores, positives, *, where=None, num_bins: int = 20, min_sc
   return ranks.safe_reduce(1.0 - ap, where=has_pos, reduce_fn=reduce_fn)
 
 
-def softbin_ap_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: int | str = 0,
-                              include_self: bool = True, num_bins: int = 20, min_score: float = -1.0,
-                              max_score: float = 1.0, reduce_fn: Callable | None = jnp.mean):
+def softbin_ap_embedding_loss(
+  inputs: LossInputs,
+  params=None,
+  *,
+  hierarchy_level: int | str = 0,
+  include_self: bool = True,
+  num_bins: int = 20,
+  min_score: float = -1.0,
+  max_score: float = 1.0,
+  reduce_fn: Callable | None = jnp.mean,
+):
   """:func:`softbin_ap_loss` on raw dot products (config keys ``nq``, ``min``, ``max`` of the reference)."""
   del params
-  positives, where = inputs_lib.binary_pairs(inputs, hierarchy_level=hierarchy_level, include_self=include_self,
-                                             name="softbin_ap")
-  return softbin_ap_loss(inputs.scores(), positives, where=where, num_bins=num_bins, min_score=min_score,
-                         max_score=max_score, reduce_fn=reduce_fn)
+  positives, where = inputs_lib.binary_pairs(
+    inputs, hierarchy_level=hierarchy_level, include_self=include_self, name="softbin_ap"
+  )
+  return softbin_ap_loss(
+    inputs.scores(),
+    positives,
+    where=where,
+    num_bins=num_bins,
+    min_score=min_score,
+    max_score=max_score,
+    reduce_fn=reduce_fn,
+  )
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -231,8 +261,16 @@ def _blackbox_ranks_bwd(lambda_val, residuals, g):
 blackbox_ranks.defvjp(_blackbox_ranks_fwd, _blackbox_ranks_bwd)
 
 
-def blackbox_ap_loss(scores, positives, noise, *, where=None, lambda_val: float = 4.0, margin: float = 0.02,
-                     reduce_fn: Callable | None = jnp.mean):
+def blackbox_ap_loss(
+  scores,
+  positives,
+  noise,
+  *,
+  where=None,
+  lambda_val: float = 4.0,
+  margin: float = 0.02,
+  reduce_fn: Callable | None = jnp.mean,
+):
   """Black-box AP loss, ``1 - mAP`` with ranks differentiated by :func:`blackbox_ranks`.
 
   The scores are first perturbed, ``s' = s - margin |noise| (t - 1/2)`` with ``t`` the positives (the
@@ -271,9 +309,18 @@ def blackbox_ap_loss(scores, positives, noise, *, where=None, lambda_val: float 
   return ranks.safe_reduce(1.0 - ap, reduce_fn=reduce_fn)
 
 
-def blackbox_ap_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: int | str = 0,
-                               include_self: bool = True, lambda_val: float = 4.0, margin: float = 0.02,
-                               rng=None, normal_noise=None, reduce_fn: Callable | None = jnp.mean):
+def blackbox_ap_embedding_loss(
+  inputs: LossInputs,
+  params=None,
+  *,
+  hierarchy_level: int | str = 0,
+  include_self: bool = True,
+  lambda_val: float = 4.0,
+  margin: float = 0.02,
+  rng=None,
+  normal_noise=None,
+  reduce_fn: Callable | None = jnp.mean,
+):
   """:func:`blackbox_ap_loss` on raw dot products (reference ``BlackBoxAPLoss``).
 
   Exactly one of ``rng`` (a PRNG key; the noise is ``jax.random.normal(rng, [B, M])``) and
@@ -284,12 +331,16 @@ def blackbox_ap_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_lev
   """
   del params
   if (rng is None) == (normal_noise is None):
-    raise ValueError("blackbox_ap_embedding_loss is random: pass exactly one of rng= (a PRNG key) or "
-                     "normal_noise= ([num_queries, num_items] standard-normal draws)")
+    raise ValueError(
+      "blackbox_ap_embedding_loss is random: pass exactly one of rng= (a PRNG key) or "
+      "normal_noise= ([num_queries, num_items] standard-normal draws)"
+    )
   scores = inputs.scores()
   if normal_noise is None:
     normal_noise = jax.random.normal(rng, scores.shape, scores.dtype)
-  positives, where = inputs_lib.binary_pairs(inputs, hierarchy_level=hierarchy_level, include_self=include_self,
-                                             name="blackbox_ap")
-  return blackbox_ap_loss(scores, positives, jnp.asarray(normal_noise), where=where, lambda_val=lambda_val,
-                          margin=margin, reduce_fn=reduce_fn)
+  positives, where = inputs_lib.binary_pairs(
+    inputs, hierarchy_level=hierarchy_level, include_self=include_self, name="blackbox_ap"
+  )
+  return blackbox_ap_loss(
+    scores, positives, jnp.asarray(normal_noise), where=where, lambda_val=lambda_val, margin=margin, reduce_fn=reduce_fn
+  )

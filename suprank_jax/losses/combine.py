@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -38,8 +39,16 @@ from ml_collections import config_dict
 from suprank_jax.losses import xbm
 from suprank_jax.losses.inputs import LossInputs
 
-__all__ = ["LossDef", "DATA_ARGUMENTS", "default_config", "hyper_parameter_defaults", "entries", "init_loss_params",
-           "make_loss_fn", "weighted_loss"]
+__all__ = [
+  "LossDef",
+  "DATA_ARGUMENTS",
+  "default_config",
+  "hyper_parameter_defaults",
+  "entries",
+  "init_loss_params",
+  "make_loss_fn",
+  "weighted_loss",
+]
 
 # Arguments of a registered loss that are not hyper-parameters of the config: data given by the trainer,
 # and ``reduce_fn`` (the weighted sum needs each loss's scalar; ``reduce_fn=None`` gives per-query values).
@@ -81,8 +90,11 @@ def _accepted(fn, kwargs):
 
 def hyper_parameter_defaults(fn: Callable[..., Any]) -> dict[str, Any]:
   """``{name: default}`` of the keyword hyper-parameters of a loss function (data arguments excluded)."""
-  return {p.name: p.default for p in inspect.signature(fn).parameters.values()
-          if p.name not in DATA_ARGUMENTS and p.default is not inspect.Parameter.empty}
+  return {
+    p.name: p.default
+    for p in inspect.signature(fn).parameters.values()
+    if p.name not in DATA_ARGUMENTS and p.default is not inspect.Parameter.empty
+  }
 
 
 def _field(name: str, default: Any, annotation: Any):
@@ -156,13 +168,14 @@ def entries(losses_config: Mapping[str, Any], registry: Mapping[str, LossDef]):
     if weight == 0:
       changed = sorted(k for k, v in cfg.items() if _differs(v, defaults[k]))
       if changed:
-        raise ValueError(f"config.losses.{entry} is off (weight 0) but sets {changed}: give it a weight, e.g. "
-                         f"--config.losses.{entry}.weight=1.0, or leave those keys at their defaults")
+        raise ValueError(
+          f"config.losses.{entry} is off (weight 0) but sets {changed}: give it a weight, e.g. "
+          f"--config.losses.{entry}.weight=1.0, or leave those keys at their defaults"
+        )
       continue
     result.append((entry, loss_def, weight, cfg))
   if not result:
-    raise ValueError("config.losses has no loss on: give at least one a weight, e.g. "
-                     "--config.losses.sup_ap.weight=1.0")
+    raise ValueError("config.losses has no loss on: give at least one a weight, e.g. --config.losses.sup_ap.weight=1.0")
   return result
 
 
@@ -174,8 +187,10 @@ def init_loss_params(rng, losses_config, registry, *, embed_dim: int, num_classe
       continue
     level = hp.get("hierarchy_level", 0)
     num_classes = tuple(num_classes_per_level) if isinstance(level, str) else int(num_classes_per_level[level])
-    kwargs = _accepted(loss_def.init_params, {**hp, "embed_dim": embed_dim, "num_classes": num_classes,
-                                              "num_classes_per_level": tuple(num_classes_per_level)})
+    kwargs = _accepted(
+      loss_def.init_params,
+      {**hp, "embed_dim": embed_dim, "num_classes": num_classes, "num_classes_per_level": tuple(num_classes_per_level)},
+    )
     params[entry] = loss_def.init_params(jax.random.fold_in(rng, i), **kwargs)
   return params
 
@@ -208,12 +223,22 @@ def make_loss_fn(losses_config, registry: Mapping[str, LossDef] | None = None):
   """
   if registry is None:
     from suprank_jax.losses import LOSSES as registry  # pylint: disable=g-import-not-at-top
-  terms = [(entry, loss_def, weight, hp, _keyword_filter(loss_def.fn))
-           for entry, loss_def, weight, hp in entries(losses_config, registry)]
+  terms = [
+    (entry, loss_def, weight, hp, _keyword_filter(loss_def.fn))
+    for entry, loss_def, weight, hp in entries(losses_config, registry)
+  ]
 
-  def loss_fn(loss_params, inputs: LossInputs, *, memory: LossInputs | None = None, memory_active=False,
-              memory_factor: float = 1.0, memory_factor_true_loss: float = 1.0, rng=None,
-              context: Mapping[str, Any] | None = None):
+  def loss_fn(
+    loss_params,
+    inputs: LossInputs,
+    *,
+    memory: LossInputs | None = None,
+    memory_active=False,
+    memory_factor: float = 1.0,
+    memory_factor_true_loss: float = 1.0,
+    rng=None,
+    context: Mapping[str, Any] | None = None,
+  ):
     total = jnp.zeros((), jnp.float32)
     logs = {}
     for i, (entry, loss_def, weight, hp, accepted) in enumerate(terms):
@@ -223,8 +248,16 @@ def make_loss_fn(losses_config, registry: Mapping[str, LossDef] | None = None):
       kwargs = {**accepted({k: v for k, v in extra.items() if k not in hp}), **hp}
       params = loss_params.get(entry)
       if memory is not None and loss_def.uses_reference:
-        value = xbm.with_memory(loss_def.fn, inputs, memory, params, active=memory_active, factor=memory_factor,
-                                factor_true_loss=memory_factor_true_loss, **kwargs)
+        value = xbm.with_memory(
+          loss_def.fn,
+          inputs,
+          memory,
+          params,
+          active=memory_active,
+          factor=memory_factor,
+          factor_true_loss=memory_factor_true_loss,
+          **kwargs,
+        )
       else:
         value = loss_def.fn(inputs, params, **kwargs)
       logs[entry] = value.astype(jnp.float32)

@@ -16,7 +16,7 @@ with these steps.
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import jax.numpy as jnp
 
@@ -27,18 +27,31 @@ from suprank_jax.losses.inputs import LossInputs
 from suprank_jax.losses.ranks import HRANK, SUPRANK
 
 __all__ = [
-    "sup_hap_loss",
-    "smooth_hap_loss",
-    "sup_hap_embedding_loss",
-    "smooth_hap_embedding_loss",
+  "sup_hap_loss",
+  "smooth_hap_loss",
+  "sup_hap_embedding_loss",
+  "smooth_hap_embedding_loss",
 ]
 
 
-def sup_hap_loss(scores, levels, relevances, *, where=None, tau: float = SUPRANK.tau, rho: float = SUPRANK.rho,
-                 delta: float | None = SUPRANK.delta, start: float | None = SUPRANK.start,
-                 offset: float | None = SUPRANK.offset, with_hrank: bool = False, beta: float = HRANK.beta,
-                 leak: float = HRANK.leak, gamma: float = HRANK.gamma, max_positives: int | None = None,
-                 reduce_fn: Callable | None = jnp.mean):
+def sup_hap_loss(
+  scores,
+  levels,
+  relevances,
+  *,
+  where=None,
+  tau: float = SUPRANK.tau,
+  rho: float = SUPRANK.rho,
+  delta: float | None = SUPRANK.delta,
+  start: float | None = SUPRANK.start,
+  offset: float | None = SUPRANK.offset,
+  with_hrank: bool = False,
+  beta: float = HRANK.beta,
+  leak: float = HRANK.leak,
+  gamma: float = HRANK.gamma,
+  max_positives: int | None = None,
+  reduce_fn: Callable | None = jnp.mean,
+):
   """SupHAP loss (HAPPIER): ``1 - H-AP`` with the SupRank surrogate for lower-level items.
 
   .. math::
@@ -69,12 +82,28 @@ def sup_hap_loss(scores, levels, relevances, *, where=None, tau: float = SUPRANK
   """
   lower = functools.partial(ranks.suprank_surrogate, tau=tau, rho=rho, delta=delta, start=start, offset=offset)
   higher = functools.partial(ranks.hrank_surrogate, beta=beta, leak=leak, gamma=gamma) if with_hrank else None
-  return ap_family_loss(scores, levels, relevances, where=where, lower_step_fn=lower, higher_step_fn=higher,
-                        max_positives=max_positives, reduce_fn=reduce_fn)
+  return ap_family_loss(
+    scores,
+    levels,
+    relevances,
+    where=where,
+    lower_step_fn=lower,
+    higher_step_fn=higher,
+    max_positives=max_positives,
+    reduce_fn=reduce_fn,
+  )
 
 
-def smooth_hap_loss(scores, levels, relevances, *, where=None, tau: float = SUPRANK.tau,
-                    max_positives: int | None = None, reduce_fn: Callable | None = jnp.mean):
+def smooth_hap_loss(
+  scores,
+  levels,
+  relevances,
+  *,
+  where=None,
+  tau: float = SUPRANK.tau,
+  max_positives: int | None = None,
+  reduce_fn: Callable | None = jnp.mean,
+):
   """Smooth-HAP loss: ``1 - H-AP`` with a temperature sigmoid for every step.
 
   .. math::
@@ -84,17 +113,38 @@ def smooth_hap_loss(scores, levels, relevances, *, where=None, tau: float = SUPR
   Args: as :func:`sup_hap_loss` (every pair uses the same step, so ``levels`` only has to be valid).
   """
   sig = functools.partial(ranks.tau_sigmoid, tau=tau)
-  return ap_family_loss(scores, levels, relevances, where=where, step_fn=sig, plus_step_fn=sig,
-                        max_positives=max_positives, reduce_fn=reduce_fn)
+  return ap_family_loss(
+    scores,
+    levels,
+    relevances,
+    where=where,
+    step_fn=sig,
+    plus_step_fn=sig,
+    max_positives=max_positives,
+    reduce_fn=reduce_fn,
+  )
 
 
-def sup_hap_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: int | str = "multi",
-                           include_self: bool = True, relevance_type: str = "pop", relevance_alpha=1.0,
-                           tau: float = SUPRANK.tau, rho: float = SUPRANK.rho, delta: float | None = SUPRANK.delta,
-                           start: float | None = SUPRANK.start, offset: float | None = SUPRANK.offset,
-                           with_hrank: bool = False, beta: float = HRANK.beta, leak: float = HRANK.leak,
-                           gamma: float = HRANK.gamma, max_positives: int | None = None,
-                           reduce_fn: Callable | None = jnp.mean):
+def sup_hap_embedding_loss(
+  inputs: LossInputs,
+  params=None,
+  *,
+  hierarchy_level: int | str = "multi",
+  include_self: bool = True,
+  relevance_type: str = "pop",
+  relevance_alpha=1.0,
+  tau: float = SUPRANK.tau,
+  rho: float = SUPRANK.rho,
+  delta: float | None = SUPRANK.delta,
+  start: float | None = SUPRANK.start,
+  offset: float | None = SUPRANK.offset,
+  with_hrank: bool = False,
+  beta: float = HRANK.beta,
+  leak: float = HRANK.leak,
+  gamma: float = HRANK.gamma,
+  max_positives: int | None = None,
+  reduce_fn: Callable | None = jnp.mean,
+):
   """:func:`sup_hap_loss` on :class:`LossInputs` (registry name ``sup_hap``); ``params`` is unused.
 
   See :func:`suprank_jax.losses.inputs.graded_pairs` for the shared arguments; ``reduce_fn=None``
@@ -102,21 +152,56 @@ def sup_hap_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: 
   """
   del params
   levels, relevances, where = inputs_lib.graded_pairs(
-      inputs, hierarchy_level=hierarchy_level, include_self=include_self, relevance_type=relevance_type,
-      relevance_alpha=relevance_alpha, name="sup_hap")
-  return sup_hap_loss(inputs.scores(), levels, relevances, where=where, tau=tau, rho=rho, delta=delta, start=start,
-                      offset=offset, with_hrank=with_hrank, beta=beta, leak=leak, gamma=gamma,
-                      max_positives=max_positives, reduce_fn=reduce_fn)
+    inputs,
+    hierarchy_level=hierarchy_level,
+    include_self=include_self,
+    relevance_type=relevance_type,
+    relevance_alpha=relevance_alpha,
+    name="sup_hap",
+  )
+  return sup_hap_loss(
+    inputs.scores(),
+    levels,
+    relevances,
+    where=where,
+    tau=tau,
+    rho=rho,
+    delta=delta,
+    start=start,
+    offset=offset,
+    with_hrank=with_hrank,
+    beta=beta,
+    leak=leak,
+    gamma=gamma,
+    max_positives=max_positives,
+    reduce_fn=reduce_fn,
+  )
 
 
-def smooth_hap_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: int | str = "multi",
-                              include_self: bool = True, relevance_type: str = "pop", relevance_alpha=1.0,
-                              tau: float = SUPRANK.tau, max_positives: int | None = None,
-                              reduce_fn: Callable | None = jnp.mean):
+def smooth_hap_embedding_loss(
+  inputs: LossInputs,
+  params=None,
+  *,
+  hierarchy_level: int | str = "multi",
+  include_self: bool = True,
+  relevance_type: str = "pop",
+  relevance_alpha=1.0,
+  tau: float = SUPRANK.tau,
+  max_positives: int | None = None,
+  reduce_fn: Callable | None = jnp.mean,
+):
   """:func:`smooth_hap_loss` on :class:`LossInputs` (registry name ``smooth_hap``); ``params`` is unused.
 
   :func:`suprank_jax.losses.ap.smooth_ap_embedding_loss` with HAPPIER's default ``hierarchy_level='multi'``.
   """
-  return smooth_ap_embedding_loss(inputs, params, hierarchy_level=hierarchy_level, include_self=include_self,
-                                  relevance_type=relevance_type, relevance_alpha=relevance_alpha, tau=tau,
-                                  max_positives=max_positives, reduce_fn=reduce_fn)
+  return smooth_ap_embedding_loss(
+    inputs,
+    params,
+    hierarchy_level=hierarchy_level,
+    include_self=include_self,
+    relevance_type=relevance_type,
+    relevance_alpha=relevance_alpha,
+    tau=tau,
+    max_positives=max_positives,
+    reduce_fn=reduce_fn,
+  )

@@ -32,17 +32,17 @@ import numpy as np
 from suprank_jax import hierarchy
 
 __all__ = [
-    "LossInputs",
-    "batch_inputs",
-    "memory_inputs",
-    "l2_normalize",
-    "compute_dtype",
-    "check_embeddings",
-    "check_scores",
-    "check_hierarchy_level",
-    "split_pairs",
-    "binary_pairs",
-    "graded_pairs",
+  "LossInputs",
+  "batch_inputs",
+  "memory_inputs",
+  "l2_normalize",
+  "compute_dtype",
+  "check_embeddings",
+  "check_scores",
+  "check_hierarchy_level",
+  "split_pairs",
+  "binary_pairs",
+  "graded_pairs",
 ]
 
 
@@ -123,8 +123,9 @@ def check_embeddings(name: str, embeddings, labels, *, label_ndim: int = 2):
   rows (``[N, L]``, or ``[N]`` with ``label_ndim=1``)."""
   want = "[N, L]" if label_ndim == 2 else "[N]"
   if embeddings.ndim != 2 or labels.ndim != label_ndim or embeddings.shape[0] != labels.shape[0]:
-    raise ValueError(f"{name}: expected embeddings [N, D] and labels {want} with the same N, got "
-                     f"{embeddings.shape} and {labels.shape}")
+    raise ValueError(
+      f"{name}: expected embeddings [N, D] and labels {want} with the same N, got {embeddings.shape} and {labels.shape}"
+    )
   if not jnp.issubdtype(embeddings.dtype, jnp.floating):
     raise ValueError(f"{name}: embeddings must be floating point, got {embeddings.dtype}")
   if not jnp.issubdtype(labels.dtype, jnp.integer):
@@ -144,9 +145,9 @@ def check_scores(name: str, scores, **same_shape):
 
 
 _ACCEPTS = {
-    "any": "an int label column or 'multi'",
-    "int": "an int label column (this loss compares one label column)",
-    "multi": "'multi' (this loss uses every label level)",
+  "any": "an int label column or 'multi'",
+  "int": "an int label column (this loss compares one label column)",
+  "multi": "'multi' (this loss uses every label level)",
 }
 
 
@@ -212,8 +213,15 @@ def binary_pairs(inputs: LossInputs, *, hierarchy_level=0, include_self: bool = 
   return same & where, where
 
 
-def graded_pairs(inputs: LossInputs, *, hierarchy_level=0, include_self: bool = True, relevance_type: str = "pop",
-                 relevance_alpha=1.0, name: str = "loss"):
+def graded_pairs(
+  inputs: LossInputs,
+  *,
+  hierarchy_level=0,
+  include_self: bool = True,
+  relevance_type: str = "pop",
+  relevance_alpha=1.0,
+  name: str = "loss",
+):
   """Levels and relevances of every (query, reference item) pair, for the rank losses.
 
   Args:
@@ -231,8 +239,9 @@ def graded_pairs(inputs: LossInputs, *, hierarchy_level=0, include_self: bool = 
   where = inputs.valid_pairs(include_self=include_self)
   if level == "multi":
     levels = hierarchy.pair_levels(inputs.labels, inputs.ref_labels)
-    relevances = hierarchy.relevance_matrix(levels, inputs.num_levels, kind=relevance_type, alpha=relevance_alpha,
-                                            where=where)
+    relevances = hierarchy.relevance_matrix(
+      levels, inputs.num_levels, kind=relevance_type, alpha=relevance_alpha, where=where
+    )
   else:
     levels = hierarchy.pair_levels(inputs.labels, inputs.ref_labels, level=level)
     relevances = levels
@@ -256,5 +265,11 @@ def memory_inputs(embeddings, labels, memory_embeddings, memory_labels, memory_w
     raise ValueError(f"memory_inputs: embedding sizes differ: {embeddings.shape} vs {memory_embeddings.shape}")
   m = memory_embeddings.shape[0]
   where = jnp.ones((m,), bool) if memory_where is None else memory_where.astype(bool)
-  return LossInputs(embeddings, labels, jax.lax.stop_gradient(memory_embeddings), memory_labels, where,
-                    jnp.full((embeddings.shape[0],), -1, jnp.int32))
+  return LossInputs(
+    embeddings,
+    labels,
+    jax.lax.stop_gradient(memory_embeddings),
+    memory_labels,
+    where,
+    jnp.full((embeddings.shape[0],), -1, jnp.int32),
+  )

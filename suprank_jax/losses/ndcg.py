@@ -15,7 +15,7 @@ come from the levels, as in the reference, so there is no relevance function to 
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import jax.numpy as jnp
 
@@ -25,10 +25,10 @@ from suprank_jax.losses.inputs import LossInputs
 from suprank_jax.losses.ranks import SUPRANK
 
 __all__ = [
-    "sup_ndcg_loss",
-    "smooth_ndcg_loss",
-    "sup_ndcg_embedding_loss",
-    "smooth_ndcg_embedding_loss",
+  "sup_ndcg_loss",
+  "smooth_ndcg_loss",
+  "sup_ndcg_embedding_loss",
+  "smooth_ndcg_embedding_loss",
 ]
 
 
@@ -47,10 +47,19 @@ def _ndcg_score(items: ranks.RankedItems):
   return dcg / jnp.where(has_gain, idcg, 1.0), has_gain
 
 
-def sup_ndcg_loss(scores, levels, *, where=None, tau: float = SUPRANK.tau, rho: float = SUPRANK.rho,
-                  delta: float | None = SUPRANK.delta, start: float | None = SUPRANK.start,
-                  offset: float | None = SUPRANK.offset, max_positives: int | None = None,
-                  reduce_fn: Callable | None = jnp.mean):
+def sup_ndcg_loss(
+  scores,
+  levels,
+  *,
+  where=None,
+  tau: float = SUPRANK.tau,
+  rho: float = SUPRANK.rho,
+  delta: float | None = SUPRANK.delta,
+  start: float | None = SUPRANK.start,
+  offset: float | None = SUPRANK.offset,
+  max_positives: int | None = None,
+  reduce_fn: Callable | None = jnp.mean,
+):
   """SupNDCG loss: ``1 - NDCG`` with the SupRank rank surrogate (lower-level items) in the DCG.
 
   .. math::
@@ -72,12 +81,27 @@ def sup_ndcg_loss(scores, levels, *, where=None, tau: float = SUPRANK.tau, rho: 
   0.0
   """
   lower = functools.partial(ranks.suprank_surrogate, tau=tau, rho=rho, delta=delta, start=start, offset=offset)
-  return ranks.rank_loss(scores, levels, score_fn=_ndcg_score, where=where, lower_step_fn=lower,
-                         max_positives=max_positives, reduce_fn=reduce_fn, name="sup_ndcg_loss")
+  return ranks.rank_loss(
+    scores,
+    levels,
+    score_fn=_ndcg_score,
+    where=where,
+    lower_step_fn=lower,
+    max_positives=max_positives,
+    reduce_fn=reduce_fn,
+    name="sup_ndcg_loss",
+  )
 
 
-def smooth_ndcg_loss(scores, levels, *, where=None, tau: float = SUPRANK.tau, max_positives: int | None = None,
-                     reduce_fn: Callable | None = jnp.mean):
+def smooth_ndcg_loss(
+  scores,
+  levels,
+  *,
+  where=None,
+  tau: float = SUPRANK.tau,
+  max_positives: int | None = None,
+  reduce_fn: Callable | None = jnp.mean,
+):
   """Smooth-NDCG loss: ``1 - NDCG`` with sigmoid ranks ``1 + sum_{j != i} sigma_tau(s_j - s_i)``.
 
   .. math::
@@ -85,32 +109,69 @@ def smooth_ndcg_loss(scores, levels, *, where=None, tau: float = SUPRANK.tau, ma
                              {\\sum_{i} (2^{l_i} - 1) / \\log_2(1 + rank^*(i))}
   """
   sig = functools.partial(ranks.tau_sigmoid, tau=tau)
-  return ranks.rank_loss(scores, levels, score_fn=_ndcg_score, where=where, step_fn=sig,
-                         max_positives=max_positives, reduce_fn=reduce_fn, name="smooth_ndcg_loss")
+  return ranks.rank_loss(
+    scores,
+    levels,
+    score_fn=_ndcg_score,
+    where=where,
+    step_fn=sig,
+    max_positives=max_positives,
+    reduce_fn=reduce_fn,
+    name="smooth_ndcg_loss",
+  )
 
 
-def sup_ndcg_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: int | str = "multi",
-                            include_self: bool = True, tau: float = SUPRANK.tau, rho: float = SUPRANK.rho,
-                            delta: float | None = SUPRANK.delta, start: float | None = SUPRANK.start,
-                            offset: float | None = SUPRANK.offset, max_positives: int | None = None,
-                            reduce_fn: Callable | None = jnp.mean):
+def sup_ndcg_embedding_loss(
+  inputs: LossInputs,
+  params=None,
+  *,
+  hierarchy_level: int | str = "multi",
+  include_self: bool = True,
+  tau: float = SUPRANK.tau,
+  rho: float = SUPRANK.rho,
+  delta: float | None = SUPRANK.delta,
+  start: float | None = SUPRANK.start,
+  offset: float | None = SUPRANK.offset,
+  max_positives: int | None = None,
+  reduce_fn: Callable | None = jnp.mean,
+):
   """:func:`sup_ndcg_loss` on :class:`LossInputs` (registry name ``sup_ndcg``); ``params`` is unused.
 
   ``reduce_fn=None`` returns the ``[B]`` per-query losses.
   """
   del params
-  levels, _, where = inputs_lib.graded_pairs(inputs, hierarchy_level=hierarchy_level, include_self=include_self,
-                                             name="sup_ndcg")
-  return sup_ndcg_loss(inputs.scores(), levels, where=where, tau=tau, rho=rho, delta=delta, start=start,
-                       offset=offset, max_positives=max_positives, reduce_fn=reduce_fn)
+  levels, _, where = inputs_lib.graded_pairs(
+    inputs, hierarchy_level=hierarchy_level, include_self=include_self, name="sup_ndcg"
+  )
+  return sup_ndcg_loss(
+    inputs.scores(),
+    levels,
+    where=where,
+    tau=tau,
+    rho=rho,
+    delta=delta,
+    start=start,
+    offset=offset,
+    max_positives=max_positives,
+    reduce_fn=reduce_fn,
+  )
 
 
-def smooth_ndcg_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: int | str = "multi",
-                               include_self: bool = True, tau: float = SUPRANK.tau, max_positives: int | None = None,
-                               reduce_fn: Callable | None = jnp.mean):
+def smooth_ndcg_embedding_loss(
+  inputs: LossInputs,
+  params=None,
+  *,
+  hierarchy_level: int | str = "multi",
+  include_self: bool = True,
+  tau: float = SUPRANK.tau,
+  max_positives: int | None = None,
+  reduce_fn: Callable | None = jnp.mean,
+):
   """:func:`smooth_ndcg_loss` on :class:`LossInputs` (registry name ``smooth_ndcg``); ``params`` is unused."""
   del params
-  levels, _, where = inputs_lib.graded_pairs(inputs, hierarchy_level=hierarchy_level, include_self=include_self,
-                                             name="smooth_ndcg")
-  return smooth_ndcg_loss(inputs.scores(), levels, where=where, tau=tau, max_positives=max_positives,
-                          reduce_fn=reduce_fn)
+  levels, _, where = inputs_lib.graded_pairs(
+    inputs, hierarchy_level=hierarchy_level, include_self=include_self, name="smooth_ndcg"
+  )
+  return smooth_ndcg_loss(
+    inputs.scores(), levels, where=where, tau=tau, max_positives=max_positives, reduce_fn=reduce_fn
+  )

@@ -28,7 +28,7 @@ a reference quirk (see :func:`triplet_margin_loss`).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -38,13 +38,13 @@ from suprank_jax.losses import ranks
 from suprank_jax.losses.inputs import LossInputs
 
 __all__ = [
-    "calibration_loss",
-    "calibration_embedding_loss",
-    "xbm_contrastive_loss",
-    "xbm_contrastive_embedding_loss",
-    "easy_semihard_triplets",
-    "triplet_margin_loss",
-    "triplet_embedding_loss",
+  "calibration_loss",
+  "calibration_embedding_loss",
+  "xbm_contrastive_loss",
+  "xbm_contrastive_embedding_loss",
+  "easy_semihard_triplets",
+  "triplet_margin_loss",
+  "triplet_embedding_loss",
 ]
 
 
@@ -55,8 +55,15 @@ def _reduce_terms(terms, mask, reduce_fn, query_axes):
   return ranks.safe_reduce(terms, where=mask, reduce_fn=reduce_fn)
 
 
-def calibration_loss(scores, positives, *, where=None, pos_margin: float = 0.9, neg_margin: float = 0.6,
-                     reduce_fn: Callable | None = ranks.nonzero_mean):
+def calibration_loss(
+  scores,
+  positives,
+  *,
+  where=None,
+  pos_margin: float = 0.9,
+  neg_margin: float = 0.6,
+  reduce_fn: Callable | None = ranks.nonzero_mean,
+):
   """Calibration loss (ROADMAP): a contrastive loss with margins on similarity scores.
 
   .. math::
@@ -93,23 +100,38 @@ def calibration_loss(scores, positives, *, where=None, pos_margin: float = 0.9, 
   return pos_loss + neg_loss
 
 
-def calibration_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: int | str = 0,
-                               include_self: bool = True, pos_margin: float = 0.9, neg_margin: float = 0.6,
-                               reduce_fn: Callable | None = ranks.nonzero_mean):
+def calibration_embedding_loss(
+  inputs: LossInputs,
+  params=None,
+  *,
+  hierarchy_level: int | str = 0,
+  include_self: bool = True,
+  pos_margin: float = 0.9,
+  neg_margin: float = 0.6,
+  reduce_fn: Callable | None = ranks.nonzero_mean,
+):
   """:func:`calibration_loss` on normalised embeddings (reference ``CalibrationLoss``).
 
   Pairs are all (query, reference item) pairs; in batch mode that includes the self pair, which adds
   a zero term (not counted by the reducer), so ``include_self`` does not change the value.
   """
   del params
-  positives, where = inputs_lib.binary_pairs(inputs, hierarchy_level=hierarchy_level, include_self=include_self,
-                                             name="calibration")
-  return calibration_loss(inputs.scores(normalize=True), positives, where=where, pos_margin=pos_margin,
-                          neg_margin=neg_margin, reduce_fn=reduce_fn)
+  positives, where = inputs_lib.binary_pairs(
+    inputs, hierarchy_level=hierarchy_level, include_self=include_self, name="calibration"
+  )
+  return calibration_loss(
+    inputs.scores(normalize=True),
+    positives,
+    where=where,
+    pos_margin=pos_margin,
+    neg_margin=neg_margin,
+    reduce_fn=reduce_fn,
+  )
 
 
-def xbm_contrastive_loss(scores, positives, *, where=None, margin: float = 0.5, epsilon: float = 1e-5,
-                         reduce_fn: Callable | None = jnp.mean):
+def xbm_contrastive_loss(
+  scores, positives, *, where=None, margin: float = 0.5, epsilon: float = 1e-5, reduce_fn: Callable | None = jnp.mean
+):
   """The contrastive loss of the XBM paper.
 
   .. math::
@@ -141,13 +163,20 @@ def xbm_contrastive_loss(scores, positives, *, where=None, margin: float = 0.5, 
   return ranks.safe_reduce(per_query, reduce_fn=reduce_fn)
 
 
-def xbm_contrastive_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: int | str = 0,
-                                   include_self: bool = True, margin: float = 0.5,
-                                   reduce_fn: Callable | None = jnp.mean):
+def xbm_contrastive_embedding_loss(
+  inputs: LossInputs,
+  params=None,
+  *,
+  hierarchy_level: int | str = 0,
+  include_self: bool = True,
+  margin: float = 0.5,
+  reduce_fn: Callable | None = jnp.mean,
+):
   """:func:`xbm_contrastive_loss` on raw dot products (reference ``XBMLoss``)."""
   del params
-  positives, where = inputs_lib.binary_pairs(inputs, hierarchy_level=hierarchy_level, include_self=include_self,
-                                             name="xbm_contrastive")
+  positives, where = inputs_lib.binary_pairs(
+    inputs, hierarchy_level=hierarchy_level, include_self=include_self, name="xbm_contrastive"
+  )
   return xbm_contrastive_loss(inputs.scores(), positives, where=where, margin=margin, reduce_fn=reduce_fn)
 
 
@@ -179,8 +208,15 @@ def easy_semihard_triplets(scores, positives, *, where=None):
   return positive_index, negative_index, keep
 
 
-def triplet_margin_loss(scores, positives, *, where=None, margin: float = 0.05, mining: str = "all",
-                        reduce_fn: Callable | None = ranks.nonzero_mean):
+def triplet_margin_loss(
+  scores,
+  positives,
+  *,
+  where=None,
+  margin: float = 0.05,
+  mining: str = "all",
+  reduce_fn: Callable | None = ranks.nonzero_mean,
+):
   """Triplet margin loss on similarities (PML ``TripletMarginLoss`` with ``DotProductSimilarity``).
 
   .. math:: \\mathcal{L} = \\operatorname{avg}_{>0}\\{[s_{ik} - s_{ij} + m]_+ : (i, j, k) \\in T\\}
@@ -221,9 +257,16 @@ def triplet_margin_loss(scores, positives, *, where=None, margin: float = 0.05, 
   return _reduce_terms(jax.nn.relu(s_an - s_ap + margin), keep, reduce_fn, ())
 
 
-def triplet_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: int | str = 0,
-                           include_self: bool = True, margin: float = 0.05, semihard: bool = False,
-                           reduce_fn: Callable | None = ranks.nonzero_mean):
+def triplet_embedding_loss(
+  inputs: LossInputs,
+  params=None,
+  *,
+  hierarchy_level: int | str = 0,
+  include_self: bool = True,
+  margin: float = 0.05,
+  semihard: bool = False,
+  reduce_fn: Callable | None = ranks.nonzero_mean,
+):
   """:func:`triplet_margin_loss` on normalised embeddings (reference ``TripletLoss``).
 
   ``semihard=True`` selects the easy-positive / semi-hard-negative miner. ``include_self=True`` (the
@@ -232,7 +275,14 @@ def triplet_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: 
   exactly 0 (no training signal), so train that one with ``include_self=False``.
   """
   del params
-  positives, where = inputs_lib.binary_pairs(inputs, hierarchy_level=hierarchy_level, include_self=include_self,
-                                             name="triplet")
-  return triplet_margin_loss(inputs.scores(normalize=True), positives, where=where, margin=margin,
-                             mining="easy_semihard" if semihard else "all", reduce_fn=reduce_fn)
+  positives, where = inputs_lib.binary_pairs(
+    inputs, hierarchy_level=hierarchy_level, include_self=include_self, name="triplet"
+  )
+  return triplet_margin_loss(
+    inputs.scores(normalize=True),
+    positives,
+    where=where,
+    margin=margin,
+    mining="easy_semihard" if semihard else "all",
+    reduce_fn=reduce_fn,
+  )

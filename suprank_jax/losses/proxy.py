@@ -22,7 +22,7 @@ float32 at least.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -31,19 +31,20 @@ from suprank_jax.losses import ranks
 from suprank_jax.losses.inputs import LossInputs, check_embeddings, check_hierarchy_level, compute_dtype, l2_normalize
 
 __all__ = [
-    "cluster_loss",
-    "cluster_init_params",
-    "cluster_embedding_loss",
-    "arcface_loss",
-    "arcface_init_params",
-    "arcface_embedding_loss",
-    "proxy_nca_pp_loss",
-    "proxy_nca_pp_init_params",
-    "proxy_nca_pp_embedding_loss",
-    "csl_loss",
-    "csl_init_params",
-    "csl_embedding_loss",
+  "cluster_loss",
+  "cluster_init_params",
+  "cluster_embedding_loss",
+  "arcface_loss",
+  "arcface_init_params",
+  "arcface_embedding_loss",
+  "proxy_nca_pp_loss",
+  "proxy_nca_pp_init_params",
+  "proxy_nca_pp_embedding_loss",
+  "csl_loss",
+  "csl_init_params",
+  "csl_embedding_loss",
 ]
+
 
 def _check(name, embeddings, labels, proxies, *, label_ndim=1):
   check_embeddings(name, embeddings, labels, label_ndim=label_ndim)
@@ -83,8 +84,16 @@ def _linear_init(rng, shape):
 # Normalised softmax ("cluster loss").
 
 
-def cluster_loss(embeddings, labels, proxies, *, temperature: float = 0.05, num_centers: int = 1,
-                 temperature_centers: float = 0.1, reduce_fn: Callable | None = jnp.mean):
+def cluster_loss(
+  embeddings,
+  labels,
+  proxies,
+  *,
+  temperature: float = 0.05,
+  num_centers: int = 1,
+  temperature_centers: float = 0.1,
+  reduce_fn: Callable | None = jnp.mean,
+):
   """Normalised softmax with temperature (reference ``ClusterLoss``).
 
   .. math:: \\mathcal{L} = \\operatorname{CE}\\big(x W_n^\\top / T, y\\big),
@@ -111,8 +120,9 @@ def cluster_loss(embeddings, labels, proxies, *, temperature: float = 0.05, num_
   """
   embeddings, proxies = _check("cluster_loss", embeddings, labels, proxies)
   if proxies.shape[0] % num_centers:
-    raise ValueError(f"cluster_loss: proxies rows ({proxies.shape[0]}) must be a multiple of num_centers "
-                     f"({num_centers})")
+    raise ValueError(
+      f"cluster_loss: proxies rows ({proxies.shape[0]}) must be a multiple of num_centers ({num_centers})"
+    )
   logits = embeddings @ l2_normalize(proxies).T
   if num_centers > 1:
     logits = logits.reshape(logits.shape[0], -1, num_centers)
@@ -126,21 +136,44 @@ def cluster_init_params(rng, *, embed_dim: int, num_classes, num_centers: int = 
   return {"proxies": _linear_init(rng, (num_classes * num_centers, embed_dim))}
 
 
-def cluster_embedding_loss(inputs: LossInputs, params, *, hierarchy_level: int | str = 0,
-                           temperature: float = 0.05, num_centers: int = 1, temperature_centers: float = 0.1,
-                           reduce_fn: Callable | None = jnp.mean):
+def cluster_embedding_loss(
+  inputs: LossInputs,
+  params,
+  *,
+  hierarchy_level: int | str = 0,
+  temperature: float = 0.05,
+  num_centers: int = 1,
+  temperature_centers: float = 0.1,
+  reduce_fn: Callable | None = jnp.mean,
+):
   """:func:`cluster_loss` on the queries, classes from label column ``hierarchy_level`` (an int)."""
   labels = _class_column(inputs, hierarchy_level, "cluster")
-  return cluster_loss(inputs.embeddings, labels, params["proxies"], temperature=temperature,
-                      num_centers=num_centers, temperature_centers=temperature_centers, reduce_fn=reduce_fn)
+  return cluster_loss(
+    inputs.embeddings,
+    labels,
+    params["proxies"],
+    temperature=temperature,
+    num_centers=num_centers,
+    temperature_centers=temperature_centers,
+    reduce_fn=reduce_fn,
+  )
 
 
 # ----------------------------------------------------------------------------------------------------
 # ArcFace.
 
 
-def arcface_loss(embeddings, labels, proxies, *, scale: float = 30.0, margin: float = 0.5,
-                 easy_margin: bool = False, ls_eps: float = 0.0, reduce_fn: Callable | None = jnp.mean):
+def arcface_loss(
+  embeddings,
+  labels,
+  proxies,
+  *,
+  scale: float = 30.0,
+  margin: float = 0.5,
+  easy_margin: bool = False,
+  ls_eps: float = 0.0,
+  reduce_fn: Callable | None = jnp.mean,
+):
   """ArcFace, additive angular margin (reference ``ArcFaceLoss``).
 
   .. math::
@@ -191,13 +224,29 @@ def arcface_init_params(rng, *, embed_dim: int, num_classes):
   return {"proxies": _linear_init(rng, (_num_classes(num_classes, "arcface_init_params"), embed_dim))}
 
 
-def arcface_embedding_loss(inputs: LossInputs, params, *, hierarchy_level: int | str = 0, scale: float = 30.0,
-                           margin: float = 0.5, easy_margin: bool = False, ls_eps: float = 0.0,
-                           reduce_fn: Callable | None = jnp.mean):
+def arcface_embedding_loss(
+  inputs: LossInputs,
+  params,
+  *,
+  hierarchy_level: int | str = 0,
+  scale: float = 30.0,
+  margin: float = 0.5,
+  easy_margin: bool = False,
+  ls_eps: float = 0.0,
+  reduce_fn: Callable | None = jnp.mean,
+):
   """:func:`arcface_loss` on the queries (reference config keys ``s`` -> ``scale``, ``m`` -> ``margin``)."""
   labels = _class_column(inputs, hierarchy_level, "arcface")
-  return arcface_loss(inputs.embeddings, labels, params["proxies"], scale=scale, margin=margin,
-                      easy_margin=easy_margin, ls_eps=ls_eps, reduce_fn=reduce_fn)
+  return arcface_loss(
+    inputs.embeddings,
+    labels,
+    params["proxies"],
+    scale=scale,
+    margin=margin,
+    easy_margin=easy_margin,
+    ls_eps=ls_eps,
+    reduce_fn=reduce_fn,
+  )
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -240,8 +289,14 @@ def proxy_nca_pp_init_params(rng, *, embed_dim: int, num_classes):
   return {"proxies": jax.random.normal(rng, (num_classes, embed_dim), jnp.float32) / 8.0}
 
 
-def proxy_nca_pp_embedding_loss(inputs: LossInputs, params, *, hierarchy_level: int | str = 0, scale: float = 3.0,
-                                reduce_fn: Callable | None = jnp.mean):
+def proxy_nca_pp_embedding_loss(
+  inputs: LossInputs,
+  params,
+  *,
+  hierarchy_level: int | str = 0,
+  scale: float = 3.0,
+  reduce_fn: Callable | None = jnp.mean,
+):
   """:func:`proxy_nca_pp_loss` on the queries, classes from label column ``hierarchy_level`` (an int)."""
   labels = _class_column(inputs, hierarchy_level, "proxy_nca_pp")
   return proxy_nca_pp_loss(inputs.embeddings, labels, params["proxies"], scale=scale, reduce_fn=reduce_fn)
@@ -266,8 +321,17 @@ def _torch_softplus(x):
   return jnp.where(x > 20.0, x, jax.nn.softplus(jnp.minimum(x, 20.0)))
 
 
-def csl_loss(embeddings, labels, proxies, proxy_labels, *, margins: Sequence[float] = (0.25, 0.35, 0.45),
-             scale: float = 32.0, reduce_type: str = "sum", reduce_fn: Callable | None = jnp.mean):
+def csl_loss(
+  embeddings,
+  labels,
+  proxies,
+  proxy_labels,
+  *,
+  margins: Sequence[float] = (0.25, 0.35, 0.45),
+  scale: float = 32.0,
+  reduce_type: str = "sum",
+  reduce_fn: Callable | None = jnp.mean,
+):
   """CSL hierarchical proxy loss with one margin per level (reference ``CSLLoss``).
 
   With ``s_ip = x_i . \\hat p_p`` (embeddings not normalised) and ``S^l_i`` the proxies that share
@@ -304,8 +368,10 @@ def csl_loss(embeddings, labels, proxies, proxy_labels, *, margins: Sequence[flo
   proxy_labels = jnp.asarray(proxy_labels)
   num_levels = labels.shape[1]
   if proxy_labels.shape != (proxies.shape[0], num_levels):
-    raise ValueError(f"csl_loss: proxy_labels must be [{proxies.shape[0]}, {num_levels}] (one label row per "
-                     f"proxy, as many levels as labels {labels.shape}), got {proxy_labels.shape}")
+    raise ValueError(
+      f"csl_loss: proxy_labels must be [{proxies.shape[0]}, {num_levels}] (one label row per "
+      f"proxy, as many levels as labels {labels.shape}), got {proxy_labels.shape}"
+    )
   if len(margins) != num_levels:
     raise ValueError(f"csl_loss: {len(margins)} margins {tuple(margins)} for labels with {num_levels} levels")
   if reduce_type not in ("sum", "mean", "none"):
@@ -313,8 +379,10 @@ def csl_loss(embeddings, labels, proxies, proxy_labels, *, margins: Sequence[flo
   sim = scale * (embeddings @ l2_normalize(proxies).T)
   same = labels[:, None, :] == proxy_labels[None, :, :]  # [B, P, L]
   lse_pos = _masked_logsumexp(-sim, same[..., 0])
-  per_query = [_torch_softplus(_masked_logsumexp(sim, ~same[..., level]) + lse_pos + margins[level] * scale)
-               for level in range(num_levels)]
+  per_query = [
+    _torch_softplus(_masked_logsumexp(sim, ~same[..., level]) + lse_pos + margins[level] * scale)
+    for level in range(num_levels)
+  ]
   if reduce_fn is not None:
     per_query = [ranks.safe_reduce(values, reduce_fn=reduce_fn) for values in per_query]
   losses = jnp.stack(per_query, axis=-1)  # [L], or [B, L] per query
@@ -333,9 +401,17 @@ def csl_init_params(rng, *, embed_dim: int, num_classes):
   return {"proxies": _linear_init(rng, (_num_classes(num_classes, "csl_init_params"), embed_dim))}
 
 
-def csl_embedding_loss(inputs: LossInputs, params, *, hierarchy_level: int | str = "multi", proxy_labels=None,
-                       margins: Sequence[float] = (0.25, 0.35, 0.45), scale: float = 32.0,
-                       reduce_type: str = "sum", reduce_fn: Callable | None = jnp.mean):
+def csl_embedding_loss(
+  inputs: LossInputs,
+  params,
+  *,
+  hierarchy_level: int | str = "multi",
+  proxy_labels=None,
+  margins: Sequence[float] = (0.25, 0.35, 0.45),
+  scale: float = 32.0,
+  reduce_type: str = "sum",
+  reduce_fn: Callable | None = jnp.mean,
+):
   """:func:`csl_loss` on the queries, all label levels (``hierarchy_level`` must be ``'multi'``).
 
   ``proxy_labels`` (``[P, L]``, the label row of every finest class, sorted by class id) is required:
@@ -343,7 +419,17 @@ def csl_embedding_loss(inputs: LossInputs, params, *, hierarchy_level: int | str
   """
   check_hierarchy_level(hierarchy_level, inputs.num_levels, name="csl", accepts="multi")
   if proxy_labels is None:
-    raise ValueError("csl_embedding_loss needs proxy_labels=[num_proxies, num_levels], the label row of each "
-                     "finest class of the training set")
-  return csl_loss(inputs.embeddings, inputs.labels, params["proxies"], proxy_labels, margins=margins, scale=scale,
-                  reduce_type=reduce_type, reduce_fn=reduce_fn)
+    raise ValueError(
+      "csl_embedding_loss needs proxy_labels=[num_proxies, num_levels], the label row of each "
+      "finest class of the training set"
+    )
+  return csl_loss(
+    inputs.embeddings,
+    inputs.labels,
+    params["proxies"],
+    proxy_labels,
+    margins=margins,
+    scale=scale,
+    reduce_type=reduce_type,
+    reduce_fn=reduce_fn,
+  )

@@ -1,8 +1,5 @@
 """Step functions, the differentiable rank primitives and the one driver of every rank loss.
 
-Size: the step functions, the chunked rank primitive with its custom VJP and the driver are the single
-rank machinery of every rank loss; split up, the driver would reach into another module's internals.
-
 A rank loss scores every query ``b`` against items ``j`` with ``scores[b, j]``. The rank of item ``i``
 is one plus the number of items scored above it,
 
@@ -40,7 +37,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -50,20 +48,20 @@ from jax import lax
 from suprank_jax.losses.inputs import check_scores, compute_dtype
 
 __all__ = [
-    "SUPRANK",
-    "HRANK",
-    "heaviside",
-    "tau_sigmoid",
-    "suprank_surrogate",
-    "hrank_surrogate",
-    "approx_ranks",
-    "gather_items",
-    "item_ranks",
-    "RankedItems",
-    "rank_plus",
-    "rank_loss",
-    "safe_reduce",
-    "nonzero_mean",
+  "SUPRANK",
+  "HRANK",
+  "heaviside",
+  "tau_sigmoid",
+  "suprank_surrogate",
+  "hrank_surrogate",
+  "approx_ranks",
+  "gather_items",
+  "item_ranks",
+  "RankedItems",
+  "rank_plus",
+  "rank_loss",
+  "safe_reduce",
+  "nonzero_mean",
 ]
 
 StepFn = Callable[[jax.Array], jax.Array]
@@ -116,8 +114,15 @@ def tau_sigmoid(x, *, tau: float = SUPRANK.tau):
   return 1.0 / (1.0 + jnp.exp(-jnp.clip(x / tau, -50.0, 50.0)))
 
 
-def suprank_surrogate(x, *, tau: float = SUPRANK.tau, rho: float = SUPRANK.rho, delta: float | None = SUPRANK.delta,
-                      start: float | None = SUPRANK.start, offset: float | None = SUPRANK.offset):
+def suprank_surrogate(
+  x,
+  *,
+  tau: float = SUPRANK.tau,
+  rho: float = SUPRANK.rho,
+  delta: float | None = SUPRANK.delta,
+  start: float | None = SUPRANK.start,
+  offset: float | None = SUPRANK.offset,
+):
   """The SupRank upper-bound step for items of a lower level than the ranked item.
 
   .. math::
@@ -171,8 +176,7 @@ def _pair_steps(x, other, step_fn, other_step_fn):
   return jnp.where(other, other_step_fn(x), step_fn(x))
 
 
-def approx_ranks(scores, levels=None, *, where=None, step_fn: StepFn = heaviside,
-                 lower_step_fn: StepFn | None = None):
+def approx_ranks(scores, levels=None, *, where=None, step_fn: StepFn = heaviside, lower_step_fn: StepFn | None = None):
   """(Approximate) ranks of every item: :func:`item_ranks` of all ``M`` items.
 
   .. math:: rank_{bi} = 1 + \\sum_{j \\ne i,\\ where_{bj}} r_{bij}(s_{bj} - s_{bi})
@@ -237,8 +241,7 @@ def _step_values(x, lower, step_fn, lower_step_fn):
   return jnp.where(lower, lower_value, value), jnp.where(lower, lower_slope, slope)
 
 
-def _item_rank_sums(item_scores, item_levels, item_index, scores, levels, where, offset, *, step_fn,
-                    lower_step_fn):
+def _item_rank_sums(item_scores, item_levels, item_index, scores, levels, where, offset, *, step_fn, lower_step_fn):
   """``sum_j r(s_j - s_i)`` over a block of items ``j`` (global indices ``offset + arange``).
 
   A custom VJP: the backward pass recomputes the elementwise slopes ``r'(s_j - s_i)`` and reduces them
@@ -271,8 +274,16 @@ def _item_rank_sums(item_scores, item_levels, item_index, scores, levels, where,
   return rank_sums(item_scores, scores, item_levels, item_index, levels, where, offset)
 
 
-def item_ranks(scores, item_index, levels=None, *, where=None, step_fn: StepFn = heaviside,
-               lower_step_fn: StepFn | None = None, pair_block: int = _PAIR_BLOCK):
+def item_ranks(
+  scores,
+  item_index,
+  levels=None,
+  *,
+  where=None,
+  step_fn: StepFn = heaviside,
+  lower_step_fn: StepFn | None = None,
+  pair_block: int = _PAIR_BLOCK,
+):
   """Ranks of a gathered block of items against all items, in bounded memory.
 
   .. math:: rank_{bp} = 1 + \\sum_{j \\ne i_{bp},\\ where_{bj}} r_{bpj}(s_{bj} - s_{b i_{bp}})
@@ -313,8 +324,7 @@ def item_ranks(scores, item_index, levels=None, *, where=None, step_fn: StepFn =
     pad = num_parts * part - p
     idx = jnp.pad(item_index, ((0, 0), (0, pad)))
     parts = idx.reshape(b, num_parts, part).transpose(1, 0, 2)
-    ranks = lax.map(
-        lambda ix: item_ranks(scores, ix, levels, where=where, pair_block=pair_block, **kw), parts)
+    ranks = lax.map(lambda ix: item_ranks(scores, ix, levels, where=where, pair_block=pair_block, **kw), parts)
     return ranks.transpose(1, 0, 2).reshape(b, num_parts * part)[:, :p]
 
   chunk = max(1, pair_block // (b * p))
@@ -328,8 +338,12 @@ def item_ranks(scores, item_index, levels=None, *, where=None, step_fn: StepFn =
     a = jnp.pad(a, ((0, 0), (0, pad)), constant_values=fill)
     return a.reshape(b, num_chunks, chunk).transpose(1, 0, 2)
 
-  xs = (split(scores, 0), None if levels is None else split(levels, 0), split(where, False),
-        jnp.arange(num_chunks, dtype=jnp.int32) * chunk)
+  xs = (
+    split(scores, 0),
+    None if levels is None else split(levels, 0),
+    split(where, False),
+    jnp.arange(num_chunks, dtype=jnp.int32) * chunk,
+  )
 
   @jax.checkpoint
   def body(total, chunk_xs):
@@ -380,9 +394,20 @@ def rank_plus(items: RankedItems, *, step_fn: StepFn = heaviside, higher_step_fn
 ScoreFn = Callable[[RankedItems], tuple[jax.Array, jax.Array]]
 
 
-def rank_loss(scores, levels, relevances=None, *, score_fn: ScoreFn, where=None, step_fn: StepFn = heaviside,
-              lower_step_fn: StepFn | None = None, max_positives: int | None = None,
-              reduce_fn: Callable | None = jnp.mean, pair_block: int | None = None, name: str = "rank_loss"):
+def rank_loss(
+  scores,
+  levels,
+  relevances=None,
+  *,
+  score_fn: ScoreFn,
+  where=None,
+  step_fn: StepFn = heaviside,
+  lower_step_fn: StepFn | None = None,
+  max_positives: int | None = None,
+  reduce_fn: Callable | None = jnp.mean,
+  pair_block: int | None = None,
+  name: str = "rank_loss",
+):
   """The driver of every rank loss: ``reduce_fn`` over queries of ``1 - score_fn(ranked items)``.
 
   Args:
@@ -417,8 +442,15 @@ def rank_loss(scores, levels, relevances=None, *, score_fn: ScoreFn, where=None,
   count = jnp.max(jnp.sum(relevances > 0, axis=-1))
   size = _static_item_count(count, scores.shape[-1], max_positives)
   index, valid = gather_items(relevances, size, where=where)
-  rank = item_ranks(scores, index, levels, where=where, step_fn=step_fn, lower_step_fn=lower_step_fn,
-                    pair_block=_PAIR_BLOCK if pair_block is None else pair_block)
+  rank = item_ranks(
+    scores,
+    index,
+    levels,
+    where=where,
+    step_fn=step_fn,
+    lower_step_fn=lower_step_fn,
+    pair_block=_PAIR_BLOCK if pair_block is None else pair_block,
+  )
   take = functools.partial(jnp.take_along_axis, indices=index, axis=-1)
   items = RankedItems(index, valid, rank, take(scores), take(levels), jnp.where(valid, take(relevances), 0.0))
   score, has_score = score_fn(items)
@@ -488,8 +520,10 @@ def _guard_item_count(value, count, size: int, name: str):
 
     def warn(c):
       if np.any(np.asarray(c) > size):
-        print(f"{name}: a query has {np.max(c)} relevant items > max_positives={size}; the loss is NaN. "
-              "Raise max_positives.")
+        print(
+          f"{name}: a query has {np.max(c)} relevant items > max_positives={size}; the loss is NaN. "
+          "Raise max_positives."
+        )
 
     jax.debug.callback(warn, count)
   elif int(count) > size:

@@ -16,7 +16,7 @@ with equal counts the values are the reference's.
 from __future__ import annotations
 
 import functools
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import jax.numpy as jnp
 
@@ -26,10 +26,10 @@ from suprank_jax.losses.inputs import LossInputs
 from suprank_jax.losses.ranks import SUPRANK
 
 __all__ = [
-    "sup_recall_loss",
-    "smooth_recall_loss",
-    "sup_recall_embedding_loss",
-    "smooth_recall_embedding_loss",
+  "sup_recall_loss",
+  "smooth_recall_loss",
+  "sup_recall_embedding_loss",
+  "smooth_recall_embedding_loss",
 ]
 
 # suprecall.yaml: the k averaged, and the temperature of the sigmoid of k - rank.
@@ -53,15 +53,34 @@ def _recall_loss(name, scores, positives, *, where, at_k, temp, step_fn, lower_s
     raise ValueError(f"{name}: at_k must be a non-empty sequence of positive ints, got {at_k}")
   scores, positives, _, where = inputs_lib.split_pairs(name, scores, positives, where=where)
   levels = positives.astype(jnp.int32)
-  return ranks.rank_loss(scores, levels, score_fn=functools.partial(_recall_score, at_k=at_k, temp=temp),
-                         where=where, step_fn=step_fn, lower_step_fn=lower_step_fn, max_positives=max_positives,
-                         reduce_fn=reduce_fn, name=name)
+  return ranks.rank_loss(
+    scores,
+    levels,
+    score_fn=functools.partial(_recall_score, at_k=at_k, temp=temp),
+    where=where,
+    step_fn=step_fn,
+    lower_step_fn=lower_step_fn,
+    max_positives=max_positives,
+    reduce_fn=reduce_fn,
+    name=name,
+  )
 
 
-def sup_recall_loss(scores, positives, *, where=None, at_k: Sequence[int] = _AT_K, temp: float = _TEMP,
-                    tau: float = SUPRANK.tau, rho: float = SUPRANK.rho, delta: float | None = SUPRANK.delta,
-                    start: float | None = SUPRANK.start, offset: float | None = SUPRANK.offset,
-                    max_positives: int | None = None, reduce_fn: Callable | None = jnp.mean):
+def sup_recall_loss(
+  scores,
+  positives,
+  *,
+  where=None,
+  at_k: Sequence[int] = _AT_K,
+  temp: float = _TEMP,
+  tau: float = SUPRANK.tau,
+  rho: float = SUPRANK.rho,
+  delta: float | None = SUPRANK.delta,
+  start: float | None = SUPRANK.start,
+  offset: float | None = SUPRANK.offset,
+  max_positives: int | None = None,
+  reduce_fn: Callable | None = jnp.mean,
+):
   """SupRecall loss: ``1 -`` the mean over ``at_k`` of a sigmoid recall@k on SupRank ranks.
 
   .. math::
@@ -84,13 +103,31 @@ def sup_recall_loss(scores, positives, *, where=None, at_k: Sequence[int] = _AT_
     Scalar (or ``[B]``) loss.
   """
   lower = functools.partial(ranks.suprank_surrogate, tau=tau, rho=rho, delta=delta, start=start, offset=offset)
-  return _recall_loss("sup_recall_loss", scores, positives, where=where, at_k=at_k, temp=temp,
-                      step_fn=ranks.heaviside, lower_step_fn=lower, max_positives=max_positives, reduce_fn=reduce_fn)
+  return _recall_loss(
+    "sup_recall_loss",
+    scores,
+    positives,
+    where=where,
+    at_k=at_k,
+    temp=temp,
+    step_fn=ranks.heaviside,
+    lower_step_fn=lower,
+    max_positives=max_positives,
+    reduce_fn=reduce_fn,
+  )
 
 
-def smooth_recall_loss(scores, positives, *, where=None, at_k: Sequence[int] = _AT_K, temp: float = _TEMP,
-                       tau: float = SUPRANK.tau, max_positives: int | None = None,
-                       reduce_fn: Callable | None = jnp.mean):
+def smooth_recall_loss(
+  scores,
+  positives,
+  *,
+  where=None,
+  at_k: Sequence[int] = _AT_K,
+  temp: float = _TEMP,
+  tau: float = SUPRANK.tau,
+  max_positives: int | None = None,
+  reduce_fn: Callable | None = jnp.mean,
+):
   """Smooth-Recall loss: as :func:`sup_recall_loss` with sigmoid ranks (every step a ``tau`` sigmoid).
 
   .. math::
@@ -102,33 +139,84 @@ def smooth_recall_loss(scores, positives, *, where=None, at_k: Sequence[int] = _
   0.384
   """
   sig = functools.partial(ranks.tau_sigmoid, tau=tau)
-  return _recall_loss("smooth_recall_loss", scores, positives, where=where, at_k=at_k, temp=temp, step_fn=sig,
-                      lower_step_fn=None, max_positives=max_positives, reduce_fn=reduce_fn)
+  return _recall_loss(
+    "smooth_recall_loss",
+    scores,
+    positives,
+    where=where,
+    at_k=at_k,
+    temp=temp,
+    step_fn=sig,
+    lower_step_fn=None,
+    max_positives=max_positives,
+    reduce_fn=reduce_fn,
+  )
 
 
-def sup_recall_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: int | str = 0,
-                              include_self: bool = True, at_k: Sequence[int] = _AT_K, temp: float = _TEMP,
-                              tau: float = SUPRANK.tau, rho: float = SUPRANK.rho, delta: float | None = SUPRANK.delta,
-                              start: float | None = SUPRANK.start, offset: float | None = SUPRANK.offset,
-                              max_positives: int | None = None, reduce_fn: Callable | None = jnp.mean):
+def sup_recall_embedding_loss(
+  inputs: LossInputs,
+  params=None,
+  *,
+  hierarchy_level: int | str = 0,
+  include_self: bool = True,
+  at_k: Sequence[int] = _AT_K,
+  temp: float = _TEMP,
+  tau: float = SUPRANK.tau,
+  rho: float = SUPRANK.rho,
+  delta: float | None = SUPRANK.delta,
+  start: float | None = SUPRANK.start,
+  offset: float | None = SUPRANK.offset,
+  max_positives: int | None = None,
+  reduce_fn: Callable | None = jnp.mean,
+):
   """:func:`sup_recall_loss` on :class:`LossInputs` (registry name ``sup_recall``); ``params`` is unused.
 
   Positives share label column ``hierarchy_level`` (an int). ``reduce_fn=None``: ``[B]`` per-query losses.
   """
   del params
-  positives, where = inputs_lib.binary_pairs(inputs, hierarchy_level=hierarchy_level, include_self=include_self,
-                                             name="sup_recall")
-  return sup_recall_loss(inputs.scores(), positives, where=where, at_k=at_k, temp=temp, tau=tau, rho=rho,
-                         delta=delta, start=start, offset=offset, max_positives=max_positives, reduce_fn=reduce_fn)
+  positives, where = inputs_lib.binary_pairs(
+    inputs, hierarchy_level=hierarchy_level, include_self=include_self, name="sup_recall"
+  )
+  return sup_recall_loss(
+    inputs.scores(),
+    positives,
+    where=where,
+    at_k=at_k,
+    temp=temp,
+    tau=tau,
+    rho=rho,
+    delta=delta,
+    start=start,
+    offset=offset,
+    max_positives=max_positives,
+    reduce_fn=reduce_fn,
+  )
 
 
-def smooth_recall_embedding_loss(inputs: LossInputs, params=None, *, hierarchy_level: int | str = 0,
-                                 include_self: bool = True, at_k: Sequence[int] = _AT_K, temp: float = _TEMP,
-                                 tau: float = SUPRANK.tau, max_positives: int | None = None,
-                                 reduce_fn: Callable | None = jnp.mean):
+def smooth_recall_embedding_loss(
+  inputs: LossInputs,
+  params=None,
+  *,
+  hierarchy_level: int | str = 0,
+  include_self: bool = True,
+  at_k: Sequence[int] = _AT_K,
+  temp: float = _TEMP,
+  tau: float = SUPRANK.tau,
+  max_positives: int | None = None,
+  reduce_fn: Callable | None = jnp.mean,
+):
   """:func:`smooth_recall_loss` on :class:`LossInputs` (registry name ``smooth_recall``); ``params`` is unused."""
   del params
-  positives, where = inputs_lib.binary_pairs(inputs, hierarchy_level=hierarchy_level, include_self=include_self,
-                                             name="smooth_recall")
-  return smooth_recall_loss(inputs.scores(), positives, where=where, at_k=at_k, temp=temp, tau=tau,
-                            max_positives=max_positives, reduce_fn=reduce_fn)
+  positives, where = inputs_lib.binary_pairs(
+    inputs, hierarchy_level=hierarchy_level, include_self=include_self, name="smooth_recall"
+  )
+  return smooth_recall_loss(
+    inputs.scores(),
+    positives,
+    where=where,
+    at_k=at_k,
+    temp=temp,
+    tau=tau,
+    max_positives=max_positives,
+    reduce_fn=reduce_fn,
+  )

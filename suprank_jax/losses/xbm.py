@@ -41,7 +41,7 @@ falls in an active epoch.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import flax.struct
 import jax
@@ -51,13 +51,13 @@ from suprank_jax import steps as steps_lib
 from suprank_jax.losses.inputs import LossInputs, memory_inputs
 
 __all__ = [
-    "XBMState",
-    "xbm_init",
-    "xbm_update",
-    "xbm_inputs",
-    "xbm_step",
-    "xbm_active",
-    "with_memory",
+  "XBMState",
+  "xbm_init",
+  "xbm_update",
+  "xbm_inputs",
+  "xbm_step",
+  "xbm_active",
+  "with_memory",
 ]
 
 # The reference clamps its running count at K + 100 (only ``count >= K`` matters).
@@ -104,11 +104,11 @@ def xbm_init(size: int, embed_dim: int, num_levels: int, dtype=jnp.float32, labe
     if int(value) != value or value < 1:
       raise ValueError(f"xbm_init: {name} must be a positive integer, got {value!r}")
   return XBMState(
-      embeddings=jnp.zeros((size, embed_dim), dtype),
-      labels=jnp.zeros((size, num_levels), label_dtype),
-      where=jnp.zeros((size,), bool),
-      ptr=jnp.zeros((), jnp.int32),
-      count=jnp.zeros((), jnp.int32),
+    embeddings=jnp.zeros((size, embed_dim), dtype),
+    labels=jnp.zeros((size, num_levels), label_dtype),
+    where=jnp.zeros((size,), bool),
+    ptr=jnp.zeros((), jnp.int32),
+    count=jnp.zeros((), jnp.int32),
   )
 
 
@@ -131,8 +131,10 @@ def xbm_update(state: XBMState, embeddings, labels) -> XBMState:
   if embeddings.ndim != 2 or embeddings.shape[1] != dim:
     raise ValueError(f"xbm_update: embeddings must be [B, {dim}], got {embeddings.shape}")
   if labels.ndim != 2 or labels.shape != (embeddings.shape[0], num_levels):
-    raise ValueError(f"xbm_update: labels must be [{embeddings.shape[0]}, {num_levels}] (the memory has "
-                     f"{num_levels} label levels), got {labels.shape}")
+    raise ValueError(
+      f"xbm_update: labels must be [{embeddings.shape[0]}, {num_levels}] (the memory has "
+      f"{num_levels} label levels), got {labels.shape}"
+    )
   if not jnp.issubdtype(labels.dtype, jnp.integer):
     raise ValueError(f"xbm_update: labels must be integers, got {labels.dtype}")
   batch = embeddings.shape[0]
@@ -144,7 +146,8 @@ def xbm_update(state: XBMState, embeddings, labels) -> XBMState:
   # indices of one type.
   origin = (start, jnp.zeros((), jnp.int32))
   new_embeddings = jax.lax.dynamic_update_slice(
-      state.embeddings, jax.lax.stop_gradient(embeddings).astype(state.embeddings.dtype), origin)
+    state.embeddings, jax.lax.stop_gradient(embeddings).astype(state.embeddings.dtype), origin
+  )
   new_labels = jax.lax.dynamic_update_slice(state.labels, labels.astype(state.labels.dtype), origin)
   ptr = jnp.where(wraps, 0, state.ptr + batch).astype(jnp.int32)
   count = jnp.minimum(state.count + batch, size + _COUNT_SLACK).astype(jnp.int32)
@@ -215,8 +218,17 @@ def xbm_active(step, *, steps_per_epoch: int | steps_lib.EpochPlan, activate: in
   return step // steps_per_epoch + 1 >= activate
 
 
-def with_memory(loss_fn: Callable[..., jax.Array], batch: LossInputs, memory: LossInputs, params=None, *,
-                active, factor: float = 1.0, factor_true_loss: float = 1.0, **hyper_parameters):
+def with_memory(
+  loss_fn: Callable[..., jax.Array],
+  batch: LossInputs,
+  memory: LossInputs,
+  params=None,
+  *,
+  active,
+  factor: float = 1.0,
+  factor_true_loss: float = 1.0,
+  **hyper_parameters,
+):
   """One criterion's loss with the cross-batch memory, as the reference trainer combines them.
 
   .. math:: \\ell = \\frac{f_t \\, \\ell(batch) + f \\, \\ell(memory)}{f_t + f}

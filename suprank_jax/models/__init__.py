@@ -18,21 +18,30 @@ from suprank_jax.models.heads import multiscale_embed
 from suprank_jax.models.resnet import RetrievalResNet
 from suprank_jax.models.vit import RetrievalViT
 
-__all__ = ["MODELS", "build_model", "default_config", "multiscale_embed", "ConvNet", "RetrievalResNet",
-           "RetrievalViT", "TRAINER_KEYS", "BATCH_NORM_PARAMS_REGEX",
-           "frozen_parameter_regex"]
+__all__ = [
+  "MODELS",
+  "build_model",
+  "default_config",
+  "multiscale_embed",
+  "ConvNet",
+  "RetrievalResNet",
+  "RetrievalViT",
+  "TRAINER_KEYS",
+  "BATCH_NORM_PARAMS_REGEX",
+  "frozen_parameter_regex",
+]
 
 # name -> (module class, the arguments the name fixes). The other fields of the class are the keys of
 # config.model (see default_config).
 MODELS = {
-    "convnet": (ConvNet, {}),
-    "resnet18": (RetrievalResNet, {"depth": 18}),
-    "resnet34": (RetrievalResNet, {"depth": 34}),
-    "resnet50": (RetrievalResNet, {"depth": 50}),
-    "resnet101": (RetrievalResNet, {"depth": 101}),
-    "deit_small": (RetrievalViT, {"size": "small"}),  # the original's 'vit_small'
-    "deit_base": (RetrievalViT, {"size": "base"}),  # the original's 'vit_base'
-    "vit_base_patch16": (RetrievalViT, {"size": "base"}),  # the original's 'vit_base_in21k'
+  "convnet": (ConvNet, {}),
+  "resnet18": (RetrievalResNet, {"depth": 18}),
+  "resnet34": (RetrievalResNet, {"depth": 34}),
+  "resnet50": (RetrievalResNet, {"depth": 50}),
+  "resnet101": (RetrievalResNet, {"depth": 101}),
+  "deit_small": (RetrievalViT, {"size": "small"}),  # the original's 'vit_small'
+  "deit_base": (RetrievalViT, {"size": "base"}),  # the original's 'vit_base'
+  "vit_base_patch16": (RetrievalViT, {"size": "base"}),  # the original's 'vit_base_in21k'
 }
 
 # Keys of config.model read by the trainer, not by the module: the name, and the pretrained weights
@@ -45,8 +54,11 @@ _ORIGINAL_DEFAULTS = {RetrievalViT: {"embed_dim": 0, "freeze_batch_norm": False}
 
 
 def _module_fields(cls) -> dict:
-  return {f.name: f.default for f in dataclasses.fields(cls)
-          if f.name not in ("parent", "name") and f.default is not dataclasses.MISSING}
+  return {
+    f.name: f.default
+    for f in dataclasses.fields(cls)
+    if f.name not in ("parent", "name") and f.default is not dataclasses.MISSING
+  }
 
 
 def _check_name(name: str):
@@ -105,16 +117,19 @@ def _check_whitening(kwargs):
   """The whitening keys of a ResNet: the file exists (it is read when the parameters are made)."""
   path = kwargs.get("whitening_path", "")
   if path and not kwargs.get("whiten"):
-    raise ValueError("config.model.whitening_path is set but config.model.whiten=False: set whiten=True (the "
-                     "original's landmark model) or leave the path empty")
+    raise ValueError(
+      "config.model.whitening_path is set but config.model.whiten=False: set whiten=True (the "
+      "original's landmark model) or leave the path empty"
+    )
   if kwargs.get("whiten") and (not kwargs.get("embed_dim") or kwargs.get("layer_norm")):
     raise ValueError("config.model.whiten=True needs a projection (embed_dim > 0) and layer_norm=False")
   if path and not os.path.isfile(os.path.expanduser(path)):
     raise FileNotFoundError(f"config.model.whitening_path={path!r}: no such file")
   if kwargs.get("whiten") and not path:
     logging.getLogger(__name__).warning(
-        "config.model.whiten=True without config.model.whitening_path: the projection starts from a random "
-        "initialisation; the original starts it from its learned whitening (resnet_101_LM.yaml: whiten)")
+      "config.model.whiten=True without config.model.whitening_path: the projection starts from a random "
+      "initialisation; the original starts it from its learned whitening (resnet_101_LM.yaml: whiten)"
+    )
 
 
 def build_model(model_config: ml_collections.ConfigDict):
@@ -134,12 +149,16 @@ def build_model(model_config: ml_collections.ConfigDict):
   expected = {k for k in _module_fields(cls) if k not in fixed}
   unknown = sorted(set(kwargs) - expected)
   if unknown:
-    raise ValueError(f"config.model.name={name!r} takes no key {unknown} (valid: {sorted(expected)}); the config "
-                     "was written for another model: start from models.default_config(name) or the experiment "
-                     "argument model=<group>")
+    raise ValueError(
+      f"config.model.name={name!r} takes no key {unknown} (valid: {sorted(expected)}); the config "
+      "was written for another model: start from models.default_config(name) or the experiment "
+      "argument model=<group>"
+    )
   pooling = kwargs.get("pooling")
   _check_whitening(kwargs)
   if "gem_p" in kwargs and pooling not in ("gem", "gem_frozen") and kwargs["gem_p"] != _module_fields(cls)["gem_p"]:
-    raise ValueError(f"config.model.gem_p={kwargs['gem_p']} is only read with pooling 'gem' or 'gem_frozen', "
-                     f"not {pooling!r}; set config.model.pooling='gem' or leave gem_p at its default")
+    raise ValueError(
+      f"config.model.gem_p={kwargs['gem_p']} is only read with pooling 'gem' or 'gem_frozen', "
+      f"not {pooling!r}; set config.model.pooling='gem' or leave gem_p at its default"
+    )
   return cls(**fixed, **kwargs)

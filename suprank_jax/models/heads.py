@@ -23,7 +23,7 @@ for other poolings), take the root, L2-normalise; the original evaluates with th
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
@@ -34,21 +34,21 @@ from suprank_jax.losses.inputs import l2_normalize
 from suprank_jax.models import whitening as whitening_lib
 
 __all__ = [
-    "POOLINGS",
-    "NORMALIZE_MODES",
-    "avg_pool",
-    "max_pool",
-    "avgmax_pool",
-    "gem_pool",
-    "layer_norm_no_affine",
-    "resize_bilinear_align_corners",
-    "RetrievalHead",
-    "multiscale_embed",
-    "MULTISCALE_SCALES",
+  "POOLINGS",
+  "NORMALIZE_MODES",
+  "avg_pool",
+  "max_pool",
+  "avgmax_pool",
+  "gem_pool",
+  "layer_norm_no_affine",
+  "resize_bilinear_align_corners",
+  "RetrievalHead",
+  "multiscale_embed",
+  "MULTISCALE_SCALES",
 ]
 
 # The original's multi-scale evaluation (landmark_evaluation.evaluate_a_city: [1, 1/sqrt(2), 1/2]).
-MULTISCALE_SCALES = (1.0, 2 ** -0.5, 0.5)
+MULTISCALE_SCALES = (1.0, 2**-0.5, 0.5)
 
 # 'gem' learns its exponent (the original's default 'gem'); 'gem_frozen' keeps it fixed ('gem_froze').
 # 'token' is for transformer backbones, whose features are already a vector (the class token).
@@ -164,8 +164,10 @@ def _whitening_init(path: str, in_dim: int, out_dim: int):
   """Initialisers of the projection from the whitening file ``path`` (kernel ``weight.T``, bias)."""
   white = whitening_lib.load_whitening(path)
   if white.weight.shape != (out_dim, in_dim):
-    raise ValueError(f"config.model.whitening_path={path!r} holds a whitening of shape {white.weight.shape} "
-                     f"(out, in); the model projects {in_dim} pooled features to embed_dim={out_dim}")
+    raise ValueError(
+      f"config.model.whitening_path={path!r} holds a whitening of shape {white.weight.shape} "
+      f"(out, in); the model projects {in_dim} pooled features to embed_dim={out_dim}"
+    )
 
   def kernel(key, shape, dtype=jnp.float32):
     del key
@@ -202,8 +204,14 @@ class RetrievalHead(nn.Module):
   whitening_path: str = ""
 
   @nn.compact
-  def __call__(self, features: jax.Array, *, train: bool = False, l2_normalize_output: bool | None = None,
-               feature_mask: jax.Array | None = None):
+  def __call__(
+    self,
+    features: jax.Array,
+    *,
+    train: bool = False,
+    l2_normalize_output: bool | None = None,
+    feature_mask: jax.Array | None = None,
+  ):
     """Embeds backbone features.
 
     Args:
@@ -224,8 +232,10 @@ class RetrievalHead(nn.Module):
     if self.whiten and (not self.embed_dim or self.layer_norm):
       raise ValueError("config.model.whiten=True needs a projection (embed_dim > 0) and layer_norm=False")
     if self.whitening_path and not self.whiten:
-      raise ValueError("config.model.whitening_path is set but config.model.whiten=False: set whiten=True (the "
-                       "original's landmark model) or leave the path empty")
+      raise ValueError(
+        "config.model.whitening_path is set but config.model.whiten=False: set whiten=True (the "
+        "original's landmark model) or leave the path empty"
+      )
     x = features.astype(jnp.float32)
     if self.pooling == "token":
       if x.ndim != 2:
@@ -233,8 +243,9 @@ class RetrievalHead(nn.Module):
       if feature_mask is not None:
         raise ValueError("pooling 'token' has no feature map to mask")
     elif x.ndim != 4:
-      raise ValueError(f"pooling {self.pooling!r} expects a [batch, height, width, channels] feature map; "
-                       f"got shape {x.shape}")
+      raise ValueError(
+        f"pooling {self.pooling!r} expects a [batch, height, width, channels] feature map; got shape {x.shape}"
+      )
     elif self.pooling == "avg":
       x = avg_pool(x, feature_mask)
     elif self.pooling == "max":

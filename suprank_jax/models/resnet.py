@@ -25,22 +25,22 @@ import jax.numpy as jnp
 from suprank_jax.models.heads import RetrievalHead
 
 __all__ = [
-    "RESNET_LAYERS",
-    "FrozenBatchNorm",
-    "ResNet",
-    "RetrievalResNet",
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "resnet101",
+  "RESNET_LAYERS",
+  "FrozenBatchNorm",
+  "ResNet",
+  "RetrievalResNet",
+  "resnet18",
+  "resnet34",
+  "resnet50",
+  "resnet101",
 ]
 
 # depth -> (block kind, blocks per stage), as torchvision.
 RESNET_LAYERS = {
-    18: ("basic", (2, 2, 2, 2)),
-    34: ("basic", (3, 4, 6, 3)),
-    50: ("bottleneck", (3, 4, 6, 3)),
-    101: ("bottleneck", (3, 4, 23, 3)),
+  18: ("basic", (2, 2, 2, 2)),
+  34: ("basic", (3, 4, 6, 3)),
+  50: ("bottleneck", (3, 4, 6, 3)),
+  101: ("bottleneck", (3, 4, 23, 3)),
 }
 
 _BN_EPS = 1e-5
@@ -87,8 +87,10 @@ BN_TRAIN, BN_FROZEN_STATS, BN_FROZEN_ALL = "train", "frozen_stats", "frozen_all"
 
 def batch_norm_mode(freeze_batch_norm: bool, freeze_batch_norm_affine: bool) -> str:
   if freeze_batch_norm_affine and not freeze_batch_norm:
-    raise ValueError("config.model.freeze_batch_norm_affine=True needs config.model.freeze_batch_norm=True (it "
-                     "also fixes the scale and bias of the frozen batch norm); set both, or neither")
+    raise ValueError(
+      "config.model.freeze_batch_norm_affine=True needs config.model.freeze_batch_norm=True (it "
+      "also fixes the scale and bias of the frozen batch norm); set both, or neither"
+    )
   if not freeze_batch_norm:
     return BN_TRAIN
   return BN_FROZEN_ALL if freeze_batch_norm_affine else BN_FROZEN_STATS
@@ -97,14 +99,30 @@ def batch_norm_mode(freeze_batch_norm: bool, freeze_batch_norm_affine: bool) -> 
 def _norm(bn: str, train: bool, dtype, name: str):
   if bn != BN_TRAIN:
     return FrozenBatchNorm(dtype=dtype, freeze_affine=bn == BN_FROZEN_ALL, name=name)
-  return nn.BatchNorm(use_running_average=not train, momentum=_BN_MOMENTUM, epsilon=_BN_EPS,
-                      use_fast_variance=False, dtype=dtype, param_dtype=jnp.float32, name=name)
+  return nn.BatchNorm(
+    use_running_average=not train,
+    momentum=_BN_MOMENTUM,
+    epsilon=_BN_EPS,
+    use_fast_variance=False,
+    dtype=dtype,
+    param_dtype=jnp.float32,
+    name=name,
+  )
 
 
 def _conv(features, kernel, stride, dtype, name):
   pad = kernel // 2
-  return nn.Conv(features, (kernel, kernel), strides=(stride, stride), padding=((pad, pad), (pad, pad)),
-                 use_bias=False, kernel_init=_CONV_INIT, dtype=dtype, param_dtype=jnp.float32, name=name)
+  return nn.Conv(
+    features,
+    (kernel, kernel),
+    strides=(stride, stride),
+    padding=((pad, pad), (pad, pad)),
+    use_bias=False,
+    kernel_init=_CONV_INIT,
+    dtype=dtype,
+    param_dtype=jnp.float32,
+    name=name,
+  )
 
 
 class _Downsample(nn.Module):
@@ -215,8 +233,9 @@ class ResNet(nn.Module):
     x = nn.relu(_norm(self.bn, train, dtype, "bn1")(x))
     x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
     for i, num_blocks in enumerate(layers):
-      x = _Stage(block, self.width * 2 ** i, num_blocks, 1 if i == 0 else 2, self.bn, dtype,
-                 name=f"layer{i + 1}")(x, train)
+      x = _Stage(block, self.width * 2**i, num_blocks, 1 if i == 0 else 2, self.bn, dtype, name=f"layer{i + 1}")(
+        x, train
+      )
     return x
 
 
@@ -278,10 +297,19 @@ class RetrievalResNet(nn.Module):
       sizes = jnp.asarray(image_sizes, jnp.int32)
       (height, width), (fh, fw) = images.shape[1:3], features.shape[1:3]
       rows, cols = (sizes[:, 0] * fh + height - 1) // height, (sizes[:, 1] * fw + width - 1) // width
-      feature_mask = ((jnp.arange(fh)[None, :, None] < rows[:, None, None])
-                      & (jnp.arange(fw)[None, None, :] < cols[:, None, None]))
-    head = RetrievalHead(self.embed_dim, pooling, self.gem_p, self.layer_norm, self.normalize, self.whiten,
-                         self.whitening_path, name="head")
+      feature_mask = (jnp.arange(fh)[None, :, None] < rows[:, None, None]) & (
+        jnp.arange(fw)[None, None, :] < cols[:, None, None]
+      )
+    head = RetrievalHead(
+      self.embed_dim,
+      pooling,
+      self.gem_p,
+      self.layer_norm,
+      self.normalize,
+      self.whiten,
+      self.whitening_path,
+      name="head",
+    )
     return head(features, train=train, l2_normalize_output=l2_normalize_output, feature_mask=feature_mask)
 
 

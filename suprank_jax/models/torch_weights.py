@@ -18,7 +18,8 @@ lacks, and any shape mismatch raise a ValueError that names the parameter. The r
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax.numpy as jnp
 import ml_collections
@@ -60,6 +61,7 @@ def load_state_dict(path: str) -> dict[str, np.ndarray]:
   ext = os.path.splitext(path)[1].lower()
   if ext == ".safetensors":
     import safetensors.numpy  # pylint: disable=g-import-not-at-top
+
     raw = safetensors.numpy.load_file(path)
   elif ext == ".npz":
     with np.load(path, allow_pickle=False) as f:
@@ -68,16 +70,19 @@ def load_state_dict(path: str) -> dict[str, np.ndarray]:
     try:
       import torch  # pylint: disable=g-import-not-at-top
     except ImportError as e:
-      raise ValueError(f"{path}: reading {ext} files needs torch; convert it to .safetensors or .npz on a machine "
-                       "with torch (safetensors.torch.save_file(state_dict, 'weights.safetensors'))") from e
+      raise ValueError(
+        f"{path}: reading {ext} files needs torch; convert it to .safetensors or .npz on a machine "
+        "with torch (safetensors.torch.save_file(state_dict, 'weights.safetensors'))"
+      ) from e
     obj = _unwrap(torch.load(path, map_location="cpu", weights_only=True), path)
     raw = {k: v.detach().float().numpy() for k, v in obj.items() if hasattr(v, "detach")}
   else:
-    raise ValueError(f"config.model.pretrained_path={path!r}: unknown extension {ext!r}; "
-                     "use .safetensors, .npz, .pth, .pt or .bin")
+    raise ValueError(
+      f"config.model.pretrained_path={path!r}: unknown extension {ext!r}; use .safetensors, .npz, .pth, .pt or .bin"
+    )
   out = {}
   for k, v in raw.items():
-    key = k[len("module."):] if k.startswith("module.") else k
+    key = k[len("module.") :] if k.startswith("module.") else k
     out[key] = np.asarray(v, np.float32) if np.issubdtype(np.asarray(v).dtype, np.floating) else np.asarray(v)
   return out
 
@@ -143,8 +148,7 @@ def _thaw(tree):
   return {k: _thaw(v) for k, v in tree.items()} if isinstance(tree, Mapping) else tree
 
 
-def convert_state_dict(state_dict: Mapping[str, np.ndarray], variables: Mapping, *,
-                       scope: str = "backbone") -> dict:
+def convert_state_dict(state_dict: Mapping[str, np.ndarray], variables: Mapping, *, scope: str = "backbone") -> dict:
   """Puts a torchvision / timm state dict into the ``scope`` part of Flax ``variables``.
 
   Args:
@@ -193,13 +197,16 @@ def convert_state_dict(state_dict: Mapping[str, np.ndarray], variables: Mapping,
       continue
     new = _to_flax_layout(np.asarray(value), path[-1])
     if tuple(new.shape) != tuple(current.shape):
-      raise ValueError(f"pretrained parameter {key!r} has shape {tuple(np.shape(value))} (Flax layout "
-                       f"{tuple(new.shape)}), but the model's {flax_name} has shape {tuple(current.shape)}")
+      raise ValueError(
+        f"pretrained parameter {key!r} has shape {tuple(np.shape(value))} (Flax layout "
+        f"{tuple(new.shape)}), but the model's {flax_name} has shape {tuple(current.shape)}"
+      )
     _set(variables[collection][scope], path, jnp.asarray(new, dtype=current.dtype))
     pending.discard((collection,) + path)
   if unexpected:
-    raise ValueError(f"pretrained parameter(s) {unexpected[:10]} match no variable of the model's {scope} "
-                     f"({len(unexpected)} in all)")
+    raise ValueError(
+      f"pretrained parameter(s) {unexpected[:10]} match no variable of the model's {scope} ({len(unexpected)} in all)"
+    )
   if pending:
     missing = sorted("/".join((p[0], scope) + p[1:]) for p in pending)
     raise ValueError(f"the pretrained file lacks the model's {missing[:10]} ({len(missing)} in all)")
@@ -227,6 +234,6 @@ def load_pretrained(variables: Mapping, model_config: ml_collections.ConfigDict)
   try:
     return convert_state_dict(state_dict, variables)
   except ValueError as e:
-    raise ValueError(f"config.model.pretrained_path={path!r} does not fit config.model.name="
-                     f"{model_config.get('name')!r}: {e}") from e
-
+    raise ValueError(
+      f"config.model.pretrained_path={path!r} does not fit config.model.name={model_config.get('name')!r}: {e}"
+    ) from e

@@ -24,8 +24,8 @@ __all__ = ["VIT_SIZES", "VisionTransformer", "RetrievalViT", "deit_small", "deit
 
 # name -> (hidden size, depth, heads); all use 16x16 patches and an MLP 4x the hidden size.
 VIT_SIZES = {
-    "small": (384, 12, 6),
-    "base": (768, 12, 12),
+  "small": (384, 12, 6),
+  "base": (768, 12, 12),
 }
 
 _LN_EPS = 1e-6  # timm's ViT LayerNorm
@@ -44,7 +44,7 @@ class _Attention(nn.Module):
     # timm's column order of the fused qkv weight: (q/k/v, head, head_dim).
     qkv = qkv.reshape(batch, tokens, 3, self.num_heads, head_dim)
     q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
-    logits = jnp.einsum("bqhd,bkhd->bhqk", q * head_dim ** -0.5, k).astype(jnp.float32)
+    logits = jnp.einsum("bqhd,bkhd->bhqk", q * head_dim**-0.5, k).astype(jnp.float32)
     weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
     out = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(batch, tokens, dim)
     return nn.Dense(dim, kernel_init=_DENSE_INIT, dtype=self.dtype, name="proj")(out)
@@ -146,8 +146,9 @@ class VisionTransformer(nn.Module):
     batch, gh, gw, dim = x.shape
     x = x.reshape(batch, gh * gw, dim)
     cls_token = self.param("cls_token", nn.initializers.truncated_normal(1e-6), (1, 1, dim), jnp.float32)
-    pos_embed = self.param("pos_embed", nn.initializers.truncated_normal(0.02), (1, 1 + grid[0] * grid[1], dim),
-                           jnp.float32)
+    pos_embed = self.param(
+      "pos_embed", nn.initializers.truncated_normal(0.02), (1, 1 + grid[0] * grid[1], dim), jnp.float32
+    )
     x = jnp.concatenate([jnp.broadcast_to(cls_token, (batch, 1, dim)).astype(dtype), x], axis=1)
     x = x + _resize_pos_embed(pos_embed, grid, (gh, gw)).astype(dtype)
     x = _Blocks(self.depth, self.num_heads, self.mlp_dim, dtype, name="blocks")(x)
@@ -191,8 +192,9 @@ class RetrievalViT(nn.Module):
       raise ValueError("config.model.freeze_batch_norm=True, but a ViT has no batch norm; set it to False")
     pooling = "token" if self.pooling == "default" else self.pooling
     if pooling != "token":
-      raise ValueError(f"config.model.pooling={self.pooling!r}: a ViT backbone gives its class token; "
-                       "use 'token' (or 'default')")
+      raise ValueError(
+        f"config.model.pooling={self.pooling!r}: a ViT backbone gives its class token; use 'token' (or 'default')"
+      )
     hidden, _, heads = VIT_SIZES[self.size]
     backbone = VisionTransformer(hidden, self.depth, heads, 4 * hidden, 16, self.img_size, self.dtype, name="backbone")
     features = backbone(images, train=train)

@@ -28,12 +28,19 @@ zero.
 from __future__ import annotations
 
 import os
-from typing import Iterable, NamedTuple
+from collections.abc import Iterable
+from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Whitening", "load_whitening", "save_whitening", "learn_pca_whitening", "apply_whitening",
-           "WHITENING_EXTENSIONS"]
+__all__ = [
+  "Whitening",
+  "load_whitening",
+  "save_whitening",
+  "learn_pca_whitening",
+  "apply_whitening",
+  "WHITENING_EXTENSIONS",
+]
 
 WHITENING_EXTENSIONS = (".trch", ".pth", ".pt", ".npz", ".safetensors")
 
@@ -49,16 +56,19 @@ def _linear_entries(state: dict, path: str) -> Whitening:
   """The ``weight``/``bias`` pair of a state dict of one linear layer (keys possibly prefixed)."""
   weights = [k for k in state if k == "weight" or k.endswith(".weight")]
   if len(weights) != 1:
-    raise ValueError(f"{path}: expected the state dict of one linear layer ('weight', 'bias'); found keys "
-                     f"{sorted(state)[:10]}")
-  prefix = weights[0][:-len("weight")]
+    raise ValueError(
+      f"{path}: expected the state dict of one linear layer ('weight', 'bias'); found keys {sorted(state)[:10]}"
+    )
+  prefix = weights[0][: -len("weight")]
   if prefix + "bias" not in state:
     raise ValueError(f"{path}: has {weights[0]!r} but no {prefix + 'bias'!r}")
   weight = np.asarray(state[weights[0]], np.float32)
   bias = np.asarray(state[prefix + "bias"], np.float32)
   if weight.ndim != 2 or bias.shape != (weight.shape[0],):
-    raise ValueError(f"{path}: weight {weight.shape} and bias {bias.shape} are not those of a linear layer "
-                     "(weight [out_dim, in_dim], bias [out_dim])")
+    raise ValueError(
+      f"{path}: weight {weight.shape} and bias {bias.shape} are not those of a linear layer "
+      "(weight [out_dim, in_dim], bias [out_dim])"
+    )
   return Whitening(weight, bias)
 
 
@@ -78,8 +88,10 @@ def load_whitening(path: str) -> Whitening:
     try:
       import torch  # pylint: disable=g-import-not-at-top
     except ImportError as e:
-      raise ValueError(f"{path}: reading {ext} files needs torch; convert it with torch installed: "
-                       "np.savez('whitening.npz', **{k: v.numpy() for k, v in torch.load(path).items()})") from e
+      raise ValueError(
+        f"{path}: reading {ext} files needs torch; convert it with torch installed: "
+        "np.savez('whitening.npz', **{k: v.numpy() for k, v in torch.load(path).items()})"
+      ) from e
     obj = torch.load(path, map_location="cpu", weights_only=True)
     if hasattr(obj, "state_dict"):
       obj = obj.state_dict()
@@ -91,6 +103,7 @@ def load_whitening(path: str) -> Whitening:
       state = {k: f[k] for k in f.files}
   elif ext == ".safetensors":
     import safetensors.numpy  # pylint: disable=g-import-not-at-top
+
     state = safetensors.numpy.load_file(path)
   else:
     raise ValueError(f"whitening file {path!r}: unknown extension {ext!r}; valid: {WHITENING_EXTENSIONS}")
@@ -106,14 +119,16 @@ def save_whitening(path: str, whitening: Whitening) -> str:
     np.savez(path, weight=weight, bias=bias)
   elif ext == ".safetensors":
     import safetensors.numpy  # pylint: disable=g-import-not-at-top
+
     safetensors.numpy.save_file({"weight": weight, "bias": bias}, path)
   else:
     raise ValueError(f"{path}: save a whitening as .npz or .safetensors")
   return path
 
 
-def learn_pca_whitening(embeddings: np.ndarray | Iterable[np.ndarray], *, num_components: int | None = None,
-                        min_variance_ratio: float = 1e-9) -> Whitening:
+def learn_pca_whitening(
+  embeddings: np.ndarray | Iterable[np.ndarray], *, num_components: int | None = None, min_variance_ratio: float = 1e-9
+) -> Whitening:
   """PCA-whitening of a set of embeddings (see the module docstring).
 
   Args:

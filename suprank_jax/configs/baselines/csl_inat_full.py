@@ -1,26 +1,5 @@
-"""Baseline: CSL on iNaturalist-2018 (iNat-full: the 7 taxonomy levels) with ResNet-50.
+"""Baseline: CSL on iNat-full with ResNet-50 (``baselines/csl_inat_full``): its record is in suprank_jax/configs/experiments/baselines.py."""
 
-Paper: a baseline of the comparison tables of SupRank, Ramzi et al., 'Optimization of Rank Losses
-for Image Retrieval', TPAMI (arXiv 2309.08250) and HAPPIER
-Published: not available in the sources this repository could read (see the paper)
-Data: iNaturalist-2018 (iNat-full: the 7 taxonomy levels) in its original layout under data_dir:
-  Inat_dataset_splits/Inaturalist_{train,test}_set1.txt, train2018.json, train_val2018/.
-Weights: torchvision ResNet-50 ImageNet weights (``config.model.pretrained_path``; nothing is
-downloaded).
-Original: the SupRank repository's configs dataset=inat_full model=resnet_ln optimizer=inat
-  loss=csl_inat warmup_step=5
+from suprank_jax.configs import experiments
 
-Command:
-  python3 -m suprank_jax.train --config suprank_jax/configs/baselines/csl_inat_full.py --workdir runs/baselines_csl_inat_full \
-    --config.input.data_dir=/data/Inaturalist \
-    --config.model.pretrained_path=/weights/resnet50.safetensors
-"""
-
-from suprank_jax.configs import common, experiment
-
-
-def get_config(arg=None):
-  common.parse_arg(arg)  # this experiment takes no argument: any raises
-  config = experiment.compose(dataset="inat_full", model="resnet_ln", optimizer="inat", loss="csl_inat",
-                              num_epochs=100, freeze_epochs=5, hierarchy_levels=(0, 1, 2, 3, 4, 5, 6))
-  return config
+get_config = experiments.EXPERIMENTS["baselines/csl_inat_full"].get_config

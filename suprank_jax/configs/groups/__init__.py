@@ -10,11 +10,11 @@ from suprank_jax.configs.groups import dataset, loss, memory, model, optimizer
 
 # kind -> {group name: function(config)}; names are the original's file names, lower-cased.
 GROUPS = {
-    "dataset": dataset.GROUPS,
-    "model": model.GROUPS,
-    "optimizer": optimizer.GROUPS,
-    "loss": loss.GROUPS,
-    "memory": memory.GROUPS,
+  "dataset": dataset.GROUPS,
+  "model": model.GROUPS,
+  "optimizer": optimizer.GROUPS,
+  "loss": loss.GROUPS,
+  "memory": memory.GROUPS,
 }
 
 __all__ = ["GROUPS"]

@@ -15,8 +15,9 @@ from suprank_jax.configs import common
 __all__ = ["GROUPS", "landmark_evaluations"]
 
 
-def _imagenet_transforms(config, *, size: int = 224, eval_resize: str = "resize_center_crop", eval_size: int = 256,
-                         train_resize: int = 0):
+def _imagenet_transforms(
+  config, *, size: int = 224, eval_resize: str = "resize_center_crop", eval_size: int = 256, train_resize: int = 0
+):
   """RandomResizedCrop(size, scale (0.16, 1), ratio (0.75, 1.33)) + flip for training; Resize + CenterCrop
   for testing; ImageNet normalisation: the transforms of every original data set config."""
   i = config.input
@@ -31,8 +32,9 @@ def _imagenet_transforms(config, *, size: int = 224, eval_resize: str = "resize_
   i.eval_resize_size = eval_size
 
 
-def _m_per_class(config, *, batch_size: int = 256, samples_per_class: int = 4, max_per_class: int = 0,
-                 sampler: str = "m_per_class"):
+def _m_per_class(
+  config, *, batch_size: int = 256, samples_per_class: int = 4, max_per_class: int = 0, sampler: str = "m_per_class"
+):
   """M-per-class batches; ``sampler='m_per_class_original'`` for the original's ``MPerClassSampler``
   (its epoch, whose length varies), the plain ``'m_per_class'`` (a fixed count per epoch) otherwise."""
   i = config.input
@@ -114,8 +116,8 @@ def _dyml_benchmarks(config):
   config.evals = ml_collections.ConfigDict()
   for level in ("fine", "middle", "coarse"):
     config.evals[f"bmk_{level}"] = common.eval_config(
-        f"test_query_{level}", f"test_gallery_{level}", gallery_contains_queries=True,
-        metrics=dict(recall_at=(1,)))
+      f"test_query_{level}", f"test_gallery_{level}", gallery_contains_queries=True, metrics=dict(recall_at=(1,))
+    )
 
 
 def dyml_vehicle(config):
@@ -153,8 +155,8 @@ def landmark_evaluations(config, *, gldv2_benchmark: bool = True):
   config.evals.roxf_rpar = common.revisited_eval_config()
   if gldv2_benchmark:
     config.evals.hgldv2 = common.eval_config(
-        "query", "gallery", dataset="gldv2_hierarchical",
-        metrics=dict(recall_at=(), precision_at=(1, 100), map_at=(100,)))
+      "query", "gallery", dataset="gldv2_hierarchical", metrics=dict(recall_at=(), precision_at=(1, 100), map_at=(100,))
+    )
 
 
 def _gldv2(config, dataset):
@@ -206,18 +208,18 @@ def sfm120k(config):
 
 
 GROUPS = {
-    "sop": sop,
-    "roadmap_repo_sop_big": roadmap_repo_sop_big,
-    "cub": cub,
-    "cub_big": cub_big,
-    "cars": cars,
-    "inat_base": inat_base,
-    "inat_full": inat_full,
-    "dyml_vehicle": dyml_vehicle,
-    "dyml_animal": dyml_animal,
-    "dyml_product": dyml_product,
-    "gldv2": gldv2,
-    "gldv2_hier": gldv2_hier,
-    "gldv2_bench": gldv2_bench,
-    "sfm120k": sfm120k,
+  "sop": sop,
+  "roadmap_repo_sop_big": roadmap_repo_sop_big,
+  "cub": cub,
+  "cub_big": cub_big,
+  "cars": cars,
+  "inat_base": inat_base,
+  "inat_full": inat_full,
+  "dyml_vehicle": dyml_vehicle,
+  "dyml_animal": dyml_animal,
+  "dyml_product": dyml_product,
+  "gldv2": gldv2,
+  "gldv2_hier": gldv2_hier,
+  "gldv2_bench": gldv2_bench,
+  "sfm120k": sfm120k,
 }

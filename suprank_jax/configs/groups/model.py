@@ -31,29 +31,34 @@ def _net(name, **keys):
 
 
 GROUPS = {
-    # ResNet-50, LayerNorm on the pooled features, 512-d projection, frozen batch norm, ImageNet weights.
-    "resnet_ln": _net("resnet50", embed_dim=512, layer_norm=True, pooling="avg", freeze_batch_norm=True,
-                      pretrained=True),
-    "resnet_ln_gem": _net("resnet50", embed_dim=512, layer_norm=True, pooling="gem", freeze_batch_norm=True,
-                          pretrained=True),
-    "resnet_ln_max": _net("resnet50", embed_dim=512, layer_norm=True, pooling="max", freeze_batch_norm=True,
-                          pretrained=True),
-    # The ROADMAP repository's roadmap/config/model/resnet.yaml: resnet_ln without its LayerNorm. (Its
-    # resnet_max_ln.yaml is resnet_ln_max, and its deit.yaml, 'vit_deit_distilled', is deit_small.)
-    "roadmap_repo_resnet": _net("resnet50", embed_dim=512, layer_norm=False, pooling="avg", freeze_batch_norm=True,
-                                pretrained=True),
-    # DyML: ResNet-34 trained from scratch with batch norm (Vehicle, Animal), or from ImageNet weights
-    # with frozen batch norm (Product).
-    "dyml_resnet34": _net("resnet34", embed_dim=512, layer_norm=True, pooling="avg", freeze_batch_norm=False,
-                          pretrained=False),
-    "dyml_resnet34_product": _net("resnet34", embed_dim=512, layer_norm=True, pooling="avg",
-                                  freeze_batch_norm=True, pretrained=True),
-    # Transformers: the class token without projection (norm_features only for DeiT-B).
-    "deit_small": _net("deit_small", embed_dim=0, layer_norm=False, pretrained=True),
-    "deit_base": _net("deit_base", embed_dim=0, layer_norm=True, pretrained=True),
-    "vit_base": _net("vit_base_patch16", embed_dim=0, layer_norm=False, pretrained=True),
-    "vit_base_512proj": _net("vit_base_patch16", embed_dim=512, layer_norm=False, pretrained=True),
-    # The landmark model: ResNet-101, GeM, L2, a 2048-d projection started from a learned whitening.
-    "resnet_101_lm": _net("resnet101", embed_dim=2048, layer_norm=False, pooling="gem", freeze_batch_norm=True,
-                          pretrained=True, whiten=True),
+  # ResNet-50, LayerNorm on the pooled features, 512-d projection, frozen batch norm, ImageNet weights.
+  "resnet_ln": _net("resnet50", embed_dim=512, layer_norm=True, pooling="avg", freeze_batch_norm=True, pretrained=True),
+  "resnet_ln_gem": _net(
+    "resnet50", embed_dim=512, layer_norm=True, pooling="gem", freeze_batch_norm=True, pretrained=True
+  ),
+  "resnet_ln_max": _net(
+    "resnet50", embed_dim=512, layer_norm=True, pooling="max", freeze_batch_norm=True, pretrained=True
+  ),
+  # The ROADMAP repository's roadmap/config/model/resnet.yaml: resnet_ln without its LayerNorm. (Its
+  # resnet_max_ln.yaml is resnet_ln_max, and its deit.yaml, 'vit_deit_distilled', is deit_small.)
+  "roadmap_repo_resnet": _net(
+    "resnet50", embed_dim=512, layer_norm=False, pooling="avg", freeze_batch_norm=True, pretrained=True
+  ),
+  # DyML: ResNet-34 trained from scratch with batch norm (Vehicle, Animal), or from ImageNet weights
+  # with frozen batch norm (Product).
+  "dyml_resnet34": _net(
+    "resnet34", embed_dim=512, layer_norm=True, pooling="avg", freeze_batch_norm=False, pretrained=False
+  ),
+  "dyml_resnet34_product": _net(
+    "resnet34", embed_dim=512, layer_norm=True, pooling="avg", freeze_batch_norm=True, pretrained=True
+  ),
+  # Transformers: the class token without projection (norm_features only for DeiT-B).
+  "deit_small": _net("deit_small", embed_dim=0, layer_norm=False, pretrained=True),
+  "deit_base": _net("deit_base", embed_dim=0, layer_norm=True, pretrained=True),
+  "vit_base": _net("vit_base_patch16", embed_dim=0, layer_norm=False, pretrained=True),
+  "vit_base_512proj": _net("vit_base_patch16", embed_dim=512, layer_norm=False, pretrained=True),
+  # The landmark model: ResNet-101, GeM, L2, a 2048-d projection started from a learned whitening.
+  "resnet_101_lm": _net(
+    "resnet101", embed_dim=2048, layer_norm=False, pooling="gem", freeze_batch_norm=True, pretrained=True, whiten=True
+  ),
 }

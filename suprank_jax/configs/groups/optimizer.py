@@ -24,9 +24,19 @@ __all__ = ["GROUPS", "HEAD_REGEX"]
 HEAD_REGEX = "^model/head/"
 
 
-def _group(name: str, learning_rate: float, weight_decay: float, *, head: float | None = 2.0,
-           schedule: str = "cosine", min_learning_rate: float = 0.0, milestones: tuple[int, ...] = (),
-           gamma: float = 0.1, momentum: float = 0.9, nesterov: bool = False):
+def _group(
+  name: str,
+  learning_rate: float,
+  weight_decay: float,
+  *,
+  head: float | None = 2.0,
+  schedule: str = "cosine",
+  min_learning_rate: float = 0.0,
+  milestones: tuple[int, ...] = (),
+  gamma: float = 0.1,
+  momentum: float = 0.9,
+  nesterov: bool = False,
+):
   """An optimizer group: ``head=None`` for a single ``net`` optimizer, else the head's lr multiplier."""
 
   def group(config):
@@ -52,29 +62,28 @@ def _group(name: str, learning_rate: float, weight_decay: float, *, head: float 
 
 
 GROUPS = {
-    "sop": _group("adam", 5e-5, 1e-4),
-    # sop_deit.yaml: AdamW 1e-5, wd 5e-4, cosine to 0 over the whole net (as inat_deit.yaml); the stored
-    # copy of the repository does not hold this file.
-    "sop_deit": _group("adamw", 1e-5, 5e-4, head=None),
-    "sop_deit_sch": _group("adamw", 1e-5, 5e-4, head=None, schedule="steps", milestones=(25, 50), gamma=0.3),
-    "cub": _group("adam", 1e-6, 4e-4),
-    "cub_deit": _group("adamw", 1e-6, 5e-4, head=None),
-    "cub_pcapp": _group("adam", 1e-3, 0.0),
-    "cub_vit_base_512proj": _group("adamw", 1e-6, 5e-4, min_learning_rate=1e-6),
-    "cars": _group("adam", 1e-4, 4e-4),
-    "inat": _group("adam", 1e-5, 4e-4, min_learning_rate=1e-6),
-    "inat_deit": _group("adamw", 1e-5, 5e-4, head=None),
-    "inat_deit_sch": _group("adamw", 1e-5, 5e-4, head=None, schedule="steps", milestones=(30, 70), gamma=0.3),
-    "inat_vit_base_512proj": _group("adamw", 1e-5, 5e-4, min_learning_rate=1e-6),
-    "inshop": _group("adam", 1e-5, 4e-4),
-    "dyml": _group("sgd", 0.1, 1e-4, head=None, min_learning_rate=1e-6, nesterov=True),
-    "dyml_product": _group("sgd", 0.01, 1e-4, min_learning_rate=1e-5, nesterov=True),
-    "gldv2": _group("adam", 1e-4, 1e-4, head=1.0),
-    "gldv2_bench": _group("adam", 1e-4, 1e-4, head=None, min_learning_rate=3e-6),
-    # The ROADMAP repository's files (module docstring).
-    "roadmap_repo_sop": _group("adam", 1e-5, 1e-4, head=1.0, schedule="steps", milestones=(25,), gamma=0.1),
-    "roadmap_repo_cub": _group("adam", 1e-6, 4e-4, head=None, schedule="constant"),
-    "roadmap_repo_cub_deit": _group("adamw", 1e-6, 5e-4, head=None, schedule="constant"),
-    "roadmap_repo_inaturalist": _group("adam", 1e-5, 4e-4, head=1.0, schedule="steps", milestones=(30, 70),
-                                       gamma=0.3),
+  "sop": _group("adam", 5e-5, 1e-4),
+  # sop_deit.yaml: AdamW 1e-5, wd 5e-4, cosine to 0 over the whole net (as inat_deit.yaml); the stored
+  # copy of the repository does not hold this file.
+  "sop_deit": _group("adamw", 1e-5, 5e-4, head=None),
+  "sop_deit_sch": _group("adamw", 1e-5, 5e-4, head=None, schedule="steps", milestones=(25, 50), gamma=0.3),
+  "cub": _group("adam", 1e-6, 4e-4),
+  "cub_deit": _group("adamw", 1e-6, 5e-4, head=None),
+  "cub_pcapp": _group("adam", 1e-3, 0.0),
+  "cub_vit_base_512proj": _group("adamw", 1e-6, 5e-4, min_learning_rate=1e-6),
+  "cars": _group("adam", 1e-4, 4e-4),
+  "inat": _group("adam", 1e-5, 4e-4, min_learning_rate=1e-6),
+  "inat_deit": _group("adamw", 1e-5, 5e-4, head=None),
+  "inat_deit_sch": _group("adamw", 1e-5, 5e-4, head=None, schedule="steps", milestones=(30, 70), gamma=0.3),
+  "inat_vit_base_512proj": _group("adamw", 1e-5, 5e-4, min_learning_rate=1e-6),
+  "inshop": _group("adam", 1e-5, 4e-4),
+  "dyml": _group("sgd", 0.1, 1e-4, head=None, min_learning_rate=1e-6, nesterov=True),
+  "dyml_product": _group("sgd", 0.01, 1e-4, min_learning_rate=1e-5, nesterov=True),
+  "gldv2": _group("adam", 1e-4, 1e-4, head=1.0),
+  "gldv2_bench": _group("adam", 1e-4, 1e-4, head=None, min_learning_rate=3e-6),
+  # The ROADMAP repository's files (module docstring).
+  "roadmap_repo_sop": _group("adam", 1e-5, 1e-4, head=1.0, schedule="steps", milestones=(25,), gamma=0.1),
+  "roadmap_repo_cub": _group("adam", 1e-6, 4e-4, head=None, schedule="constant"),
+  "roadmap_repo_cub_deit": _group("adamw", 1e-6, 5e-4, head=None, schedule="constant"),
+  "roadmap_repo_inaturalist": _group("adam", 1e-5, 4e-4, head=1.0, schedule="steps", milestones=(30, 70), gamma=0.3),
 }

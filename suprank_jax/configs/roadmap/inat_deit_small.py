@@ -1,27 +1,5 @@
-"""ROADMAP (SupAP + calibration) on iNaturalist-2018 with DeiT-S.
+"""ROADMAP (SupAP + calibration) on iNaturalist-2018 with DeiT-S (``roadmap/inat_deit_small``): its record is in suprank_jax/configs/experiments/roadmap.py."""
 
-Paper: ROADMAP, Ramzi et al., 'Robust and Decomposable Average Precision for Image Retrieval',
-NeurIPS 2021, Table 4
-Published: R@1 73.6 (DeiT-S), from the papers-with-code leaderboard of ROADMAP
-  (paperswithcode2.com/paper/244287)
-Data: iNaturalist-2018 (iNat-base: species, super-category) in its original layout under data_dir:
-  Inat_dataset_splits/Inaturalist_{train,test}_set1.txt (the original's splits), train_val2018/.
-Weights: timm DeiT-S (distilled) ImageNet weights (``config.model.pretrained_path``; nothing is
-downloaded).
-Original: the SupRank repository's configs dataset=inat_base model=deit_small optimizer=inat_deit
-  loss=ROADMAP_inat and default.yaml (max_iter 100, seed 0); no README gives a command for it
+from suprank_jax.configs import experiments
 
-Command:
-  python3 -m suprank_jax.train --config suprank_jax/configs/roadmap/inat_deit_small.py --workdir runs/roadmap_inat_deit_small \
-    --config.input.data_dir=/data/Inaturalist \
-    --config.model.pretrained_path=/weights/deit_small_distilled_patch16_224.safetensors
-"""
-
-from suprank_jax.configs import common, experiment
-
-
-def get_config(arg=None):
-  common.parse_arg(arg)  # this experiment takes no argument: any raises
-  config = experiment.compose(dataset="inat_base", model="deit_small", optimizer="inat_deit", loss="roadmap_inat",
-                              num_epochs=100)
-  return config
+get_config = experiments.EXPERIMENTS["roadmap/inat_deit_small"].get_config

@@ -1,26 +1,5 @@
-"""SupRecall (recall@k surrogate + calibration) on iNaturalist-2018.
+"""SupRecall (recall@k surrogate + calibration) on iNaturalist-2018 (``suprank/suprecall_inat``): its record is in suprank_jax/configs/experiments/suprank.py."""
 
-Paper: SupRank, Ramzi et al., 'Optimization of Rank Losses for Image Retrieval', TPAMI (arXiv
-2309.08250), the recall@k experiments
-Published: not available in the sources this repository could read (see the paper)
-Data: iNaturalist-2018 (iNat-base: species, super-category) in its original layout under data_dir:
-  Inat_dataset_splits/Inaturalist_{train,test}_set1.txt (the original's splits), train_val2018/.
-Weights: torchvision ResNet-50 ImageNet weights (``config.model.pretrained_path``; nothing is
-downloaded).
-Original: the SupRank repository's configs dataset=inat_base model=resnet_ln optimizer=inat
-  loss=ROADRatk_inat warmup_step=5
+from suprank_jax.configs import experiments
 
-Command:
-  python3 -m suprank_jax.train --config suprank_jax/configs/suprank/suprecall_inat.py --workdir runs/suprank_suprecall_inat \
-    --config.input.data_dir=/data/Inaturalist \
-    --config.model.pretrained_path=/weights/resnet50.safetensors
-"""
-
-from suprank_jax.configs import common, experiment
-
-
-def get_config(arg=None):
-  common.parse_arg(arg)  # this experiment takes no argument: any raises
-  config = experiment.compose(dataset="inat_base", model="resnet_ln", optimizer="inat", loss="roadratk_inat",
-                              num_epochs=100, freeze_epochs=5)
-  return config
+get_config = experiments.EXPERIMENTS["suprank/suprecall_inat"].get_config

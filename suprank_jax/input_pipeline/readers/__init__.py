@@ -1,7 +1,7 @@
 """The data sets' readers, one module per data set (or family of data sets sharing a layout).
 
 Every reader has the signature ``reader(data_dir, split, **kwargs) -> sources.Source`` and is named
-in ``sources.DATASETS``; its module holds the on-disk layout it expects (``*_LAYOUT``), quoted in the
+in ``datasets.DATASETS``; its module holds the on-disk layout it expects (``*_LAYOUT``), quoted in the
 error that a missing file raises.
 
 * ``digits``: the embedded 8x8 digits (the default data set, no download).

@@ -5,7 +5,7 @@ the layout expected), split names, text rows, integer labels, and query/gallery 
 from __future__ import annotations
 
 import os
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -69,6 +69,6 @@ def joint_labels(split: str, pair: Sequence[str], loader: Callable[[str], tuple[
   for s in pair:
     n = len(parts[s][0])
     if s == split:
-      return parts[s][0], labels[start:start + n]
+      return parts[s][0], labels[start : start + n]
     start += n
   raise AssertionError(split)

@@ -6,15 +6,22 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from suprank_jax.input_pipeline import sources
 from suprank_jax.input_pipeline.readers import common
 
-__all__ = ["dyml_vehicle", "dyml_animal", "dyml_product", "TEST_SPLITS", "DYML_TRAIN_COLUMNS", "DYML_BENCHMARK_COLUMNS",
-           "DYML_LAYOUT"]
+__all__ = [
+  "dyml_vehicle",
+  "dyml_animal",
+  "dyml_product",
+  "TEST_SPLITS",
+  "DYML_TRAIN_COLUMNS",
+  "DYML_BENCHMARK_COLUMNS",
+  "DYML_LAYOUT",
+]
 
 DYML_LAYOUT = """
   train/label.csv      ', '-separated, columns named fname, coarse_id, middle_id, fine_id (read by name); in the
@@ -26,8 +33,7 @@ DYML_LAYOUT = """
   bmk_<level>/{query,gallery}/<file>
   mini-bmk_all_in_one/label.csv, mini-bmk_all_in_one/imgs/<file>   (Product: same columns as train)
 """
-TEST_SPLITS = tuple(f"test_{kind}_{level}" for level in ("fine", "middle", "coarse")
-                          for kind in ("query", "gallery"))
+TEST_SPLITS = tuple(f"test_{kind}_{level}" for level in ("fine", "middle", "coarse") for kind in ("query", "gallery"))
 DYML_TRAIN_COLUMNS = ("fine_id", "middle_id", "coarse_id")  # finest first
 DYML_BENCHMARK_COLUMNS = ("labels",)
 
@@ -51,16 +57,21 @@ def _dyml_header(path: str, line: str, names: Sequence[str]) -> tuple[list[str],
   if len(fields) == h and sorted(fields) == sorted(names):
     return fields, None
   if len(fields) == 2 * h - 1:
-    named = fields[:h - 1]
+    named = fields[: h - 1]
     missing = [name for name in names if name not in named]
     glued = fields[h - 1]
-    if (len(missing) == 1 and sorted(named + missing) == sorted(names) and glued.startswith(missing[0])
-        and glued[len(missing[0]):].strip()):
-      return named + missing, [glued[len(missing[0]):].strip()] + fields[h:]
+    if (
+      len(missing) == 1
+      and sorted(named + missing) == sorted(names)
+      and glued.startswith(missing[0])
+      and glued[len(missing[0]) :].strip()
+    ):
+      return named + missing, [glued[len(missing[0]) :].strip()] + fields[h:]
   raise ValueError(
-      f"{path}: line 1 {line.strip()!r} is not a header with the columns {', '.join(names)} (any order), "
-      f"neither on its own line nor running into the first record as in the DyML release (e.g. "
-      f"'fname, coarse_id, middle_id, fine_id0.jpg, 3, 17, 804')")
+    f"{path}: line 1 {line.strip()!r} is not a header with the columns {', '.join(names)} (any order), "
+    f"neither on its own line nor running into the first record as in the DyML release (e.g. "
+    f"'fname, coarse_id, middle_id, fine_id0.jpg, 3, 17, 804')"
+  )
 
 
 def _dyml_table(dataset: str, path: str, folder: str, label_columns: Sequence[str]):
@@ -81,10 +92,13 @@ def _dyml_table(dataset: str, path: str, folder: str, label_columns: Sequence[st
   header, first = _dyml_header(path, lines[0][1], names)
   if first is not None:
     logging.getLogger(__name__).info(
-        "%s: the header runs into the first record (%s); recovered it (the SupRank/HAPPIER pandas reader "
-        "drops it)", path, ", ".join(first))
+      "%s: the header runs into the first record (%s); recovered it (the SupRank/HAPPIER pandas reader drops it)",
+      path,
+      ", ".join(first),
+    )
   records = ([(1, first)] if first is not None else []) + [
-      (n, [x.strip() for x in line.split(",")]) for n, line in lines[1:]]
+    (n, [x.strip() for x in line.split(",")]) for n, line in lines[1:]
+  ]
   column = {name: header.index(name) for name in names}
   paths, raw = [], []
   for n, row in records:
@@ -109,8 +123,12 @@ def _dyml(dataset: str, data_dir: str, split: str, *, product: bool) -> sources.
 
   def load(s):
     kind = s.split("_")[1]
-    return _dyml_table(dataset, os.path.join(root, f"bmk_{level}", f"{kind}.csv"),
-                       os.path.join(root, f"bmk_{level}", kind), DYML_BENCHMARK_COLUMNS)
+    return _dyml_table(
+      dataset,
+      os.path.join(root, f"bmk_{level}", f"{kind}.csv"),
+      os.path.join(root, f"bmk_{level}", kind),
+      DYML_BENCHMARK_COLUMNS,
+    )
 
   pair = (f"test_query_{level}", f"test_gallery_{level}")
   paths, labels = common.joint_labels(split, pair, load)

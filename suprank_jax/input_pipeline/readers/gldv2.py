@@ -50,8 +50,11 @@ def _gld(dataset: str, data_dir: str, split: str, *, hierarchical: bool, min_ima
 
   def load(part):
     if part == "train":
-      items = [(image_id, row["landmark_id"]) for row in _read_csv_dicts(need("train_clean.csv"))
-               for image_id in row["images"].split()]
+      items = [
+        (image_id, row["landmark_id"])
+        for row in _read_csv_dicts(need("train_clean.csv"))
+        for image_id in row["images"].split()
+      ]
       folder = os.path.join("images", "train")
     else:
       landmark_of = {row["id"]: row["landmark_id"] for row in _read_csv_dicts(need("index_image_to_landmark.csv"))}
@@ -63,13 +66,18 @@ def _gld(dataset: str, data_dir: str, split: str, *, hierarchical: bool, min_ima
           if row["images"] and row["images"] != "None":
             first = row["images"].split()[0]
             if first not in landmark_of:
-              raise ValueError(f"{dataset}: query {row['id']} refers to index image {first}, which is not in "
-                               "index_image_to_landmark.csv")
+              raise ValueError(
+                f"{dataset}: query {row['id']} refers to index image {first}, which is not in "
+                "index_image_to_landmark.csv"
+              )
             items.append((row["id"], landmark_of[first]))
     items = [(i, common.as_int(lm, f"{dataset} landmark_id")) for i, lm in items]
     if hierarchical:
-      table = hierarchy("train_label_to_subcategory_with_clusters.csv" if part == "train"
-                        else "index_label_to_subcategory_with_clusters.csv")
+      table = hierarchy(
+        "train_label_to_subcategory_with_clusters.csv"
+        if part == "train"
+        else "index_label_to_subcategory_with_clusters.csv"
+      )
       # Landmarks without a cluster are left out (the reference's remove_nan).
       items = [(i, lm) for i, lm in items if lm in table]
       raw = [(lm, *table[lm]) for _, lm in items]
@@ -88,10 +96,14 @@ def _gld(dataset: str, data_dir: str, split: str, *, hierarchical: bool, min_ima
   else:
     paths, labels = common.joint_labels(split, ("query", "gallery"), load)
   names = ("landmark", "cluster", "overall_cluster") if hierarchical else ("landmark",)
-  index = {"train": "train_clean.csv", "query": "retrieval_solution_v2.1.csv",
-           "gallery": "index_image_to_landmark.csv"}[split]
-  return sources.make_source(f"{dataset}/{split}", labels, names, paths=paths, remap=False,
-                             index_files=(os.path.join(root, index),))
+  index = {
+    "train": "train_clean.csv",
+    "query": "retrieval_solution_v2.1.csv",
+    "gallery": "index_image_to_landmark.csv",
+  }[split]
+  return sources.make_source(
+    f"{dataset}/{split}", labels, names, paths=paths, remap=False, index_files=(os.path.join(root, index),)
+  )
 
 
 def gldv2(data_dir: str, split: str = "train", *, min_images_per_class: int = 0) -> sources.Source:

@@ -39,9 +39,10 @@ def inaturalist(data_dir: str, split: str = "train", *, mode: str = "base") -> s
     raise ValueError(f"inaturalist: mode={mode!r}; valid: ['base', 'full']")
   root = common.data_folder("inaturalist", data_dir, INAT_LAYOUT)
   rel_paths, parts, species, listings = [], [], [], []
-  for part in (("train", "test") if split == "all" else (split,)):
-    listing = common.require("inaturalist", os.path.join(root, "Inat_dataset_splits", f"Inaturalist_{part}_set1.txt"),
-                             INAT_LAYOUT)
+  for part in ("train", "test") if split == "all" else (split,):
+    listing = common.require(
+      "inaturalist", os.path.join(root, "Inat_dataset_splits", f"Inaturalist_{part}_set1.txt"), INAT_LAYOUT
+    )
     listings.append(listing)
     for n, row in enumerate(common.read_rows(listing, sep="\t"), start=1):
       parts.append(row[0].split("/"))
@@ -56,10 +57,13 @@ def inaturalist(data_dir: str, split: str = "train", *, mode: str = "base") -> s
     categories = _inat_categories(common.require("inaturalist", os.path.join(root, "train2018.json"), INAT_LAYOUT))
     missing = sorted(set(species) - set(categories))
     if missing:
-      raise ValueError(f"inaturalist: species ids {missing[:10]} of the {split} split are not in train2018.json "
-                       "categories")
-    raw = np.array([[s] + [str(categories[s][k]) for k in INAT_LEVELS[1:]] for s in species],
-                   dtype=object).reshape(-1, 7)
+      raise ValueError(
+        f"inaturalist: species ids {missing[:10]} of the {split} split are not in train2018.json categories"
+      )
+    raw = np.array([[s] + [str(categories[s][k]) for k in INAT_LEVELS[1:]] for s in species], dtype=object).reshape(
+      -1, 7
+    )
     names = INAT_LEVELS
-  return sources.make_source(f"inaturalist/{split}", raw, names, paths=[os.path.join(root, p) for p in rel_paths],
-                             index_files=tuple(listings))
+  return sources.make_source(
+    f"inaturalist/{split}", raw, names, paths=[os.path.join(root, p) for p in rel_paths], index_files=tuple(listings)
+  )

@@ -43,5 +43,6 @@ def inshop(data_dir: str, split: str = "train", *, hierarchy_mode: str = "all") 
     labels = sources.remap_labels(labels)
   names = ("item", "category", "gender")
   keep = modes[hierarchy_mode]
-  return sources.make_source(f"inshop/{split}", labels[:, keep], tuple(names[k] for k in keep), paths=paths,
-                             remap=False, index_files=(index,))
+  return sources.make_source(
+    f"inshop/{split}", labels[:, keep], tuple(names[k] for k in keep), paths=paths, remap=False, index_files=(index,)
+  )

@@ -21,8 +21,17 @@ import numpy as np
 from suprank_jax.input_pipeline import sources
 from suprank_jax.input_pipeline.readers import common
 
-__all__ = ["roxford5k", "rparis6k", "revisitop1m", "revisited_sets", "REVISITED_DATASETS", "DISTRACTOR_SET",
-           "REVISITED_LAYOUT", "REVISITOP1M_LAYOUT", "REVISITED_ROOT_LAYOUT"]
+__all__ = [
+  "roxford5k",
+  "rparis6k",
+  "revisitop1m",
+  "revisited_sets",
+  "REVISITED_DATASETS",
+  "DISTRACTOR_SET",
+  "REVISITED_LAYOUT",
+  "REVISITOP1M_LAYOUT",
+  "REVISITED_ROOT_LAYOUT",
+]
 
 REVISITED_DATASETS = ("roxford5k", "rparis6k")
 DISTRACTOR_SET = "revisitop1m"
@@ -54,8 +63,15 @@ def _revisited(dataset: str, data_dir: str, split: str) -> sources.Source:
   if split == "query":
     boxes = np.array([g["bbx"] for g in gnd["gnd"]], np.float64).reshape(-1, 4)
     extras = {k: [np.asarray(g[k], np.int64) for g in gnd["gnd"]] for k in ("easy", "hard", "junk")}
-  return sources.Source(name=f"{dataset}/{split}", labels=labels, level_names=("landmark",), paths=tuple(paths),
-                        boxes=boxes, extras=extras, index_files=(gnd_path,))
+  return sources.Source(
+    name=f"{dataset}/{split}",
+    labels=labels,
+    level_names=("landmark",),
+    paths=tuple(paths),
+    boxes=boxes,
+    extras=extras,
+    index_files=(gnd_path,),
+  )
 
 
 def roxford5k(data_dir: str, split: str = "query") -> sources.Source:
@@ -81,9 +97,14 @@ def revisitop1m(data_dir: str, split: str = "distractors") -> sources.Source:
   index = common.require(DISTRACTOR_SET, os.path.join(root, "revisitop1m.txt"), REVISITOP1M_LAYOUT)
   with open(index, encoding="utf-8") as f:
     names = [line.strip() for line in f if line.strip()]
-  return sources.make_source(f"{DISTRACTOR_SET}/{split}", np.zeros((len(names), 1), np.int32), ("distractor",),
-                             paths=[os.path.join(root, "jpg", name) for name in names], remap=False,
-                             index_files=(index,))
+  return sources.make_source(
+    f"{DISTRACTOR_SET}/{split}",
+    np.zeros((len(names), 1), np.int32),
+    ("distractor",),
+    paths=[os.path.join(root, "jpg", name) for name in names],
+    remap=False,
+    index_files=(index,),
+  )
 
 
 REVISITED_ROOT_LAYOUT = """

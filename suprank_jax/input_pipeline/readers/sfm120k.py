@@ -33,8 +33,7 @@ def sfm120k(data_dir: str, split: str = "train", *, min_images_per_class: int = 
 
   common.check_split("sfm120k", split, ("train",))
   root = common.data_folder("sfm120k", data_dir, SFM120K_LAYOUT)
-  index = common.require("sfm120k", os.path.join(root, "retrieval-SfM-120k-imagenames-clusterids.mat"),
-                         SFM120K_LAYOUT)
+  index = common.require("sfm120k", os.path.join(root, "retrieval-SfM-120k-imagenames-clusterids.mat"), SFM120K_LAYOUT)
   db = loadmat(index)
   for key in ("cids", "cluster"):
     if key not in db:
@@ -47,5 +46,10 @@ def sfm120k(data_dir: str, split: str = "train", *, min_images_per_class: int = 
   if min_images_per_class > 1:
     _, inverse, counts = np.unique(clusters, return_inverse=True, return_counts=True)
     keep = counts[inverse] >= min_images_per_class
-  return sources.make_source(f"sfm120k/{split}", clusters[keep][:, None], ("cluster",),
-                             paths=[_sfm_path(root, c) for c, k in zip(cids, keep) if k], index_files=(index,))
+  return sources.make_source(
+    f"sfm120k/{split}",
+    clusters[keep][:, None],
+    ("cluster",),
+    paths=[_sfm_path(root, c) for c, k in zip(cids, keep) if k],
+    index_files=(index,),
+  )

@@ -22,7 +22,7 @@ def sop(data_dir: str, split: str = "train") -> sources.Source:
   common.check_split("sop", split, ("train", "test", "all"))
   root = common.data_folder("sop", data_dir, SOP_LAYOUT)
   paths, raw, indexes = [], [], []
-  for part in (("train", "test") if split == "all" else (split,)):
+  for part in ("train", "test") if split == "all" else (split,):
     index = common.require("sop", os.path.join(root, f"Ebay_{part}.txt"), SOP_LAYOUT)
     indexes.append(index)
     for n, row in enumerate(common.read_rows(index, skip=1), start=2):
@@ -30,5 +30,6 @@ def sop(data_dir: str, split: str = "train") -> sources.Source:
         raise ValueError(f"{index}:{n}: expected 'image_id class_id super_class_id path', got {row}")
       raw.append((common.as_int(row[1], f"{index}:{n}"), common.as_int(row[2], f"{index}:{n}")))
       paths.append(os.path.join(root, row[3]))
-  return sources.make_source(f"sop/{split}", np.array(raw).reshape(-1, 2), ("product", "category"), paths=paths,
-                             index_files=tuple(indexes))
+  return sources.make_source(
+    f"sop/{split}", np.array(raw).reshape(-1, 2), ("product", "category"), paths=paths, index_files=tuple(indexes)
+  )

@@ -6,21 +6,20 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from suprank_jax.input_pipeline import sources
-from suprank_jax.input_pipeline.readers import cars
-from suprank_jax.input_pipeline.readers import cub
+from suprank_jax.input_pipeline.readers import cars, cub
 
 __all__ = ["tfds_source", "TFDS_OFFICIAL", "CONVERTED_PREFIX"]
 
 # Official TFDS data sets we can read: TFDS name, label features, and how to re-split by class.
 TFDS_OFFICIAL = {
-    "sop": "stanford_online_products",
-    "cub": "caltech_birds2011",
-    "cars": "cars196",
+  "sop": "stanford_online_products",
+  "cub": "caltech_birds2011",
+  "cars": "cars196",
 }
 CONVERTED_PREFIX = "suprank_"
 
@@ -46,11 +45,12 @@ def _tfds_dir(name: str, data_dir: str) -> str:
   versions = sorted(d for d in os.listdir(folder)) if os.path.isdir(folder) else []
   if not any(os.path.isfile(os.path.join(folder, v, "dataset_info.json")) for v in versions):
     raise FileNotFoundError(
-        f"TFDS data set {name!r} is not prepared under {folder} (expected {folder}/<version>/dataset_info.json "
-        "and *.array_record-* shards). Prepare it by converting the raw folder, `python -m "
-        "suprank_jax.input_pipeline.to_array_record --dataset <name> --data_dir <raw folder> --output_dir "
-        "<data_dir>` (or with the official TFDS builder, which needs TensorFlow), and set config.input.data_dir "
-        "to the folder that holds it.")
+      f"TFDS data set {name!r} is not prepared under {folder} (expected {folder}/<version>/dataset_info.json "
+      "and *.array_record-* shards). Prepare it by converting the raw folder, `python -m "
+      "suprank_jax.input_pipeline.to_array_record --dataset <name> --data_dir <raw folder> --output_dir "
+      "<data_dir>` (or with the official TFDS builder, which needs TensorFlow), and set config.input.data_dir "
+      "to the folder that holds it."
+    )
   return folder
 
 
@@ -76,8 +76,38 @@ def _tfds_labels(data_source, keys: Sequence[str], cache_path: str) -> np.ndarra
   return out
 
 
-def tfds_source(dataset: str, data_dir: str, split: str, *, tfds_name: str = "", cache_dir: str | None = None,
-                **kwargs) -> sources.Source:
+def _class_split_source(name, dataset, split, folder, open_split, cache_dir):
+  """CUB-200-2011 or Cars196 from the official TFDS data sets, re-split by class as the papers do
+  (the first 100 / 98 classes train, the others test), with the taxonomy levels of the raw readers."""
+  if split not in ("train", "test"):
+    raise ValueError(f"{name}: unknown split {split!r}; valid: ['train', 'test'] (re-split by class)")
+  parts, rows, labels, sources_ = [], [], [], []
+  for p, s in enumerate(("train", "test")):
+    ds, key = open_split(s)
+    lab = _tfds_labels(ds, ("label",), os.path.join(cache_dir, key))[:, 0]
+    sources_.append(ds)
+    parts.append(np.full(len(lab), p))
+    rows.append(np.arange(len(lab)))
+    labels.append(lab)
+  parts, rows, labels = np.concatenate(parts), np.concatenate(rows), np.concatenate(labels)
+  half = 100 if name == "caltech_birds2011" else 98
+  keep = np.flatnonzero((labels < half) == (split == "train"))
+  # Restore a deterministic order (TFDS shuffles at prepare time): by class, then by record.
+  keep = keep[np.lexsort((rows[keep], parts[keep], labels[keep]))]
+  cls = labels[keep].astype(np.int32) + 1
+  if name == "caltech_birds2011":
+    raw, names = np.concatenate([cls[:, None], cub.FAMILY_ORDER[cls - 1]], axis=1), ("species", "family", "order")
+  else:
+    raw, names = np.stack([cls, cars.BODY_TYPE[cls - 1]], axis=1), ("model", "type")
+  images = _TfdsImages(sources_, parts[keep], rows[keep], name)
+  return sources.make_source(
+    f"{dataset}/{split}", raw, names, records=images, describe=images.describe, index_files=(folder,)
+  )
+
+
+def tfds_source(
+  dataset: str, data_dir: str, split: str, *, tfds_name: str = "", cache_dir: str | None = None, **kwargs
+) -> sources.Source:
   """A split read through ``tfds.data_source(..., download=False)`` (images decoded by PIL on demand).
 
   ``kwargs`` (``config.input.dataset_kwargs``) must be empty: the raw reader's arguments were applied
@@ -88,13 +118,18 @@ def tfds_source(dataset: str, data_dir: str, split: str, *, tfds_name: str = "",
   read once and cached under ``cache_dir`` (default ``~/.cache/suprank_jax/tfds_labels``).
   """
   if kwargs:
-    raise ValueError(f"config.input.dataset_kwargs {sorted(kwargs)} are not read with source_format='tfds' (only "
-                     "cache_dir is): a converted data set keeps the reader arguments given at conversion "
-                     "(to_array_record.py --dataset_kwargs); clear config.input.dataset_kwargs")
+    raise ValueError(
+      f"config.input.dataset_kwargs {sorted(kwargs)} are not read with source_format='tfds' (only "
+      "cache_dir is): a converted data set keeps the reader arguments given at conversion "
+      "(to_array_record.py --dataset_kwargs); clear config.input.dataset_kwargs"
+    )
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
-  candidates = [tfds_name] if tfds_name else [CONVERTED_PREFIX + dataset] + (
-      [TFDS_OFFICIAL[dataset]] if dataset in TFDS_OFFICIAL else [])
+  candidates = (
+    [tfds_name]
+    if tfds_name
+    else [CONVERTED_PREFIX + dataset] + ([TFDS_OFFICIAL[dataset]] if dataset in TFDS_OFFICIAL else [])
+  )
   if not data_dir:
     raise ValueError(f"config.input.data_dir is empty: set it to the TFDS data_dir that holds {candidates}")
   for name in candidates[:-1]:
@@ -111,8 +146,9 @@ def tfds_source(dataset: str, data_dir: str, split: str, *, tfds_name: str = "",
   def open_split(s):
     if s not in available:
       raise ValueError(f"{name}: unknown split {s!r}; valid: {available}")
-    ds = tfds.data_source(name, split=s, data_dir=data_dir, download=False,
-                          decoders={"image": tfds.decode.SkipDecoding()})
+    ds = tfds.data_source(
+      name, split=s, data_dir=data_dir, download=False, decoders={"image": tfds.decode.SkipDecoding()}
+    )
     digest = hashlib.md5(os.path.abspath(folder).encode()).hexdigest()[:10]
     key = f"{name}-{version}-{s}-{digest}.npy"
     return ds, key
@@ -121,32 +157,16 @@ def tfds_source(dataset: str, data_dir: str, split: str, *, tfds_name: str = "",
     ds, key = open_split(split)
     raw = _tfds_labels(ds, ("class_id", "super_class_id"), os.path.join(cache_dir, key))
     images = _TfdsImages([ds], np.zeros(len(raw), np.int64), np.arange(len(raw)), name)
-    return sources.make_source(f"{dataset}/{split}", raw, ("product", "category"), records=images,
-                               describe=images.describe, index_files=(folder,))
+    return sources.make_source(
+      f"{dataset}/{split}",
+      raw,
+      ("product", "category"),
+      records=images,
+      describe=images.describe,
+      index_files=(folder,),
+    )
   if name in ("caltech_birds2011", "cars196"):
-    if split not in ("train", "test"):
-      raise ValueError(f"{name}: unknown split {split!r}; valid: ['train', 'test'] (re-split by class)")
-    parts, rows, labels, sources_ = [], [], [], []
-    for p, s in enumerate(("train", "test")):
-      ds, key = open_split(s)
-      lab = _tfds_labels(ds, ("label",), os.path.join(cache_dir, key))[:, 0]
-      sources_.append(ds)
-      parts.append(np.full(len(lab), p))
-      rows.append(np.arange(len(lab)))
-      labels.append(lab)
-    parts, rows, labels = np.concatenate(parts), np.concatenate(rows), np.concatenate(labels)
-    half = 100 if name == "caltech_birds2011" else 98
-    keep = np.flatnonzero((labels < half) == (split == "train"))
-    # Restore a deterministic order (TFDS shuffles at prepare time): by class, then by record.
-    keep = keep[np.lexsort((rows[keep], parts[keep], labels[keep]))]
-    cls = labels[keep].astype(np.int32) + 1
-    if name == "caltech_birds2011":
-      raw, names = np.concatenate([cls[:, None], cub.FAMILY_ORDER[cls - 1]], axis=1), ("species", "family", "order")
-    else:
-      raw, names = np.stack([cls, cars.BODY_TYPE[cls - 1]], axis=1), ("model", "type")
-    images = _TfdsImages(sources_, parts[keep], rows[keep], name)
-    return sources.make_source(f"{dataset}/{split}", raw, names, records=images, describe=images.describe,
-                               index_files=(folder,))
+    return _class_split_source(name, dataset, split, folder, open_split, cache_dir)
   # A data set written by to_array_record.py: features image, labels [L], index (row in the raw reader).
   ds, key = open_split(split)
   metadata = dict(builder.info.metadata or {})
@@ -158,5 +178,12 @@ def tfds_source(dataset: str, data_dir: str, split: str, *, tfds_name: str = "",
   order = np.argsort(index, kind="stable")
   images = _TfdsImages([ds], np.zeros(len(order), np.int64), order, name)
   channels = int(metadata.get("channels", 3))
-  return sources.Source(name=f"{dataset}/{split}", labels=raw[order].astype(np.int32), level_names=level_names,
-                        records=images, describe=images.describe, channels=channels, index_files=(folder,))
+  return sources.Source(
+    name=f"{dataset}/{split}",
+    labels=raw[order].astype(np.int32),
+    level_names=level_names,
+    records=images,
+    describe=images.describe,
+    channels=channels,
+    index_files=(folder,),
+  )

@@ -10,7 +10,7 @@ import math
 import os
 import sys
 import time
-from typing import Mapping
+from collections.abc import Mapping
 
 import jax
 import numpy as np
@@ -37,8 +37,9 @@ class MetricWriter:
   ``(step, split)`` (e.g. the final evaluation of a finished run that is run again) replaces the older one.
   """
 
-  def __init__(self, workdir: str, *, enabled: bool | None = None, tensorboard: bool = True,
-               start_step: int | None = None):
+  def __init__(
+    self, workdir: str, *, enabled: bool | None = None, tensorboard: bool = True, start_step: int | None = None
+  ):
     self.enabled = jax.process_index() == 0 if enabled is None else enabled
     self._jsonl = None
     self._tb = None
@@ -56,6 +57,7 @@ class MetricWriter:
     self._jsonl = open(self._path, "a", encoding="utf-8")
     if tensorboard:
       from tensorboardX import SummaryWriter  # imported lazily: it is slow to import
+
       purge = None if start_step is None else int(start_step) + 1
       self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=purge)
 
@@ -161,8 +163,9 @@ class ProgressLog:
       return
     rate = (done - self._first) / max(now - self._start, 1e-9)
     eta = (self.total - done) / rate if rate > 0 else math.inf
-    self.log(f"{self.what}: {done:,} of {self.total:,} {self.unit} ({rate:,.1f} {self.unit}/s, ETA "
-             f"{format_duration(eta)})")
+    self.log(
+      f"{self.what}: {done:,} of {self.total:,} {self.unit} ({rate:,.1f} {self.unit}/s, ETA {format_duration(eta)})"
+    )
     self._last, self._printed = now, True
 
 

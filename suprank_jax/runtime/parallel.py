@@ -14,7 +14,8 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from suprank_jax.input_pipeline import transforms
 
@@ -42,8 +43,7 @@ def check_batch_size(global_batch_size: int, mesh: Mesh, *, name: str = "config.
   if global_batch_size % mesh.size:
     raise ValueError(f"{name}={global_batch_size} must be divisible by the number of devices ({mesh.size})")
   if global_batch_size % jax.process_count():
-    raise ValueError(f"{name}={global_batch_size} must be divisible by the number of processes "
-                     f"({jax.process_count()})")
+    raise ValueError(f"{name}={global_batch_size} must be divisible by the number of processes ({jax.process_count()})")
 
 
 @functools.partial(jax.jit, static_argnames=("mode",))

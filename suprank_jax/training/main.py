@@ -14,7 +14,8 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from suprank_jax import cli, reporting, train
+from suprank_jax.runtime import cli, reporting
+from suprank_jax.training import train
 
 __all__ = ["define_flags", "main", "run"]
 
@@ -23,24 +24,44 @@ FLAGS = flags.FLAGS
 
 def define_flags(flag_values=FLAGS):
   """The command's flags (tests parse into their own ``flags.FlagValues``)."""
-  config_flags.DEFINE_config_file("config", None, "Experiment config file (e.g. suprank_jax/configs/digits.py).",
-                                  lock_config=True, flag_values=flag_values)
-  flags.DEFINE_string("workdir", None, "Output folder: checkpoints, metrics, TensorBoard, config.",
-                      flag_values=flag_values)
+  config_flags.DEFINE_config_file(
+    "config",
+    None,
+    "Experiment config file (e.g. suprank_jax/configs/digits.py).",
+    lock_config=True,
+    flag_values=flag_values,
+  )
+  flags.DEFINE_string(
+    "workdir", None, "Output folder: checkpoints, metrics, TensorBoard, config.", flag_values=flag_values
+  )
   flags.mark_flags_as_required(["config", "workdir"], flag_values=flag_values)
-  flags.DEFINE_bool("distributed", False, "Join a multi-process JAX cluster: jax.distributed.initialize() "
-                    "(auto-detected on Cloud TPU pods, SLURM and Open MPI; elsewhere give the three flags below).",
-                    flag_values=flag_values)
-  flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (implies --distributed).",
-                      flag_values=flag_values)
-  flags.DEFINE_integer("num_processes", None, "Number of processes of the run (with --coordinator_address).",
-                       flag_values=flag_values)
-  flags.DEFINE_integer("process_id", None, "This process's index, 0..num_processes-1 (with --coordinator_address).",
-                       flag_values=flag_values)
-  flags.DEFINE_bool("allow_config_change", False, "Resume from the workdir's checkpoints even where the config "
-                    "differs from the run's config.yaml in keys a resume may not change (suprank_jax/resume_rules.py "
-                    "lists those it may: run length, logging, checkpointing, evaluations, data location).",
-                    flag_values=flag_values)
+  flags.DEFINE_bool(
+    "distributed",
+    False,
+    "Join a multi-process JAX cluster: jax.distributed.initialize() "
+    "(auto-detected on Cloud TPU pods, SLURM and Open MPI; elsewhere give the three flags below).",
+    flag_values=flag_values,
+  )
+  flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0 (implies --distributed).", flag_values=flag_values
+  )
+  flags.DEFINE_integer(
+    "num_processes", None, "Number of processes of the run (with --coordinator_address).", flag_values=flag_values
+  )
+  flags.DEFINE_integer(
+    "process_id",
+    None,
+    "This process's index, 0..num_processes-1 (with --coordinator_address).",
+    flag_values=flag_values,
+  )
+  flags.DEFINE_bool(
+    "allow_config_change",
+    False,
+    "Resume from the workdir's checkpoints even where the config "
+    "differs from the run's config.yaml in keys a resume may not change (suprank_jax/training/resume_rules.py "
+    "lists those it may: run length, logging, checkpointing, evaluations, data location).",
+    flag_values=flag_values,
+  )
 
 
 def _init_distributed():
@@ -49,10 +70,13 @@ def _init_distributed():
     return
   explicit = (FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   if any(v is not None for v in explicit) and any(v is None for v in explicit):
-    raise ValueError("give --coordinator_address, --num_processes and --process_id together "
-                     "(or only --distributed where the cluster is auto-detected)")
-  jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address, num_processes=FLAGS.num_processes,
-                             process_id=FLAGS.process_id)
+    raise ValueError(
+      "give --coordinator_address, --num_processes and --process_id together "
+      "(or only --distributed where the cluster is auto-detected)"
+    )
+  jax.distributed.initialize(
+    coordinator_address=FLAGS.coordinator_address, num_processes=FLAGS.num_processes, process_id=FLAGS.process_id
+  )
 
 
 def _check_workdir(workdir: str):
@@ -78,10 +102,6 @@ def main(argv):
 
 
 def run():
-  """Defines the flags and runs :func:`main` (``python -m suprank_jax.train`` and ``-m suprank_jax.main``)."""
+  """Defines the flags and runs :func:`main` (``python -m suprank_jax.train``)."""
   define_flags()
   app.run(main, flags_parser=cli.parse_flags)
-
-
-if __name__ == "__main__":
-  run()

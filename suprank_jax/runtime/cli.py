@@ -78,5 +78,5 @@ def parse_flags(argv):
   try:
     return app.parse_flags_with_usage(argv)
   except (AttributeError, KeyError, TypeError, ValueError) as e:
-    message = str(e).replace("\\n", " ").replace("\n", " ").replace("\\", "").replace("'", "").strip("\" ")
+    message = str(e).replace("\\n", " ").replace("\n", " ").replace("\\", "").replace("'", "").strip('" ')
     sys.exit(f"error: bad config override: {message}")

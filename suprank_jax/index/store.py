@@ -39,14 +39,26 @@ import json
 import math
 import os
 import shutil
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import jax
 import numpy as np
 import yaml
 
-__all__ = ["FORMAT", "VERSION", "EXACT_MAX_ITEMS", "SCANN_REORDER", "SEARCHERS", "SearchIndex",
-           "weights_fingerprint", "build_searcher", "write_index", "load_index", "check_model"]
+__all__ = [
+  "FORMAT",
+  "VERSION",
+  "EXACT_MAX_ITEMS",
+  "SCANN_REORDER",
+  "SEARCHERS",
+  "SearchIndex",
+  "weights_fingerprint",
+  "build_searcher",
+  "write_index",
+  "load_index",
+  "check_model",
+]
 
 FORMAT = "suprank_jax.index"
 VERSION = 1
@@ -57,8 +69,14 @@ EXACT_MAX_ITEMS = 20_000
 # while every leaf with 1,000 re-scored candidates gives 0.9997 at about 3 ms a query on 2 CPU cores.
 SCANN_REORDER = 1000
 SEARCHERS = ("auto", "exact", "scann")
-_FILES = {"manifest": "manifest.json", "items": "items.csv", "embeddings": "embeddings.npy", "scann": "scann",
-          "variables": "variables.msgpack", "config": "config.yaml"}
+_FILES = {
+  "manifest": "manifest.json",
+  "items": "items.csv",
+  "embeddings": "embeddings.npy",
+  "scann": "scann",
+  "variables": "variables.msgpack",
+  "config": "config.yaml",
+}
 
 
 def weights_fingerprint(variables) -> str:
@@ -97,23 +115,34 @@ def build_searcher(embeddings, kind: str, *, num_neighbors: int = 10):
     return scann_search.build_scann_searcher(embeddings, num_neighbors=num_neighbors, brute_force=True), None
   leaves = max(1, min(len(embeddings), int(math.sqrt(len(embeddings)))))
   settings = {"num_leaves": leaves, "leaves_to_search": leaves, "pre_reorder_num_neighbors": SCANN_REORDER}
-  searcher = scann_search.build_scann_searcher(embeddings, num_neighbors=num_neighbors, num_leaves=leaves,
-                                               num_leaves_to_search=leaves, reorder_k=SCANN_REORDER)
+  searcher = scann_search.build_scann_searcher(
+    embeddings, num_neighbors=num_neighbors, num_leaves=leaves, num_leaves_to_search=leaves, reorder_k=SCANN_REORDER
+  )
   return searcher, settings
 
 
 def _check_embeddings(embeddings) -> np.ndarray:
-  from suprank_jax.evaluation import search  # pylint: disable=g-import-not-at-top
+  from suprank_jax.evaluation import scoring  # pylint: disable=g-import-not-at-top
 
-  embeddings = search.check_embeddings(embeddings, "gallery embeddings").astype(np.float32)
+  embeddings = scoring.check_embeddings(embeddings, "gallery embeddings").astype(np.float32)
   if len(embeddings) == 0:
     raise ValueError("the gallery is empty: an index needs at least one item")
   return embeddings
 
 
-def write_index(out_dir: str, embeddings, *, locations: Sequence[str], labels, level_names: Sequence[str],
-                variables, model: Mapping[str, Any], gallery: Mapping[str, Any], config: Mapping[str, Any],
-                searcher: str = "auto") -> dict:
+def write_index(
+  out_dir: str,
+  embeddings,
+  *,
+  locations: Sequence[str],
+  labels,
+  level_names: Sequence[str],
+  variables,
+  model: Mapping[str, Any],
+  gallery: Mapping[str, Any],
+  config: Mapping[str, Any],
+  searcher: str = "auto",
+) -> dict:
   """Writes an index folder (see the module docstring) and returns its manifest.
 
   Args:
@@ -139,21 +168,32 @@ def write_index(out_dir: str, embeddings, *, locations: Sequence[str], labels, l
   num, dim = embeddings.shape
   labels = np.asarray(labels, np.int64)
   if len(locations) != num or labels.shape != (num, len(level_names)):
-    raise ValueError(f"{num} embeddings but {len(locations)} locations and labels {labels.shape} for levels "
-                     f"{list(level_names)}")
+    raise ValueError(
+      f"{num} embeddings but {len(locations)} locations and labels {labels.shape} for levels {list(level_names)}"
+    )
   kind = _searcher_kind(num, searcher)
   out_dir = os.path.abspath(os.path.expanduser(out_dir))
-  if os.path.exists(out_dir) and (not os.path.isdir(out_dir) or (
-      os.listdir(out_dir) and not os.path.isfile(os.path.join(out_dir, _FILES["manifest"])))):
-    raise ValueError(f"{out_dir} exists and is not an index folder (no {_FILES['manifest']}): choose an empty "
-                     "or new folder")
+  if os.path.exists(out_dir) and (
+    not os.path.isdir(out_dir)
+    or (os.listdir(out_dir) and not os.path.isfile(os.path.join(out_dir, _FILES["manifest"])))
+  ):
+    raise ValueError(
+      f"{out_dir} exists and is not an index folder (no {_FILES['manifest']}): choose an empty or new folder"
+    )
   host_variables = jax.device_get(variables)
   searcher_obj, settings = build_searcher(embeddings, kind)
   manifest = {
-      "format": FORMAT, "version": VERSION, "num_items": int(num), "embed_dim": int(dim), "searcher": kind,
-      "scann": settings,
-      "model": {**dict(model), "weights_sha256": weights_fingerprint(host_variables)},
-      "gallery": dict(gallery), "level_names": list(level_names), "config": dict(config), "files": dict(_FILES),
+    "format": FORMAT,
+    "version": VERSION,
+    "num_items": int(num),
+    "embed_dim": int(dim),
+    "searcher": kind,
+    "scann": settings,
+    "model": {**dict(model), "weights_sha256": weights_fingerprint(host_variables)},
+    "gallery": dict(gallery),
+    "level_names": list(level_names),
+    "config": dict(config),
+    "files": dict(_FILES),
   }
   # Written next to out_dir and renamed at the end: an interrupted export leaves no half index.
   staging = f"{out_dir}.partial-{os.getpid()}"
@@ -241,26 +281,31 @@ class SearchIndex:
     Raises:
       ValueError: queries of another embedding size (naming the index), or NaN/inf rows.
     """
-    from suprank_jax.evaluation import search  # pylint: disable=g-import-not-at-top
+    from suprank_jax.evaluation import scoring  # pylint: disable=g-import-not-at-top
 
     queries = np.asarray(queries)
     if queries.ndim == 1:
       queries = queries[None]
     if queries.ndim != 2 or queries.shape[1] != self.embed_dim:
-      raise ValueError(f"the index {self.directory} holds {self.embed_dim}-d embeddings (model "
-                       f"{self.manifest['model'].get('name')!r}); the queries have shape {queries.shape}: embed them "
-                       "with the index's model")
-    queries = search.check_embeddings(queries, "query embeddings")
+      raise ValueError(
+        f"the index {self.directory} holds {self.embed_dim}-d embeddings (model "
+        f"{self.manifest['model'].get('name')!r}); the queries have shape {queries.shape}: embed them "
+        "with the index's model"
+      )
+    queries = scoring.check_embeddings(queries, "query embeddings")
     if k < 1:
       raise ValueError(f"k={k} must be >= 1")
     k = min(int(k), len(self))
     kwargs = {}
     settings = self.manifest.get("scann")
     if settings:
-      kwargs = {"leaves_to_search": int(leaves_to_search or settings["leaves_to_search"]),
-                "pre_reorder_num_neighbors": max(k, int(settings["pre_reorder_num_neighbors"]))}
-    neighbors, scores = self.searcher.search_batched(np.ascontiguousarray(queries, np.float32),
-                                                     final_num_neighbors=k, **kwargs)
+      kwargs = {
+        "leaves_to_search": int(leaves_to_search or settings["leaves_to_search"]),
+        "pre_reorder_num_neighbors": max(k, int(settings["pre_reorder_num_neighbors"])),
+      }
+    neighbors, scores = self.searcher.search_batched(
+      np.ascontiguousarray(queries, np.float32), final_num_neighbors=k, **kwargs
+    )
     neighbors, scores = np.asarray(neighbors, np.int64), np.asarray(scores, np.float32)
     # ScaNN pads a short answer (too few leaves searched) with item 0 and a NaN score.
     return np.where(np.isnan(scores), -1, neighbors), scores
@@ -282,8 +327,9 @@ def load_index(index_dir: str) -> SearchIndex:
   index_dir = os.path.abspath(os.path.expanduser(index_dir))
   manifest_path = os.path.join(index_dir, _FILES["manifest"])
   if not os.path.isfile(manifest_path):
-    raise FileNotFoundError(f"{manifest_path} does not exist: --index must be a folder written by "
-                            "python -m suprank_jax.export")
+    raise FileNotFoundError(
+      f"{manifest_path} does not exist: --index must be a folder written by python -m suprank_jax.export"
+    )
   try:
     with open(manifest_path, encoding="utf-8") as f:
       manifest = json.load(f)
@@ -293,8 +339,10 @@ def load_index(index_dir: str) -> SearchIndex:
     found = manifest.get("format") if isinstance(manifest, dict) else None
     raise _manifest_error(manifest_path, f"format is {found!r}, expected {FORMAT!r}")
   if manifest.get("version") != VERSION:
-    raise _manifest_error(manifest_path, f"version {manifest.get('version')!r}; this suprank_jax reads version "
-                          f"{VERSION}: export the index again")
+    raise _manifest_error(
+      manifest_path,
+      f"version {manifest.get('version')!r}; this suprank_jax reads version {VERSION}: export the index again",
+    )
   for key in ("items", "embeddings", "scann", "variables", "config"):
     path = os.path.join(index_dir, _FILES[key])
     if not os.path.exists(path):
@@ -304,17 +352,28 @@ def load_index(index_dir: str) -> SearchIndex:
   header, rows = rows[0], rows[1:]
   level_names = list(manifest["level_names"])
   if header != ["location", *level_names]:
-    raise _manifest_error(os.path.join(index_dir, _FILES["items"]),
-                          f"header {header} differs from ['location', *{level_names}] of the manifest")
+    raise _manifest_error(
+      os.path.join(index_dir, _FILES["items"]),
+      f"header {header} differs from ['location', *{level_names}] of the manifest",
+    )
   embeddings = np.load(os.path.join(index_dir, _FILES["embeddings"]), mmap_mode="r")
   expected = (manifest["num_items"], manifest["embed_dim"])
   if len(rows) != expected[0] or embeddings.shape != expected:
-    raise _manifest_error(index_dir, f"{len(rows)} items and embeddings {embeddings.shape}, but the manifest says "
-                          f"{expected[0]} items of dimension {expected[1]}")
+    raise _manifest_error(
+      index_dir,
+      f"{len(rows)} items and embeddings {embeddings.shape}, but the manifest says "
+      f"{expected[0]} items of dimension {expected[1]}",
+    )
   labels = np.array([[int(v) for v in row[1:]] for row in rows], np.int64).reshape(len(rows), len(level_names))
   searcher = scann.scann_ops_pybind.load_searcher(os.path.join(index_dir, _FILES["scann"]))
-  return SearchIndex(directory=index_dir, manifest=manifest, locations=tuple(row[0] for row in rows), labels=labels,
-                     embeddings=embeddings, searcher=searcher)
+  return SearchIndex(
+    directory=index_dir,
+    manifest=manifest,
+    locations=tuple(row[0] for row in rows),
+    labels=labels,
+    embeddings=embeddings,
+    searcher=searcher,
+  )
 
 
 def check_model(index: SearchIndex, *, name: str, embed_dim: int, weights_sha256: str, where: str = "the model"):
@@ -325,11 +384,17 @@ def check_model(index: SearchIndex, *, name: str, embed_dim: int, weights_sha256
   """
   built = index.manifest["model"]
   mine = f"{where} ({name}, embed_dim {embed_dim}, weights {weights_sha256[:12]})"
-  theirs = (f"the model of {built.get('workdir')!r} at step {built.get('checkpoint_step')} ({built.get('name')}, "
-            f"embed_dim {index.embed_dim}, weights {str(built.get('weights_sha256'))[:12]})")
+  theirs = (
+    f"the model of {built.get('workdir')!r} at step {built.get('checkpoint_step')} ({built.get('name')}, "
+    f"embed_dim {index.embed_dim}, weights {str(built.get('weights_sha256'))[:12]})"
+  )
   if embed_dim != index.embed_dim:
-    raise ValueError(f"the index {index.directory} was built with {index.embed_dim}-d embeddings by {theirs}; "
-                     f"{mine} gives {embed_dim}-d embeddings: export the index again with this model")
+    raise ValueError(
+      f"the index {index.directory} was built with {index.embed_dim}-d embeddings by {theirs}; "
+      f"{mine} gives {embed_dim}-d embeddings: export the index again with this model"
+    )
   if name != built.get("name") or weights_sha256 != built.get("weights_sha256"):
-    raise ValueError(f"the index {index.directory} was built by another model: {theirs}, not {mine}; their "
-                     "embeddings are not comparable: export the index again with this model")
+    raise ValueError(
+      f"the index {index.directory} was built by another model: {theirs}, not {mine}; their "
+      "embeddings are not comparable: export the index again with this model"
+    )

@@ -1,9 +1,5 @@
 """Checkpoints with orbax: the train state, a JSON record and an integrity record, saved together in one step.
 
-Size: the integrity record is written by the manager's save (in orbax's commit thread) and checked by
-its restore, using the same private helpers (paths, host copies, CRC-32, finiteness); record and manager
-are one save-and-verify protocol.
-
 The data position needs no separate state: training batches are a pure function of the step
 (``input_pipeline.pipeline.make_train_iterator(..., start_step=step)``), so restoring the state
 restores the input stream exactly.
@@ -37,16 +33,29 @@ import json
 import os
 import time
 import zlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-__all__ = ["CheckpointManager", "has_checkpoints", "abstract_like", "check_writable", "tree_paths",
-           "integrity_record", "CheckpointError", "NoUsableCheckpointError", "IncompatibleCheckpointError",
-           "CheckpointWriteError", "NonFiniteStateError", "INTEGRITY_FILE", "DAMAGED_FOLDER"]
+__all__ = [
+  "CheckpointManager",
+  "has_checkpoints",
+  "abstract_like",
+  "check_writable",
+  "tree_paths",
+  "integrity_record",
+  "CheckpointError",
+  "NoUsableCheckpointError",
+  "IncompatibleCheckpointError",
+  "CheckpointWriteError",
+  "NonFiniteStateError",
+  "INTEGRITY_FILE",
+  "DAMAGED_FOLDER",
+]
 
 INTEGRITY_FORMAT = "suprank_jax.integrity/1"
 INTEGRITY_FILE = "integrity.json"
@@ -93,8 +102,9 @@ class NonFiniteStateError(FloatingPointError):
     self.step, self.leaves = step, list(leaves)
     shown = ", ".join(f"{p} ({n} values)" for p, n in self.leaves[:5])
     more = f" and {len(self.leaves) - 5} more arrays" if len(self.leaves) > 5 else ""
-    super().__init__(f"the state of step {step} holds non-finite values in {shown}{more}; it was not saved "
-                     f"to {directory}")
+    super().__init__(
+      f"the state of step {step} holds non-finite values in {shown}{more}; it was not saved to {directory}"
+    )
 
 
 class _Damaged(Exception):
@@ -125,8 +135,10 @@ def _host(x) -> np.ndarray:
       x = jax.random.key_data(x)
     if not x.is_fully_addressable:
       if not x.is_fully_replicated:
-        raise ValueError("the integrity record needs replicated state arrays (the train state is replicated); "
-                         f"got one sharded as {x.sharding}")
+        raise ValueError(
+          "the integrity record needs replicated state arrays (the train state is replicated); "
+          f"got one sharded as {x.sharding}"
+        )
       x = x.addressable_data(0)
   return np.asarray(x)
 
@@ -138,17 +150,26 @@ def _crc32(value: np.ndarray) -> str:
 
 def integrity_record(step: int, named_values) -> dict:
   """The record of ``[(path, host array)]``: shape, dtype and CRC-32 of the bytes of each array."""
-  return {"format": INTEGRITY_FORMAT, "step": int(step), "algorithm": "crc32",
-          "arrays": {p: {"shape": list(np.shape(v)), "dtype": str(np.asarray(v).dtype), "crc32": _crc32(v)}
-                     for p, v in named_values}}
+  return {
+    "format": INTEGRITY_FORMAT,
+    "step": int(step),
+    "algorithm": "crc32",
+    "arrays": {
+      p: {"shape": list(np.shape(v)), "dtype": str(np.asarray(v).dtype), "crc32": _crc32(v)} for p, v in named_values
+    },
+  }
 
 
 @jax.jit
 def _finite_flags(leaves):
   """Per leaf, whether every value is finite: its min and max are (XLA's min and max propagate NaN);
   two reductions, about 6x faster than counting the non-finite values."""
-  flags = [jnp.isfinite(jnp.min(x)) & jnp.isfinite(jnp.max(x)) if jnp.issubdtype(x.dtype, jnp.inexact) and x.size
-           else jnp.ones((), bool) for x in leaves]
+  flags = [
+    jnp.isfinite(jnp.min(x)) & jnp.isfinite(jnp.max(x))
+    if jnp.issubdtype(x.dtype, jnp.inexact) and x.size
+    else jnp.ones((), bool)
+    for x in leaves
+  ]
   return jnp.stack(flags) if flags else jnp.zeros((0,), bool)
 
 
@@ -182,11 +203,14 @@ class _IntegrityHandler(ocp.AsyncCheckpointHandler):
       record = await asyncio.to_thread(compute)
       (directory / INTEGRITY_FILE).write_text(json.dumps(record))
 
-  async def async_save(self, directory, args: "_IntegritySave"):
-    return [ocp.future.CommitFutureAwaitingContractedSignals(self._write(args.compute, directory),
-                                                             name="suprank_integrity_save")]
+  async def async_save(self, directory, args: _IntegritySave):
+    return [
+      ocp.future.CommitFutureAwaitingContractedSignals(
+        self._write(args.compute, directory), name="suprank_integrity_save"
+      )
+    ]
 
-  def save(self, directory, args: "_IntegritySave"):
+  def save(self, directory, args: _IntegritySave):
     for f in asyncio.run(self.async_save(directory, args)) or ():
       f.result()
 
@@ -223,7 +247,8 @@ class CheckpointManager:
   def __init__(self, directory: str, *, max_to_keep: int = 2, create: bool = True):
     self.directory = os.path.abspath(directory)
     self._manager = ocp.CheckpointManager(
-        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=create))
+      self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=create)
+    )
     self._in_flight = None  # the step of the last save started
     self._failure = None  # the CheckpointWriteError of a failed save: every later save refuses
     self.last_save_seconds = 0.0  # time save() blocked the caller, for the benchmark
@@ -254,10 +279,15 @@ class CheckpointManager:
       raise NonFiniteStateError(step, bad, self.directory)
     hosts = [(p, _host(x)) for p, x in named] if jax.process_index() == 0 else []
     try:
-      started = self._manager.save(step, args=ocp.args.Composite(
-          state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta),
-          integrity=_IntegritySave(functools.partial(integrity_record, step, hosts))))
-    except Exception as e:  # noqa: BLE001 - any failure to start a write is a write failure.
+      started = self._manager.save(
+        step,
+        args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state),
+          meta=ocp.args.JsonSave(meta),
+          integrity=_IntegritySave(functools.partial(integrity_record, step, hosts)),
+        ),
+      )
+    except Exception as e:
       self._fail(step, e)
     self._in_flight = step
     self.last_save_seconds = time.perf_counter() - t0
@@ -267,8 +297,9 @@ class CheckpointManager:
     # The folders on disk: orbax's own list already leaves out the steps its next cleanup would delete.
     on_disk = sorted(int(n) for n in os.listdir(self.directory) if n.isdigit()) if os.path.isdir(self.directory) else []
     self._failure = CheckpointWriteError(
-        f"writing checkpoint step {step} to {self.directory} failed ({type(error).__name__}: {error}); "
-        f"the steps written before are kept: {on_disk}")
+      f"writing checkpoint step {step} to {self.directory} failed ({type(error).__name__}: {error}); "
+      f"the steps written before are kept: {on_disk}"
+    )
     raise self._failure from error
 
   def wait_until_finished(self):
@@ -281,7 +312,7 @@ class CheckpointManager:
       raise self._failure
     try:
       self._manager.wait_until_finished()
-    except Exception as e:  # noqa: BLE001 - orbax re-raises its writer thread's error here.
+    except Exception as e:
       self._fail(self._in_flight, e)
 
   def close(self):
@@ -313,16 +344,22 @@ class CheckpointManager:
       return
     expected = {p: (list(x.shape), str(np.dtype(x.dtype))) for p, x in tree_paths(abstract_state)}
     saved = {p: (a["shape"], a["dtype"]) for p, a in record["arrays"].items()}
-    differences = [f"{p}: {saved[p][1]}{saved[p][0]} in the checkpoint, {expected[p][1]}{expected[p][0]} here"
-                   for p in expected if p in saved and saved[p] != expected[p]]
+    differences = [
+      f"{p}: {saved[p][1]}{saved[p][0]} in the checkpoint, {expected[p][1]}{expected[p][0]} here"
+      for p in expected
+      if p in saved and saved[p] != expected[p]
+    ]
     differences += [f"{p}: only in this config's state" for p in expected if p not in saved]
     differences += [f"{p}: only in the checkpoint" for p in saved if p not in expected]
     if differences:
       more = f" (and {len(differences) - 5} more)" if len(differences) > 5 else ""
       raise IncompatibleCheckpointError(
-          f"checkpoint step {step} in {self.directory} holds a state of another structure: "
-          + "; ".join(differences[:5]) + more + ". It was written by a run with another model, losses or memory; "
-          "a resume cannot change them: use another --workdir to start afresh")
+        f"checkpoint step {step} in {self.directory} holds a state of another structure: "
+        + "; ".join(differences[:5])
+        + more
+        + ". It was written by a run with another model, losses or memory; "
+        "a resume cannot change them: use another --workdir to start afresh"
+      )
 
   def _verify(self, step: int, state, record, *, prefixes=None):
     """Raises _Damaged when a restored array is non-finite or differs from its record."""
@@ -334,8 +371,9 @@ class CheckpointManager:
         if p not in arrays:
           problems.append(f"{p} is not in its integrity record")
         elif _crc32(_host(x)) != arrays[p]["crc32"]:
-          problems.append(f"{p} differs from its integrity record (CRC-32 {_crc32(_host(x))}, recorded "
-                          f"{arrays[p]['crc32']})")
+          problems.append(
+            f"{p} differs from its integrity record (CRC-32 {_crc32(_host(x))}, recorded {arrays[p]['crc32']})"
+          )
       wanted = [p for p in arrays if prefixes is None or p.split("/")[0] in prefixes]
       missing = sorted(set(wanted) - {p for p, _ in named})
       problems += [f"{p} is missing" for p in missing]
@@ -347,14 +385,17 @@ class CheckpointManager:
     record = self._record(step)
     self._check_structure(step, record, abstract_state)
     try:
-      restored = self._manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
-    except Exception as e:  # noqa: BLE001 - any read failure means this step is damaged.
+      restored = self._manager.restore(
+        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore())
+      )
+    except Exception as e:
       raise _Damaged(f"unreadable: {_first_line(e)}") from e
     self._verify(step, restored.state, record)
     if record is None:
-      log(f"warning: checkpoint step {step} in {self.directory} has no integrity record (written by an "
-                "older version): only its finiteness was checked")
+      log(
+        f"warning: checkpoint step {step} in {self.directory} has no integrity record (written by an "
+        "older version): only its finiteness was checked"
+      )
     return step, restored.state, dict(restored.meta)
 
   def restore_latest(self, abstract_state, *, log=print, move_damaged: bool = True):
@@ -388,10 +429,11 @@ class CheckpointManager:
       return result
     if damaged:
       raise NoUsableCheckpointError(
-          f"{self.directory} holds step folders {sorted(s for s, _ in damaged)} and none of them restores: "
-          + "; ".join(f"step {s}: {reason}" for s, reason in damaged)
-          + f". Nothing was changed. To start afresh on purpose, move the folder away (mv {self.directory} "
-          f"{self.directory}.old) or use another --workdir")
+        f"{self.directory} holds step folders {sorted(s for s, _ in damaged)} and none of them restores: "
+        + "; ".join(f"step {s}: {reason}" for s, reason in damaged)
+        + f". Nothing was changed. To start afresh on purpose, move the folder away (mv {self.directory} "
+        f"{self.directory}.old) or use another --workdir"
+      )
     return None
 
   def _move_aside(self, steps, log):
@@ -407,10 +449,13 @@ class CheckpointManager:
         os.rename(os.path.join(self.directory, str(step)), dest)
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
       multihost_utils.sync_global_devices("suprank_jax_damaged_checkpoints_moved")
     self._manager.reload()
-    log(f"warning: moved the damaged checkpoint step(s) {sorted(steps)} to {target} (kept for inspection); "
-        "the run continues from the step restored and will save those steps again")
+    log(
+      f"warning: moved the damaged checkpoint step(s) {sorted(steps)} to {target} (kept for inspection); "
+      "the run continues from the step restored and will save those steps again"
+    )
 
   def restore_variables(self, step: int | None = None, *, log=print):
     """The model variables ``{'params', 'batch_stats'}`` of checkpoint ``step`` (the newest one that
@@ -435,7 +480,7 @@ class CheckpointManager:
         record = self._record(s)
         try:
           restored = self._manager.restore(s, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-        except Exception as e:  # noqa: BLE001 - any read failure means this step is damaged.
+        except Exception as e:
           raise _Damaged(f"unreadable: {_first_line(e)}") from e
         state = restored.state
         get = state.get if isinstance(state, dict) else lambda k, d=None: getattr(state, k, d)
@@ -450,7 +495,6 @@ class CheckpointManager:
         continue
       return s, variables
     raise NoUsableCheckpointError(f"no checkpoint in {self.directory} reads and verifies: {'; '.join(errors)}")
-
 
 
 def has_checkpoints(directory: str) -> bool:
@@ -480,8 +524,10 @@ def check_writable(directory: str):
       except OSError:  # another process's probe, or its first checkpoint, is already there
         pass
   except OSError as e:
-    raise CheckpointWriteError(f"the checkpoint folder {directory} is not writable ({e.strerror or e}): make it "
-                               "writable, or choose another --workdir") from e
+    raise CheckpointWriteError(
+      f"the checkpoint folder {directory} is not writable ({e.strerror or e}): make it "
+      "writable, or choose another --workdir"
+    ) from e
 
 
 def abstract_like(state):

@@ -17,21 +17,41 @@ from typing import Any
 
 import yaml
 
-__all__ = ["RESUME_MAY_CHANGE", "ConfigChangedError", "flatten", "differences", "check_resume_config",
-           "load_run_config"]
+__all__ = [
+  "RESUME_MAY_CHANGE",
+  "ConfigChangedError",
+  "flatten",
+  "differences",
+  "check_resume_config",
+  "load_run_config",
+]
 
 # Dotted config keys (fnmatch patterns) whose value may differ from the run's config on a resume.
 RESUME_MAY_CHANGE = (
-    # The run's length (the learning-rate schedule follows the new length).
-    "total_steps", "num_epochs",
-    # How the run reports, saves and evaluates.
-    "log_every_steps", "eval_every_steps", "eval_every_epochs", "eval_at_start", "checkpoint_every_steps",
-    "checkpoint_every_epochs", "checkpoint_every_minutes", "keep_checkpoints", "tensorboard",
-    "evals.*", "overall_accuracy_over",
-    # Read only on a fresh start.
-    "resume", "model.pretrained", "model.pretrained_path",
-    # Where the data lives and how it is loaded (not what it is).
-    "input.data_dir", "input.num_workers", "input.num_threads", "input.prefetch_batches",
+  # The run's length (the learning-rate schedule follows the new length).
+  "total_steps",
+  "num_epochs",
+  # How the run reports, saves and evaluates.
+  "log_every_steps",
+  "eval_every_steps",
+  "eval_every_epochs",
+  "eval_at_start",
+  "checkpoint_every_steps",
+  "checkpoint_every_epochs",
+  "checkpoint_every_minutes",
+  "keep_checkpoints",
+  "tensorboard",
+  "evals.*",
+  "overall_accuracy_over",
+  # Read only on a fresh start.
+  "resume",
+  "model.pretrained",
+  "model.pretrained_path",
+  # Where the data lives and how it is loaded (not what it is).
+  "input.data_dir",
+  "input.num_workers",
+  "input.num_threads",
+  "input.prefetch_batches",
 )
 
 
@@ -58,16 +78,20 @@ def differences(run_config: dict, config: dict) -> dict[str, tuple[Any, Any]]:
   """``{key: (run's value, new value)}`` of the keys that differ (``<absent>`` on one side)."""
   old, new = flatten(_plain(run_config)), flatten(_plain(config))
   absent = "<absent>"
-  return {k: (old.get(k, absent), new.get(k, absent)) for k in sorted(set(old) | set(new))
-          if old.get(k, absent) != new.get(k, absent)}
+  return {
+    k: (old.get(k, absent), new.get(k, absent))
+    for k in sorted(set(old) | set(new))
+    if old.get(k, absent) != new.get(k, absent)
+  }
 
 
 def _allowed(key: str) -> bool:
   return any(fnmatch.fnmatchcase(key, pattern) for pattern in RESUME_MAY_CHANGE)
 
 
-def check_resume_config(run_config: dict, config: dict, *, where: str, allow: bool = False, log=print,
-                        defaults: dict | None = None) -> dict:
+def check_resume_config(
+  run_config: dict, config: dict, *, where: str, allow: bool = False, log=print, defaults: dict | None = None
+) -> dict:
   """Compares a resumed run's config with the run's own.
 
   A key the code gained since the run (absent from the run's config) is no change when it has its
@@ -90,19 +114,27 @@ def check_resume_config(run_config: dict, config: dict, *, where: str, allow: bo
   """
   absent = "<absent>"
   flat_defaults = flatten(_plain(defaults or {}))
-  changed = {k: (old, new) for k, (old, new) in differences(run_config, config).items()
-             if new != absent and not (old == absent and k in flat_defaults and flat_defaults[k] == new)}
+  changed = {
+    k: (old, new)
+    for k, (old, new) in differences(run_config, config).items()
+    if new != absent and not (old == absent and k in flat_defaults and flat_defaults[k] == new)
+  }
   refused = {k: v for k, v in changed.items() if not _allowed(k)}
   if refused and not allow:
     shown = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in list(refused.items())[:10])
     more = f" (and {len(refused) - 10} more)" if len(refused) > 10 else ""
     raise ConfigChangedError(
-        f"this workdir holds the checkpoints of a run with another config ({where}): {shown}{more}. A resume "
-        f"may change only {', '.join(RESUME_MAY_CHANGE)}. Use another --workdir for a new run, or pass "
-        "--allow_config_change to resume with these changes anyway")
+      f"this workdir holds the checkpoints of a run with another config ({where}): {shown}{more}. A resume "
+      f"may change only {', '.join(RESUME_MAY_CHANGE)}. Use another --workdir for a new run, or pass "
+      "--allow_config_change to resume with these changes anyway"
+    )
   if changed:
-    log("config changes on resume" + (" (allowed by --allow_config_change)" if refused else "") + ": "
-        + "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items()))
+    log(
+      "config changes on resume"
+      + (" (allowed by --allow_config_change)" if refused else "")
+      + ": "
+      + "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
+    )
   return changed
 
 

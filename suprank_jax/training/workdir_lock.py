@@ -37,8 +37,7 @@ def _describe(path: str) -> str:
   try:
     with open(path, encoding="utf-8") as f:
       holder = json.load(f)
-    return (f"pid {holder['pid']} on host {holder['host']}, started {holder['started']} "
-            f"({holder.get('command', '?')})")
+    return f"pid {holder['pid']} on host {holder['host']}, started {holder['started']} ({holder.get('command', '?')})"
   except (OSError, ValueError, KeyError):
     return "a process that has not written its name yet"
 
@@ -64,16 +63,25 @@ class WorkdirLock:
       f.close()
       if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
         raise WorkdirBusyError(
-            f"the workdir {os.path.dirname(self.path)} is in use by another run: {_describe(self.path)} (lock "
-            f"file {self.path}). Wait for it to end, stop it, or use another --workdir") from e
-      self._log(f"warning: cannot lock the workdir ({self.path}: {e.strerror}); a second run on this workdir "
-                "would not be detected")
+          f"the workdir {os.path.dirname(self.path)} is in use by another run: {_describe(self.path)} (lock "
+          f"file {self.path}). Wait for it to end, stop it, or use another --workdir"
+        ) from e
+      self._log(
+        f"warning: cannot lock the workdir ({self.path}: {e.strerror}); a second run on this workdir "
+        "would not be detected"
+      )
       return self
     f.seek(0)
     f.truncate()
-    json.dump({"host": socket.gethostname(), "pid": os.getpid(),
-               "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-               "command": " ".join(sys.argv)[:500]}, f)
+    json.dump(
+      {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv)[:500],
+      },
+      f,
+    )
     f.flush()
     self._file = f
     return self
