@@ -478,7 +478,7 @@ def test_the_workdir_lock_names_its_holder_and_dies_with_it(tmp_path):
     [
       sys.executable,
       "-c",
-      "import time; from suprank_jax import workdir_lock; "
+      "import time; from suprank_jax.training import workdir_lock; "
       f"lock = workdir_lock.WorkdirLock({str(tmp_path)!r}).acquire(); "
       "print('locked', flush=True); time.sleep(600)",
     ],
