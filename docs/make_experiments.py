@@ -29,11 +29,11 @@ paper), the one run it reproduces (a README's command, or the original's config 
 where no README gives a command), its composition (the groups of `suprank_jax/configs/groups/` and
 the settings that differ from `experiment.compose`'s defaults), the data set and weights it needs,
 and its command. The experiments log both our metrics and the original evaluation code's numbers
-(`original/<key>`, see [Where our numbers differ](../README.md#where-our-numbers-differ-from-the-original-code)).
+(`original/<key>`, see [Where our numbers differ](differences.md)).
 
 The commands' folders are examples: `/data/...` holds a data set in its original layout (see
 [Data sets](#data-sets)), `/weights/...` a torchvision / timm state dict (nothing is downloaded; see
-[Pretrained weights](../README.md#pretrained-weights)).
+[Pretrained weights](training.md#pretrained-weights)).
 """
 
 

@@ -48,8 +48,12 @@ DATA_DIRS = {
 }
 
 
-# The pages whose commands are tested: the README, then the experiments page (generated from the table).
-PAGES = ("README.md", os.path.join("docs", "experiments.md"))
+# The pages whose commands are tested: the README, the reference pages of docs/ that hold commands, then
+# the experiments page (generated from the table).
+PAGES = (
+  "README.md",
+  *(os.path.join("docs", f"{page}.md") for page in ("datasets", "evaluation", "figures", "experiments")),
+)
 
 
 def readme_commands(module: str | None = None, pages: tuple[str, ...] = PAGES) -> list[str]:

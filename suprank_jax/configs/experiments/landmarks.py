@@ -14,7 +14,7 @@ projected to 2048-d by a projection that starts from the original's learned whit
 norm, bf16 compute), trained on GLDv2-clean (`gldv2`, landmark labels) or H-GLDv2 (`gldv2_hier`:
 landmark, cluster, overall cluster) with at most 8 images of a class per epoch (the original's
 `reduce_per_class`), 100 epochs, evaluated every 20 epochs on Revisited Oxford and Paris
-(`config.evals.roxf_rpar`, [Landmark evaluation](../README.md#landmark-evaluation-revisited-oxfordparis-and-the-h-gldv2-benchmark))
+(`config.evals.roxf_rpar`, [Landmark evaluation](evaluation.md#landmark-evaluation-revisited-oxfordparis-and-the-h-gldv2-benchmark))
 and on the H-GLDv2 benchmark (`config.evals.hgldv2`). The original gives no command for these runs;
 each composes the original's config files that fit together (a loss whose class weights take
 `${optimizer.opt.net}` needs the single-optimizer `gldv2_bench` file, one that takes
