@@ -29,7 +29,6 @@ from ml_collections import config_flags
 
 from suprank_jax.configs import workdir as workdir_config
 from suprank_jax.evaluation import evaluator as evaluator_lib
-from suprank_jax.evaluation import metrics as eval_metrics
 from suprank_jax.input_pipeline import pipeline
 from suprank_jax.models import build_model, torch_weights
 from suprank_jax.runtime import cli, parallel, reporting
@@ -109,22 +108,14 @@ def evaluate(
     step, variables = checkpoint.CheckpointManager(os.path.join(workdir, "checkpoints")).restore_variables(step)
     log(f"restored the model of step {step} from {workdir}")
   variables = jax.device_put(variables, parallel.replicated(mesh))
-  results = {}
-  for name, ev in evaluators.items():
-    metrics = ev.run(_Variables(variables))
-    if len(ev.config.metrics.hierarchy_levels) > 1:
-      metrics.update(
-        {
-          f"overall_{k}": v
-          for k, v in eval_metrics.overall_accuracy(metrics, protocol=ev.config.metrics.protocol).items()
-        }
-      )
-    results[name] = metrics
-    log(f"[eval {name}] " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
-  if config.overall_accuracy_over:
-    results["overall"] = eval_metrics.inter_set_overall_accuracy(
-      {name: results[name] for name in config.overall_accuracy_over}
-    )
+  results = evaluator_lib.run_all(
+    evaluators,
+    _Variables(variables),
+    overall_over=config.overall_accuracy_over,
+    report=lambda name, metrics, _: log(
+      f"[eval {name}] " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+    ),
+  )
   return step, results
 
 

@@ -18,12 +18,14 @@ from __future__ import annotations
 import functools
 import os
 import tempfile
+import time
 
 import jax
 import ml_collections
 import numpy as np
 
 from suprank_jax.evaluation import image_embedding, landmarks, retrieval
+from suprank_jax.evaluation import metrics as metrics_lib
 from suprank_jax.evaluation.pictures import subset_source
 from suprank_jax.input_pipeline import datasets, pipeline, query_copies, sources
 from suprank_jax.input_pipeline.readers import revisited
@@ -31,6 +33,7 @@ from suprank_jax.models import whitening as whitening_lib
 from suprank_jax.runtime import parallel, reporting
 
 __all__ = [
+  "run_all",
   "Evaluator",
   "RetrievalEvaluator",
   "RevisitedEvaluator",
@@ -49,6 +52,30 @@ EVAL_KINDS = ("retrieval", "revisited")
 HEADLINE_METRICS = ("R@1_level0", "mAP@R_level0", "H-AP_multi")
 # Those of a Revisited evaluation: the Medium and Hard mAP the landmark literature reports.
 REVISITED_HEADLINE_METRICS = tuple(f"{d}/mAP_{s}" for d in ("roxford5k", "rparis6k") for s in ("medium", "hard"))
+
+
+def run_all(evaluators: dict, state, *, overall_over=(), report=None) -> dict:
+  """Every evaluation of ``state``'s model (``state.variables()``): ``{name: metrics}``.
+
+  With DyML's overall accuracies (the original's ``overall_accuracy``): within a set evaluated on
+  several hierarchy levels (``overall_<key>`` in its metrics), and across the sets named in
+  ``overall_over`` (``results['overall']``). ``report(name, metrics, seconds)`` is called after each.
+  """
+  results = {}
+  for name, ev in evaluators.items():
+    t0 = time.perf_counter()
+    metrics = ev.run(state)
+    if len(ev.config.metrics.hierarchy_levels) > 1:
+      overall = metrics_lib.overall_accuracy(metrics, protocol=ev.config.metrics.protocol)
+      metrics.update({f"overall_{k}": v for k, v in overall.items()})
+    results[name] = metrics
+    if report is not None:
+      report(name, metrics, time.perf_counter() - t0)
+  if overall_over:
+    results["overall"] = metrics_lib.inter_set_overall_accuracy({name: results[name] for name in overall_over})
+    if report is not None:
+      report("overall", results["overall"], 0.0)
+  return results
 
 
 def headline_columns(rows) -> tuple:

@@ -27,7 +27,6 @@ import yaml
 
 from suprank_jax import losses
 from suprank_jax.evaluation import evaluator as evaluator_lib
-from suprank_jax.evaluation import metrics as eval_metrics
 from suprank_jax.evaluation import pictures
 from suprank_jax.input_pipeline import pipeline
 from suprank_jax.runtime import parallel, reporting
@@ -179,28 +178,16 @@ class Evaluations:
     self.config, self.run, self.workdir, self.writer, self.log = config, run, workdir, writer, log
 
   def __call__(self, step: int, state: TrainState) -> dict:
-    results = {}
-    for name, ev in self.run.evaluators.items():
-      t0 = time.perf_counter()
-      metrics = ev.run(state)
-      if len(ev.config.metrics.hierarchy_levels) > 1:  # DyML's overall accuracy within one test set
-        metrics.update(
-          {
-            f"overall_{k}": v
-            for k, v in eval_metrics.overall_accuracy(metrics, protocol=ev.config.metrics.protocol).items()
-          }
+    def report(name, metrics, seconds):
+      self._report(step, name, metrics, seconds)
+      if name in self.run.evaluators:
+        pictures.write_evaluation_picture(
+          self.workdir, step, name, self.run.evaluators[name], state.variables(), tensorboard=self.config.tensorboard
         )
-      results[name] = metrics
-      self._report(step, name, metrics, time.perf_counter() - t0)
-      pictures.write_evaluation_picture(
-        self.workdir, step, name, ev, state.variables(), tensorboard=self.config.tensorboard
-      )
-    if self.config.overall_accuracy_over:
-      results["overall"] = eval_metrics.inter_set_overall_accuracy(
-        {name: results[name] for name in self.config.overall_accuracy_over}
-      )
-      self._report(step, "overall", results["overall"], 0.0)
-    return results
+
+    return evaluator_lib.run_all(
+      self.run.evaluators, state, overall_over=self.config.overall_accuracy_over, report=report
+    )
 
   def missing(self, step: int) -> bool:
     """Whether the evaluation due at ``step`` has no record: the run was stopped while it ran, after the
