@@ -128,7 +128,6 @@ def _config(resume="", pretrained_path=""):
 @pytest.fixture
 def fake_checkpoints(monkeypatch):
   held = {}
-  monkeypatch.setattr(train.checkpoint, "abstract_like", lambda state: state)
   monkeypatch.setattr(
     train.checkpoint, "CheckpointManager", lambda directory, create=True: _Checkpoints(held.get(directory), directory)
   )
@@ -147,6 +146,7 @@ def test_a_run_resumes_its_own_checkpoint_first(fake_checkpoints):
     _config(resume="/other", pretrained_path="/w.npz"),
     own,
     _fresh(),
+    None,
     pretrained=lambda s: pytest.fail("no pretrained weights on a resume"),
     log=lines.append,
   )
@@ -156,15 +156,15 @@ def test_a_run_resumes_its_own_checkpoint_first(fake_checkpoints):
 
 def test_then_the_resume_folder_then_a_fresh_start_with_the_pretrained_backbone(fake_checkpoints):
   fake_checkpoints["/other"] = (3, "other", {"initial": "not this run's"})
-  start = train.start_run(_config(resume="/other"), _Checkpoints(), _fresh(), pretrained=None, log=lambda _: None)
+  start = train.start_run(_config(resume="/other"), _Checkpoints(), _fresh(), None, pretrained=None, log=lambda _: None)
   assert (start.state, start.step, start.last_saved, start.initial) == ("other", 3, None, None)
   assert start.restored_from.directory == "/other"
   with pytest.raises(ValueError, match="config.resume='/empty' holds no checkpoint"):
-    train.start_run(_config(resume="/empty"), _Checkpoints(), _fresh(), pretrained=None, log=lambda _: None)
+    train.start_run(_config(resume="/empty"), _Checkpoints(), _fresh(), None, pretrained=None, log=lambda _: None)
   loaded = types.SimpleNamespace(step=np.int32(0), name="pretrained")
   start = train.start_run(
-    _config(pretrained_path="/w.npz"), _Checkpoints(), _fresh(), pretrained=lambda s: loaded, log=lambda _: None
+    _config(pretrained_path="/w.npz"), _Checkpoints(), _fresh(), None, pretrained=lambda s: loaded, log=lambda _: None
   )
   assert start.state is loaded and start.restored_from is None and start.step == 0
-  start = train.start_run(_config(), _Checkpoints(), _fresh(), pretrained=None, log=lambda _: None)
+  start = train.start_run(_config(), _Checkpoints(), _fresh(), None, pretrained=None, log=lambda _: None)
   assert start.state.name == "fresh" and start.last_saved is None

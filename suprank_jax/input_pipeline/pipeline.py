@@ -225,8 +225,11 @@ def check_input_config(input_config: Any):
   _check_dataset_kwargs(c)
 
 
-def make_batch_sampler(input_config: Any, source: sources.Source, *, seed: int) -> samplers.BatchSampler:
-  """The step -> global batch indices map of ``input_config.sampler`` over ``source.labels``."""
+def make_batch_sampler(
+  input_config: Any, source: sources.Source, *, seed: int, plan: steps.EpochPlan | None = None
+) -> samplers.BatchSampler:
+  """The step -> global batch indices map of ``input_config.sampler`` over ``source.labels`` (``plan``: its
+  :func:`epoch_plan` when the caller has it, so that its epochs' lengths are not computed again)."""
   check_input_config(input_config)
   name = input_config.sampler
   common = dict(batch_size=int(input_config.global_batch_size), samples_per_class=int(input_config.samples_per_class))
@@ -241,7 +244,7 @@ def make_batch_sampler(input_config: Any, source: sources.Source, *, seed: int) 
     )
   else:
     raise ValueError(f"unknown config.input.sampler {name!r}; valid: {sorted(samplers.SAMPLERS)}")
-  return samplers.make_batch_sampler(name, source.labels, seed=seed, **common, **kwargs)
+  return samplers.make_batch_sampler(name, source.labels, seed=seed, plan=plan, **common, **kwargs)
 
 
 def steps_per_epoch(input_config: Any, source: sources.Source) -> int:
@@ -323,9 +326,9 @@ def _check_shapes(images, where):
 class _TrainBatchLoader:
   """``step -> {'images', 'labels', 'index'}`` for one process (picklable for grain workers)."""
 
-  def __init__(self, input_config, source, *, seed, process_index, process_count, uint8_images=False):
+  def __init__(self, input_config, source, *, seed, process_index, process_count, uint8_images=False, plan=None):
     self.source = source
-    self.sampler = make_batch_sampler(input_config, source, seed=seed)
+    self.sampler = make_batch_sampler(input_config, source, seed=seed, plan=plan)
     self.transform = transforms.make_train_transform(input_config, normalize_images=False)
     self.normalization = None if uint8_images else input_config.normalization
     self.seed = int(seed)
@@ -424,6 +427,7 @@ def make_train_iterator(
   process_index: int = 0,
   process_count: int = 1,
   uint8_images: bool = False,
+  epochs: steps.EpochPlan | None = None,
 ) -> Iterator[dict[str, np.ndarray]]:
   """Training batches for steps ``start_step .. total_steps - 1``.
 
@@ -438,6 +442,7 @@ def make_train_iterator(
     uint8_images: keep the images uint8, not normalised (4x less host work and host-to-device
       traffic); normalise them on the devices with ``parallel.global_batch(batch, mesh,
       normalization=input_config.normalization)``.
+    epochs: the sampler's :func:`epoch_plan` for this seed when the caller has it (not computed again).
 
   Returns:
     A grain iterator (call ``close()`` when done if ``num_workers > 0``) of dicts with
@@ -448,7 +453,13 @@ def make_train_iterator(
   if not 0 <= start_step <= total_steps:
     raise ValueError(f"start_step={start_step} must be in [0, total_steps={total_steps}]")
   load = _TrainBatchLoader(
-    input_config, source, seed=seed, process_index=process_index, process_count=process_count, uint8_images=uint8_images
+    input_config,
+    source,
+    seed=seed,
+    process_index=process_index,
+    process_count=process_count,
+    uint8_images=uint8_images,
+    plan=epochs,
   )
   if total_steps:
     load.sampler.plan.epoch_of(total_steps - 1)  # the epochs' starts, computed here once for every worker
@@ -498,6 +509,7 @@ def make_eval_batches(
   process_index: int = 0,
   process_count: int = 1,
   uint8_images: bool = False,
+  epochs: steps.EpochPlan | None = None,
 ) -> Iterator[dict[str, np.ndarray]]:
   """Padded fixed-size batches covering ``source`` once, in order.
 

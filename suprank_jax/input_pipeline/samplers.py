@@ -515,8 +515,11 @@ class BatchSampler:
     return self.epoch_batches(epoch)[b]
 
 
-def make_batch_sampler(name: str, labels: np.ndarray, *, batch_size: int, seed: int, **kwargs) -> BatchSampler:
-  """A :class:`BatchSampler` for sampler ``name`` in :data:`SAMPLERS` (``kwargs`` go to it).
+def make_batch_sampler(
+  name: str, labels: np.ndarray, *, batch_size: int, seed: int, plan: steps.EpochPlan | None = None, **kwargs
+) -> BatchSampler:
+  """A :class:`BatchSampler` for sampler ``name`` in :data:`SAMPLERS` (``kwargs`` go to it); ``plan``: its
+  epochs' plan when the caller already has it (the same sampler, labels and seed), else it is made here.
 
   Raises:
     ValueError: unknown name (lists the valid ones) or bad arguments.
@@ -526,7 +529,9 @@ def make_batch_sampler(name: str, labels: np.ndarray, *, batch_size: int, seed: 
   batches_fn, count_fn = SAMPLERS[name]
   count_kwargs = {k: v for k, v in kwargs.items() if k != "epoch"}
   labels = np.asarray(labels)
-  if name in VARYING_LENGTH:
+  if plan is not None:
+    pass
+  elif name in VARYING_LENGTH:
     plan = steps.EpochPlan(
       length_fn=count_fn(labels, batch_size=batch_size, seed=seed, **count_kwargs),
       what=f"config.input.sampler={name!r} gives epochs of varying length",

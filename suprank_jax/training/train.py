@@ -142,15 +142,15 @@ class Start:
   last_saved: int | None = None
 
 
-def start_run(config, ckpt, fresh: TrainState, *, pretrained, log) -> Start:
+def start_run(config, ckpt, fresh: TrainState, abstract, *, pretrained, log) -> Start:
   """The run's first state, in the one resume order: this workdir's newest verified checkpoint, then
   ``config.resume`` (a run's checkpoint folder), then ``fresh`` (given to ``pretrained``, which loads the
-  backbone of ``config.model.pretrained_path`` when set).
+  backbone of ``config.model.pretrained_path`` when set). ``abstract``: ``checkpoint.abstract_like(fresh)``,
+  the shapes and shardings a restored state takes.
 
   Raises:
     ValueError: ``config.resume`` holds no checkpoint.
   """
-  abstract = checkpoint.abstract_like(fresh)  # the restored state takes the fresh one's shapes and shardings
   restored = ckpt.restore_latest(abstract, log=log)
   if restored is not None:
     step, state, meta = restored
@@ -347,12 +347,12 @@ def _train_and_evaluate(config, workdir, *, log, allow_config_change):
   writer = None
   try:
     fresh = programs.fresh_state()
-    start = start_run(config, ckpt, fresh, pretrained=programs.pretrained, log=log)
+    abstract = checkpoint.abstract_like(fresh)
+    start = start_run(config, ckpt, fresh, abstract, pretrained=programs.pretrained, log=log)
     if jax.process_index() == 0:
       _write_config(config, workdir, start.step)
     writer = reporting.MetricWriter(workdir, tensorboard=config.tensorboard, start_step=start.step)
     saver = Saver(ckpt, config, start)
-    abstract = checkpoint.abstract_like(fresh)
 
     def describe_nonfinite(step, metrics):
       first = step == start.step
@@ -416,6 +416,7 @@ def _evaluate_and_train(config, run, start, programs, saver, evaluate, writer, d
       process_index=jax.process_index(),
       process_count=jax.process_count(),
       uint8_images=True,
+      epochs=run.epochs,
     )
     try:
       t_start = time.perf_counter()
