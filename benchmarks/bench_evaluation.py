@@ -19,7 +19,7 @@ that matmul. Modes:
                its recall of the exact top-1000
 
 Also printed: the bytes copied from the device to the host per query by each exact path
-(``scoring.TRANSFERS``), including device-side ranking (forced on ``--device_queries`` queries
+(:func:`counting_transfers`: the outputs of the searches' jitted chunk functions), including device-side ranking (forced on ``--device_queries`` queries
 when the backend is a CPU; there it is slow, so only its bytes are meaningful).
 
 Goals of the issue (2-core CPU, 30,000 x 512): exact-full within 2x the matmul; ScaNN recall of
@@ -27,6 +27,7 @@ the exact top-1000 >= 0.95 in at most half the time of exact-topk.
 """
 
 import argparse
+import contextlib
 import json
 import resource
 import subprocess
@@ -86,21 +87,53 @@ def bare_matmul(x, chunk_size=256):
   return time.perf_counter() - start
 
 
-def device_bytes(x, labels, num_queries):
-  """Bytes per query copied to the host by device-side exact ranking (forced on a CPU backend)."""
+@contextlib.contextmanager
+def counting_transfers():
+  """Counts what the exact searches copy from the device to the host: the outputs of their jitted chunk
+  functions (score rows, top-k lists, the relevant items' ranks), wrapped for the duration. Yields
+  ``bytes_per_query()`` (a chunk's padding rows count as queries: a small bias on the last chunk)."""
+  import jax  # pylint: disable=g-import-not-at-top
+
   from suprank_jax.evaluation import scoring, search  # pylint: disable=g-import-not-at-top
 
+  tally = {"bytes": 0, "rows": 0}
+
+  def counted(fn):
+    def wrapper(*args, **kwargs):
+      out = fn(*args, **kwargs)
+      leaves = jax.tree.leaves(out)
+      tally["bytes"] += sum(x.nbytes for x in leaves)
+      tally["rows"] += leaves[0].shape[0]
+      return out
+
+    return wrapper
+
+  wrapped = [(scoring, "_chunk_scores"), (scoring, "_chunk_top_k"), (search, "_chunk_candidate_ranks")]
+  originals = [getattr(module, name) for module, name in wrapped]
+  for (module, name), fn in zip(wrapped, originals):
+    setattr(module, name, counted(fn))
+  try:
+    yield lambda: tally["bytes"] / max(tally["rows"], 1)
+  finally:
+    for (module, name), fn in zip(wrapped, originals):
+      setattr(module, name, fn)
+
+
+def device_bytes(x, labels, num_queries):
+  """Bytes per query copied to the host by device-side exact ranking (forced on a CPU backend)."""
+  from suprank_jax.evaluation import search  # pylint: disable=g-import-not-at-top
+
   n = min(num_queries, len(x))
-  scoring.TRANSFERS.reset()
-  for _ in search.exact_ranked_relevant(x[:n], labels[:n], x, labels, np.arange(n), on_device=True):
-    pass
-  return scoring.TRANSFERS.bytes_per_query
+  with counting_transfers() as bytes_per_query:
+    for _ in search.exact_ranked_relevant(x[:n], labels[:n], x, labels, np.arange(n), on_device=True):
+      pass
+  return bytes_per_query()
 
 
 def run_mode(mode, num, dim, device_queries, rounds):
   """One mode in this process: its seconds and the bare matmul's, in alternation, the best of ``rounds``
   each (other jobs on the machine then slow both alike)."""
-  from suprank_jax.evaluation import retrieval, scoring  # pylint: disable=g-import-not-at-top
+  from suprank_jax.evaluation import retrieval  # pylint: disable=g-import-not-at-top
 
   x, labels = make_data(num, dim)
   if mode == "device-bytes":
@@ -112,10 +145,10 @@ def run_mode(mode, num, dim, device_queries, rounds):
   seconds, matmul = [], []
   for _ in range(rounds):
     matmul.append(bare_matmul(x))
-    scoring.TRANSFERS.reset()
-    start = time.perf_counter()
-    res = retrieval.evaluate_retrieval(x, labels, config=cfg)
-    seconds.append(time.perf_counter() - start)
+    with counting_transfers() as bytes_per_query:
+      start = time.perf_counter()
+      res = retrieval.evaluate_retrieval(x, labels, config=cfg)
+      seconds.append(time.perf_counter() - start)
   peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   return {
     "mode": mode,
@@ -123,7 +156,7 @@ def run_mode(mode, num, dim, device_queries, rounds):
     "matmul_seconds": min(matmul),
     "peak_rss_mb": peak_mb,
     "metrics": res,
-    "bytes_per_query": scoring.TRANSFERS.bytes_per_query,
+    "bytes_per_query": bytes_per_query(),
   }
 
 

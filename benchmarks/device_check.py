@@ -36,7 +36,7 @@ import bench_input_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-
 
 from suprank_jax import losses, models, optim  # pylint: disable=wrong-import-position
 from suprank_jax.configs.happier import sop  # pylint: disable=wrong-import-position
-from suprank_jax.evaluation import retrieval, scoring  # pylint: disable=wrong-import-position
+from suprank_jax.evaluation import retrieval  # pylint: disable=wrong-import-position
 from suprank_jax.input_pipeline import pipeline, sources  # pylint: disable=wrong-import-position
 from suprank_jax.models import build_model, default_config  # pylint: disable=wrong-import-position
 from suprank_jax.runtime import parallel  # pylint: disable=wrong-import-position
@@ -165,11 +165,11 @@ def evaluation_figures(size):
   cfg = bench_evaluation.config_for("exact-full")
   retrieval.evaluate_retrieval(x[:1000], labels[:1000], config=cfg)  # compile
   matmul = bench_evaluation.bare_matmul(x)
-  scoring.TRANSFERS.reset()
-  start = time.perf_counter()
-  metrics = retrieval.evaluate_retrieval(x, labels, config=cfg)
-  seconds = time.perf_counter() - start
-  return seconds, matmul, scoring.TRANSFERS.bytes_per_query, metrics
+  with bench_evaluation.counting_transfers() as bytes_per_query:
+    start = time.perf_counter()
+    metrics = retrieval.evaluate_retrieval(x, labels, config=cfg)
+    seconds = time.perf_counter() - start
+  return seconds, matmul, bytes_per_query(), metrics
 
 
 def main(argv=None):

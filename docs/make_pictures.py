@@ -61,7 +61,7 @@ def main():
   # The trainer's picture for a freshly initialised network and for the trained run (5 queries, 6 results).
   run = export.load_run(args.workdir)
   mesh = parallel.make_mesh()
-  test = evaluator.Evaluator("test", run.config.evals.test, run.config.input, model=run.model, mesh=mesh)
+  test = evaluator.make_evaluator("test", run.config.evals.test, run.config.input, model=run.model, mesh=mesh)
   untrained = run.model.init(jax.random.PRNGKey(0), pipeline.sample_images(run.config.input, test.query_source))
   for name, variables in (("retrievals_untrained.png", untrained), ("retrievals.png", run.variables)):
     picture = pictures.evaluation_picture(

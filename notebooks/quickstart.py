@@ -123,7 +123,7 @@ plt.show()
 # same picture after each evaluation (`pictures.write_evaluation_picture`).
 
 # %%
-test_evaluator = evaluator.Evaluator(
+test_evaluator = evaluator.make_evaluator(
   "test", config.evals.test, config.input, model=build_model(config.model), mesh=parallel.make_mesh()
 )
 Image.fromarray(pictures.evaluation_picture(test_evaluator, state.variables(), num_queries=NUM_QUERIES, k=TOP_K))

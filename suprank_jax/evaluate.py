@@ -27,24 +27,14 @@ import ml_collections
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from suprank_jax.configs import workdir as workdir_config
 from suprank_jax.evaluation import evaluator as evaluator_lib
 from suprank_jax.input_pipeline import pipeline
 from suprank_jax.models import build_model, torch_weights
 from suprank_jax.runtime import cli, parallel, reporting
+from suprank_jax.runtime.run_dir import RunDir
 from suprank_jax.training import checkpoint
 
 __all__ = ["evaluate", "prepare_evaluators", "main"]
-
-
-class _Variables:
-  """The ``state`` an Evaluator runs: only ``variables()``."""
-
-  def __init__(self, variables):
-    self._variables = variables
-
-  def variables(self):
-    return self._variables
 
 
 def prepare_evaluators(config: ml_collections.ConfigDict, mesh, *, log=reporting.log):
@@ -58,7 +48,7 @@ def prepare_evaluators(config: ml_collections.ConfigDict, mesh, *, log=reporting
   if not config.evals:
     raise ValueError("config.evals is empty: nothing to evaluate")
   evaluators = {
-    name: evaluator_lib.Evaluator(name, ev, config.input, model=model, mesh=mesh, log=log)
+    name: evaluator_lib.make_evaluator(name, ev, config.input, model=model, mesh=mesh, log=log)
     for name, ev in config.evals.items()
   }
   unknown = [n for n in config.overall_accuracy_over if n not in evaluators]
@@ -105,12 +95,12 @@ def evaluate(
     variables = torch_weights.load_pretrained(jax.device_get(variables), model_config)
     log(f"loaded pretrained weights from {pretrained}")
   else:
-    step, variables = checkpoint.CheckpointManager(os.path.join(workdir, "checkpoints")).restore_variables(step)
+    step, variables = checkpoint.CheckpointManager(RunDir(workdir).checkpoints).restore_variables(step)
     log(f"restored the model of step {step} from {workdir}")
   variables = jax.device_put(variables, parallel.replicated(mesh))
   results = evaluator_lib.run_all(
     evaluators,
-    _Variables(variables),
+    variables,
     overall_over=config.overall_accuracy_over,
     report=lambda name, metrics, _: log(
       f"[eval {name}] " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
@@ -153,7 +143,7 @@ def main(argv):
     if FLAGS.pretrained and FLAGS.workdir and FLAGS.config is None:
       raise ValueError("with --pretrained, give the model and data with --config (not a run's --workdir)")
     config = (
-      FLAGS.config if FLAGS.config is not None else (workdir_config.load(FLAGS.workdir) if FLAGS.workdir else None)
+      FLAGS.config if FLAGS.config is not None else (RunDir(FLAGS.workdir).read_config() if FLAGS.workdir else None)
     )
     if config is None:
       raise ValueError("give --workdir (a trained run) or --config with --pretrained (a backbone)")
@@ -162,7 +152,7 @@ def main(argv):
     )
   out = FLAGS.output or FLAGS.workdir
   if out and jax.process_index() == 0:
-    folder = os.path.join(out, "evaluations")
+    folder = RunDir(out).evaluations
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, "pretrained.json" if step is None else f"step_{step}.json")
     with open(path, "w") as f:

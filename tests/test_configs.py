@@ -27,17 +27,12 @@ def test_parse_arg_rejects_bad_presets(arg, match):
 # ----------------------------------------------------------------------------------------------
 # Experiment composition, every key settable, and the checks that run before any model exists.
 
-import os  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
 
 from suprank_jax import models  # noqa: E402
 from suprank_jax.configs import experiment  # noqa: E402
 from suprank_jax.losses import combine  # noqa: E402
 from suprank_jax.training import train  # noqa: E402
-from tests import miniatures  # noqa: E402
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import commands, miniatures  # noqa: E402
 
 
 def test_groups_compose_like_the_original_with_case_insensitive_names():
@@ -144,9 +139,7 @@ def test_eval_config_rejects_unknown_keys():
 
 
 def _cli(*args):
-  return subprocess.run(
-    [sys.executable, "-m", "suprank_jax.train", *args], cwd=REPO, capture_output=True, text=True, timeout=300
-  )
+  return commands.run_command("train", *args)
 
 
 def test_model_and_loss_keys_are_set_from_the_command_line_and_a_misspelt_one_is_named(tmp_path):

@@ -3,8 +3,6 @@ the DyML benchmarks whose galleries hold the queries."""
 
 import json
 import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -19,13 +17,14 @@ from suprank_jax.evaluation import retrieval
 from suprank_jax.input_pipeline import transforms
 from suprank_jax.models import build_model
 from suprank_jax.runtime import parallel, reporting
+from suprank_jax.runtime.run_dir import RunDir
 from suprank_jax.training import train
-from tests import miniatures
+from tests import commands, miniatures
 from tests.test_torch_weights import _torch_layout
 from tests.test_train import _tiny_config
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = commands.REPO
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +39,7 @@ def digits_run(tmp_path_factory):
 
 def test_reevaluating_a_run_gives_its_final_metrics_and_an_earlier_step_differs(digits_run):
   workdir, final = digits_run
-  config = evaluate_lib.workdir_config.load(workdir)
+  config = RunDir(workdir).read_config()
   step, results = evaluate_lib.evaluate(config, workdir=workdir, log=lambda _: None)
   assert step == 6
   assert results["test"] == pytest.approx(final["test"], rel=1e-6)
@@ -50,13 +49,7 @@ def test_reevaluating_a_run_gives_its_final_metrics_and_an_earlier_step_differs(
 
 def test_evaluate_command_writes_json_and_names_a_missing_step(digits_run, tmp_path):
   workdir, final = digits_run
-  run = lambda *args: subprocess.run(
-    [sys.executable, "-m", "suprank_jax.evaluate", "--workdir", workdir, *args],
-    cwd=REPO,
-    capture_output=True,
-    text=True,
-    timeout=300,
-  )
+  run = lambda *args: commands.run_command("evaluate", "--workdir", workdir, *args)
   result = run("--config", f"suprank_jax/configs/workdir.py:{workdir}", "--config.evals.test.metrics.recall_at=(1,2)")
   assert result.returncode == 0, result.stderr[-2000:]
   with open(os.path.join(workdir, "evaluations", "step_6.json")) as f:
@@ -100,7 +93,7 @@ def test_pretrained_backbone_is_evaluated_with_the_weights_of_the_file(tmp_path,
   # Independently: the file's backbone (the head is a fresh init, seed 0, as evaluate() does), the
   # evaluation transform applied image by image, the model applied once. (Metrics are not compared:
   # a random tiny network gives near ties that a 1e-7 difference reorders.)
-  ev = evaluator_lib.Evaluator("test", config.evals.test, config.input, model=model, mesh=parallel.make_mesh())
+  ev = evaluator_lib.make_evaluator("test", config.evals.test, config.input, model=model, mesh=parallel.make_mesh())
   fresh = jax.jit(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3)), train=False))()
   variables = {
     "params": {"backbone": weights["params"]["backbone"], "head": fresh["params"]["head"]},
@@ -147,11 +140,11 @@ def _dyml_benchmark(tmp_path, contains_queries):
   ev_config.metrics.protocol = "default"
   common.set_model(config, "resnet18", width=4, embed_dim=8, freeze_batch_norm=False)
   model = build_model(config.model)
-  ev = evaluator_lib.Evaluator(
+  ev = evaluator_lib.make_evaluator(
     "bmk_fine", ev_config, config.input, model=model, mesh=parallel.make_mesh(), log=lambda _: None
   )
   variables = jax.jit(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3)), train=False))()
-  return ev, ev.run(type("State", (), {"variables": lambda self: variables})())
+  return ev, ev.run(variables)
 
 
 def test_dyml_benchmark_removes_each_querys_copy_so_an_untrained_network_does_not_score_one(tmp_path):
@@ -171,7 +164,7 @@ def test_embedding_a_split_reports_progress_with_an_eta(tmp_path, monkeypatch):
   config = _tiny_sop_config(miniatures.make_sop(str(tmp_path / "sop")))
   model = build_model(config.model)
   lines = []
-  ev = evaluator_lib.Evaluator(
+  ev = evaluator_lib.make_evaluator(
     "test", config.evals.test, config.input, model=model, mesh=parallel.make_mesh(), log=lines.append
   )
   variables = jax.jit(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3)), train=False))()

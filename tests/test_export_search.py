@@ -1,11 +1,10 @@
 """Export a trained run as an index and search it: the index format, nearest neighbours against a numpy
 brute-force search, the command lines, and their errors."""
 
+import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,15 +12,15 @@ from PIL import Image
 
 from suprank_jax.configs import digits
 from suprank_jax.evaluation import pictures
+from suprank_jax.evaluation.embedding_store import weights_fingerprint
 from suprank_jax.index import export, search
 from suprank_jax.index import store as index_lib
 from suprank_jax.input_pipeline import datasets, sources, transforms
 from suprank_jax.models import build_model
 from suprank_jax.training import train
+from tests import commands
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _unit(rng, shape):
@@ -105,6 +104,17 @@ def test_auto_searcher_is_exact_below_the_threshold(monkeypatch, tmp_path):
   assert _write(tmp_path / "large", _unit(rng, (40, 4)))["searcher"] == "scann"
 
 
+def test_the_weights_fingerprint_of_a_manifest_is_sha256_over_path_dtype_shape_and_bytes():
+  # The index manifests written so far hold this value: it must not change.
+  variables = {"params": {"b": np.arange(2, dtype=np.int32), "a": np.ones((2, 3), np.float32)}}
+  expected = hashlib.sha256()
+  for key, leaf in (("['params']['a']", variables["params"]["a"]), ("['params']['b']", variables["params"]["b"])):
+    expected.update(f"{key}|{leaf.dtype.str}|{leaf.shape}".encode())
+    expected.update(leaf.tobytes())
+  assert weights_fingerprint(variables) == expected.hexdigest()
+  assert weights_fingerprint(variables, "settings") != expected.hexdigest()
+
+
 def test_queries_of_another_embedding_size_are_refused_naming_the_index(tmp_path):
   _write(tmp_path / "index", _unit(np.random.default_rng(3), (30, 16)))
   index = index_lib.load_index(str(tmp_path / "index"))
@@ -114,7 +124,7 @@ def test_queries_of_another_embedding_size_are_refused_naming_the_index(tmp_path
     index_lib.check_model(index, name="convnet", embed_dim=8, weights_sha256="0" * 64)
   with pytest.raises(ValueError, match="built by another model"):
     index_lib.check_model(index, name="convnet", embed_dim=16, weights_sha256="0" * 64)
-  same = index_lib.weights_fingerprint({"params": {"w": np.ones(3, np.float32)}})
+  same = weights_fingerprint({"params": {"w": np.ones(3, np.float32)}})
   index_lib.check_model(index, name="convnet", embed_dim=16, weights_sha256=same)
 
 
@@ -196,7 +206,7 @@ def test_exported_split_records_its_model_and_items(test_index, run_dir):
   test = datasets.DATASETS["digits"]("", "test")
   np.testing.assert_array_equal(test_index.labels, test.labels)
   assert test_index.locations[12] == "digits/test[12]"
-  assert m["model"]["weights_sha256"] == index_lib.weights_fingerprint(export.load_run(run_dir).variables)
+  assert m["model"]["weights_sha256"] == weights_fingerprint(export.load_run(run_dir).variables)
 
 
 def test_searching_image_files_matches_numpy_brute_force(test_index, digit_files):
@@ -278,26 +288,16 @@ def test_export_folder_labels_images_by_subfolder_and_draws_relevance(run_dir, d
 def test_search_command_prints_neighbours_and_draws_them(test_index, digit_files, tmp_path):
   paths, _ = digit_files
   picture_path = str(tmp_path / "found.png")
-  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-  env.pop("XLA_FLAGS", None)
-  out = subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "suprank_jax.search",
-      "--index",
-      test_index.directory,
-      *paths[:2],
-      "--k",
-      "4",
-      "--picture",
-      picture_path,
-    ],
-    cwd=REPO,
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=300,
+  out = commands.run_command(
+    "search",
+    "--index",
+    test_index.directory,
+    *paths[:2],
+    "--k",
+    "4",
+    "--picture",
+    picture_path,
+    env=commands.command_env(fake_devices=False),
   )
   assert out.returncode == 0, out.stderr
   lines = out.stdout.splitlines()

@@ -1,5 +1,5 @@
 """Landmark retrieval: the Revisited Oxford/Paris protocol (``evaluation.landmarks``), its evaluation of
-images at the protocol's resolution (``evaluation.image_embedding``, ``evaluator.RevisitedEvaluator``),
+images at the protocol's resolution (``evaluation.image_embedding``, ``revisited_evaluator.RevisitedEvaluator``),
 the H-GLDv2 benchmark, and GLDv2 / H-GLDv2 / SfM-120k training, on the miniatures of their data sets.
 
 The standard protocol's implementation is revisitop's ``compute_map`` (``revisitop/python/evaluate.py``,
@@ -20,10 +20,14 @@ from suprank_jax.evaluation import evaluator as evaluator_lib
 from suprank_jax.evaluation import image_embedding as IE
 from suprank_jax.evaluation import landmarks as LM
 from suprank_jax.evaluation import scoring
+from suprank_jax.evaluation.embedding_store import EmbeddingStore
+from suprank_jax.evaluation.retrieval_evaluator import evaluation_input_config
+from suprank_jax.evaluation.revisited_evaluator import RevisitedEvaluator
 from suprank_jax.input_pipeline import datasets
 from suprank_jax.input_pipeline.readers import revisited
 from suprank_jax.models import default_config, heads
 from suprank_jax.runtime import parallel
+from suprank_jax.runtime.run_dir import RunDir
 from suprank_jax.training import train
 from tests import miniatures
 from tests.test_models import _tiny_resnet
@@ -321,20 +325,12 @@ def test_revisited_sets_read_both_benchmarks_and_the_distractors_when_present(re
   np.testing.assert_array_equal(query.labels[:, 0], [0, 1, 2, 3, 4])  # joint ids with the gallery
 
 
-class _State:
-  def __init__(self, variables):
-    self._variables = variables
-
-  def variables(self):
-    return self._variables
-
-
 def _revisited_evaluator(data_dir, model, log=lambda _: None, store=None, **settings):
   config = common.base_config()
   config.input.normalization = "imagenet"
   ev = common.revisited_eval_config(data_dir, batch_size=8, **settings)
   ev.update(store or {})
-  return evaluator_lib.Evaluator("revisited", ev, config.input, model=model, mesh=parallel.make_mesh(), log=log)
+  return evaluator_lib.make_evaluator("revisited", ev, config.input, model=model, mesh=parallel.make_mesh(), log=log)
 
 
 @pytest.fixture(scope="module")
@@ -346,8 +342,8 @@ def tiny():
 def test_revisited_numbers_on_the_miniature_equal_the_standard_implementation(revisited_dir, tiny, tmp_path):
   model, variables = tiny
   ev = _revisited_evaluator(revisited_dir, model, store=dict(cache_dir=str(tmp_path / "cache"), cache_min_items=10))
-  assert isinstance(ev, evaluator_lib.RevisitedEvaluator) and ev.distractor_source is not None
-  metrics = ev.run(_State(variables))
+  assert isinstance(ev, RevisitedEvaluator) and ev.distractor_source is not None
+  metrics = ev.run(variables)
   distractors, _ = ev.embed(variables, ev.distractor_source)
   for dataset, (query_source, gallery_source) in ev.sets.items():
     query, _ = ev.embed(variables, query_source)
@@ -391,15 +387,15 @@ def test_an_interrupted_embedding_resumes_with_the_items_it_lacks(revisited_dir,
       return embedder(variables, images)
 
   folder = str(tmp_path / "store")
-  store = IE.EmbeddingStore(len(source), embedder.output_dim(local), folder)
+  store = EmbeddingStore(len(source), embedder.output_dim(local), folder)
   with pytest.raises(KeyboardInterrupt):
     IE.embed_images(Interrupted(), local, source, store, max_side=1024)
-  resumed = IE.EmbeddingStore(len(source), embedder.output_dim(local), folder)
+  resumed = EmbeddingStore(len(source), embedder.output_dim(local), folder)
   assert resumed.resumed == 8 and len(resumed.missing()) == 4
   lines = []
   IE.embed_images(embedder, local, source, resumed, max_side=1024, log=lines.append, what="distractors")
   assert "resuming with 8 of 12" in lines[0]
-  fresh = IE.EmbeddingStore(len(source), embedder.output_dim(local))
+  fresh = EmbeddingStore(len(source), embedder.output_dim(local))
   IE.embed_images(embedder, local, source, fresh, max_side=1024)
   np.testing.assert_allclose(np.asarray(resumed.embeddings), fresh.embeddings, rtol=1e-6)
 
@@ -438,10 +434,10 @@ def test_learned_whitening_and_mixed_precision_evaluations_run(revisited_dir, ti
     revisited_dir, batch_size=8, distractors="no", learn_whitening_images=20, dtype="bfloat16", multiscale=True
   )
   lines = []
-  ev = evaluator_lib.Evaluator(
+  ev = evaluator_lib.make_evaluator(
     "revisited", ev_config, config.input, model=model, mesh=parallel.make_mesh(), log=lines.append
   )
-  metrics = ev.run(_State(variables))
+  metrics = ev.run(variables)
   assert all(np.isfinite(v) for v in metrics.values()) and "rparis6k/mAP_hard" in metrics
   assert any("learned a PCA-whitening from 20 training images" in line for line in lines)
   embeddings, _ = ev.embed(variables, ev.query_source)  # whitened, as in the run
@@ -470,14 +466,16 @@ def test_bad_revisited_settings_stop_when_the_evaluator_is_built(revisited_dir, 
   ev.update(settings)
   ev.revisited.update(revisited)
   with pytest.raises((ValueError, FileNotFoundError), match=match):
-    evaluator_lib.Evaluator("lm", ev, config.input, model=_tiny_resnet(), mesh=parallel.make_mesh())
+    evaluator_lib.make_evaluator("lm", ev, config.input, model=_tiny_resnet(), mesh=parallel.make_mesh())
 
 
 def test_a_retrieval_evaluation_rejects_revisited_settings():
   config = common.base_config()
   config.evals.test.revisited.max_side = 512
   with pytest.raises(ValueError, match="revisited is set but config.evals.test.kind='retrieval'"):
-    evaluator_lib.Evaluator("test", config.evals.test, config.input, model=_tiny_resnet(), mesh=parallel.make_mesh())
+    evaluator_lib.make_evaluator(
+      "test", config.evals.test, config.input, model=_tiny_resnet(), mesh=parallel.make_mesh()
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -519,7 +517,7 @@ def test_gldv2_training_evaluates_revisited_and_hgldv2_and_the_evaluate_command_
   ]
   trained = next(r for r in rows if r.startswith("trained (roxf_rpar)")).split()
   assert trained[-4:] == [f"{final['roxf_rpar'][k]:.4f}" for k in header.split()[-4:]]
-  step, results = evaluate_lib.evaluate(evaluate_lib.workdir_config.load(workdir), workdir=workdir, log=lambda _: None)
+  step, results = evaluate_lib.evaluate(RunDir(workdir).read_config(), workdir=workdir, log=lambda _: None)
   assert step == 2
   for name in ("roxf_rpar", "hgldv2"):
     assert results[name] == pytest.approx(final[name], rel=1e-5, abs=1e-7)
@@ -535,12 +533,12 @@ def test_a_large_index_is_embedded_on_disk_resumes_after_an_interruption_and_giv
 
   def evaluator(**store):
     ev_config.update(store)
-    return evaluator_lib.Evaluator(
+    return evaluator_lib.make_evaluator(
       "hgldv2", ev_config, config.input, model=model, mesh=parallel.make_mesh(), log=lines.append
     )
 
   lines = []
-  in_memory = evaluator().run(_State(variables))
+  in_memory = evaluator().run(variables)
   cache = tmp_path / "cache"
   ev = evaluator(cache_dir=str(cache), cache_min_items=len(_gallery_of(config)) - 1)
   # An interruption after the queries' batch and one batch of the index: the latter stays on disk.
@@ -554,12 +552,12 @@ def test_a_large_index_is_embedded_on_disk_resumes_after_an_interruption_and_giv
 
   ev._embed = failing
   with pytest.raises(KeyboardInterrupt):
-    ev.run(_State(variables))
+    ev.run(variables)
   ev._embed, calls = (lambda v, batch: calls.append(1) or embed(v, batch)), []
   lines.clear()
   read_rows, reads = scoring.read_rows, []
   monkeypatch.setattr(scoring, "read_rows", lambda a, i, j: reads.append(scoring.on_disk(a)) or read_rows(a, i, j))
-  on_disk = ev.run(_State(variables))
+  on_disk = ev.run(variables)
   assert reads.count(True) >= 2  # the index is checked and searched from its store on disk
   gallery_size = len(ev.gallery_source)
   assert len(ev.query_source) <= 8 < gallery_size
@@ -578,14 +576,12 @@ def test_an_unwritable_store_folder_stops_the_evaluator_before_any_work(tmp_path
     match=r"config.evals.hgldv2.cache_dir: .*a_file/cache is not writable .*"
     r"gldv2_hierarchical/gallery \(15 images, cache_min_items=10\)",
   ):
-    evaluator_lib.Evaluator("hgldv2", config.evals.hgldv2, config.input, model=tiny[0], mesh=parallel.make_mesh())
+    evaluator_lib.make_evaluator("hgldv2", config.evals.hgldv2, config.input, model=tiny[0], mesh=parallel.make_mesh())
   config.evals.hgldv2.cache_min_items = 16  # every set stays in memory: nothing is written there
-  evaluator_lib.Evaluator("hgldv2", config.evals.hgldv2, config.input, model=tiny[0], mesh=parallel.make_mesh())
+  evaluator_lib.make_evaluator("hgldv2", config.evals.hgldv2, config.input, model=tiny[0], mesh=parallel.make_mesh())
 
 
 def _gallery_of(config):
-  from suprank_jax.evaluation.evaluator import evaluation_input_config  # pylint: disable=g-import-not-at-top
-
   return datasets.get_source(evaluation_input_config(config.input, config.evals.hgldv2), "gallery")
 
 
@@ -603,4 +599,4 @@ def test_sfm120k_reader_and_its_group(tmp_path):
 
   shrink(config, miniatures.for_config(config, str(tmp_path / "data")))
   run = train.prepare(config, str(tmp_path / "run"), log=lambda _: None)
-  assert isinstance(run.evaluators["roxf_rpar"], evaluator_lib.RevisitedEvaluator)
+  assert isinstance(run.evaluators["roxf_rpar"], RevisitedEvaluator)

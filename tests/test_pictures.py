@@ -214,7 +214,7 @@ def test_trainer_call_draws_a_real_evaluation_of_digits(tmp_path):
   config.model.width, config.model.hidden_dim, config.model.embed_dim = 4, 16, 8
   mesh = parallel.make_mesh()
   model = build_model(config.model)
-  ev = evaluator_lib.Evaluator("test", config.evals.test, config.input, model=model, mesh=mesh)
+  ev = evaluator_lib.make_evaluator("test", config.evals.test, config.input, model=model, mesh=mesh)
   sample = pipeline.sample_images(config.input, ev.query_source)
   variables = jax.device_put(model.init(jax.random.PRNGKey(0), sample), parallel.replicated(mesh))
   path = P.write_evaluation_picture(str(tmp_path), 7, "test", ev, variables, tensorboard=False, num_queries=3, k=5)

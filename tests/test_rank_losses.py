@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from suprank_jax.losses import ap, hap, ndcg, ranks, recall
+from suprank_jax.losses import ap, combine, hap, ndcg, ranks, recall
 from suprank_jax.losses.inputs import batch_inputs, graded_pairs, memory_inputs
 from tests.conftest import assert_close_to_reference, golden_case_names
 
@@ -77,15 +77,20 @@ def _steps(family, kwargs):
   return (ranks.heaviside, lower), (ranks.heaviside, higher)
 
 
+def _call(fn, *args, **hp):
+  """``fn(*args)`` with flat config hyper-parameters (``tau``, ``rho``, ...), bound as the trainer binds them."""
+  return fn(*args, **combine.loss_kwargs(fn, hp))
+
+
 _PURE = {
-  "supap": lambda s, l, r, w, hp: ap.sup_ap_loss(s, l, where=w, reduce_fn=None, **hp),
-  "smoothap": lambda s, l, r, w, hp: ap.smooth_ap_loss(s, l, where=w, reduce_fn=None, **hp),
-  "suphap": lambda s, l, r, w, hp: hap.sup_hap_loss(s, l, r, where=w, reduce_fn=None, **hp),
-  "smoothhap": lambda s, l, r, w, hp: hap.smooth_hap_loss(s, l, r, where=w, reduce_fn=None, **hp),
-  "suprecall": lambda s, l, r, w, hp: recall.sup_recall_loss(s, l, where=w, reduce_fn=None, **hp),
-  "smoothrecall": lambda s, l, r, w, hp: recall.smooth_recall_loss(s, l, where=w, reduce_fn=None, **hp),
-  "supndcg": lambda s, l, r, w, hp: ndcg.sup_ndcg_loss(s, l, where=w, reduce_fn=None, **hp),
-  "smoothndcg": lambda s, l, r, w, hp: ndcg.smooth_ndcg_loss(s, l, where=w, reduce_fn=None, **hp),
+  "supap": lambda s, l, r, w, hp: _call(ap.sup_ap_loss, s, l, where=w, reduce_fn=None, **hp),
+  "smoothap": lambda s, l, r, w, hp: _call(ap.smooth_ap_loss, s, l, where=w, reduce_fn=None, **hp),
+  "suphap": lambda s, l, r, w, hp: _call(hap.sup_hap_loss, s, l, r, where=w, reduce_fn=None, **hp),
+  "smoothhap": lambda s, l, r, w, hp: _call(hap.smooth_hap_loss, s, l, r, where=w, reduce_fn=None, **hp),
+  "suprecall": lambda s, l, r, w, hp: _call(recall.sup_recall_loss, s, l, where=w, reduce_fn=None, **hp),
+  "smoothrecall": lambda s, l, r, w, hp: _call(recall.smooth_recall_loss, s, l, where=w, reduce_fn=None, **hp),
+  "supndcg": lambda s, l, r, w, hp: _call(ndcg.sup_ndcg_loss, s, l, where=w, reduce_fn=None, **hp),
+  "smoothndcg": lambda s, l, r, w, hp: _call(ndcg.smooth_ndcg_loss, s, l, where=w, reduce_fn=None, **hp),
 }
 
 
@@ -99,7 +104,7 @@ def _check_case(golden, name, dtype, rtol):
   @jax.jit
   def everything(e):
     # One compiled call per case: eager ops compile one by one and dominate the test time.
-    loss, grad = jax.value_and_grad(lambda v: fn(make(v), **kwargs))(e)
+    loss, grad = jax.value_and_grad(lambda v: _call(fn, make(v), **kwargs))(e)
     inputs = make(e)
     scores = inputs.scores()
     levels, rel, where = graded_pairs(inputs, hierarchy_level=kwargs["hierarchy_level"])

@@ -28,6 +28,7 @@ from suprank_jax.evaluate import define_flags as define_evaluate_flags
 from suprank_jax.evaluate import prepare_evaluators
 from suprank_jax.input_pipeline import to_array_record
 from suprank_jax.runtime import parallel
+from suprank_jax.runtime.run_dir import RunDir
 from suprank_jax.training import main as train_main
 from suprank_jax.training import train
 from tests import miniatures
@@ -181,13 +182,11 @@ def test_readme_evaluation_command_parses_and_reads_its_data(command, tmp_path):
   for run in runs:
     config = common.base_config() if "digits" in run else _experiment_for(run, paths)
     os.makedirs(run, exist_ok=True)
-    train._write_config(config, run, 0)  # pylint: disable=protected-access
+    RunDir(run).write_config(config)
   parsed = _parse(argv, define_evaluate_flags)
   config = parsed.config
   if config is None:
-    from suprank_jax.configs import workdir as workdir_config  # pylint: disable=g-import-not-at-top
-
-    config = workdir_config.load(parsed.workdir)
+    config = RunDir(parsed.workdir).read_config()
   if config.input.dataset != "digits":
     shrink(config, config.input.data_dir)
   _, evaluators = prepare_evaluators(config, parallel.make_mesh(), log=lambda _: None)

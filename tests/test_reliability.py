@@ -18,13 +18,14 @@ import time
 import pytest
 
 from suprank_jax.training import checkpoint, resume_rules, train, workdir_lock
+from tests import commands
 from tests.test_checkpoint import damage_bytes
 from tests.test_sources import write_jpeg
 from tests.test_train import _tiny_config
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = commands.REPO
 # The command-line twin of _config(): the same run, so that a command can resume an in-process run.
 TINY_FLAGS = (
   "--config",
@@ -51,24 +52,12 @@ def _quiet(*_):
   pass
 
 
-def _env(**extra):
-  return {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_DISABLE_MOST_OPTIMIZATIONS": "1", **extra}
-
-
 def _command(workdir, *flags):
-  return [sys.executable, "-m", "suprank_jax.train", *TINY_FLAGS, "--workdir", str(workdir), *flags]
+  return commands.module_command("train", *TINY_FLAGS, "--workdir", workdir, *flags)
 
 
 def _cli(workdir, *flags, timeout=240, **kwargs):
-  return subprocess.run(
-    _command(workdir, *flags),
-    capture_output=True,
-    text=True,
-    cwd=REPO,
-    env=kwargs.pop("env", _env()),
-    timeout=timeout,
-    **kwargs,
-  )
+  return commands.run_command("train", *TINY_FLAGS, "--workdir", workdir, *flags, timeout=timeout, **kwargs)
 
 
 def _start(workdir, *flags):
@@ -85,7 +74,7 @@ def _start(workdir, *flags):
     stderr=subprocess.PIPE,
     text=True,
     cwd=REPO,
-    env=_env(),
+    env=commands.command_env(),
   )
 
 
@@ -379,7 +368,7 @@ def _unprivileged_cli(workdir, *flags):
     capture_output=True,
     text=True,
     cwd=REPO,
-    env=_env(),
+    env=commands.command_env(),
     timeout=180,
   )
 
@@ -434,24 +423,24 @@ def test_a_resumed_run_logs_each_step_once_and_keeps_the_first_evaluation(run, t
 
 
 def test_an_evaluation_stopped_after_its_checkpoint_runs_again_on_resume(tmp_path, monkeypatch):
-  from suprank_jax.evaluation import evaluator as evaluator_lib  # pylint: disable=g-import-not-at-top
+  from suprank_jax.evaluation.retrieval_evaluator import RetrievalEvaluator  # pylint: disable=g-import-not-at-top
 
   config = _config(6)
   config.eval_every_steps = 3  # evaluations at 0, 3 and 6; checkpoints at 3 and 6
   workdir = str(tmp_path / "run")
-  real_run, calls = evaluator_lib.RetrievalEvaluator.run, []
+  real_run, calls = RetrievalEvaluator.run, []
 
-  def killed_at_step_3(self, state):
+  def killed_at_step_3(self, variables):
     calls.append(1)
     if len(calls) == 2:  # the run dies while evaluating step 3, its checkpoint already written
       raise KeyboardInterrupt
-    return real_run(self, state)
+    return real_run(self, variables)
 
-  monkeypatch.setattr(evaluator_lib.RetrievalEvaluator, "run", killed_at_step_3)
+  monkeypatch.setattr(RetrievalEvaluator, "run", killed_at_step_3)
   with pytest.raises(KeyboardInterrupt):
     train.train_and_evaluate(config, workdir, log=_quiet)
   assert _steps(workdir, "test") == [0] and os.path.isdir(os.path.join(workdir, "checkpoints", "3"))
-  monkeypatch.setattr(evaluator_lib.RetrievalEvaluator, "run", real_run)
+  monkeypatch.setattr(RetrievalEvaluator, "run", real_run)
   lines = []
   train.train_and_evaluate(config, workdir, log=lines.append)
   assert "the evaluation at step 3 has no record (the run stopped during it): running it again" in lines

@@ -1,5 +1,6 @@
 """Search (exact ranks, top-k, ScaNN) and the evaluate_retrieval entry point."""
 
+import jax
 import numpy as np
 import pytest
 
@@ -99,25 +100,40 @@ def test_full_ranking_reports_the_rank_of_each_querys_own_item(tree, on_device):
       assert ranked.num_ranked[b] == 80
 
 
+def _copied_bytes_per_row(monkeypatch, module, name):
+  """Wraps the jitted chunk function ``module.name``: its outputs are what a search copies to the host.
+  Returns the list of bytes per query row of each call."""
+  real, per_row = getattr(module, name), []
+
+  def counted(*args, **kwargs):
+    out = real(*args, **kwargs)
+    leaves = jax.tree.leaves(out)
+    per_row.append(sum(x.nbytes for x in leaves) / leaves[0].shape[0])
+    return out
+
+  monkeypatch.setattr(module, name, counted)
+  return per_row
+
+
 def test_device_ranking_gives_the_host_numbers_and_copies_only_the_relevant_items(monkeypatch):
   rng = np.random.default_rng(4)
   x, labels = _clustered(700, 16, 140, rng)
   labels[:, 1] = labels[:, 0] % 35  # small coarse groups: about 20 relevant items per query of 700
   cfg = R.default_config()
   cfg.update(recall_at=(1, 10), level_ap=(1,), binary_asi=True, chunk_size=64)
-  scoring.TRANSFERS.reset()
+  score_rows = _copied_bytes_per_row(monkeypatch, scoring, "_chunk_scores")
+  rank_rows = _copied_bytes_per_row(monkeypatch, S, "_chunk_candidate_ranks")
   host = R.evaluate_retrieval(x, labels, config=cfg, return_per_query=True)
-  host_bytes = scoring.TRANSFERS.bytes_per_query
+  assert set(score_rows) == {4 * 700} and not rank_rows  # a float32 score row per query
   monkeypatch.setattr(S, "rank_on_device", lambda: True)
-  scoring.TRANSFERS.reset()
+  score_rows.clear()
   device = R.evaluate_retrieval(x, labels, config=cfg, return_per_query=True)
   assert device[0] == host[0]
   for key, values in host[1].items():
     np.testing.assert_array_equal(device[1][key], values, err_msg=key)
-  assert host_bytes == 4 * 700  # a float32 score row per query
-  # Ranks and columns (int32) of each query's relevant items, rows padded by at most 25%.
+  # Ranks and columns (int32) of each query's relevant items, rows padded by at most 25%; no score row.
   most = int(np.max([(labels[:, 1] == c).sum() for c in labels[:, 1]])) - 1
-  assert scoring.TRANSFERS.bytes_per_query <= 8 * 1.25 * most < 4 * 700 / 2
+  assert not score_rows and rank_rows and max(rank_rows) <= 8 * 1.25 * most < 4 * 700 / 2
 
 
 @pytest.mark.parametrize("tree", [True, False])
@@ -427,6 +443,28 @@ def test_scann_settings_search_more_leaves_when_the_top_k_is_a_larger_share_of_t
   assert share(small_k) < share(sop) < share(smaller_gallery) == 1.0
   assert (sop["reorder_k"], small_k["reorder_k"]) == (2200, 400)
   assert scann_search.scann_settings(50, 100) == {"num_leaves": 7, "num_leaves_to_search": 7, "reorder_k": 100}
+
+
+def test_scann_settings_take_given_sizes_and_search_the_rules_share_of_given_leaves():
+  rule = scann_search.scann_settings(10_000, 100)
+  assert rule == {"num_leaves": 100, "num_leaves_to_search": 56, "reorder_k": 400}
+  assert scann_search.scann_settings(10_000, 100, num_leaves=200) == {
+    "num_leaves": 200,
+    "num_leaves_to_search": 112,
+    "reorder_k": 400,
+  }
+  # The exported index's sizes: every leaf searched, 1,000 candidates re-scored.
+  assert scann_search.scann_settings(10_000, 10, leaves_share=1.0, reorder_k=1000) == {
+    "num_leaves": 100,
+    "num_leaves_to_search": 100,
+    "reorder_k": 1000,
+  }
+  # Given sizes are bounded: no more leaves searched than there are, at least k candidates re-scored.
+  assert scann_search.scann_settings(10_000, 100, num_leaves_to_search=500, reorder_k=50) == {
+    "num_leaves": 100,
+    "num_leaves_to_search": 100,
+    "reorder_k": 100,
+  }
 
 
 def test_top_k_recall_counts_each_rows_shared_items_like_a_pairwise_comparison():

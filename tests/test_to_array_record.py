@@ -1,14 +1,13 @@
 """Tests of the TF-free ArrayRecord converter and of reading TFDS data sets back as sources."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from suprank_jax.input_pipeline import datasets, pipeline, sources, to_array_record
 from suprank_jax.input_pipeline.readers import cub, digits, sop, tfds_format
+from tests import commands
 from tests.test_sources import make_cub, make_sop
 
 
@@ -76,14 +75,8 @@ def test_the_readme_command_converts_digits_in_a_subprocess(tmp_path):
   """``python3 -m suprank_jax.input_pipeline.to_array_record --dataset digits --output_dir DIR`` exactly as
   written (it used to fail: TFDS could not name a ``Builder`` class defined in ``__main__``)."""
   out = str(tmp_path / "x")
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  result = subprocess.run(
-    [sys.executable, "-m", "suprank_jax.input_pipeline.to_array_record", "--dataset", "digits", "--output_dir", out],
-    cwd=root,
-    capture_output=True,
-    text=True,
-    timeout=600,
-    check=False,
+  result = commands.run_command(
+    "input_pipeline.to_array_record", "--dataset", "digits", "--output_dir", out, timeout=600, check=False
   )
   assert result.returncode == 0, result.stderr[-3000:]
   assert f"wrote {os.path.join(out, 'suprank_digits', '1.0.0')}" in result.stdout

@@ -3,8 +3,6 @@
 import functools
 import json
 import os
-import subprocess
-import sys
 
 import jax
 import ml_collections
@@ -17,8 +15,7 @@ from suprank_jax.input_pipeline import datasets, pipeline
 from suprank_jax.models import build_model
 from suprank_jax.runtime import parallel
 from suprank_jax.training import train
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import commands
 
 
 def _tiny_config(total_steps):
@@ -122,10 +119,7 @@ def test_train_step_on_sharded_batch_equals_single_device():
 
 
 def _cli(*args):
-  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-  return subprocess.run(
-    [sys.executable, "-m", "suprank_jax.train", *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=300
-  )
+  return commands.run_command("train", *args)
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from typing import Any
 import ml_collections
 
 from suprank_jax import losses, models, optim
-from suprank_jax.evaluation import image_embedding, landmarks, retrieval
+from suprank_jax.evaluation import embedding_store, landmarks, retrieval
 from suprank_jax.input_pipeline import pipeline
 
 __all__ = [
@@ -89,7 +89,7 @@ def eval_config(split: str = "test", gallery_split: str = "", **overrides: Any) 
   c.dataset = ""
   c.data_dir = ""
   c.dataset_kwargs = ml_collections.ConfigDict()
-  c.update(image_embedding.STORE_DEFAULTS)  # cache_dir, cache_min_items, keep_embeddings
+  c.update(embedding_store.STORE_DEFAULTS)  # cache_dir, cache_min_items, keep_embeddings
   c.metrics = retrieval.default_config()
   c.revisited = landmarks.default_config()
   metric_overrides = dict(overrides.pop("metrics", {}) or {})

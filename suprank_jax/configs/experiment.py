@@ -138,13 +138,5 @@ def dyml_evaluation(config, *, hierarchy_levels: Sequence[int]):
 
 def get_config(arg: str | None = None):
   args = common.parse_arg(arg, epochs=100, freeze_epochs=0, seed=0, **DEFAULT_GROUPS)
-  return compose(
-    dataset=args.dataset,
-    model=args.model,
-    optimizer=args.optimizer,
-    loss=args.loss,
-    memory=args.memory,
-    num_epochs=args.epochs,
-    freeze_epochs=args.freeze_epochs,
-    seed=args.seed,
-  )
+  groups = {kind: args[kind] for kind in DEFAULT_GROUPS}
+  return compose(**groups, num_epochs=args.epochs, freeze_epochs=args.freeze_epochs, seed=args.seed)

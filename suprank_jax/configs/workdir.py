@@ -9,37 +9,20 @@ run on another copy of its data set::
 
 from __future__ import annotations
 
-import os
-
 import ml_collections
-import yaml
+
+from suprank_jax.runtime.run_dir import RunDir
 
 __all__ = ["load", "get_config"]
 
 
-def _tuples(value):
-  """YAML writes tuples as lists; the configs use tuples (ml_collections cannot override lists)."""
-  if isinstance(value, list):
-    return tuple(_tuples(v) for v in value)
-  if isinstance(value, dict):
-    return {k: _tuples(v) for k, v in value.items()}
-  return value
-
-
 def load(workdir: str) -> ml_collections.ConfigDict:
-  """The resolved config a run wrote to ``<workdir>/config.yaml``.
+  """The resolved config a run wrote to ``<workdir>/config.yaml`` (:meth:`RunDir.read_config`).
 
   Raises:
     FileNotFoundError: the workdir holds no config.yaml (not a run of this trainer).
   """
-  path = os.path.join(os.path.expanduser(workdir), "config.yaml")
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"{path} does not exist: --workdir must be the folder of a run of suprank_jax.train")
-  with open(path, encoding="utf-8") as f:
-    data = yaml.safe_load(f)
-  if not isinstance(data, dict):
-    raise ValueError(f"{path} is not a config written by suprank_jax.train")
-  return ml_collections.ConfigDict(_tuples(data))
+  return RunDir(workdir).read_config()
 
 
 def get_config(arg: str | None = None):

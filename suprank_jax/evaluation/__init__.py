@@ -1,6 +1,8 @@
 """Retrieval evaluation: pure metrics on embeddings (``retrieval``, ``metrics``), nearest-neighbour
 search (``search``: exact; ``scann_search``: ScaNN), the Revisited Oxford/Paris protocol
-(``landmarks``), and the ``Evaluator`` that embeds a data split with a model (``evaluator``)."""
+(``landmarks``), and the evaluators that embed data sets with a model (``evaluator``: the table of kinds,
+``make_evaluator`` and ``run_all``; one module per kind, ``retrieval_evaluator`` and
+``revisited_evaluator``; their on-disk ``embedding_store``)."""
 
 from suprank_jax.evaluation.landmarks import evaluate_revisited, multiscale_embed, revisited_metrics
 from suprank_jax.evaluation.metrics import inter_set_overall_accuracy, overall_accuracy

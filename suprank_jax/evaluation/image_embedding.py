@@ -13,23 +13,17 @@ images of a data set have many shapes. Here:
   the speed of one process). Images keep their shape and are batched with images of the same shape
   (one compilation per distinct shape), or, with ``pad_to_multiple``, are zero-padded to a multiple
   of it and pooled over their own region (few compilations; approximate near the padded border);
-* :class:`EmbeddingStore` holds the ``[N, D]`` float32 embeddings of a set in memory, or for a large
-  set in a ``.npy`` memmap with a ``done`` mask next to it: an interrupted embedding resumes with
-  the items not yet done, and memory stays bounded whatever N;
 * :func:`embed_images` loads items in threads, groups them by shape (at most a few batches of
-  images pending), embeds, writes them to the store, and logs progress with an ETA.
+  images pending), embeds, writes them to an :class:`embedding_store.EmbeddingStore` (in memory, or on
+  disk for a large set: an interrupted embedding resumes with the items not yet done), and logs
+  progress with an ETA.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 import io
-import json
 import logging
-import os
-import shutil
-import time
 
 import jax
 import jax.numpy as jnp
@@ -37,36 +31,14 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from suprank_jax.evaluation.embedding_store import EmbeddingStore
 from suprank_jax.input_pipeline import sources, transforms
 from suprank_jax.models import heads
 from suprank_jax.runtime import reporting
 
-__all__ = [
-  "load_landmark_image",
-  "ImageEmbedder",
-  "EmbeddingStore",
-  "embed_images",
-  "variables_fingerprint",
-  "default_cache_dir",
-  "STORE_DEFAULTS",
-  "remove_store",
-]
+__all__ = ["load_landmark_image", "ImageEmbedder", "embed_images"]
 
 _LOG = logging.getLogger(__name__)
-_FLUSH_SECONDS = 30.0
-
-
-def _read_bytes(source: sources.Source, i: int) -> bytes:
-  if source.paths is not None:
-    try:
-      with open(source.paths[i], "rb") as f:
-        return f.read()
-    except OSError as e:
-      raise sources.ImageLoadError(f"cannot read image {source.paths[i]}: {e.strerror or e}") from e
-  try:
-    return source.records[i]
-  except Exception as e:
-    raise sources.ImageLoadError(f"cannot read {source.location(i)}: {type(e).__name__}: {e}") from e
 
 
 def load_landmark_image(source: sources.Source, i: int, *, max_side: int, square_size: int = 0) -> np.ndarray:
@@ -84,7 +56,7 @@ def load_landmark_image(source: sources.Source, i: int, *, max_side: int, square
       pixels = source.images[i]
       img = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
     else:
-      img = Image.open(io.BytesIO(_read_bytes(source, i)))
+      img = Image.open(io.BytesIO(sources.read_image_bytes(source, i)))
     full_side = max(img.size)
     target = float(max_side)
     if source.boxes is not None:
@@ -168,104 +140,6 @@ class ImageEmbedder:
     images = jax.ShapeDtypeStruct((self.batch_size, 64, 64, 3), jnp.uint8)
     sizes = jax.ShapeDtypeStruct((self.batch_size, 2), jnp.int32)
     return int(jax.eval_shape(self._fn, variables, images, sizes).shape[-1])
-
-
-# The on-disk store settings of every evaluation (config.evals.<name>.cache_dir, cache_min_items,
-# keep_embeddings; see configs/common.eval_config).
-STORE_DEFAULTS = {"cache_dir": "", "cache_min_items": 100_000, "keep_embeddings": False}
-
-
-def default_cache_dir() -> str:
-  """``$XDG_CACHE_HOME/suprank_jax/embeddings`` (``~/.cache/...`` without it)."""
-  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-  return os.path.join(base, "suprank_jax", "embeddings")
-
-
-def variables_fingerprint(variables, *extra) -> str:
-  """A hex digest of the variables' values and of ``extra`` (settings): names a cache folder."""
-  h = hashlib.blake2b(digest_size=12)
-  for path, leaf in jax.tree_util.tree_flatten_with_path(variables)[0]:
-    leaf = leaf.addressable_data(0) if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable else leaf
-    a = np.ascontiguousarray(np.asarray(leaf))
-    h.update(f"{jax.tree_util.keystr(path)}{a.shape}{a.dtype.str}".encode())
-    h.update(a.tobytes())
-  h.update(json.dumps([str(e) for e in extra]).encode())
-  return h.hexdigest()
-
-
-class EmbeddingStore:
-  """``[N, D]`` float32 embeddings being filled: in memory, or resumable on disk (``folder``).
-
-  On disk: ``embeddings.npy`` (a memmap) and ``done.npy`` (uint8 per item), flushed every
-  ``_FLUSH_SECONDS`` and at the end, embeddings first; a store opened again on the same folder
-  keeps the items already done.
-  """
-
-  def __init__(self, num_items: int, dim: int, folder: str | None = None):
-    self.folder = folder
-    self._last_flush = time.monotonic()
-    if folder is None:
-      self.embeddings = np.zeros((num_items, dim), np.float32)
-      self.done = np.zeros(num_items, np.uint8)
-      self.resumed = 0
-      return
-    os.makedirs(folder, exist_ok=True)
-    paths = [os.path.join(folder, n) for n in ("embeddings.npy", "done.npy")]
-    try:
-      embeddings = np.load(paths[0], mmap_mode="r+")
-      done = np.load(paths[1], mmap_mode="r+")
-      if embeddings.shape != (num_items, dim) or done.shape != (num_items,):
-        raise ValueError("shape")
-    except (OSError, ValueError):
-      embeddings = np.lib.format.open_memmap(paths[0], mode="w+", dtype=np.float32, shape=(num_items, dim))
-      done = np.lib.format.open_memmap(paths[1], mode="w+", dtype=np.uint8, shape=(num_items,))
-    self.embeddings, self.done = embeddings, done
-    self.resumed = int(np.count_nonzero(done))
-
-  @classmethod
-  def reopen(cls, folder: str, num_items: int) -> EmbeddingStore | None:
-    """The store of ``num_items`` rows that an earlier (interrupted) run left in ``folder``, or None."""
-    try:
-      shape = np.load(os.path.join(folder, "embeddings.npy"), mmap_mode="r").shape
-    except (OSError, ValueError):
-      return None
-    if len(shape) != 2 or shape[0] != num_items:
-      return None
-    return cls(num_items, shape[1], folder)
-
-  def missing(self) -> np.ndarray:
-    return np.flatnonzero(self.done == 0)
-
-  def write(self, index, rows):
-    index = np.asarray(index, np.int64)
-    self.embeddings[index] = rows
-    self.done[index] = 1
-    if self.folder is not None and time.monotonic() - self._last_flush >= _FLUSH_SECONDS:
-      self.flush()
-
-  def flush(self):
-    if self.folder is not None:
-      self.embeddings.flush()
-      self.done.flush()
-      self._last_flush = time.monotonic()
-
-  def remove(self):
-    """Deletes the on-disk folder (nothing in memory)."""
-    if self.folder is not None:
-      del self.embeddings, self.done
-      remove_store(self.folder)
-
-
-def remove_store(folder: str):
-  """Deletes a store's folder, and its process and fingerprint folders once empty."""
-  shutil.rmtree(folder, ignore_errors=True)
-  parent = os.path.dirname(folder)
-  for _ in range(2):
-    try:
-      os.rmdir(parent)
-    except OSError:
-      break
-    parent = os.path.dirname(parent)
 
 
 def _loaded(source, indices, max_side, square_size, threads, skip):

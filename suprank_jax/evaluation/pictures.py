@@ -32,6 +32,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from suprank_jax.runtime.run_dir import RunDir
+
 __all__ = [
   "FRAME_COLORS",
   "RELEVANCE_KINDS",
@@ -442,14 +444,14 @@ def write_picture(workdir: str, step: int, name: str, picture: np.ndarray, *, te
 
   if jax.process_index() != 0:
     return ""
-  folder = os.path.join(workdir, "pictures")
+  folder = RunDir(workdir).pictures
   os.makedirs(folder, exist_ok=True)
   path = os.path.join(folder, f"{name}_step{int(step):06d}.png")
   Image.fromarray(np.asarray(picture, np.uint8)).save(path)
   if tensorboard:
     from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
 
-    with SummaryWriter(os.path.join(workdir, "tensorboard", "pictures")) as tb:
+    with SummaryWriter(os.path.join(RunDir(workdir).tensorboard, "pictures")) as tb:
       tb.add_image(f"{name}/retrievals", np.asarray(picture, np.uint8), int(step), dataformats="HWC")
   return path
 

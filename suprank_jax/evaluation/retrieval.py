@@ -451,17 +451,9 @@ def _default_metrics(query, query_labels, gallery, gallery_labels, self_index, c
         "level_ap=() or use search='exact'"
       )
     sc = config.scann
-    searcher = scann_search.build_scann_searcher(
-      gallery,
-      num_neighbors=depth,
-      num_leaves=sc.num_leaves,
-      num_leaves_to_search=sc.num_leaves_to_search,
-      reorder_k=sc.reorder_k,
-      training_sample_size=sc.training_sample_size,
-      dims_per_block=sc.dims_per_block,
-      anisotropic_quantization_threshold=sc.anisotropic_quantization_threshold,
-      brute_force=sc.brute_force,
-    )
+    # Every key of config.scann but the recall report is a setting of the searcher.
+    builder_settings = {k: v for k, v in sc.items() if k not in ("report_recall", "recall_num_queries")}
+    searcher = scann_search.build_scann_searcher(gallery, num_neighbors=depth, **builder_settings)
     block = 8192  # queries per ScaNN call: bounds the [block, K] neighbour lists
     for start in range(0, num_q, block):
       stop = min(start + block, num_q)

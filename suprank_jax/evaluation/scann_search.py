@@ -4,7 +4,8 @@ A ScaNN searcher (tree + asymmetric hashing + exact reordering) scores by dot pr
 search of :mod:`suprank_jax.evaluation.search`, but gives top-k lists only, never complete rankings;
 :func:`top_k_recall` measures how many of the exact top-k neighbours a list holds. Used by the
 retrieval protocol (``search='scann'``), the landmark distractor search and the exported index
-(:mod:`suprank_jax.index.store`). ``scann`` is imported only when a searcher is built.
+(:mod:`suprank_jax.index.store`), all sized by :func:`scann_settings`. ``scann`` is imported only when
+a searcher is built.
 """
 
 from __future__ import annotations
@@ -16,10 +17,19 @@ import numpy as np
 __all__ = ["scann_settings", "build_scann_searcher", "scann_top_k", "top_k_recall"]
 
 
-def scann_settings(num_gallery: int, num_neighbors: int) -> dict[str, int]:
+def scann_settings(
+  num_gallery: int,
+  num_neighbors: int,
+  *,
+  num_leaves: int = 0,
+  num_leaves_to_search: int = 0,
+  reorder_k: int = 0,
+  leaves_share: float | None = None,
+) -> dict[str, int]:
   """ScaNN's tree and reordering sizes for a gallery of ``num_gallery`` items and top-``num_neighbors``
-  lists, chosen so that the recall of the exact top-k is at least 0.95 (measured on SOP-like
-  synthetic embeddings at 30k and 60k items, k = 100 and 1000: ``benchmarks/bench_evaluation.py``).
+  lists (the one sizing rule of every ScaNN searcher here), chosen so that the recall of the exact top-k
+  is at least 0.95 (measured on SOP-like synthetic embeddings at 30k and 60k items, k = 100 and 1000:
+  ``benchmarks/bench_evaluation.py``).
 
   * ``num_leaves``: ``sqrt(N)``;
   * ``num_leaves_to_search``: the share ``min(1, 5.5 sqrt(k / N))`` of the leaves: a top-k that
@@ -28,14 +38,24 @@ def scann_settings(num_gallery: int, num_neighbors: int) -> dict[str, int]:
     needs most leaves: ScaNN is then no faster than exact search;
   * ``reorder_k``: ``2 k + 200`` candidates re-scored exactly (the hashed scores rank the true
     neighbours within about twice k).
+
+  A size given (non-zero) replaces the rule's: ``num_leaves`` at most ``N``; without
+  ``num_leaves_to_search``, the rule's share of those leaves is searched (``leaves_share``, when given,
+  replaces that share: 1.0 searches every leaf); ``reorder_k`` at least ``num_neighbors``.
   """
   num_gallery, k = int(num_gallery), int(num_neighbors)
-  leaves = min(max(1, int(math.sqrt(num_gallery))), max(num_gallery, 1))
-  share = min(1.0, 5.5 * math.sqrt(k / max(num_gallery, 1)))
+  auto_leaves = min(max(1, int(math.sqrt(num_gallery))), max(num_gallery, 1))
+  leaves = min(num_leaves, num_gallery) if num_leaves else auto_leaves
+  share = min(1.0, 5.5 * math.sqrt(k / max(num_gallery, 1))) if leaves_share is None else float(leaves_share)
+  auto_to_search = max(1, math.ceil(auto_leaves * share))
+  if not num_leaves_to_search:
+    # Explicit leaves keep the share of the rule's leaves that the rule searches.
+    num_leaves_to_search = max(1, math.ceil(leaves * auto_to_search / auto_leaves)) if num_leaves else auto_to_search
+  auto_reorder = min(2 * k + 200, max(num_gallery, k))
   return {
     "num_leaves": leaves,
-    "num_leaves_to_search": max(1, math.ceil(leaves * share)),
-    "reorder_k": min(2 * k + 200, max(num_gallery, k)),
+    "num_leaves_to_search": min(num_leaves_to_search, leaves),
+    "reorder_k": max(reorder_k, k) if reorder_k else auto_reorder,
   }
 
 
@@ -56,9 +76,8 @@ def build_scann_searcher(
   Args:
     gallery: ``[N, D]`` embeddings (cast to float32).
     num_neighbors: default number of neighbours of a search.
-    num_leaves: partitions of the tree; 0: :func:`scann_settings`.
-    num_leaves_to_search: partitions searched per query; 0: :func:`scann_settings`.
-    reorder_k: candidates re-scored exactly (at least ``num_neighbors``); 0: :func:`scann_settings`.
+    num_leaves, num_leaves_to_search, reorder_k: the tree's partitions, those searched per query, and
+      the candidates re-scored exactly; 0: the rule's (:func:`scann_settings`, which sizes them all).
     training_sample_size: points used to train the tree (at most ``N``).
     dims_per_block: asymmetric-hashing block size.
     anisotropic_quantization_threshold: ScaNN's anisotropic loss threshold.
@@ -74,20 +93,16 @@ def build_scann_searcher(
   builder = scann.scann_ops_pybind.builder(gallery, num_neighbors, "dot_product")
   if brute_force:
     return builder.score_brute_force().build()
-  auto = scann_settings(num_g, num_neighbors)
-  leaves = min(num_leaves or auto["num_leaves"], num_g)
-  to_search = num_leaves_to_search or (
-    auto["num_leaves_to_search"]
-    if not num_leaves
-    else max(1, math.ceil(leaves * auto["num_leaves_to_search"] / auto["num_leaves"]))
+  sizes = scann_settings(
+    num_g, num_neighbors, num_leaves=num_leaves, num_leaves_to_search=num_leaves_to_search, reorder_k=reorder_k
   )
   builder = builder.tree(
-    num_leaves=leaves,
-    num_leaves_to_search=min(to_search, leaves),
+    num_leaves=sizes["num_leaves"],
+    num_leaves_to_search=sizes["num_leaves_to_search"],
     training_sample_size=min(training_sample_size, num_g),
   )
   builder = builder.score_ah(dims_per_block, anisotropic_quantization_threshold=anisotropic_quantization_threshold)
-  return builder.reorder(max(reorder_k or auto["reorder_k"], num_neighbors)).build()
+  return builder.reorder(max(sizes["reorder_k"], num_neighbors)).build()
 
 
 def scann_top_k(

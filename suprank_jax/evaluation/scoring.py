@@ -16,7 +16,6 @@ from a whole-gallery matmul in the last bit, as any change of matmul shape may.)
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import mmap
 
@@ -26,8 +25,6 @@ import numpy as np
 
 __all__ = [
   "GALLERY_BLOCK_BYTES",
-  "TransferCounter",
-  "TRANSFERS",
   "on_disk",
   "read_rows",
   "check_embeddings",
@@ -41,31 +38,6 @@ __all__ = [
 
 GALLERY_BLOCK_BYTES = 64 << 20  # embeddings of an array on disk read (and scored) at a time
 _ON_DISK_SCORE_BYTES = 256 << 20  # score rows of one chunk of queries against a gallery on disk
-
-
-@dataclasses.dataclass
-class TransferCounter:
-  """Bytes copied from the device to the host by the exact searches, and the queries they served."""
-
-  device_to_host_bytes: int = 0
-  queries: int = 0
-
-  def add(self, num_bytes: int, num_queries: int):
-    self.device_to_host_bytes += int(num_bytes)
-    self.queries += int(num_queries)
-
-  def reset(self):
-    self.device_to_host_bytes = self.queries = 0
-
-  @property
-  def bytes_per_query(self) -> float:
-    return self.device_to_host_bytes / max(self.queries, 1)
-
-
-# Module-wide tally (benchmarks reset and read it): exact search on the host copies every score row
-# (4 N bytes per query); device ranking copies the ranks and columns of the relevant items only
-# (8 bytes per relevant item, rows padded by at most 25%); exact top-k copies 8 k bytes.
-TRANSFERS = TransferCounter()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -201,7 +173,6 @@ def _on_disk_score_chunks(query, gallery, self_index, chunk_size, sort):
         scores = _copy_block(scores, *pending, stop - start, num_g)
       pending = result
     scores = _copy_block(scores, *pending, stop - start, num_g)
-    TRANSFERS.add(scores.nbytes, stop - start)
     yield start, scores, np.sort(scores, axis=1) if sort else None
 
 
@@ -250,7 +221,6 @@ def score_chunks(query, gallery, self_index, *, chunk_size: int = 256, sort: boo
       pending = dispatch(stop) if stop < num_q else None
       scores = np.array(scores[: stop - start])
       sorted_scores = np.asarray(sorted_scores[: stop - start]) if sort_on_device else None
-      TRANSFERS.add(scores.nbytes + (sorted_scores.nbytes if sort_on_device else 0), stop - start)
     if sort and sorted_scores is None:
       sorted_scores = np.sort(scores, axis=1)
     yield start, scores, sorted_scores
@@ -284,7 +254,6 @@ def exact_top_k_chunks(query, gallery, k: int, self_index=None, *, chunk_size: i
     else:
       vals, idx = _chunk_top_k(q, gallery_dev, s, k=k)
     idx, vals = np.asarray(idx[: stop - start]), np.asarray(vals[: stop - start])
-    TRANSFERS.add(idx.nbytes + vals.nbytes, stop - start)
     yield start, idx.astype(np.int64), vals
 
 

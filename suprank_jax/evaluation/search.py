@@ -339,7 +339,6 @@ def _device_ranked_chunks(
     (ranks, cols), counts = pending
     pending = dispatch(stop) if stop < num_q else None
     ranks, cols = np.asarray(ranks[: stop - start]), np.asarray(cols[: stop - start])
-    scoring.TRANSFERS.add(ranks.nbytes + cols.nbytes, stop - start)
     valid = np.arange(ranks.shape[1])[None, :] < counts[:, None]
     rows = np.nonzero(valid)[0]
     chunk_stats = stats.rows(start, stop)

@@ -21,12 +21,12 @@ from typing import Any
 import jax
 import numpy as np
 
-from suprank_jax.configs import workdir as workdir_config
-from suprank_jax.evaluation import evaluator as evaluator_lib
+from suprank_jax.evaluation import retrieval_evaluator
 from suprank_jax.index import store as index_lib
 from suprank_jax.input_pipeline import datasets, sources, transforms
 from suprank_jax.models import build_model
 from suprank_jax.runtime import cli, parallel, reporting
+from suprank_jax.runtime.run_dir import RunDir
 from suprank_jax.training import checkpoint
 
 __all__ = ["Run", "load_run", "IMAGE_EXTENSIONS", "folder_source", "image_channels", "export_index", "main"]
@@ -53,8 +53,9 @@ def load_run(workdir: str, step: int | None = None) -> Run:
     FileNotFoundError: no config.yaml, no checkpoints folder, or no (such) checkpoint.
   """
   workdir = os.path.abspath(os.path.expanduser(workdir))
-  config = workdir_config.load(workdir)
-  directory = os.path.join(workdir, "checkpoints")
+  run_dir = RunDir(workdir)
+  config = run_dir.read_config()
+  directory = run_dir.checkpoints
   if not checkpoint.has_checkpoints(directory):
     raise FileNotFoundError(f"{directory} holds no checkpoint: train the run first (python -m suprank_jax.train)")
   step, variables = checkpoint.CheckpointManager(directory).restore_variables(step)
@@ -158,8 +159,8 @@ def export_index(
   log(f"embedding {len(source)} items of {source.name} with the model of {run.workdir} at step {run.step}")
   mesh = parallel.make_mesh()
   variables = jax.device_put(run.variables, parallel.replicated(mesh))
-  embeddings, labels = evaluator_lib.embed_source(
-    evaluator_lib.make_embed_fn(run.model, mesh),
+  embeddings, labels = retrieval_evaluator.embed_source(
+    retrieval_evaluator.make_embed_fn(run.model, mesh),
     variables,
     input_config,
     source,

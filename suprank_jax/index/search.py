@@ -23,6 +23,7 @@ import jax
 import numpy as np
 
 from suprank_jax.evaluation import pictures
+from suprank_jax.evaluation.embedding_store import weights_fingerprint
 from suprank_jax.index import export
 from suprank_jax.index import store as index_lib
 from suprank_jax.input_pipeline import datasets, sources, transforms
@@ -129,7 +130,7 @@ def search_files(
       index,
       name=config.model.name,
       embed_dim=embeddings.shape[1],
-      weights_sha256=index_lib.weights_fingerprint(variables),
+      weights_sha256=weights_fingerprint(variables),
       where=where,
     )
   indices, scores = index.search(embeddings, k)

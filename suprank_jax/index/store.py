@@ -15,7 +15,7 @@ Folder layout (format ``suprank_jax.index``, version 1)::
                        leaves, faster but with a lower recall: see benchmarks/bench_search.py)
     variables.msgpack  the model variables (flax msgpack) that embedded the gallery, so that queries
                        are embedded by the very same model
-    config.yaml        the run's config (as in its workdir: read with suprank_jax.configs.workdir.load)
+    config.yaml        the run's config (as in its workdir: runtime.run_dir.RunDir reads and writes it)
 
 ``manifest.json``::
 
@@ -34,9 +34,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import json
-import math
 import os
 import shutil
 from collections.abc import Mapping, Sequence
@@ -44,7 +42,9 @@ from typing import Any
 
 import jax
 import numpy as np
-import yaml
+
+from suprank_jax.evaluation.embedding_store import weights_fingerprint
+from suprank_jax.runtime.run_dir import RunDir
 
 __all__ = [
   "FORMAT",
@@ -53,7 +53,6 @@ __all__ = [
   "SCANN_REORDER",
   "SEARCHERS",
   "SearchIndex",
-  "weights_fingerprint",
   "build_searcher",
   "write_index",
   "load_index",
@@ -79,16 +78,6 @@ _FILES = {
 }
 
 
-def weights_fingerprint(variables) -> str:
-  """sha256 over every leaf of ``variables`` (path, dtype, shape, bytes), in jax's sorted-key order."""
-  digest = hashlib.sha256()
-  for path, leaf in jax.tree_util.tree_flatten_with_path(jax.device_get(variables))[0]:
-    leaf = np.ascontiguousarray(leaf)
-    digest.update(f"{jax.tree_util.keystr(path)}|{leaf.dtype.str}|{leaf.shape}".encode())
-    digest.update(leaf.tobytes())
-  return digest.hexdigest()
-
-
 def _searcher_kind(num_items: int, searcher: str) -> str:
   if searcher not in SEARCHERS:
     raise ValueError(f"searcher={searcher!r}; valid: {list(SEARCHERS)}")
@@ -101,8 +90,9 @@ def build_searcher(embeddings, kind: str, *, num_neighbors: int = 10):
   """A ScaNN searcher over ``embeddings`` ``[N, D]`` and its settings (the manifest's ``"scann"``).
 
   ``'exact'``: brute force (settings None). ``'scann'``:
-  :func:`suprank_jax.evaluation.scann_search.build_scann_searcher` with ``sqrt(N)`` leaves, all of them
-  searched, and :data:`SCANN_REORDER` candidates re-scored exactly.
+  :func:`suprank_jax.evaluation.scann_search.build_scann_searcher` sized by
+  :func:`~suprank_jax.evaluation.scann_search.scann_settings` (``sqrt(N)`` leaves), with every leaf
+  searched and :data:`SCANN_REORDER` candidates re-scored exactly (the searches' ``k`` is not known yet).
 
   Returns:
     ``(searcher, settings)``.
@@ -113,11 +103,13 @@ def build_searcher(embeddings, kind: str, *, num_neighbors: int = 10):
     raise ValueError(f"kind={kind!r}; valid: ['exact', 'scann']")
   if kind == "exact":
     return scann_search.build_scann_searcher(embeddings, num_neighbors=num_neighbors, brute_force=True), None
-  leaves = max(1, min(len(embeddings), int(math.sqrt(len(embeddings)))))
-  settings = {"num_leaves": leaves, "leaves_to_search": leaves, "pre_reorder_num_neighbors": SCANN_REORDER}
-  searcher = scann_search.build_scann_searcher(
-    embeddings, num_neighbors=num_neighbors, num_leaves=leaves, num_leaves_to_search=leaves, reorder_k=SCANN_REORDER
-  )
+  sizes = scann_search.scann_settings(len(embeddings), num_neighbors, leaves_share=1.0, reorder_k=SCANN_REORDER)
+  searcher = scann_search.build_scann_searcher(embeddings, num_neighbors=num_neighbors, **sizes)
+  settings = {
+    "num_leaves": sizes["num_leaves"],
+    "leaves_to_search": sizes["num_leaves_to_search"],
+    "pre_reorder_num_neighbors": sizes["reorder_k"],
+  }
   return searcher, settings
 
 
@@ -153,7 +145,7 @@ def write_index(
     level_names: names of the label columns.
     variables: the model variables that embedded the gallery.
     model: manifest ``model`` fields (name, checkpoint_step, workdir, input_shape, image_channels);
-      ``weights_sha256`` is added.
+      ``weights_sha256`` (:func:`embedding_store.weights_fingerprint`) is added.
     gallery: what was embedded (``{"dataset", "split"}`` or ``{"images": folder}``).
     config: the run's config as a dict.
     searcher: ``'auto'`` (exact below :data:`EXACT_MAX_ITEMS` items), ``'exact'`` or ``'scann'``.
@@ -209,8 +201,7 @@ def write_index(
         writer.writerow([location, *row.tolist()])
     with open(os.path.join(staging, _FILES["variables"]), "wb") as f:
       f.write(serialization.msgpack_serialize(host_variables))
-    with open(os.path.join(staging, _FILES["config"]), "w", encoding="utf-8") as f:
-      yaml.safe_dump(dict(config), f, sort_keys=False)
+    RunDir(staging).write_config(dict(config))
     with open(os.path.join(staging, _FILES["manifest"]), "w", encoding="utf-8") as f:
       json.dump(manifest, f, indent=1)
   except BaseException:
@@ -253,10 +244,8 @@ class SearchIndex:
     return len(self.locations)
 
   def config(self):
-    """The run's config (a ``ConfigDict``, as :func:`suprank_jax.configs.workdir.load` reads it)."""
-    from suprank_jax.configs import workdir as workdir_config  # pylint: disable=g-import-not-at-top
-
-    return workdir_config.load(self.directory)
+    """The run's config (a ``ConfigDict``, read as a run's: :meth:`RunDir.read_config`)."""
+    return RunDir(self.directory).read_config()
 
   def variables(self):
     """The model variables that embedded the gallery."""

@@ -285,21 +285,11 @@ def load_item(source: sources.Source, i: int) -> transforms.ImageInput:
   i = int(i)
   if source.images is not None:
     return source.load_image(i)
-  if source.paths is not None:
-    what = f"image {source.paths[i]}"
-    try:
-      with open(source.paths[i], "rb") as f:
-        data = f.read()
-    except OSError as e:
-      raise sources.ImageLoadError(f"cannot read {what}: {e.strerror or e}") from e
-  else:
-    what = source.location(i)
-    try:
-      data = source.records[i]
-    except Exception as e:
-      raise sources.ImageLoadError(f"cannot read {what}: {type(e).__name__}: {e}") from e
   return transforms.EncodedImage(
-    data, what=what, channels=source.channels, box=None if source.boxes is None else source.boxes[i]
+    sources.read_image_bytes(source, i),
+    what=sources.image_name(source, i),
+    channels=source.channels,
+    box=None if source.boxes is None else source.boxes[i],
   )
 
 

@@ -9,7 +9,7 @@ identical content:
 
 1. identical path: ``os.path.realpath`` of the query file equals that of a gallery file (both
    sources read files);
-2. identical content: the md5 of the file bytes (path sources, read in 1 MiB chunks), of the
+2. identical content: the md5 of the file bytes (path sources), of the
    encoded record bytes (record sources), or of the pixel array with its shape (in-memory
    sources). A file and a record with the same encoded bytes match.
 
@@ -31,29 +31,19 @@ from suprank_jax.input_pipeline import sources
 
 __all__ = ["find_query_copies", "content_digest"]
 
-_CHUNK_BYTES = 1 << 20
 _PROGRESS_EVERY = 5000
 
 
 def content_digest(source: sources.Source, i: int) -> str:
-  """md5 hex digest of item ``i``'s content: file bytes (streamed), record bytes, or pixels.
+  """md5 hex digest of item ``i``'s content: file bytes, record bytes (both read by
+  :func:`sources.read_image_bytes`), or pixels.
 
   Raises:
     sources.ImageLoadError: the file or record cannot be read (the message names it).
   """
   digest = hashlib.md5()
-  if source.paths is not None:
-    try:
-      with open(source.paths[i], "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK_BYTES), b""):
-          digest.update(chunk)
-    except OSError as e:
-      raise sources.ImageLoadError(f"cannot read image {source.paths[i]}: {e.strerror or e}") from e
-  elif source.records is not None:
-    try:
-      digest.update(bytes(source.records[i]))
-    except Exception as e:
-      raise sources.ImageLoadError(f"cannot read {source.location(i)}: {type(e).__name__}: {e}") from e
+  if source.images is None:
+    digest.update(bytes(sources.read_image_bytes(source, i)))
   else:
     image = np.ascontiguousarray(source.images[i])
     digest.update(repr((image.shape, image.dtype.str)).encode())

@@ -49,6 +49,7 @@ exactly ``batch_size`` items. The batch is then shuffled, and so is the list of 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Callable
@@ -58,6 +59,8 @@ import numpy as np
 from suprank_jax import steps
 
 __all__ = [
+  "MPerClassSettings",
+  "HierarchicalSettings",
   "m_per_class_batches",
   "m_per_class_num_batches",
   "original_epoch",
@@ -122,58 +125,100 @@ def _check_cap(max_per_class: int, samples_per_class: int):
     )
 
 
-def m_per_class_num_batches(
-  labels: np.ndarray, *, batch_size: int, samples_per_class: int = 4, level: int = 0, max_per_class: int = 0
-) -> int:
-  """Batches per epoch of :func:`m_per_class_batches` (the same for every epoch):
-  ``sum_c max(1, min(n_c, max_per_class) // M) // C``."""
-  _check_batch(batch_size, samples_per_class)
-  _check_cap(max_per_class, samples_per_class)
-  classes_per_batch = batch_size // samples_per_class
-  counts = np.array([len(m) for m in _class_members(_level(labels, level))])
+@dataclasses.dataclass(frozen=True)
+class MPerClassSettings:
+  """The settings of the M-per-class samplers (:func:`m_per_class_batches`, :func:`m_per_class_original_batches`
+  and their counts), checked when made.
+
+  Attributes:
+    batch_size: global batch size ``C x M``.
+    samples_per_class: ``M``.
+    level: which column of ``labels`` defines the classes (the reference's ``hierarchy_level``).
+    max_per_class: 0, or the most images of a class used in one epoch (a fresh random subset each
+      epoch; the reference's ``reduce_per_class``). At least ``samples_per_class``.
+  """
+
+  batch_size: int
+  samples_per_class: int = 4
+  level: int = 0
+  max_per_class: int = 0
+
+  def __post_init__(self):
+    _check_batch(self.batch_size, self.samples_per_class)
+    _check_cap(self.max_per_class, self.samples_per_class)
+
+  @property
+  def classes_per_batch(self) -> int:
+    return self.batch_size // self.samples_per_class
+
+
+@dataclasses.dataclass(frozen=True)
+class HierarchicalSettings:
+  """The settings of the hierarchical sampler (:func:`hierarchical_batches` and its count), checked when made.
+
+  Attributes:
+    batch_size: global batch size, a multiple of ``samples_per_class x super_classes_per_batch``.
+    samples_per_class: ``M``.
+    super_classes_per_batch: super-classes (``outer_level``) per batch.
+    batches_per_super_tuple: batches built from each tuple of super-classes.
+    inner_level: the level whose classes get ``M`` images each.
+    outer_level: the super-class level.
+  """
+
+  batch_size: int
+  samples_per_class: int = 4
+  super_classes_per_batch: int = 2
+  batches_per_super_tuple: int = 4
+  inner_level: int = 0
+  outer_level: int = 1
+
+  def __post_init__(self):
+    _check_batch(self.batch_size, self.samples_per_class, self.super_classes_per_batch)
+    if self.batches_per_super_tuple < 1:
+      raise ValueError(f"batches_per_super_tuple must be >= 1, got {self.batches_per_super_tuple}")
+
+
+def _m_per_class_count(members: list[np.ndarray], settings: MPerClassSettings) -> int:
+  """Batches per epoch of M-per-class sampling over the classes' ``members``."""
+  m, classes_per_batch = settings.samples_per_class, settings.classes_per_batch
+  counts = np.array([len(idx) for idx in members])
   if classes_per_batch > len(counts):
     raise ValueError(
-      f"batch_size={batch_size} with samples_per_class={samples_per_class} needs "
+      f"batch_size={settings.batch_size} with samples_per_class={m} needs "
       f"{classes_per_batch} classes per batch but the labels have only {len(counts)}"
     )
-  if max_per_class:
-    counts = np.minimum(counts, max_per_class)
-  return int(np.maximum(1, counts // samples_per_class).sum() // classes_per_batch)
+  if settings.max_per_class:
+    counts = np.minimum(counts, settings.max_per_class)
+  return int(np.maximum(1, counts // m).sum() // classes_per_batch)
 
 
-def m_per_class_batches(
-  labels: np.ndarray,
-  *,
-  batch_size: int,
-  samples_per_class: int = 4,
-  seed: int = 0,
-  epoch: int = 0,
-  level: int = 0,
-  max_per_class: int = 0,
-) -> np.ndarray:
+def m_per_class_num_batches(labels: np.ndarray, **settings) -> int:
+  """Batches per epoch of :func:`m_per_class_batches` (the same for every epoch):
+  ``sum_c max(1, min(n_c, max_per_class) // M) // C``; ``settings``: :class:`MPerClassSettings`'s."""
+  s = MPerClassSettings(**settings)
+  return _m_per_class_count(_class_members(_level(labels, s.level)), s)
+
+
+def m_per_class_batches(labels: np.ndarray, *, seed: int = 0, epoch: int = 0, **settings) -> np.ndarray:
   """The global batches of one epoch of M-per-class sampling (see the module docstring).
 
   Args:
     labels: ``[N]`` or ``[N, L]`` integer labels.
-    batch_size: global batch size ``C x M``.
-    samples_per_class: ``M``.
     seed: run seed.
     epoch: epoch number (a new shuffle per epoch).
-    level: which column of ``labels`` defines the classes.
-    max_per_class: 0, or the most images of a class used in one epoch (a fresh random subset each
-      epoch; the reference's ``reduce_per_class``). At least ``samples_per_class``.
+    **settings: the fields of :class:`MPerClassSettings` (``batch_size``, ``samples_per_class``, ``level``,
+      ``max_per_class``).
 
   Returns:
     int64 ``[num_batches, batch_size]`` indices into ``labels``.
   """
-  num_batches = m_per_class_num_batches(
-    labels, batch_size=batch_size, samples_per_class=samples_per_class, level=level, max_per_class=max_per_class
-  )
-  m = samples_per_class
-  classes_per_batch = batch_size // m
+  s = MPerClassSettings(**settings)
+  classes = _class_members(_level(labels, s.level))
+  num_batches = _m_per_class_count(classes, s)
+  m, max_per_class, classes_per_batch = s.samples_per_class, s.max_per_class, s.classes_per_batch
   rng = _epoch_rng(seed, epoch, _M_PER_CLASS_TAG)
   members, chunks = [], []
-  for idx in _class_members(_level(labels, level)):
+  for idx in classes:
     if max_per_class and len(idx) > max_per_class:
       idx = np.sort(rng.permutation(idx)[:max_per_class])  # this epoch's subset
     members.append(idx)
@@ -184,7 +229,7 @@ def m_per_class_batches(
   remaining = np.array([len(c) for c in chunks], np.int64)
   used = np.zeros_like(remaining)
   num_classes = len(members)
-  out = np.empty((num_batches, batch_size), np.int64)
+  out = np.empty((num_batches, s.batch_size), np.int64)
   for b in range(num_batches):
     available = np.flatnonzero(remaining)
     if len(available) >= classes_per_batch:
@@ -261,18 +306,17 @@ def _original_gather(flat: np.ndarray, sizes: np.ndarray, m: int, c: int) -> np.
   return flat[index].reshape(len(position), c * m)
 
 
-def _original_classes(labels, *, batch_size, samples_per_class, level, max_per_class):
-  """Checks, then ``(class of each item [N], size of each class, capped [K])`` (classes sorted)."""
-  _check_batch(batch_size, samples_per_class)
-  _check_cap(max_per_class, samples_per_class)
-  _, inverse, counts = np.unique(_level(labels, level), return_inverse=True, return_counts=True)
+def _original_classes(labels, settings: MPerClassSettings):
+  """``(class of each item [N], size of each class, capped [K])`` (classes sorted); raises when fewer than ``C``
+  classes can be drawn."""
+  m, max_per_class, classes_per_batch = settings.samples_per_class, settings.max_per_class, settings.classes_per_batch
+  _, inverse, counts = np.unique(_level(labels, settings.level), return_inverse=True, return_counts=True)
   sizes = np.minimum(counts, max_per_class) if max_per_class else counts
-  classes_per_batch = batch_size // samples_per_class
-  drawable = int(np.sum(sizes >= samples_per_class))
+  drawable = int(np.sum(sizes >= m))
   if drawable < classes_per_batch:
     raise ValueError(
-      f"batch_size={batch_size} with samples_per_class={samples_per_class} needs {classes_per_batch} "
-      f"classes of at least {samples_per_class} images (max_per_class={max_per_class}) but the labels "
+      f"batch_size={settings.batch_size} with samples_per_class={m} needs {classes_per_batch} "
+      f"classes of at least {m} images (max_per_class={max_per_class}) but the labels "
       f"have {drawable}: the original's MPerClassSampler never draws a smaller class"
     )
   return inverse.reshape(-1), sizes
@@ -284,59 +328,26 @@ def _original_order(seed: int, epoch: int, num_classes: int):
   return rng, rng.permutation(num_classes)
 
 
-def m_per_class_original_lengths(
-  labels: np.ndarray,
-  *,
-  batch_size: int,
-  samples_per_class: int = 4,
-  seed: int = 0,
-  level: int = 0,
-  max_per_class: int = 0,
-) -> Callable[[int], int]:
+def m_per_class_original_lengths(labels: np.ndarray, *, seed: int = 0, **settings) -> Callable[[int], int]:
   """``epoch -> its number of batches`` in :func:`m_per_class_original_batches` (it varies with the
-  epoch's class order; the labels are read once)."""
-  _, sizes = _original_classes(
-    labels, batch_size=batch_size, samples_per_class=samples_per_class, level=level, max_per_class=max_per_class
-  )
+  epoch's class order; the labels are read once); ``settings``: :class:`MPerClassSettings`'s."""
+  s = MPerClassSettings(**settings)
+  _, sizes = _original_classes(labels, s)
 
   def length(epoch: int) -> int:
     _, order = _original_order(seed, epoch, len(sizes))
-    return len(_original_passes(sizes[order], samples_per_class, batch_size // samples_per_class)[0])
+    return len(_original_passes(sizes[order], s.samples_per_class, s.classes_per_batch)[0])
 
   return length
 
 
-def m_per_class_original_num_batches(
-  labels: np.ndarray,
-  *,
-  batch_size: int,
-  samples_per_class: int = 4,
-  seed: int = 0,
-  epoch: int = 0,
-  level: int = 0,
-  max_per_class: int = 0,
-) -> int:
-  """Batches in epoch ``epoch`` of :func:`m_per_class_original_batches`."""
-  return m_per_class_original_lengths(
-    labels,
-    batch_size=batch_size,
-    samples_per_class=samples_per_class,
-    seed=seed,
-    level=level,
-    max_per_class=max_per_class,
-  )(epoch)
+def m_per_class_original_num_batches(labels: np.ndarray, *, seed: int = 0, epoch: int = 0, **settings) -> int:
+  """Batches in epoch ``epoch`` of :func:`m_per_class_original_batches`: its
+  :func:`m_per_class_original_lengths` at ``epoch``."""
+  return m_per_class_original_lengths(labels, seed=seed, **settings)(epoch)
 
 
-def m_per_class_original_batches(
-  labels: np.ndarray,
-  *,
-  batch_size: int,
-  samples_per_class: int = 4,
-  seed: int = 0,
-  epoch: int = 0,
-  level: int = 0,
-  max_per_class: int = 0,
-) -> np.ndarray:
+def m_per_class_original_batches(labels: np.ndarray, *, seed: int = 0, epoch: int = 0, **settings) -> np.ndarray:
   """The global batches of one epoch of the reference's ``MPerClassSampler`` (module docstring).
 
   The arguments are :func:`m_per_class_batches`'s; ``level`` is the reference's ``hierarchy_level`` and
@@ -346,9 +357,8 @@ def m_per_class_original_batches(
     int64 ``[num_batches, batch_size]``; ``num_batches = m_per_class_original_num_batches(...)`` varies
     with the epoch.
   """
-  inverse, sizes = _original_classes(
-    labels, batch_size=batch_size, samples_per_class=samples_per_class, level=level, max_per_class=max_per_class
-  )
+  s = MPerClassSettings(**settings)
+  inverse, sizes = _original_classes(labels, s)
   rng, order = _original_order(seed, epoch, len(sizes))
   sizes = sizes[order]
   position = np.empty(len(order), np.int64)
@@ -358,7 +368,7 @@ def m_per_class_original_batches(
   full = np.bincount(position[inverse], minlength=len(order))
   rank = np.arange(len(flat)) - np.repeat(np.cumsum(full) - full, full)
   flat = flat[rank < np.repeat(sizes, full)]
-  batches = _original_gather(flat, sizes, samples_per_class, batch_size // samples_per_class)
+  batches = _original_gather(flat, sizes, s.samples_per_class, s.classes_per_batch)
   return rng.permuted(batches, axis=1)[rng.permutation(len(batches))]
 
 
@@ -374,72 +384,43 @@ def _nested_groups(labels: np.ndarray, inner_level: int, outer_level: int):
   return groups
 
 
-def hierarchical_num_batches(
-  labels: np.ndarray,
-  *,
-  batch_size: int,
-  samples_per_class: int = 4,
-  super_classes_per_batch: int = 2,
-  batches_per_super_tuple: int = 4,
-  inner_level: int = 0,
-  outer_level: int = 1,
-) -> int:
-  """Batches per epoch of :func:`hierarchical_batches`: ``comb(S, k) x batches_per_super_tuple``."""
-  _check_batch(batch_size, samples_per_class, super_classes_per_batch)
-  if batches_per_super_tuple < 1:
-    raise ValueError(f"batches_per_super_tuple must be >= 1, got {batches_per_super_tuple}")
+def _hierarchical_count(labels: np.ndarray, settings: HierarchicalSettings) -> int:
+  k, outer_level = settings.super_classes_per_batch, settings.outer_level
   num_super = len(np.unique(_level(labels, outer_level)))
-  if super_classes_per_batch > num_super:
-    raise ValueError(
-      f"super_classes_per_batch={super_classes_per_batch} but level {outer_level} has only {num_super} classes"
-    )
-  del inner_level
-  return math.comb(num_super, super_classes_per_batch) * batches_per_super_tuple
+  if k > num_super:
+    raise ValueError(f"super_classes_per_batch={k} but level {outer_level} has only {num_super} classes")
+  return math.comb(num_super, k) * settings.batches_per_super_tuple
 
 
-def hierarchical_batches(
-  labels: np.ndarray,
-  *,
-  batch_size: int,
-  samples_per_class: int = 4,
-  super_classes_per_batch: int = 2,
-  batches_per_super_tuple: int = 4,
-  seed: int = 0,
-  epoch: int = 0,
-  inner_level: int = 0,
-  outer_level: int = 1,
-) -> np.ndarray:
+def hierarchical_num_batches(labels: np.ndarray, **settings) -> int:
+  """Batches per epoch of :func:`hierarchical_batches`: ``comb(S, k) x batches_per_super_tuple``;
+  ``settings``: :class:`HierarchicalSettings`'s."""
+  return _hierarchical_count(labels, HierarchicalSettings(**settings))
+
+
+def hierarchical_batches(labels: np.ndarray, *, seed: int = 0, epoch: int = 0, **settings) -> np.ndarray:
   """The global batches of one epoch of hierarchical sampling (see the module docstring).
 
   Args:
     labels: ``[N, L]`` integer labels.
-    batch_size: global batch size, a multiple of ``samples_per_class x super_classes_per_batch``.
-    samples_per_class: ``M``.
-    super_classes_per_batch: super-classes (``outer_level``) per batch.
-    batches_per_super_tuple: batches built from each tuple of super-classes.
     seed: run seed.
     epoch: epoch number.
-    inner_level: the level whose classes get ``M`` images each.
-    outer_level: the super-class level.
+    **settings: the fields of :class:`HierarchicalSettings` (``batch_size``, ``samples_per_class``,
+      ``super_classes_per_batch``, ``batches_per_super_tuple``, ``inner_level``, ``outer_level``).
 
   Returns:
     int64 ``[comb(S, super_classes_per_batch) * batches_per_super_tuple, batch_size]``.
   """
-  num_batches = hierarchical_num_batches(
-    labels,
-    batch_size=batch_size,
-    samples_per_class=samples_per_class,
-    super_classes_per_batch=super_classes_per_batch,
-    batches_per_super_tuple=batches_per_super_tuple,
-    outer_level=outer_level,
-  )
-  groups = _nested_groups(labels, inner_level, outer_level)
-  classes_per_super = batch_size // super_classes_per_batch // samples_per_class
+  s = HierarchicalSettings(**settings)
+  num_batches = _hierarchical_count(labels, s)
+  samples_per_class, super_classes_per_batch = s.samples_per_class, s.super_classes_per_batch
+  groups = _nested_groups(labels, s.inner_level, s.outer_level)
+  classes_per_super = s.batch_size // super_classes_per_batch // samples_per_class
   rng = _epoch_rng(seed, epoch, _HIERARCHICAL_TAG)
-  out = np.empty((num_batches, batch_size), np.int64)
+  out = np.empty((num_batches, s.batch_size), np.int64)
   b = 0
   for combo in itertools.combinations(sorted(groups), super_classes_per_batch):
-    for _ in range(batches_per_super_tuple):
+    for _ in range(s.batches_per_super_tuple):
       row = []
       for sup in combo:
         classes = groups[sup]

@@ -3,7 +3,8 @@
 A :class:`Source` is one split of one data set. The readers live in ``readers/``, one module per data
 set (or family sharing a layout), each ``reader(data_dir, split, **kwargs) -> Source``; the registry of
 their names and ``get_source`` are in ``datasets.py``. This module holds what the readers share: the
-:class:`Source` type, image decoding, :func:`make_source`, and the checks run before training
+:class:`Source` type, reading an item's encoded bytes (:func:`read_image_bytes`, the one reader of
+image files and records) and decoding them, :func:`make_source`, and the checks run before training
 (missing files, single-image classes).
 
 Labels are remapped to contiguous ids ``0..K_l-1`` per level *within the split*, column 0 is the
@@ -30,6 +31,8 @@ __all__ = [
   "report_single_image_classes",
   "missing_files",
   "check_files_exist",
+  "read_image_bytes",
+  "image_name",
   "decode_image_file",
   "decode_image_bytes",
 ]
@@ -123,18 +126,42 @@ class Source:
     """
     if self.images is not None:
       image = self.images[i]
-    elif self.paths is not None:
-      image = decode_image_file(self.paths[i], channels=self.channels)
     else:
-      try:
-        data = self.records[i]
-      except Exception as e:
-        raise ImageLoadError(f"cannot read {self.location(i)}: {type(e).__name__}: {e}") from e
-      image = decode_image_bytes(data, what=self.location(i), channels=self.channels)
+      image = decode_image_bytes(read_image_bytes(self, i), what=image_name(self, i), channels=self.channels)
     if self.boxes is not None:
       x0, y0, x1, y1 = (int(round(v)) for v in self.boxes[i])
       image = image[max(y0, 0) : max(y1, y0 + 1), max(x0, 0) : max(x1, x0 + 1)]
     return image
+
+
+def _read_file(path: str) -> bytes:
+  try:
+    with open(path, "rb") as f:
+      return f.read()
+  except OSError as e:
+    raise ImageLoadError(f"cannot read image {path}: {e.strerror or e}") from e
+
+
+def read_image_bytes(source: Source, i: int) -> bytes:
+  """The encoded bytes of item ``i`` of a file or record source (not decoded).
+
+  Raises:
+    ImageLoadError: the file or record cannot be read (the message names it).
+    ValueError: ``source`` holds in-memory pixels, not encoded images.
+  """
+  if source.paths is not None:
+    return _read_file(source.paths[i])
+  if source.records is None:
+    raise ValueError(f"{source.name} holds decoded images in memory, not encoded bytes")
+  try:
+    return source.records[i]
+  except Exception as e:
+    raise ImageLoadError(f"cannot read {source.location(i)}: {type(e).__name__}: {e}") from e
+
+
+def image_name(source: Source, i: int) -> str:
+  """Item ``i`` in the messages of a decoding error: ``image <path>``, or the record's location."""
+  return f"image {source.paths[i]}" if source.paths is not None else source.location(i)
 
 
 def decode_image_bytes(data: bytes, *, what: str = "image", channels: int = 3) -> np.ndarray:
@@ -152,12 +179,7 @@ def decode_image_bytes(data: bytes, *, what: str = "image", channels: int = 3) -
 
 def decode_image_file(path: str, *, channels: int = 3) -> np.ndarray:
   """Reads and decodes an image file to uint8 ``[H, W, channels]``."""
-  try:
-    with open(path, "rb") as f:
-      data = f.read()
-  except OSError as e:
-    raise ImageLoadError(f"cannot read image {path}: {e.strerror or e}") from e
-  return decode_image_bytes(data, what=f"image {path}", channels=channels)
+  return decode_image_bytes(_read_file(path), what=f"image {path}", channels=channels)
 
 
 def remap_labels(raw: np.ndarray) -> np.ndarray:

@@ -11,8 +11,9 @@ conventions, the same for every loss:
 * ``reduce_fn``: the reduction over the batch (the reference's by default); ``reduce_fn=None`` returns the
   ``[num_queries]`` per-query losses. It is not a config entry.
 * Learned class vectors are ``params['proxies']`` (``loss/<entry>/proxies`` in the train state).
-* Rank losses are score functions over one driver, :func:`ranks.rank_loss`; the SupRank surrogate's
-  defaults are :data:`ranks.SUPRANK`.
+* Rank losses are score functions over one driver, :func:`ranks.rank_loss`. The SupRank losses take the
+  surrogate's settings as one ``surrogate=`` (:class:`ranks.SupRankSurrogate`, default
+  :data:`ranks.SUPRANK`); their config keys stay flat (``tau``, ``rho``, ...: ``combine.loss_kwargs``).
 """
 
 from suprank_jax.losses import ap, ap_baselines, hap, inputs, ndcg, pairwise, proxy, ranks, recall, xbm

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from suprank_jax.losses import inputs as inputs_lib
 from suprank_jax.losses import ranks
 from suprank_jax.losses.inputs import LossInputs
-from suprank_jax.losses.ranks import SUPRANK
+from suprank_jax.losses.ranks import SUPRANK, SupRankSurrogate
 
 __all__ = [
   "ap_family_loss",
@@ -93,16 +93,19 @@ def ap_family_loss(
   )
 
 
+def _binary_ap_loss(name, scores, positives, where, max_positives, reduce_fn, **steps):
+  """:func:`ap_family_loss` on binary ``positives`` (levels and relevances in {0, 1}) with ``steps``."""
+  scores, positives, _, where = inputs_lib.split_pairs(name, scores, positives, where=where)
+  levels = positives.astype(jnp.int32)
+  return ap_family_loss(scores, levels, levels, where=where, max_positives=max_positives, reduce_fn=reduce_fn, **steps)
+
+
 def sup_ap_loss(
   scores,
   positives,
   *,
   where=None,
-  tau: float = SUPRANK.tau,
-  rho: float = SUPRANK.rho,
-  delta: float | None = SUPRANK.delta,
-  start: float | None = SUPRANK.start,
-  offset: float | None = SUPRANK.offset,
+  surrogate: SupRankSurrogate = SUPRANK,
   max_positives: int | None = None,
   reduce_fn: Callable | None = jnp.mean,
 ):
@@ -112,14 +115,15 @@ def sup_ap_loss(
      \\mathcal{L} = 1 - \\frac{1}{|P|} \\sum_{i \\in P} \\frac{1 + \\sum_{j \\in P, j \\ne i} H(s_j - s_i)}
         {1 + \\sum_{j \\in P, j \\ne i} H(s_j - s_i) + \\sum_{j \\in N} r(s_j - s_i)}
 
-  with ``r`` :func:`~suprank_jax.losses.ranks.suprank_surrogate` (so SupAP <= AP: the loss upper-bounds
-  ``1 - AP``). Paper defaults (SOP); iNaturalist uses ``offset=1.0, start=0.0``.
+  with ``r`` the SupRank surrogate (so SupAP <= AP: the loss upper-bounds ``1 - AP``). Paper defaults
+  (SOP); iNaturalist uses ``SupRankSurrogate(offset=1.0, start=0.0)``.
 
   Args:
     scores: ``[B, M]`` query-item scores.
     positives: ``[B, M]`` bool or 0/1, relevant items.
     where: optional ``[B, M]`` bool, items that exist.
-    tau, rho, delta, start, offset: :func:`~suprank_jax.losses.ranks.suprank_surrogate`.
+    surrogate: ``r``, a :class:`~suprank_jax.losses.ranks.SupRankSurrogate` (its ``tau``, ``rho``, ``delta``,
+      ``start``, ``offset``).
     max_positives: static bound on positives per row (see :mod:`suprank_jax.losses.ranks`).
     reduce_fn: reduction over queries (None: ``[B]`` per-query losses).
 
@@ -130,12 +134,7 @@ def sup_ap_loss(
   >>> round(float(sup_ap_loss(scores, jnp.array([[True, False, True]]))), 4)
   0.0
   """
-  scores, positives, _, where = inputs_lib.split_pairs("sup_ap_loss", scores, positives, where=where)
-  levels = positives.astype(jnp.int32)
-  lower = functools.partial(ranks.suprank_surrogate, tau=tau, rho=rho, delta=delta, start=start, offset=offset)
-  return ap_family_loss(
-    scores, levels, levels, where=where, lower_step_fn=lower, max_positives=max_positives, reduce_fn=reduce_fn
-  )
+  return _binary_ap_loss("sup_ap_loss", scores, positives, where, max_positives, reduce_fn, lower_step_fn=surrogate)
 
 
 def smooth_ap_loss(
@@ -163,11 +162,9 @@ def smooth_ap_loss(
   Returns:
     Scalar (or ``[B]``) loss.
   """
-  scores, positives, _, where = inputs_lib.split_pairs("smooth_ap_loss", scores, positives, where=where)
-  levels = positives.astype(jnp.int32)
   sig = functools.partial(ranks.tau_sigmoid, tau=tau)
-  return ap_family_loss(
-    scores, levels, levels, where=where, step_fn=sig, plus_step_fn=sig, max_positives=max_positives, reduce_fn=reduce_fn
+  return _binary_ap_loss(
+    "smooth_ap_loss", scores, positives, where, max_positives, reduce_fn, step_fn=sig, plus_step_fn=sig
   )
 
 
@@ -179,11 +176,7 @@ def sup_ap_embedding_loss(
   include_self: bool = True,
   relevance_type: str = "pop",
   relevance_alpha=1.0,
-  tau: float = SUPRANK.tau,
-  rho: float = SUPRANK.rho,
-  delta: float | None = SUPRANK.delta,
-  start: float | None = SUPRANK.start,
-  offset: float | None = SUPRANK.offset,
+  surrogate: SupRankSurrogate = SUPRANK,
   max_positives: int | None = None,
   reduce_fn: Callable | None = jnp.mean,
 ):
@@ -195,20 +188,14 @@ def sup_ap_embedding_loss(
   """
   del params
   levels, relevances, where = inputs_lib.graded_pairs(
-    inputs,
-    hierarchy_level=hierarchy_level,
-    include_self=include_self,
-    relevance_type=relevance_type,
-    relevance_alpha=relevance_alpha,
-    name="sup_ap",
+    inputs, hierarchy_level, include_self, relevance_type, relevance_alpha, name="sup_ap"
   )
-  lower = functools.partial(ranks.suprank_surrogate, tau=tau, rho=rho, delta=delta, start=start, offset=offset)
   return ap_family_loss(
     inputs.scores(),
     levels,
     relevances,
     where=where,
-    lower_step_fn=lower,
+    lower_step_fn=surrogate,
     max_positives=max_positives,
     reduce_fn=reduce_fn,
   )
@@ -232,21 +219,10 @@ def smooth_ap_embedding_loss(
   """
   del params
   levels, relevances, where = inputs_lib.graded_pairs(
-    inputs,
-    hierarchy_level=hierarchy_level,
-    include_self=include_self,
-    relevance_type=relevance_type,
-    relevance_alpha=relevance_alpha,
-    name="smooth_ap",
+    inputs, hierarchy_level, include_self, relevance_type, relevance_alpha, name="smooth_ap"
   )
   sig = functools.partial(ranks.tau_sigmoid, tau=tau)
+  steps = dict(step_fn=sig, plus_step_fn=sig)
   return ap_family_loss(
-    inputs.scores(),
-    levels,
-    relevances,
-    where=where,
-    step_fn=sig,
-    plus_step_fn=sig,
-    max_positives=max_positives,
-    reduce_fn=reduce_fn,
+    inputs.scores(), levels, relevances, where=where, max_positives=max_positives, reduce_fn=reduce_fn, **steps
   )

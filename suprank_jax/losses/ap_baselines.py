@@ -99,10 +99,10 @@ def fastap_embedding_loss(
   a reference set), so pass it to reproduce the reference (the ``fastap`` config group does).
   """
   del params
-  positives, where = inputs_lib.binary_pairs(
-    inputs, hierarchy_level=hierarchy_level, include_self=include_self, name="fastap"
+  scores, positives, where = inputs_lib.binary_scores(
+    inputs, hierarchy_level, include_self, normalize=True, name="fastap"
   )
-  return fastap_loss(inputs.scores(normalize=True), positives, where=where, num_bins=num_bins, reduce_fn=reduce_fn)
+  return fastap_loss(scores, positives, where=where, num_bins=num_bins, reduce_fn=reduce_fn)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -190,17 +190,9 @@ def softbin_ap_embedding_loss(
 ):
   """:func:`softbin_ap_loss` on raw dot products (config keys ``nq``, ``min``, ``max`` of the reference)."""
   del params
-  positives, where = inputs_lib.binary_pairs(
-    inputs, hierarchy_level=hierarchy_level, include_self=include_self, name="softbin_ap"
-  )
+  scores, positives, where = inputs_lib.binary_scores(inputs, hierarchy_level, include_self, name="softbin_ap")
   return softbin_ap_loss(
-    inputs.scores(),
-    positives,
-    where=where,
-    num_bins=num_bins,
-    min_score=min_score,
-    max_score=max_score,
-    reduce_fn=reduce_fn,
+    scores, positives, where=where, num_bins=num_bins, min_score=min_score, max_score=max_score, reduce_fn=reduce_fn
   )
 
 
@@ -335,12 +327,9 @@ def blackbox_ap_embedding_loss(
       "blackbox_ap_embedding_loss is random: pass exactly one of rng= (a PRNG key) or "
       "normal_noise= ([num_queries, num_items] standard-normal draws)"
     )
-  scores = inputs.scores()
+  scores, positives, where = inputs_lib.binary_scores(inputs, hierarchy_level, include_self, name="blackbox_ap")
   if normal_noise is None:
     normal_noise = jax.random.normal(rng, scores.shape, scores.dtype)
-  positives, where = inputs_lib.binary_pairs(
-    inputs, hierarchy_level=hierarchy_level, include_self=include_self, name="blackbox_ap"
-  )
   return blackbox_ap_loss(
     scores, positives, jnp.asarray(normal_noise), where=where, lambda_val=lambda_val, margin=margin, reduce_fn=reduce_fn
   )

@@ -14,6 +14,10 @@ configs list every registered loss (off unless the experiment uses it), so that
 removes one. An off entry whose hyper-parameters differ from the loss's defaults is an error (a
 setting that would be silently unused).
 
+A loss's group of settings, a keyword argument whose default is a frozen dataclass (the SupRank losses'
+``surrogate=ranks.SUPRANK``), is flat in the config: its fields are keys (``tau``, ``rho``, ...), and
+:func:`loss_kwargs` gathers them back into one object when the loss is called.
+
 Losses with learnable parameters (proxies, class weights) get them from :func:`init_loss_params`;
 they live in the train state under ``loss_params[entry]`` and the optimizer treats them as their own
 parameter group (``loss/<entry>/...``).
@@ -44,6 +48,7 @@ __all__ = [
   "DATA_ARGUMENTS",
   "default_config",
   "hyper_parameter_defaults",
+  "loss_kwargs",
   "entries",
   "init_loss_params",
   "make_loss_fn",
@@ -88,13 +93,41 @@ def _accepted(fn, kwargs):
   return _keyword_filter(fn)(kwargs)
 
 
+def _hyper_parameters(fn: Callable[..., Any]) -> dict[str, tuple[Any, Any]]:
+  """``{config key: (default, annotation)}`` of the keyword hyper-parameters of a loss function (data
+  arguments excluded). A settings group, a keyword whose default is a dataclass instance (the
+  ``surrogate=ranks.SUPRANK`` of the SupRank losses), gives its fields, so the config stays flat."""
+  keys = {}
+  for p in inspect.signature(fn).parameters.values():
+    if p.name in DATA_ARGUMENTS or p.default is inspect.Parameter.empty:
+      continue
+    if dataclasses.is_dataclass(p.default):
+      group = {f.name: (getattr(p.default, f.name), f.type) for f in dataclasses.fields(p.default)}
+    else:
+      group = {p.name: (p.default, p.annotation)}
+    clash = sorted(set(group) & set(keys))
+    if clash:
+      raise TypeError(f"{getattr(fn, '__name__', fn)}: config key(s) {clash} given by two parameters")
+    keys.update(group)
+  return keys
+
+
 def hyper_parameter_defaults(fn: Callable[..., Any]) -> dict[str, Any]:
-  """``{name: default}`` of the keyword hyper-parameters of a loss function (data arguments excluded)."""
-  return {
-    p.name: p.default
-    for p in inspect.signature(fn).parameters.values()
-    if p.name not in DATA_ARGUMENTS and p.default is not inspect.Parameter.empty
-  }
+  """``{config key: default}`` of the keyword hyper-parameters of a loss function (data arguments
+  excluded; a settings group gives its fields, e.g. ``tau``, ``rho`` of ``surrogate``)."""
+  return {key: default for key, (default, _) in _hyper_parameters(fn).items()}
+
+
+def loss_kwargs(fn: Callable[..., Any], hyper_parameters: Mapping[str, Any]) -> dict[str, Any]:
+  """The keyword arguments of ``fn`` for flat config ``hyper_parameters``: the fields of a settings group
+  become one instance, e.g. ``{'tau': 0.02}`` -> ``{'surrogate': SupRankSurrogate(tau=0.02)}``."""
+  kwargs = dict(hyper_parameters)
+  for p in inspect.signature(fn).parameters.values():
+    if dataclasses.is_dataclass(p.default):
+      fields = {f.name: kwargs.pop(f.name) for f in dataclasses.fields(p.default) if f.name in kwargs}
+      if fields:
+        kwargs[p.name] = dataclasses.replace(p.default, **fields)
+  return kwargs
 
 
 def _field(name: str, default: Any, annotation: Any):
@@ -119,13 +152,11 @@ def default_config(name: str, registry: Mapping[str, LossDef] | None = None, **o
     from suprank_jax.losses import LOSSES as registry  # pylint: disable=g-import-not-at-top
   if name not in registry:
     raise ValueError(f"unknown loss {name!r}; valid names: {sorted(registry)}")
-  fn = registry[name].fn
-  parameters = inspect.signature(fn).parameters
   c = ml_collections.ConfigDict()
   c.weight = 0.0
   c.name = name
-  for key, default in hyper_parameter_defaults(fn).items():
-    c[key] = _field(key, default, parameters[key].annotation)
+  for key, (default, annotation) in _hyper_parameters(registry[name].fn).items():
+    c[key] = _field(key, default, annotation)
   unknown = sorted(set(overrides) - set(c.keys()))
   if unknown:
     raise ValueError(f"loss {name!r} takes no hyper-parameter {unknown}; valid: {sorted(set(c.keys()) - {'name'})}")
@@ -224,7 +255,7 @@ def make_loss_fn(losses_config, registry: Mapping[str, LossDef] | None = None):
   if registry is None:
     from suprank_jax.losses import LOSSES as registry  # pylint: disable=g-import-not-at-top
   terms = [
-    (entry, loss_def, weight, hp, _keyword_filter(loss_def.fn))
+    (entry, loss_def, weight, loss_kwargs(loss_def.fn, hp), _keyword_filter(loss_def.fn))
     for entry, loss_def, weight, hp in entries(losses_config, registry)
   ]
 

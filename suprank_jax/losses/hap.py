@@ -24,7 +24,7 @@ from suprank_jax.losses import inputs as inputs_lib
 from suprank_jax.losses import ranks
 from suprank_jax.losses.ap import ap_family_loss, smooth_ap_embedding_loss
 from suprank_jax.losses.inputs import LossInputs
-from suprank_jax.losses.ranks import HRANK, SUPRANK
+from suprank_jax.losses.ranks import HRANK, SUPRANK, HRankSurrogate, SupRankSurrogate
 
 __all__ = [
   "sup_hap_loss",
@@ -40,15 +40,9 @@ def sup_hap_loss(
   relevances,
   *,
   where=None,
-  tau: float = SUPRANK.tau,
-  rho: float = SUPRANK.rho,
-  delta: float | None = SUPRANK.delta,
-  start: float | None = SUPRANK.start,
-  offset: float | None = SUPRANK.offset,
+  surrogate: SupRankSurrogate = SUPRANK,
   with_hrank: bool = False,
-  beta: float = HRANK.beta,
-  leak: float = HRANK.leak,
-  gamma: float = HRANK.gamma,
+  hrank: HRankSurrogate = HRANK,
   max_positives: int | None = None,
   reduce_fn: Callable | None = jnp.mean,
 ):
@@ -67,8 +61,9 @@ def sup_hap_loss(
     levels: ``[B, M]`` integer levels (number of agreeing label columns).
     relevances: ``[B, M]`` relevances (0 for irrelevant items).
     where: optional ``[B, M]`` bool, items that exist.
-    tau, rho, delta, start, offset: :func:`~suprank_jax.losses.ranks.suprank_surrogate`.
-    with_hrank, beta, leak, gamma: :func:`~suprank_jax.losses.ranks.hrank_surrogate` in rank+.
+    surrogate: ``r``, a :class:`~suprank_jax.losses.ranks.SupRankSurrogate`.
+    with_hrank: use ``hrank`` for higher-level items in rank+.
+    hrank: that step, a :class:`~suprank_jax.losses.ranks.HRankSurrogate` (its ``beta``, ``leak``, ``gamma``).
     max_positives: static bound on relevant items per row (see :mod:`suprank_jax.losses.ranks`).
     reduce_fn: reduction over queries (None: ``[B]`` per-query losses).
 
@@ -80,17 +75,9 @@ def sup_hap_loss(
   >>> round(float(sup_hap_loss(scores, levels, jnp.array([[1.0, 0.5, 0.0]]))), 4)
   0.0
   """
-  lower = functools.partial(ranks.suprank_surrogate, tau=tau, rho=rho, delta=delta, start=start, offset=offset)
-  higher = functools.partial(ranks.hrank_surrogate, beta=beta, leak=leak, gamma=gamma) if with_hrank else None
+  steps = dict(lower_step_fn=surrogate, higher_step_fn=hrank if with_hrank else None)
   return ap_family_loss(
-    scores,
-    levels,
-    relevances,
-    where=where,
-    lower_step_fn=lower,
-    higher_step_fn=higher,
-    max_positives=max_positives,
-    reduce_fn=reduce_fn,
+    scores, levels, relevances, where=where, max_positives=max_positives, reduce_fn=reduce_fn, **steps
   )
 
 
@@ -113,15 +100,9 @@ def smooth_hap_loss(
   Args: as :func:`sup_hap_loss` (every pair uses the same step, so ``levels`` only has to be valid).
   """
   sig = functools.partial(ranks.tau_sigmoid, tau=tau)
+  steps = dict(step_fn=sig, plus_step_fn=sig)
   return ap_family_loss(
-    scores,
-    levels,
-    relevances,
-    where=where,
-    step_fn=sig,
-    plus_step_fn=sig,
-    max_positives=max_positives,
-    reduce_fn=reduce_fn,
+    scores, levels, relevances, where=where, max_positives=max_positives, reduce_fn=reduce_fn, **steps
   )
 
 
@@ -133,15 +114,9 @@ def sup_hap_embedding_loss(
   include_self: bool = True,
   relevance_type: str = "pop",
   relevance_alpha=1.0,
-  tau: float = SUPRANK.tau,
-  rho: float = SUPRANK.rho,
-  delta: float | None = SUPRANK.delta,
-  start: float | None = SUPRANK.start,
-  offset: float | None = SUPRANK.offset,
+  surrogate: SupRankSurrogate = SUPRANK,
   with_hrank: bool = False,
-  beta: float = HRANK.beta,
-  leak: float = HRANK.leak,
-  gamma: float = HRANK.gamma,
+  hrank: HRankSurrogate = HRANK,
   max_positives: int | None = None,
   reduce_fn: Callable | None = jnp.mean,
 ):
@@ -152,27 +127,16 @@ def sup_hap_embedding_loss(
   """
   del params
   levels, relevances, where = inputs_lib.graded_pairs(
-    inputs,
-    hierarchy_level=hierarchy_level,
-    include_self=include_self,
-    relevance_type=relevance_type,
-    relevance_alpha=relevance_alpha,
-    name="sup_hap",
+    inputs, hierarchy_level, include_self, relevance_type, relevance_alpha, name="sup_hap"
   )
   return sup_hap_loss(
     inputs.scores(),
     levels,
     relevances,
     where=where,
-    tau=tau,
-    rho=rho,
-    delta=delta,
-    start=start,
-    offset=offset,
+    surrogate=surrogate,
     with_hrank=with_hrank,
-    beta=beta,
-    leak=leak,
-    gamma=gamma,
+    hrank=hrank,
     max_positives=max_positives,
     reduce_fn=reduce_fn,
   )

@@ -43,6 +43,7 @@ __all__ = [
   "split_pairs",
   "binary_pairs",
   "graded_pairs",
+  "binary_scores",
 ]
 
 
@@ -197,7 +198,7 @@ def split_pairs(name: str, scores, positives, *, where=None, **same_shape):
   return scores.astype(compute_dtype(scores)), positives & valid, ~positives & valid, valid
 
 
-def binary_pairs(inputs: LossInputs, *, hierarchy_level=0, include_self: bool = True, name: str = "loss"):
+def binary_pairs(inputs: LossInputs, hierarchy_level=0, include_self: bool = True, *, name: str = "loss"):
   """Binary positives of every (query, reference item) pair on one label column.
 
   Returns:
@@ -215,11 +216,11 @@ def binary_pairs(inputs: LossInputs, *, hierarchy_level=0, include_self: bool = 
 
 def graded_pairs(
   inputs: LossInputs,
-  *,
   hierarchy_level=0,
   include_self: bool = True,
   relevance_type: str = "pop",
   relevance_alpha=1.0,
+  *,
   name: str = "loss",
 ):
   """Levels and relevances of every (query, reference item) pair, for the rank losses.
@@ -246,6 +247,23 @@ def graded_pairs(
     levels = hierarchy.pair_levels(inputs.labels, inputs.ref_labels, level=level)
     relevances = levels
   return levels, jnp.where(where, relevances, 0), where
+
+
+def binary_scores(
+  inputs: LossInputs, hierarchy_level=0, include_self: bool = True, *, normalize: bool = False, name: str
+):
+  """What a loss on binary positives takes from :class:`LossInputs`, for its embedding-level adapter.
+
+  Args:
+    inputs: queries ``[B, D]`` against references ``[M, D]``.
+    hierarchy_level, include_self, name: :func:`binary_pairs`.
+    normalize: cosine similarities instead of dot products (:meth:`LossInputs.scores`).
+
+  Returns:
+    ``(scores, positives, where)``: ``[B, M]`` floats (float32 at least) and two ``[B, M]`` bool arrays.
+  """
+  positives, where = binary_pairs(inputs, hierarchy_level, include_self, name=name)
+  return inputs.scores(normalize=normalize), positives, where
 
 
 def batch_inputs(embeddings, labels) -> LossInputs:

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from suprank_jax.losses import inputs as inputs_lib
 from suprank_jax.losses import ranks
 from suprank_jax.losses.inputs import LossInputs
-from suprank_jax.losses.ranks import SUPRANK
+from suprank_jax.losses.ranks import SUPRANK, SupRankSurrogate
 
 __all__ = [
   "sup_ndcg_loss",
@@ -47,16 +47,26 @@ def _ndcg_score(items: ranks.RankedItems):
   return dcg / jnp.where(has_gain, idcg, 1.0), has_gain
 
 
+def _ndcg_loss(name, scores, levels, where, max_positives, reduce_fn, **steps):
+  """The NDCG loss of the public functions below, with their rank ``steps`` (:func:`ranks.rank_loss`)."""
+  return ranks.rank_loss(
+    scores,
+    levels,
+    score_fn=_ndcg_score,
+    where=where,
+    max_positives=max_positives,
+    reduce_fn=reduce_fn,
+    name=name,
+    **steps,
+  )
+
+
 def sup_ndcg_loss(
   scores,
   levels,
   *,
   where=None,
-  tau: float = SUPRANK.tau,
-  rho: float = SUPRANK.rho,
-  delta: float | None = SUPRANK.delta,
-  start: float | None = SUPRANK.start,
-  offset: float | None = SUPRANK.offset,
+  surrogate: SupRankSurrogate = SUPRANK,
   max_positives: int | None = None,
   reduce_fn: Callable | None = jnp.mean,
 ):
@@ -70,7 +80,7 @@ def sup_ndcg_loss(
     scores: ``[B, M]`` scores.
     levels: ``[B, M]`` integer levels (gains ``2**levels - 1``).
     where: optional ``[B, M]`` bool, items that exist.
-    tau, rho, delta, start, offset: :func:`~suprank_jax.losses.ranks.suprank_surrogate`.
+    surrogate: the rank step of lower-level items, a :class:`~suprank_jax.losses.ranks.SupRankSurrogate`.
     max_positives: static bound on items of non-zero level per row (see :mod:`suprank_jax.losses.ranks`).
     reduce_fn: reduction over queries (None: ``[B]``).
 
@@ -80,17 +90,7 @@ def sup_ndcg_loss(
   >>> round(float(sup_ndcg_loss(jnp.array([[0.9, 0.5, 0.1]]), jnp.array([[2, 1, 0]]))), 4)
   0.0
   """
-  lower = functools.partial(ranks.suprank_surrogate, tau=tau, rho=rho, delta=delta, start=start, offset=offset)
-  return ranks.rank_loss(
-    scores,
-    levels,
-    score_fn=_ndcg_score,
-    where=where,
-    lower_step_fn=lower,
-    max_positives=max_positives,
-    reduce_fn=reduce_fn,
-    name="sup_ndcg_loss",
-  )
+  return _ndcg_loss("sup_ndcg_loss", scores, levels, where, max_positives, reduce_fn, lower_step_fn=surrogate)
 
 
 def smooth_ndcg_loss(
@@ -109,16 +109,7 @@ def smooth_ndcg_loss(
                              {\\sum_{i} (2^{l_i} - 1) / \\log_2(1 + rank^*(i))}
   """
   sig = functools.partial(ranks.tau_sigmoid, tau=tau)
-  return ranks.rank_loss(
-    scores,
-    levels,
-    score_fn=_ndcg_score,
-    where=where,
-    step_fn=sig,
-    max_positives=max_positives,
-    reduce_fn=reduce_fn,
-    name="smooth_ndcg_loss",
-  )
+  return _ndcg_loss("smooth_ndcg_loss", scores, levels, where, max_positives, reduce_fn, step_fn=sig)
 
 
 def sup_ndcg_embedding_loss(
@@ -127,11 +118,7 @@ def sup_ndcg_embedding_loss(
   *,
   hierarchy_level: int | str = "multi",
   include_self: bool = True,
-  tau: float = SUPRANK.tau,
-  rho: float = SUPRANK.rho,
-  delta: float | None = SUPRANK.delta,
-  start: float | None = SUPRANK.start,
-  offset: float | None = SUPRANK.offset,
+  surrogate: SupRankSurrogate = SUPRANK,
   max_positives: int | None = None,
   reduce_fn: Callable | None = jnp.mean,
 ):
@@ -140,20 +127,9 @@ def sup_ndcg_embedding_loss(
   ``reduce_fn=None`` returns the ``[B]`` per-query losses.
   """
   del params
-  levels, _, where = inputs_lib.graded_pairs(
-    inputs, hierarchy_level=hierarchy_level, include_self=include_self, name="sup_ndcg"
-  )
+  levels, _, where = inputs_lib.graded_pairs(inputs, hierarchy_level, include_self, name="sup_ndcg")
   return sup_ndcg_loss(
-    inputs.scores(),
-    levels,
-    where=where,
-    tau=tau,
-    rho=rho,
-    delta=delta,
-    start=start,
-    offset=offset,
-    max_positives=max_positives,
-    reduce_fn=reduce_fn,
+    inputs.scores(), levels, where=where, surrogate=surrogate, max_positives=max_positives, reduce_fn=reduce_fn
   )
 
 
@@ -169,9 +145,7 @@ def smooth_ndcg_embedding_loss(
 ):
   """:func:`smooth_ndcg_loss` on :class:`LossInputs` (registry name ``smooth_ndcg``); ``params`` is unused."""
   del params
-  levels, _, where = inputs_lib.graded_pairs(
-    inputs, hierarchy_level=hierarchy_level, include_self=include_self, name="smooth_ndcg"
-  )
+  levels, _, where = inputs_lib.graded_pairs(inputs, hierarchy_level, include_self, name="smooth_ndcg")
   return smooth_ndcg_loss(
     inputs.scores(), levels, where=where, tau=tau, max_positives=max_positives, reduce_fn=reduce_fn
   )

@@ -116,16 +116,11 @@ def calibration_embedding_loss(
   a zero term (not counted by the reducer), so ``include_self`` does not change the value.
   """
   del params
-  positives, where = inputs_lib.binary_pairs(
-    inputs, hierarchy_level=hierarchy_level, include_self=include_self, name="calibration"
+  scores, positives, where = inputs_lib.binary_scores(
+    inputs, hierarchy_level, include_self, normalize=True, name="calibration"
   )
   return calibration_loss(
-    inputs.scores(normalize=True),
-    positives,
-    where=where,
-    pos_margin=pos_margin,
-    neg_margin=neg_margin,
-    reduce_fn=reduce_fn,
+    scores, positives, where=where, pos_margin=pos_margin, neg_margin=neg_margin, reduce_fn=reduce_fn
   )
 
 
@@ -174,10 +169,8 @@ def xbm_contrastive_embedding_loss(
 ):
   """:func:`xbm_contrastive_loss` on raw dot products (reference ``XBMLoss``)."""
   del params
-  positives, where = inputs_lib.binary_pairs(
-    inputs, hierarchy_level=hierarchy_level, include_self=include_self, name="xbm_contrastive"
-  )
-  return xbm_contrastive_loss(inputs.scores(), positives, where=where, margin=margin, reduce_fn=reduce_fn)
+  scores, positives, where = inputs_lib.binary_scores(inputs, hierarchy_level, include_self, name="xbm_contrastive")
+  return xbm_contrastive_loss(scores, positives, where=where, margin=margin, reduce_fn=reduce_fn)
 
 
 def easy_semihard_triplets(scores, positives, *, where=None):
@@ -275,14 +268,8 @@ def triplet_embedding_loss(
   exactly 0 (no training signal), so train that one with ``include_self=False``.
   """
   del params
-  positives, where = inputs_lib.binary_pairs(
-    inputs, hierarchy_level=hierarchy_level, include_self=include_self, name="triplet"
+  scores, positives, where = inputs_lib.binary_scores(
+    inputs, hierarchy_level, include_self, normalize=True, name="triplet"
   )
-  return triplet_margin_loss(
-    inputs.scores(normalize=True),
-    positives,
-    where=where,
-    margin=margin,
-    mining="easy_semihard" if semihard else "all",
-    reduce_fn=reduce_fn,
-  )
+  mining = "easy_semihard" if semihard else "all"
+  return triplet_margin_loss(scores, positives, where=where, margin=margin, mining=mining, reduce_fn=reduce_fn)

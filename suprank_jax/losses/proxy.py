@@ -61,8 +61,11 @@ def _cross_entropy(logits, labels, reduce_fn):
   return ranks.safe_reduce(per_query, reduce_fn=reduce_fn)
 
 
-def _class_column(inputs: LossInputs, hierarchy_level, name):
-  return inputs.labels[:, check_hierarchy_level(hierarchy_level, inputs.num_levels, name=name, accepts="int")]
+def _class_inputs(inputs: LossInputs, params, hierarchy_level, name):
+  """``(embeddings, labels, proxies)`` of a proxy loss on one label column: the queries, their class in
+  column ``hierarchy_level`` (an int) and the learned class vectors."""
+  level = check_hierarchy_level(hierarchy_level, inputs.num_levels, name=name, accepts="int")
+  return inputs.embeddings, inputs.labels[:, level], params["proxies"]
 
 
 def _num_classes(num_classes, name):
@@ -147,11 +150,11 @@ def cluster_embedding_loss(
   reduce_fn: Callable | None = jnp.mean,
 ):
   """:func:`cluster_loss` on the queries, classes from label column ``hierarchy_level`` (an int)."""
-  labels = _class_column(inputs, hierarchy_level, "cluster")
+  embeddings, labels, proxies = _class_inputs(inputs, params, hierarchy_level, "cluster")
   return cluster_loss(
-    inputs.embeddings,
+    embeddings,
     labels,
-    params["proxies"],
+    proxies,
     temperature=temperature,
     num_centers=num_centers,
     temperature_centers=temperature_centers,
@@ -236,16 +239,9 @@ def arcface_embedding_loss(
   reduce_fn: Callable | None = jnp.mean,
 ):
   """:func:`arcface_loss` on the queries (reference config keys ``s`` -> ``scale``, ``m`` -> ``margin``)."""
-  labels = _class_column(inputs, hierarchy_level, "arcface")
+  embeddings, labels, proxies = _class_inputs(inputs, params, hierarchy_level, "arcface")
   return arcface_loss(
-    inputs.embeddings,
-    labels,
-    params["proxies"],
-    scale=scale,
-    margin=margin,
-    easy_margin=easy_margin,
-    ls_eps=ls_eps,
-    reduce_fn=reduce_fn,
+    embeddings, labels, proxies, scale=scale, margin=margin, easy_margin=easy_margin, ls_eps=ls_eps, reduce_fn=reduce_fn
   )
 
 
@@ -298,8 +294,8 @@ def proxy_nca_pp_embedding_loss(
   reduce_fn: Callable | None = jnp.mean,
 ):
   """:func:`proxy_nca_pp_loss` on the queries, classes from label column ``hierarchy_level`` (an int)."""
-  labels = _class_column(inputs, hierarchy_level, "proxy_nca_pp")
-  return proxy_nca_pp_loss(inputs.embeddings, labels, params["proxies"], scale=scale, reduce_fn=reduce_fn)
+  embeddings, labels, proxies = _class_inputs(inputs, params, hierarchy_level, "proxy_nca_pp")
+  return proxy_nca_pp_loss(embeddings, labels, proxies, scale=scale, reduce_fn=reduce_fn)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -17,8 +17,10 @@ hyper-parameters with :func:`functools.partial`:
 * :func:`suprank_surrogate`: sigmoid for ``x <= 0``, ``start + sigmoid`` on ``(0, delta]``, then linear.
 * :func:`hrank_surrogate`: HAPPIER's rank+ step for items of a *higher* level.
 
-Their defaults are written once, in :data:`SUPRANK` and :data:`HRANK`; every loss that takes these
-hyper-parameters defaults to them.
+The two surrogates' hyper-parameters travel as one frozen, hashable object each, which is also the bound
+step function: :class:`SupRankSurrogate` (the ``surrogate=`` of every SupRank loss) and
+:class:`HRankSurrogate` (SupHAP's ``hrank=``). Their defaults are written once, in :data:`SUPRANK` and
+:data:`HRANK`; the config keys are their fields (``config.losses.sup_ap.tau``, see ``combine.py``).
 
 **One driver, many score functions** (rax ``losses.py`` over ``utils.approx_ranks``): every rank loss
 (AP, H-AP, recall@k, NDCG) is its score function handed to :func:`rank_loss`, which validates the
@@ -35,6 +37,7 @@ work instead of the reference's ``[B, M, M]``, in chunks of the items axis.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable
@@ -48,6 +51,8 @@ from jax import lax
 from suprank_jax.losses.inputs import check_scores, compute_dtype
 
 __all__ = [
+  "SupRankSurrogate",
+  "HRankSurrogate",
   "SUPRANK",
   "HRANK",
   "heaviside",
@@ -70,9 +75,21 @@ StepFn = Callable[[jax.Array], jax.Array]
 _PAIR_BLOCK = 1 << 22
 
 
-class SupRankDefaults(NamedTuple):
-  """The SupRank surrogate's hyper-parameters and their defaults (ROADMAP / SupRank on SOP; the
-  iNaturalist configs use ``offset=1.0, start=0.0``). ``tau`` is also the smooth baselines' temperature."""
+@dataclasses.dataclass(frozen=True)
+class SupRankSurrogate:
+  """The SupRank surrogate's hyper-parameters, bound: a step function ``x -> suprank_surrogate(x, ...)``.
+
+  The SupRank losses take one as ``surrogate=`` (their ``lower_step_fn``); the config lists its fields
+  flat (``config.losses.sup_ap.tau``). Defaults: ROADMAP / SupRank on SOP (the iNaturalist configs use
+  ``offset=1.0, start=0.0``); ``tau`` is also the smooth baselines' temperature.
+
+  Attributes:
+    tau: temperature of the sigmoid.
+    rho: slope beyond ``delta`` (``-1``: the plain sigmoid everywhere).
+    delta: end of the sigmoid part above 0 (None: the linear part starts at 0).
+    start: jump of the step at 0.
+    offset: value at ``delta`` (None: continuous there).
+  """
 
   tau: float = 0.01
   rho: float = 100.0
@@ -80,17 +97,27 @@ class SupRankDefaults(NamedTuple):
   start: float | None = 0.5
   offset: float | None = 1.44
 
+  def __call__(self, x):
+    return suprank_surrogate(x, tau=self.tau, rho=self.rho, delta=self.delta, start=self.start, offset=self.offset)
 
-class HRankDefaults(NamedTuple):
-  """HAPPIER's rank+ surrogate's hyper-parameters and their defaults (``HAPPIER.yaml``)."""
+
+@dataclasses.dataclass(frozen=True)
+class HRankSurrogate:
+  """HAPPIER's rank+ step's hyper-parameters (``HAPPIER.yaml``), bound: ``x -> hrank_surrogate(x, ...)``.
+
+  SupHAP takes one as ``hrank=``; the config lists its fields flat (``beta``, ``leak``, ``gamma``).
+  """
 
   beta: float = 25.0
   leak: float = 10.0
   gamma: float = 0.5
 
+  def __call__(self, x):
+    return hrank_surrogate(x, beta=self.beta, leak=self.leak, gamma=self.gamma)
 
-SUPRANK = SupRankDefaults()
-HRANK = HRankDefaults()
+
+SUPRANK = SupRankSurrogate()
+HRANK = HRankSurrogate()
 
 
 def heaviside(x):

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from suprank_jax.losses import inputs as inputs_lib
 from suprank_jax.losses import ranks
 from suprank_jax.losses.inputs import LossInputs
-from suprank_jax.losses.ranks import SUPRANK
+from suprank_jax.losses.ranks import SUPRANK, SupRankSurrogate
 
 __all__ = [
   "sup_recall_loss",
@@ -47,7 +47,8 @@ def _recall_score(items: ranks.RankedItems, *, at_k, temp):
   return total / len(at_k), num_pos > 0
 
 
-def _recall_loss(name, scores, positives, *, where, at_k, temp, step_fn, lower_step_fn, max_positives, reduce_fn):
+def _recall_loss(name, scores, positives, where, at_k, temp, max_positives, reduce_fn, **steps):
+  """The recall loss of the public functions below, with their rank ``steps`` (:func:`ranks.rank_loss`)."""
   at_k = tuple(int(k) for k in at_k)
   if not at_k or min(at_k) < 1:
     raise ValueError(f"{name}: at_k must be a non-empty sequence of positive ints, got {at_k}")
@@ -58,11 +59,10 @@ def _recall_loss(name, scores, positives, *, where, at_k, temp, step_fn, lower_s
     levels,
     score_fn=functools.partial(_recall_score, at_k=at_k, temp=temp),
     where=where,
-    step_fn=step_fn,
-    lower_step_fn=lower_step_fn,
     max_positives=max_positives,
     reduce_fn=reduce_fn,
     name=name,
+    **steps,
   )
 
 
@@ -73,11 +73,7 @@ def sup_recall_loss(
   where=None,
   at_k: Sequence[int] = _AT_K,
   temp: float = _TEMP,
-  tau: float = SUPRANK.tau,
-  rho: float = SUPRANK.rho,
-  delta: float | None = SUPRANK.delta,
-  start: float | None = SUPRANK.start,
-  offset: float | None = SUPRANK.offset,
+  surrogate: SupRankSurrogate = SUPRANK,
   max_positives: int | None = None,
   reduce_fn: Callable | None = jnp.mean,
 ):
@@ -96,24 +92,14 @@ def sup_recall_loss(
     where: optional ``[B, M]`` bool, items that exist.
     at_k: the ``k`` values averaged.
     temp: temperature of the sigmoid of ``k - rank``.
-    tau, rho, delta, start, offset: the rank surrogate.
+    surrogate: the rank step of negatives, a :class:`~suprank_jax.losses.ranks.SupRankSurrogate`.
     max_positives, reduce_fn: as in :func:`suprank_jax.losses.ap.sup_ap_loss`.
 
   Returns:
     Scalar (or ``[B]``) loss.
   """
-  lower = functools.partial(ranks.suprank_surrogate, tau=tau, rho=rho, delta=delta, start=start, offset=offset)
   return _recall_loss(
-    "sup_recall_loss",
-    scores,
-    positives,
-    where=where,
-    at_k=at_k,
-    temp=temp,
-    step_fn=ranks.heaviside,
-    lower_step_fn=lower,
-    max_positives=max_positives,
-    reduce_fn=reduce_fn,
+    "sup_recall_loss", scores, positives, where, at_k, temp, max_positives, reduce_fn, lower_step_fn=surrogate
   )
 
 
@@ -139,18 +125,7 @@ def smooth_recall_loss(
   0.384
   """
   sig = functools.partial(ranks.tau_sigmoid, tau=tau)
-  return _recall_loss(
-    "smooth_recall_loss",
-    scores,
-    positives,
-    where=where,
-    at_k=at_k,
-    temp=temp,
-    step_fn=sig,
-    lower_step_fn=None,
-    max_positives=max_positives,
-    reduce_fn=reduce_fn,
-  )
+  return _recall_loss("smooth_recall_loss", scores, positives, where, at_k, temp, max_positives, reduce_fn, step_fn=sig)
 
 
 def sup_recall_embedding_loss(
@@ -161,11 +136,7 @@ def sup_recall_embedding_loss(
   include_self: bool = True,
   at_k: Sequence[int] = _AT_K,
   temp: float = _TEMP,
-  tau: float = SUPRANK.tau,
-  rho: float = SUPRANK.rho,
-  delta: float | None = SUPRANK.delta,
-  start: float | None = SUPRANK.start,
-  offset: float | None = SUPRANK.offset,
+  surrogate: SupRankSurrogate = SUPRANK,
   max_positives: int | None = None,
   reduce_fn: Callable | None = jnp.mean,
 ):
@@ -174,20 +145,14 @@ def sup_recall_embedding_loss(
   Positives share label column ``hierarchy_level`` (an int). ``reduce_fn=None``: ``[B]`` per-query losses.
   """
   del params
-  positives, where = inputs_lib.binary_pairs(
-    inputs, hierarchy_level=hierarchy_level, include_self=include_self, name="sup_recall"
-  )
+  scores, positives, where = inputs_lib.binary_scores(inputs, hierarchy_level, include_self, name="sup_recall")
   return sup_recall_loss(
-    inputs.scores(),
+    scores,
     positives,
     where=where,
     at_k=at_k,
     temp=temp,
-    tau=tau,
-    rho=rho,
-    delta=delta,
-    start=start,
-    offset=offset,
+    surrogate=surrogate,
     max_positives=max_positives,
     reduce_fn=reduce_fn,
   )
@@ -207,16 +172,7 @@ def smooth_recall_embedding_loss(
 ):
   """:func:`smooth_recall_loss` on :class:`LossInputs` (registry name ``smooth_recall``); ``params`` is unused."""
   del params
-  positives, where = inputs_lib.binary_pairs(
-    inputs, hierarchy_level=hierarchy_level, include_self=include_self, name="smooth_recall"
-  )
+  scores, positives, where = inputs_lib.binary_scores(inputs, hierarchy_level, include_self, name="smooth_recall")
   return smooth_recall_loss(
-    inputs.scores(),
-    positives,
-    where=where,
-    at_k=at_k,
-    temp=temp,
-    tau=tau,
-    max_positives=max_positives,
-    reduce_fn=reduce_fn,
+    scores, positives, where=where, at_k=at_k, temp=temp, tau=tau, max_positives=max_positives, reduce_fn=reduce_fn
   )

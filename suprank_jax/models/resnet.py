@@ -139,46 +139,36 @@ class _Downsample(nn.Module):
     return _norm(self.bn, train, self.dtype, "1")(x)
 
 
-class _BasicBlock(nn.Module):
+# block kind -> its convolutions: (output channels over the planes, kernel, whether it takes the stride).
+# torchvision's BasicBlock, and its Bottleneck (ResNet v1.5: the stride sits on the 3x3 convolution).
+_BLOCK_CONVS = {
+  "basic": ((1, 3, True), (1, 3, False)),
+  "bottleneck": ((1, 1, False), (1, 3, True), (4, 1, False)),
+}
+
+
+class _Block(nn.Module):
+  """A residual block of ``kind`` (``_BLOCK_CONVS``): ``conv1``, ``bn1``, ReLU, ..., the last ``convK`` and
+  ``bnK``, plus the input (projected by ``downsample`` where the shape changes), then a ReLU."""
+
+  kind: str
   planes: int
   stride: int
   bn: str
   dtype: Any
-  expansion = 1
 
   @nn.compact
   def __call__(self, x, train: bool):
+    convs = _BLOCK_CONVS[self.kind]
+    y = x
+    for i, (expansion, kernel, strided) in enumerate(convs, 1):
+      y = _conv(self.planes * expansion, kernel, self.stride if strided else 1, self.dtype, f"conv{i}")(y)
+      y = _norm(self.bn, train, self.dtype, f"bn{i}")(y)
+      if i < len(convs):
+        y = nn.relu(y)
     residual = x
-    y = _conv(self.planes, 3, self.stride, self.dtype, "conv1")(x)
-    y = nn.relu(_norm(self.bn, train, self.dtype, "bn1")(y))
-    y = _conv(self.planes, 3, 1, self.dtype, "conv2")(y)
-    y = _norm(self.bn, train, self.dtype, "bn2")(y)
-    if self.stride != 1 or x.shape[-1] != self.planes:
-      residual = _Downsample(self.planes, self.stride, self.bn, self.dtype, name="downsample")(x, train)
-    return nn.relu(y + residual)
-
-
-class _Bottleneck(nn.Module):
-  """torchvision's Bottleneck (ResNet v1.5: the stride sits on the 3x3 convolution)."""
-
-  planes: int
-  stride: int
-  bn: str
-  dtype: Any
-  expansion = 4
-
-  @nn.compact
-  def __call__(self, x, train: bool):
-    out_features = self.planes * self.expansion
-    residual = x
-    y = _conv(self.planes, 1, 1, self.dtype, "conv1")(x)
-    y = nn.relu(_norm(self.bn, train, self.dtype, "bn1")(y))
-    y = _conv(self.planes, 3, self.stride, self.dtype, "conv2")(y)
-    y = nn.relu(_norm(self.bn, train, self.dtype, "bn2")(y))
-    y = _conv(out_features, 1, 1, self.dtype, "conv3")(y)
-    y = _norm(self.bn, train, self.dtype, "bn3")(y)
-    if self.stride != 1 or x.shape[-1] != out_features:
-      residual = _Downsample(out_features, self.stride, self.bn, self.dtype, name="downsample")(x, train)
+    if self.stride != 1 or x.shape[-1] != y.shape[-1]:
+      residual = _Downsample(y.shape[-1], self.stride, self.bn, self.dtype, name="downsample")(x, train)
     return nn.relu(y + residual)
 
 
@@ -194,9 +184,8 @@ class _Stage(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool):
-    block_cls = _BasicBlock if self.block == "basic" else _Bottleneck
     for i in range(self.num_blocks):
-      x = block_cls(self.planes, self.stride if i == 0 else 1, self.bn, self.dtype, name=str(i))(x, train)
+      x = _Block(self.block, self.planes, self.stride if i == 0 else 1, self.bn, self.dtype, name=str(i))(x, train)
     return x
 
 
@@ -218,7 +207,7 @@ class ResNet(nn.Module):
   @property
   def num_features(self) -> int:
     block, _ = RESNET_LAYERS[self.depth]
-    return self.width * 8 * (4 if block == "bottleneck" else 1)
+    return self.width * 8 * _BLOCK_CONVS[block][-1][0]
 
   @nn.compact
   def __call__(self, images, *, train: bool = False):

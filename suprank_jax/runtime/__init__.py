@@ -3,4 +3,5 @@
 * ``parallel``: the device mesh and global batches.
 * ``reporting``: log lines, progress, metric files and tables.
 * ``cli``: one-line errors and exit statuses of the command lines.
+* ``run_dir``: a run's folder (``RunDir``): the layout of its files, its ``config.yaml`` read and written.
 """

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 import jax
 import numpy as np
 
+from suprank_jax.runtime.run_dir import RunDir
+
 __all__ = ["MetricWriter", "Progress", "ProgressLog", "format_table"]
 
 
@@ -47,7 +49,7 @@ class MetricWriter:
     if not self.enabled:
       return
     os.makedirs(workdir, exist_ok=True)
-    self._path = os.path.join(workdir, "metrics.jsonl")
+    self._path = RunDir(workdir).metrics
     if os.path.exists(self._path):
       lines = self._read()
       kept = [(k, line) for k, line in lines if start_step is None or k is None or k[0] <= start_step]
@@ -59,7 +61,7 @@ class MetricWriter:
       from tensorboardX import SummaryWriter  # imported lazily: it is slow to import
 
       purge = None if start_step is None else int(start_step) + 1
-      self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=purge)
+      self._tb = SummaryWriter(RunDir(workdir).tensorboard, purge_step=purge)
 
   def _read(self):
     """``[((step, split) or None, line)]`` of the file; a line that does not parse (a run killed while

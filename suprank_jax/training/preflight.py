@@ -22,10 +22,12 @@ import numpy as np
 from suprank_jax import losses, models, optim, steps
 from suprank_jax.configs import common
 from suprank_jax.evaluation import evaluator as evaluator_lib
+from suprank_jax.evaluation import retrieval_evaluator
 from suprank_jax.input_pipeline import datasets, pipeline, sources
 from suprank_jax.losses import combine
 from suprank_jax.models import build_model
 from suprank_jax.runtime import parallel, reporting
+from suprank_jax.runtime.run_dir import RunDir
 from suprank_jax.training import checkpoint, resume_rules
 
 __all__ = ["Prepared", "prepare", "make_optimizer", "checkpoint_every_minutes"]
@@ -183,7 +185,7 @@ def prepare(
   for name, ev in config.evals.items():
     parallel.check_batch_size(ev.batch_size, mesh, name=f"config.evals.{name}.batch_size")
 
-  checkpoint_dir = os.path.join(workdir, "checkpoints")
+  checkpoint_dir = RunDir(workdir).checkpoints
   resuming = checkpoint.has_checkpoints(checkpoint_dir)
   if resuming:
     _check_resume_config(config, workdir, checkpoint_dir, allow=allow_config_change, log=log)
@@ -211,7 +213,7 @@ def prepare(
   checkpoint.check_writable(checkpoint_dir)
 
   evaluators = {
-    name: evaluator_lib.Evaluator(name, eval_cfg, config.input, model=model, mesh=mesh, log=log)
+    name: evaluator_lib.make_evaluator(name, eval_cfg, config.input, model=model, mesh=mesh, log=log)
     for name, eval_cfg in config.evals.items()
   }
   sample = pipeline.sample_images(config.input, train_source)
@@ -271,8 +273,9 @@ def make_optimizer(config, total_steps: int, plan: steps.EpochPlan):
 
 def _check_resume_config(config, workdir, checkpoint_dir, *, allow, log):
   """The config against the run's (its ``config.yaml``, else the newest checkpoint's record of it)."""
-  where = os.path.join(workdir, "config.yaml")
-  run_config = resume_rules.load_run_config(workdir)
+  run_dir = RunDir(workdir)
+  where = run_dir.config
+  run_config = run_dir.read_config_dict(hint="move it away to resume without the config check")
   if run_config is None:
     for step in sorted((int(n) for n in os.listdir(checkpoint_dir) if n.isdigit()), reverse=True):
       where = os.path.join(checkpoint_dir, str(step), "meta", "metadata")
@@ -294,7 +297,7 @@ def _check_data_files(config, train_source, workdir, log):
   """Every image file of the training and evaluation splits exists (reported all at once)."""
   splits = [train_source]
   for ev in config.evals.values():
-    input_config = evaluator_lib.evaluation_input_config(config.input, ev)
+    input_config = retrieval_evaluator.evaluation_input_config(config.input, ev)
     for split in filter(None, (ev.split, ev.gallery_split)):
       source = datasets.get_source(input_config, split)
       if (source.name, source.index_files) not in {(s.name, s.index_files) for s in splits}:

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import os
 from typing import Any
-
-import yaml
 
 __all__ = [
   "RESUME_MAY_CHANGE",
@@ -23,7 +20,6 @@ __all__ = [
   "flatten",
   "differences",
   "check_resume_config",
-  "load_run_config",
 ]
 
 # Dotted config keys (fnmatch patterns) whose value may differ from the run's config on a resume.
@@ -136,22 +132,3 @@ def check_resume_config(
       + "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
     )
   return changed
-
-
-def load_run_config(workdir: str) -> dict | None:
-  """The run's ``config.yaml`` as a dict, or None when there is none.
-
-  Raises:
-    ValueError: the file is not a config (naming it).
-  """
-  path = os.path.join(workdir, "config.yaml")
-  if not os.path.isfile(path):
-    return None
-  with open(path, encoding="utf-8") as f:
-    try:
-      data = yaml.safe_load(f)
-    except yaml.YAMLError as e:
-      raise ValueError(f"{path} is not readable YAML ({e}); move it away to resume without the config check") from e
-  if not isinstance(data, dict):
-    raise ValueError(f"{path} is not a config written by suprank_jax.train")
-  return data

@@ -23,13 +23,13 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import yaml
 
 from suprank_jax import losses
 from suprank_jax.evaluation import evaluator as evaluator_lib
 from suprank_jax.evaluation import pictures
 from suprank_jax.input_pipeline import pipeline
 from suprank_jax.runtime import parallel, reporting
+from suprank_jax.runtime.run_dir import RunDir
 from suprank_jax.training import checkpoint, policies, workdir_lock
 from suprank_jax.training.policies import RunInterrupted
 from suprank_jax.training.preflight import Prepared, checkpoint_every_minutes, prepare
@@ -50,24 +50,6 @@ __all__ = [
   "Saver",
   "train_loop",
 ]
-
-
-def _write_config(config, workdir, start_step: int):
-  """Writes ``config.yaml``; a resume with another config first keeps the run's previous one as
-  ``config.until_step_<start_step>.yaml``."""
-  path = os.path.join(workdir, "config.yaml")
-  text = yaml.safe_dump(config.to_dict(), sort_keys=False)
-  if start_step and os.path.exists(path):
-    with open(path, encoding="utf-8") as f:
-      previous = f.read()
-    if previous != text:
-      keep, n = os.path.join(workdir, f"config.until_step_{start_step}.yaml"), 1
-      while os.path.exists(keep):
-        n += 1
-        keep = os.path.join(workdir, f"config.until_step_{start_step}.{n}.yaml")
-      os.replace(path, keep)
-  with open(path, "w", encoding="utf-8") as f:
-    f.write(text)
 
 
 def _num_classes_per_level(source) -> tuple[int, ...]:
@@ -178,15 +160,17 @@ class Evaluations:
     self.config, self.run, self.workdir, self.writer, self.log = config, run, workdir, writer, log
 
   def __call__(self, step: int, state: TrainState) -> dict:
+    variables = state.variables()
+
     def report(name, metrics, seconds):
       self._report(step, name, metrics, seconds)
       if name in self.run.evaluators:
         pictures.write_evaluation_picture(
-          self.workdir, step, name, self.run.evaluators[name], state.variables(), tensorboard=self.config.tensorboard
+          self.workdir, step, name, self.run.evaluators[name], variables, tensorboard=self.config.tensorboard
         )
 
     return evaluator_lib.run_all(
-      self.run.evaluators, state, overall_over=self.config.overall_accuracy_over, report=report
+      self.run.evaluators, variables, overall_over=self.config.overall_accuracy_over, report=report
     )
 
   def missing(self, step: int) -> bool:
@@ -343,14 +327,14 @@ def _train_and_evaluate(config, workdir, *, log, allow_config_change):
   if config.num_epochs or config.eval_every_epochs or config.checkpoint_every_epochs or run.epochs.varies:
     log(f"{run.epochs.describe(run.total_steps)}: {run.total_steps} steps in all")
   programs = _programs(config, run)
-  ckpt = checkpoint.CheckpointManager(os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints)
+  ckpt = checkpoint.CheckpointManager(RunDir(workdir).checkpoints, max_to_keep=config.keep_checkpoints)
   writer = None
   try:
     fresh = programs.fresh_state()
     abstract = checkpoint.abstract_like(fresh)
     start = start_run(config, ckpt, fresh, abstract, pretrained=programs.pretrained, log=log)
     if jax.process_index() == 0:
-      _write_config(config, workdir, start.step)
+      RunDir(workdir).write_config(config, start_step=start.step)
     writer = reporting.MetricWriter(workdir, tensorboard=config.tensorboard, start_step=start.step)
     saver = Saver(ckpt, config, start)
 
@@ -390,7 +374,7 @@ def _train_and_evaluate(config, workdir, *, log, allow_config_change):
     if writer is not None:
       writer.close()
   if jax.process_index() == 0:
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
+    with open(RunDir(workdir).summary, "w") as f:
       json.dump(summary, f, indent=1, default=float)
   return state, summary
 

@@ -1,7 +1,7 @@
 """The baselines of the SupRank and HAPPIER comparison tables, as the SupRank repository's files compose them:
 ResNet-50 with LayerNorm (``model=resnet_ln``) and the data set's own optimizer file."""
 
-from suprank_jax.configs.experiments.record import Experiment, Source
+from suprank_jax.configs.experiments.record import from_files
 
 __all__ = ["EXPERIMENTS", "INTRO", "TITLE"]
 
@@ -14,22 +14,17 @@ _DATA = {"sop": "SOP", "inat_base": "iNat-base", "inat_full": "iNat-full"}
 def _baseline(name, what, dataset, loss, *, memory="", hierarchy_levels=(0,)):
   """``baselines/<name>``: ``what`` trained on ``dataset`` with ``loss``; the iNaturalist runs freeze the
   backbone for 5 epochs (``warmup_step=5``) as the original's iNaturalist files."""
-  optimizer = "sop" if dataset == "sop" else "inat"
-  freeze_epochs = 0 if dataset == "sop" else 5
-  groups = dict(dataset=dataset, model="resnet_ln", optimizer=optimizer, loss=loss)
-  args = " ".join(f"{kind}={group}" for kind, group in groups.items())
-  args += f" warmup_step={freeze_epochs}" if freeze_epochs else ""
+  inat = dataset != "sop"
+  files = dict(dataset=dataset, model="resnet_ln", optimizer="inat" if inat else "sop", loss=loss)
   if memory:
-    groups["memory"] = memory
-    args += f" memory={memory}"
-  return Experiment(
+    files["memory"] = memory
+  return from_files(
     f"baselines/{name}",
     f"Baseline: {what} on {_DATA[dataset]} with ResNet-50",
-    groups,
-    Source("suprank", args),
+    files,
     paper="suprank",
     table="a baseline of its comparison tables and HAPPIER's",
-    freeze_epochs=freeze_epochs,
+    freeze_epochs=5 if inat else 0,
     hierarchy_levels=hierarchy_levels,
   )
 

@@ -23,95 +23,79 @@ _DYML_EVALUATION = (
   "accuracy_calculator.recall_rate=[10,20] accuracy_calculator.with_binary_asi=True"
 )
 
-EXPERIMENTS = (
-  Experiment(
-    "happier/inat_base",
-    "HAPPIER on iNat-base (command 1 of the original README)",
-    dict(dataset="inat_base", model="resnet_ln", optimizer="inat", loss="happier_inat"),
-    Source(
-      "suprank",
-      "python suprank/run.py seed=0 accuracy_calculator.compute_for_hierarchy_levels=[0,1] warmup_step=5 "
-      "optimizer=inat model=resnet_ln dataset=inat_base loss=HAPPIER_inat",
-      readme="command 1",
-    ),
+# The run settings a SupRank command may give: record field -> its argument (absent: the record's default).
+_RUN_ARGUMENTS = {"epochs": "max_iter", "freeze_epochs": "warmup_step"}
+
+
+def _command(n, data, args, *, table, published, **fields):
+  """``happier/<dataset>``: command ``n`` of the SupRank README, ``python suprank/run.py seed=0 <args>``, on
+  ``data``. Its groups are the files ``args`` names (in lower case), its run settings the ``max_iter``,
+  ``warmup_step`` and ``compute_for_hierarchy_levels`` it gives; ``fields``: the record's others."""
+  given = dict(arg.split("=", 1) for arg in args.split())
+  levels = given["accuracy_calculator.compute_for_hierarchy_levels"].strip("[]").split(",")
+  return Experiment(
+    f"happier/{given['dataset']}",
+    f"HAPPIER on {data} (command {n} of the original README)",
+    {kind: given[kind].lower() for kind in ("dataset", "model", "optimizer", "loss")},
+    Source("suprank", f"python suprank/run.py seed=0 {args}", readme=f"command {n}"),
     paper="happier",
+    table=table,
+    published=published,
+    hierarchy_levels=tuple(int(level) for level in levels),
+    **{field: int(given[arg]) for field, arg in _RUN_ARGUMENTS.items() if arg in given},
+    **fields,
+  )
+
+
+def _dyml(n, benchmark, loss_file, mean_ap):
+  """Command ``n``: HAPPIER with ``loss_file`` on DyML-<benchmark>, trained from scratch, with the DyML
+  evaluation on the fine level; ``mean_ap``: the published average mAP."""
+  return _command(
+    n,
+    f"DyML-{benchmark.title()}",
+    f"accuracy_calculator.compute_for_hierarchy_levels=[0] {_DYML_EVALUATION} optimizer=dyml model=dyml_resnet34 "
+    f"dataset=dyml_{benchmark} loss={loss_file}",
+    table="Table 3 (DyML)",
+    published=leaderboard("happier", f"HAPPIER average mAP {mean_ap}", unread="R@1 and ASI"),
+    weights=(),
+    finish=(functools.partial(experiment.dyml_evaluation, hierarchy_levels=(0,)),),
+    notes=_DYML_GALLERIES,
+  )
+
+
+EXPERIMENTS = (
+  _command(
+    1,
+    "iNat-base",
+    "accuracy_calculator.compute_for_hierarchy_levels=[0,1] warmup_step=5 optimizer=inat model=resnet_ln "
+    "dataset=inat_base loss=HAPPIER_inat",
     table="Table 2 (iNat-base)",
     published=leaderboard(
       "happier",
       "HAPPIER (ResNet-50) R@1 70.7 on iNaturalist (the leaderboard does not say whether iNat-base or iNat-full)",
       unread=_HIERARCHICAL,
     ),
-    freeze_epochs=5,
-    hierarchy_levels=(0, 1),
   ),
-  Experiment(
-    "happier/inat_full",
-    "HAPPIER on iNat-full (command 2 of the original README)",
-    dict(dataset="inat_full", model="resnet_ln", optimizer="inat", loss="happier_inat"),
-    Source(
-      "suprank",
-      "python suprank/run.py seed=0 accuracy_calculator.compute_for_hierarchy_levels=[0,1,2,3,4,5,6] warmup_step=5 "
-      "optimizer=inat model=resnet_ln dataset=inat_full loss=HAPPIER_inat",
-      readme="command 2",
-    ),
-    paper="happier",
+  _command(
+    2,
+    "iNat-full",
+    "accuracy_calculator.compute_for_hierarchy_levels=[0,1,2,3,4,5,6] warmup_step=5 optimizer=inat model=resnet_ln "
+    "dataset=inat_full loss=HAPPIER_inat",
     table="Table 2 (iNat-full)",
     published=leaderboard(
       "happier", "HAPPIER (ResNet-50) R@1 70.7 on iNaturalist (split not stated)", unread=_HIERARCHICAL
     ),
-    freeze_epochs=5,
-    hierarchy_levels=(0, 1, 2, 3, 4, 5, 6),
   ),
-  Experiment(
-    "happier/sop",
-    "HAPPIER on Stanford Online Products (command 3 of the original README)",
-    dict(dataset="sop", model="resnet_ln", optimizer="sop", loss="happier_sop"),
-    Source(
-      "suprank",
-      "python suprank/run.py seed=0 max_iter=100 warmup_step=5 accuracy_calculator.compute_for_hierarchy_levels=[0,1] "
-      "optimizer=sop model=resnet_ln dataset=sop loss=HAPPIER_SOP",
-      readme="command 3",
-    ),
-    paper="happier",
+  _command(
+    3,
+    "Stanford Online Products",
+    "max_iter=100 warmup_step=5 accuracy_calculator.compute_for_hierarchy_levels=[0,1] optimizer=sop model=resnet_ln "
+    "dataset=sop loss=HAPPIER_SOP",
     table="Table 2 (SOP)",
     published=leaderboard("happier", "HAPPIER R@1 81.0 (HAPPIER_F 81.8)", unread=_HIERARCHICAL),
-    freeze_epochs=5,
-    hierarchy_levels=(0, 1),
   ),
-  Experiment(
-    "happier/dyml_vehicle",
-    "HAPPIER on DyML-Vehicle (command 4 of the original README)",
-    dict(dataset="dyml_vehicle", model="dyml_resnet34", optimizer="dyml", loss="happier"),
-    Source(
-      "suprank",
-      f"python suprank/run.py seed=0 accuracy_calculator.compute_for_hierarchy_levels=[0] {_DYML_EVALUATION} "
-      "optimizer=dyml model=dyml_resnet34 dataset=dyml_vehicle loss=HAPPIER",
-      readme="command 4",
-    ),
-    paper="happier",
-    table="Table 3 (DyML)",
-    published=leaderboard("happier", "HAPPIER average mAP 37.0", unread="R@1 and ASI"),
-    weights=(),
-    finish=(functools.partial(experiment.dyml_evaluation, hierarchy_levels=(0,)),),
-    notes=_DYML_GALLERIES,
-  ),
-  Experiment(
-    "happier/dyml_animal",
-    "HAPPIER on DyML-Animal (command 5 of the original README)",
-    dict(dataset="dyml_animal", model="dyml_resnet34", optimizer="dyml", loss="happier_5"),
-    Source(
-      "suprank",
-      f"python suprank/run.py seed=0 accuracy_calculator.compute_for_hierarchy_levels=[0] {_DYML_EVALUATION} "
-      "optimizer=dyml model=dyml_resnet34 dataset=dyml_animal loss=HAPPIER_5",
-      readme="command 5",
-    ),
-    paper="happier",
-    table="Table 3 (DyML)",
-    published=leaderboard("happier", "HAPPIER average mAP 43.8", unread="R@1 and ASI"),
-    weights=(),
-    finish=(functools.partial(experiment.dyml_evaluation, hierarchy_levels=(0,)),),
-    notes=_DYML_GALLERIES,
-  ),
+  _dyml(4, "vehicle", "HAPPIER", "37.0"),
+  _dyml(5, "animal", "HAPPIER_5", "43.8"),
   Experiment(
     "happier/dyml_product",
     "HAPPIER on DyML-Product (command 6 of the HAPPIER repository's README)",

@@ -1,7 +1,7 @@
 """The landmark experiments of the SupRank paper: the original's landmark model trained on GLDv2 or H-GLDv2,
 evaluated on Revisited Oxford/Paris and the H-GLDv2 benchmark."""
 
-from suprank_jax.configs.experiments.record import Experiment, Source
+from suprank_jax.configs.experiments.record import from_files
 from suprank_jax.evaluation import retrieval
 
 __all__ = ["EXPERIMENTS", "INTRO", "TITLE", "landmark_metrics"]
@@ -51,14 +51,10 @@ _DATA = {"gldv2": "GLDv2", "gldv2_hier": "H-GLDv2"}
 def _landmark(name, what, dataset, loss_file, optimizer, why):
   """``landmarks/<name>``: ``what`` trained on ``dataset`` with the original's ``loss_file`` (the group of
   its name in lower case) and ``optimizer`` files, the latter for the reason ``why``."""
-  return Experiment(
+  return from_files(
     f"landmarks/{name}",
     f"{what} on {_DATA[dataset]}, with the original's landmark model",
-    dict(dataset=dataset, model="resnet_101_lm", optimizer=optimizer, loss=loss_file.lower()),
-    Source(
-      "suprank",
-      f"dataset={dataset} model=resnet_101_LM optimizer={optimizer} loss={loss_file} evaluation=landmark_evaluation",
-    ),
+    dict(dataset=dataset, model="resnet_101_LM", optimizer=optimizer, loss=loss_file, evaluation="landmark_evaluation"),
     paper="suprank",
     table="its landmark retrieval results: Revisited Oxford and Paris (mAP, Medium and Hard) and the H-GLDv2 "
     "benchmark (mAP@100, H-AP, ASI, NDCG)",

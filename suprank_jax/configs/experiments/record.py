@@ -14,6 +14,7 @@ from typing import NamedTuple
 import ml_collections
 
 from suprank_jax.configs import common, experiment
+from suprank_jax.configs.groups import GROUPS
 
 __all__ = [
   "DATASETS",
@@ -26,6 +27,7 @@ __all__ = [
   "Paper",
   "Source",
   "Weights",
+  "from_files",
   "leaderboard",
 ]
 
@@ -176,6 +178,9 @@ WEIGHTS = {
 }
 
 
+_MAX_ITER = 100  # the original's default.yaml
+
+
 @dataclasses.dataclass(frozen=True)
 class Experiment:
   """One experiment: its composition, the run it reproduces, its paper, its data and weights.
@@ -193,7 +198,7 @@ class Experiment:
   table: str  # where in the paper
   published: str = NOT_READ
   weights: tuple[str, ...] = ("resnet50.safetensors",)  # keys of WEIGHTS; () trains from scratch
-  epochs: int = 100  # the original's max_iter
+  epochs: int = _MAX_ITER  # the original's max_iter
   freeze_epochs: int = 0  # the original's warmup_step
   hierarchy_levels: tuple[int, ...] = (0,)  # the original's compute_for_hierarchy_levels
   seed: int = 0
@@ -246,3 +251,35 @@ class Experiment:
       *(f"--{WEIGHTS[w].flag}=/weights/{w}" for w in self.weights),
     ]
     return " \\\n  ".join(lines)
+
+
+# The kinds a SupRank command names first; its other files (memory, evaluation) come after the run settings.
+_FIRST_FILES = ("dataset", "model", "optimizer", "loss")
+
+
+def from_files(name: str, title: str, files: Mapping[str, str], **fields) -> Experiment:
+  """The record of a run that composes the SupRank repository's config files, for which no README gives a command.
+
+  Args:
+    name, title: the record's.
+    files: kind -> the original's file name: dataset, model, optimizer and loss, then any memory or
+      evaluation file. The groups are the names of the files of a group kind in lower case.
+    **fields: the record's other fields (``paper``, ``table``, run settings, ...).
+
+  Returns:
+    The record, whose source names the files and, after the first four, the run settings that differ from
+    the original's ``default.yaml`` (``max_iter``, the sampler's batch size and batches per super-tuple,
+    ``warmup_step``), in the order of the original's commands.
+  """
+  groups = {kind: file.lower() for kind, file in files.items() if kind in GROUPS}
+  e = Experiment(name, title, groups, Source("suprank", ""), **fields)
+  settings = {
+    "max_iter": e.epochs if e.epochs != _MAX_ITER else 0,
+    "dataset.sampler.batch_size": e.batch_size,
+    "dataset.sampler.batches_per_super_tuple": e.batches_per_super_tuple,
+    "warmup_step": e.freeze_epochs,
+  }
+  args = [f"{kind}={files[kind]}" for kind in _FIRST_FILES]
+  args += [f"{key}={value}" for key, value in settings.items() if value]
+  args += [f"{kind}={file}" for kind, file in files.items() if kind not in _FIRST_FILES]
+  return dataclasses.replace(e, source=Source("suprank", " ".join(args)))

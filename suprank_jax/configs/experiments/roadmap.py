@@ -1,7 +1,9 @@
 """The ROADMAP experiments: the runs of the ROADMAP repository's README (its NeurIPS 2021 table), and
 compositions of the SupRank repository's files for the same table."""
 
-from suprank_jax.configs.experiments.record import Experiment, Source, leaderboard
+import dataclasses
+
+from suprank_jax.configs.experiments.record import Experiment, Source, from_files, leaderboard
 
 __all__ = ["EXPERIMENTS", "INTRO", "TITLE", "readme_evaluation"]
 
@@ -25,25 +27,72 @@ _TABLE = "Table 4"
 _SUPRANK_FILES = "the SupRank repository's composition of its Table 4 run `roadmap/{}`"
 _ROADMAP_LOSS = "`loss=roadmap` weighs SupAP and calibration 1 and 1; evaluation every 5 epochs."
 _DEFAULTS = "Its `default.yaml` gives `max_iter` 100 and seed 0."
+_DEIT_S = "`roadmap/{}_deit_small` is the ROADMAP README's DeiT-S run."
+_README_SEED = 333
+_DATA = {"cub": "CUB-200-2011", "inat": "iNaturalist-2018", "sop": "SOP"}  # the first word of a file name
+# model group -> (its name in the titles, its weights); any other is a ResNet-50.
+_DEIT = {
+  "deit_base": ("DeiT-B", ("deit_base_distilled_patch16_224.safetensors",)),
+  "deit_small": ("DeiT-S", ("deit_small_distilled_patch16_224.safetensors",)),
+}
+_RESNET = ("ResNet-50", ("resnet50.safetensors",))
 
-EXPERIMENTS = (
-  Experiment(
-    "roadmap/cub",
-    "ROADMAP (SupAP + calibration) on CUB-200-2011 with ResNet-50",
-    dict(dataset="cub_big", model="resnet_ln_max", optimizer="roadmap_repo_cub", loss="roadmap_repo_roadmap"),
-    Source(
-      "roadmap",
-      "experience.seed=333 experience.max_iter=200 optimizer=cub model=resnet_max_ln transform=cub_big dataset=cub "
-      "dataset.sampler.kwargs.batch_size=128 loss=roadmap",
-      readme="CUB-200-2011",
-    ),
+
+def _title(file: str, model: str) -> str:
+  backbone = _DEIT.get(model, _RESNET)[0]
+  return f"ROADMAP (SupAP + calibration) on {_DATA[file.split('_')[0]]} with {backbone}"
+
+
+def _readme_run(file, groups, files, readme, **fields):
+  """``roadmap/<file>``: the ROADMAP README's run ``readme``, of that repository's config ``files`` (the loss
+  last), with its seed 333, evaluation every 5 epochs, and the run length and sampler arguments of ``fields``;
+  ``groups``: the groups that hold the files' values."""
+  e = Experiment(
+    f"roadmap/{file}",
+    _title(file, groups["model"]),
+    groups,
+    Source("roadmap", "", readme),
     paper="roadmap",
     table=_TABLE,
+    weights=_DEIT.get(groups["model"], _RESNET)[1],
+    seed=_README_SEED,
+    finish=(readme_evaluation,),
+    **fields,
+  )
+  *others, loss = files.split()
+  sampler = {"batch_size": e.batch_size, "batches_per_super_pair": e.batches_per_super_tuple}
+  args = [f"experience.seed={e.seed}", f"experience.max_iter={e.epochs}", *others]
+  args += [f"dataset.sampler.kwargs.{key}={value}" for key, value in sampler.items() if value] + [loss]
+  return dataclasses.replace(e, source=Source("roadmap", " ".join(args), readme))
+
+
+def _suprank_files(file, dataset, model, optimizer, loss_file, **fields):
+  """``roadmap/<file>``: a composition of the SupRank repository's files; ``<data>_suprank`` is that of the
+  README's ResNet-50 run ``roadmap/<data>``."""
+  title, table = _title(file, model), _TABLE
+  if file.endswith("_suprank"):
+    title += ", as the SupRank repository's files compose it"
+    table, fields["published"] = _SUPRANK_FILES.format(file.split("_")[0]), "none for this composition"
+  return from_files(
+    f"roadmap/{file}",
+    title,
+    dict(dataset=dataset, model=model, optimizer=optimizer, loss=loss_file),
+    paper="roadmap",
+    table=table,
+    weights=_DEIT.get(model, _RESNET)[1],
+    **fields,
+  )
+
+
+EXPERIMENTS = (
+  _readme_run(
+    "cub",
+    dict(dataset="cub_big", model="resnet_ln_max", optimizer="roadmap_repo_cub", loss="roadmap_repo_roadmap"),
+    "optimizer=cub model=resnet_max_ln transform=cub_big dataset=cub loss=roadmap",
+    "CUB-200-2011",
     published=leaderboard("roadmap", "R@1 68.5 (ResNet-50)", unread="mAP@R"),
     epochs=200,
-    seed=333,
     batch_size=128,
-    finish=(readme_evaluation,),
     notes=(
       "Its files: `optimizer=cub` is one Adam over every parameter at a constant 1e-6, weight decay 4e-4, no "
       "scheduler (read from `margin_ap/config/optimizer/cub.yaml`, the package's earlier name: the stored copy "
@@ -51,81 +100,44 @@ EXPERIMENTS = (
       f"`dataset=cub` with `transform=cub_big` SupRank's `cub_big` (256 crops, MPerClassSampler); {_ROADMAP_LOSS}"
     ),
   ),
-  Experiment(
-    "roadmap/cub_deit_base",
-    "ROADMAP (SupAP + calibration) on CUB-200-2011 with DeiT-B",
-    dict(dataset="cub", model="deit_base", optimizer="cub_deit", loss="roadmap_sop"),
-    Source(
-      "suprank",
-      "dataset=cub model=deit_base optimizer=cub_deit loss=ROADMAP_SOP max_iter=150 dataset.sampler.batch_size=128",
-    ),
-    paper="roadmap",
-    table=_TABLE,
+  _suprank_files(
+    "cub_deit_base",
+    "cub",
+    "deit_base",
+    "cub_deit",
+    "ROADMAP_SOP",
     published=leaderboard("roadmap", "R@1 77.4 (DeiT-B)"),
-    weights=("deit_base_distilled_patch16_224.safetensors",),
     epochs=150,
     batch_size=128,
-    notes="`roadmap/cub_deit_small` is the ROADMAP README's DeiT-S run.",
+    notes=_DEIT_S.format("cub"),
   ),
-  Experiment(
-    "roadmap/cub_deit_small",
-    "ROADMAP (SupAP + calibration) on CUB-200-2011 with DeiT-S",
+  _readme_run(
+    "cub_deit_small",
     dict(dataset="cub", model="deit_small", optimizer="roadmap_repo_cub_deit", loss="roadmap_repo_roadmap"),
-    Source(
-      "roadmap",
-      "experience.seed=333 experience.max_iter=150 optimizer=cub_deit model=deit transform=cub dataset=cub "
-      "dataset.sampler.kwargs.batch_size=128 loss=roadmap",
-      readme="CUB-200-2011, DeiT",
-    ),
-    paper="roadmap",
-    table=_TABLE,
-    weights=("deit_small_distilled_patch16_224.safetensors",),
+    "optimizer=cub_deit model=deit transform=cub dataset=cub loss=roadmap",
+    "CUB-200-2011, DeiT",
     epochs=150,
-    seed=333,
     batch_size=128,
-    finish=(readme_evaluation,),
     notes=(
       "Its files: `model=deit` is DeiT-S (`deit_small` here, as `roadmap/sop_deit_small`); `optimizer=cub_deit` "
       "is one AdamW over every parameter at a constant 1e-6, weight decay 5e-4, no scheduler; `dataset=cub` with "
       f"`transform=cub` is SupRank's `cub`; {_ROADMAP_LOSS}"
     ),
   ),
-  Experiment(
-    "roadmap/cub_suprank",
-    "ROADMAP (SupAP + calibration) on CUB-200-2011 with ResNet-50, as the SupRank repository's files compose it",
-    dict(dataset="cub_big", model="resnet_ln_max", optimizer="cub", loss="roadmap_sop"),
-    Source(
-      "suprank",
-      "dataset=cub_big model=resnet_ln_max optimizer=cub loss=ROADMAP_SOP max_iter=200 dataset.sampler.batch_size=128",
-    ),
-    paper="roadmap",
-    table=_SUPRANK_FILES.format("cub"),
-    published="none for this composition",
-    epochs=200,
-    batch_size=128,
-  ),
-  Experiment(
-    "roadmap/inat",
-    "ROADMAP (SupAP + calibration) on iNaturalist-2018 with ResNet-50",
+  _suprank_files("cub_suprank", "cub_big", "resnet_ln_max", "cub", "ROADMAP_SOP", epochs=200, batch_size=128),
+  _readme_run(
+    "inat",
     dict(
       dataset="inat_base",
       model="roadmap_repo_resnet",
       optimizer="roadmap_repo_inaturalist",
       loss="roadmap_repo_roadmap_inat",
     ),
-    Source(
-      "roadmap",
-      "experience.seed=333 experience.max_iter=90 optimizer=inaturalist model=resnet transform=inaturalist "
-      "dataset=inaturalist dataset.sampler.kwargs.batch_size=384 loss=roadmap_inat",
-      readme="INaturalist, 3 GPUs",
-    ),
-    paper="roadmap",
-    table=_TABLE,
+    "optimizer=inaturalist model=resnet transform=inaturalist dataset=inaturalist loss=roadmap_inat",
+    "INaturalist, 3 GPUs",
     published="not read here (see the paper; the leaderboard row for ResNet-50 is cut off in the stored page)",
     epochs=90,
-    seed=333,
     batch_size=384,
-    finish=(readme_evaluation,),
     notes=(
       "Its files: `model=resnet` has no LayerNorm; `optimizer=inaturalist` is Adam 1e-5, weight decay 4e-4 on the "
       "backbone and the fc layer, MultiStepLR at epochs 30 and 70 with gamma 0.3 on both (read from "
@@ -135,63 +147,30 @@ EXPERIMENTS = (
       "SupAP and calibration 1 and 1; evaluation every 5 epochs."
     ),
   ),
-  Experiment(
-    "roadmap/inat_deit_base",
-    "ROADMAP (SupAP + calibration) on iNaturalist-2018 with DeiT-B",
-    dict(dataset="inat_base", model="deit_base", optimizer="inat_deit", loss="roadmap_inat"),
-    Source("suprank", "dataset=inat_base model=deit_base optimizer=inat_deit loss=ROADMAP_inat"),
-    paper="roadmap",
-    table=_TABLE,
-    weights=("deit_base_distilled_patch16_224.safetensors",),
-    notes=_DEFAULTS,
-  ),
-  Experiment(
-    "roadmap/inat_deit_small",
-    "ROADMAP (SupAP + calibration) on iNaturalist-2018 with DeiT-S",
-    dict(dataset="inat_base", model="deit_small", optimizer="inat_deit", loss="roadmap_inat"),
-    Source("suprank", "dataset=inat_base model=deit_small optimizer=inat_deit loss=ROADMAP_inat"),
-    paper="roadmap",
-    table=_TABLE,
+  _suprank_files("inat_deit_base", "inat_base", "deit_base", "inat_deit", "ROADMAP_inat", notes=_DEFAULTS),
+  _suprank_files(
+    "inat_deit_small",
+    "inat_base",
+    "deit_small",
+    "inat_deit",
+    "ROADMAP_inat",
     published=leaderboard("roadmap", "R@1 73.6 (DeiT-S)"),
-    weights=("deit_small_distilled_patch16_224.safetensors",),
     notes=_DEFAULTS,
   ),
-  Experiment(
-    "roadmap/inat_suprank",
-    "ROADMAP (SupAP + calibration) on iNaturalist-2018 with ResNet-50, as the SupRank repository's files compose it",
-    dict(dataset="inat_base", model="resnet_ln", optimizer="inat", loss="roadmap_inat"),
-    Source(
-      "suprank",
-      "dataset=inat_base model=resnet_ln optimizer=inat loss=ROADMAP_inat max_iter=90 dataset.sampler.batch_size=384",
-    ),
-    paper="roadmap",
-    table=_SUPRANK_FILES.format("inat"),
-    published="none for this composition",
-    epochs=90,
-    batch_size=384,
-  ),
-  Experiment(
-    "roadmap/sop",
-    "ROADMAP (SupAP + calibration) on SOP with ResNet-50",
+  _suprank_files("inat_suprank", "inat_base", "resnet_ln", "inat", "ROADMAP_inat", epochs=90, batch_size=384),
+  _readme_run(
+    "sop",
     dict(
       dataset="roadmap_repo_sop_big",
       model="roadmap_repo_resnet",
       optimizer="roadmap_repo_sop",
       loss="roadmap_repo_roadmap",
     ),
-    Source(
-      "roadmap",
-      "experience.seed=333 experience.max_iter=100 optimizer=sop model=resnet transform=sop_big dataset=sop "
-      "dataset.sampler.kwargs.batch_size=128 dataset.sampler.kwargs.batches_per_super_pair=10 loss=roadmap",
-      readme="SOP",
-    ),
-    paper="roadmap",
-    table=_TABLE,
+    "optimizer=sop model=resnet transform=sop_big dataset=sop loss=roadmap",
+    "SOP",
     published=leaderboard("roadmap", "R@1 83.1 (ResNet-50)", unread="mAP@R"),
-    seed=333,
     batch_size=128,
     batches_per_super_tuple=10,
-    finish=(readme_evaluation,),
     notes=(
       "Its files: `model=resnet` has no LayerNorm; `optimizer=sop` is Adam 1e-5, weight decay 1e-4 on the backbone "
       "and the fc layer, MultiStepLR at epoch 25 with gamma 0.1 (read from `margin_ap/config/optimizer/sop.yaml`, "
@@ -200,56 +179,31 @@ EXPERIMENTS = (
       "(2 super-classes per batch); evaluation every 5 epochs."
     ),
   ),
-  Experiment(
-    "roadmap/sop_deit_base",
-    "ROADMAP (SupAP + calibration) on SOP with DeiT-B",
-    dict(dataset="sop", model="deit_base", optimizer="sop_deit_sch", loss="roadmap_sop"),
-    Source(
-      "suprank",
-      "dataset=sop model=deit_base optimizer=sop_deit_sch loss=ROADMAP_SOP max_iter=75 dataset.sampler.batch_size=128 "
-      "dataset.sampler.batches_per_super_tuple=10",
-    ),
-    paper="roadmap",
-    table=_TABLE,
+  _suprank_files(
+    "sop_deit_base",
+    "sop",
+    "deit_base",
+    "sop_deit_sch",
+    "ROADMAP_SOP",
     published=leaderboard("roadmap", "R@1 86.0 (DeiT-B)"),
-    weights=("deit_base_distilled_patch16_224.safetensors",),
     epochs=75,
     batch_size=128,
     batches_per_super_tuple=10,
-    notes="`roadmap/sop_deit_small` is the ROADMAP README's DeiT-S run.",
+    notes=_DEIT_S.format("sop"),
   ),
-  Experiment(
-    "roadmap/sop_deit_small",
-    "ROADMAP (SupAP + calibration) on SOP with DeiT-S",
+  _readme_run(
+    "sop_deit_small",
     dict(dataset="sop", model="deit_small", optimizer="sop_deit_sch", loss="roadmap_repo_roadmap"),
-    Source(
-      "roadmap",
-      "experience.seed=333 experience.max_iter=75 optimizer=sop_deit model=deit transform=sop dataset=sop "
-      "dataset.sampler.kwargs.batch_size=128 dataset.sampler.kwargs.batches_per_super_pair=10 loss=roadmap",
-      readme="SOP, transformer backbone",
-    ),
-    paper="roadmap",
-    table=_TABLE,
-    weights=("deit_small_distilled_patch16_224.safetensors",),
+    "optimizer=sop_deit model=deit transform=sop dataset=sop loss=roadmap",
+    "SOP, transformer backbone",
     epochs=75,
-    seed=333,
     batch_size=128,
     batches_per_super_tuple=10,
-    finish=(readme_evaluation,),
     notes=(
       "Its files: `model=deit` is DeiT-S (`vit_deit_distilled`: the distilled checkpoint without its distillation "
       "token, the class token, no projection): `deit_small` here; `optimizer=sop_deit`, one AdamW 1e-5, weight "
       f"decay 5e-4, MultiStepLR at epochs 25 and 50 with gamma 0.3, is SupRank's `sop_deit_sch`; {_ROADMAP_LOSS}"
     ),
   ),
-  Experiment(
-    "roadmap/sop_suprank",
-    "ROADMAP (SupAP + calibration) on SOP with ResNet-50, as the SupRank repository's files compose it",
-    dict(dataset="sop", model="resnet_ln", optimizer="sop", loss="roadmap_sop"),
-    Source("suprank", "dataset=sop model=resnet_ln optimizer=sop loss=ROADMAP_SOP"),
-    paper="roadmap",
-    table=_SUPRANK_FILES.format("sop"),
-    published="none for this composition",
-    notes=_DEFAULTS,
-  ),
+  _suprank_files("sop_suprank", "sop", "resnet_ln", "sop", "ROADMAP_SOP", notes=_DEFAULTS),
 )
